@@ -1,0 +1,3 @@
+from wuhai_iot.cli import main
+
+raise SystemExit(main())

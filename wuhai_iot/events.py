@@ -1,0 +1,236 @@
+"""Normalised events: what every protocol decodes into and every later layer consumes.
+
+Protocols turn frames into these; the ingest pipeline, the rules and storage never see a wire format.
+All times are timezone-aware UTC. ``device_time`` is the terminal's own clock (``None`` when the
+terminal says its clock is not set); ``received_at`` is when the platform read the frame.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+# Canonical elevator fault kinds (domain.md): the alarm ``kind`` everywhere.
+FAULT_KINDS: tuple[str, ...] = (
+    "trapped",
+    "door_open_moving",
+    "overshoot_top",
+    "overshoot_bottom",
+    "overspeed",
+    "stopped_outside_zone",
+    "door_fault",
+    "power_lost",
+    "safety_circuit",
+    "door_lock",
+    "alarm_button",
+    "reopening",
+    "unknown_fault",
+)
+
+MEDIA: dict[int, str] = {1: "LPG", 2: "CNG", 3: "LNG", 9: "OTHER"}
+"""GF-3 medium codes, shared with the registry's medium words."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Common header of every normalised event."""
+
+    protocol: str
+    terminal_id: str
+    seq: int
+    device_time: datetime | None
+    received_at: datetime
+
+    @property
+    def time(self) -> datetime:
+        """The event's time: the device's clock, or the receive time when the clock is not set."""
+        return self.device_time or self.received_at
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Login(Event):
+    firmware: str
+    report_interval_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat(Event):
+    signal: int | None = None
+    """Signal quality (CSQ 0-31) or, for filling controllers, the status bit field."""
+
+
+class Direction(enum.StrEnum):
+    UP = "up"
+    DOWN = "down"
+    STOPPED = "stopped"
+
+
+class Door(enum.StrEnum):
+    CLOSED = "closed"
+    OPENING = "opening"
+    OPEN = "open"
+    CLOSING = "closing"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ElevatorStatus(Event):
+    """One status sample. ``None`` means the terminal did not report that value."""
+
+    floor: int | None
+    direction: Direction
+    door: Door
+    running: bool
+    door_zone: bool | None
+    occupied: bool | None
+    speed_mps: float | None
+    load_pct: int | None = None
+    power: bool | None = None
+    safety_circuit: bool | None = None
+    door_lock: bool | None = None
+    overload: bool | None = None
+    mode: str | None = None
+    """normal, inspection, fire, maintenance, out_of_service, independent"""
+    trip_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ElevatorFault(Event):
+    """A fault the terminal itself detected, raised or cleared."""
+
+    kind: str
+    """One of FAULT_KINDS."""
+    vendor_code: str
+    """The vendor's own code as text (ELink number, LMT word)."""
+    active: bool
+    floor: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TerminalDiagnostic(Event):
+    """Terminal self-diagnostics (ELink codes 200-255): logged, never an alarm."""
+
+    code: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaintenanceStart(Event):
+    card: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaintenanceEnd(Event):
+    card: int
+    items: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandReply(Event):
+    command_seq: int
+    result: str
+    """done, refused or unsupported"""
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FillRequest(Event):
+    tag: str
+    """Tag UID as upper-case hex."""
+    gross_before_g: int
+    operator_card: int
+    medium: str
+    """LPG, CNG, LNG or OTHER"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FillResult(Event):
+    request_seq: int
+    tag: str
+    gross_before_g: int
+    gross_after_g: int
+    duration_s: int
+    outcome: int
+    """0 completed, 1 aborted by operator, 2 stopped by the scale's limit, 3 equipment fault"""
+    ended_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TagQuery(Event):
+    tag: str
+
+
+# --- The platform's answers, protocol-neutral; each protocol encodes them in its own words. ---
+
+
+class AckResult(enum.IntEnum):
+    ACCEPTED = 0
+    BAD_CONTENT = 1
+    UNKNOWN_TERMINAL = 2
+    AUTH_FAILED = 3
+    NOT_LOGGED_IN = 4
+    UNSUPPORTED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    result: AckResult
+    server_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FillDecision:
+    permit: bool
+    reason: int
+    """0 permitted; deny reasons of GF-3 §4 (99 = platform error)."""
+    net_limit_g: int = 0
+    cylinder_code: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TagInfo:
+    found: bool
+    cylinder_code: str = ""
+    medium: str = "OTHER"
+    next_inspection: date | None = None
+    status: int = 0
+    """0 in service, 1 scrapped or past design life, 2 blacklisted, 3 inspection overdue"""
+    owner_station: int = 0
+
+
+Reply = Ack | FillDecision | TagInfo
+
+
+class CommandCode(enum.StrEnum):
+    REPORT_STATUS = "report_status"
+    SET_INTERVAL = "set_interval"
+    RESTART = "restart"
+    SET_CLOCK = "set_clock"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command the platform sends to a terminal."""
+
+    code: CommandCode
+    argument: int | None = None
+
+
+@dataclass(slots=True)
+class Message:
+    """One decoded frame: its header, its normalised events and what identifies a resend of it."""
+
+    protocol: str
+    terminal_id: str
+    type: str
+    """The protocol's name for the message type (e.g. ``STATUS``, ``ST``, ``FILL_REQUEST``)."""
+    seq: int
+    device_time: datetime | None
+    received_at: datetime
+    events: list[Event] = field(default_factory=list)
+    dedup_key: str | None = None
+    """Equal for a resend of the same message; ``None`` for messages that are never stored (heartbeats)."""
+    wire: object = None
+    """Protocol-private details needed to answer this message (e.g. the raw type code)."""

@@ -1,0 +1,41 @@
+"""The one plugin manager: built-in modules first, then the ``wuhai_iot`` entry-point group."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+
+import pluggy
+
+from wuhai_iot.plugins import hookspecs
+from wuhai_iot.protocols.base import Protocol
+
+ENTRY_POINT_GROUP = "wuhai_iot"
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "wuhai_iot.protocols.elink",
+    "wuhai_iot.cli_builtin",
+)
+"""Modules of this package that implement hooks, registered exactly as outside plugins are."""
+
+
+@functools.cache
+def get_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("wuhai_iot")
+    pm.add_hookspecs(hookspecs)
+    for name in BUILTIN_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
+    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    pm.check_pending()
+    return pm
+
+
+def protocols() -> dict[str, Protocol]:
+    """Every registered protocol by name; a name registered twice is a configuration error."""
+    found: dict[str, Protocol] = {}
+    for contributed in get_plugin_manager().hook.register_protocols():
+        for protocol in contributed or ():
+            if protocol.name in found:
+                raise ValueError(f"protocol {protocol.name!r} is registered by two plugins")
+            found[protocol.name] = protocol
+    return found

@@ -1,0 +1,408 @@
+"""ELink-200 elevator terminal, platform protocol v1.3 (binary, big-endian, CRC-16/CCITT-FALSE).
+
+The vendor document is ../shared/protocols/elink.md; section numbers below refer to it.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import construct as c
+
+from wuhai_iot import events as ev
+from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.protocols.base import DecodeError, Discarded, Framer, Protocol
+
+MAGIC = b"EL"
+VERSION = 1
+MIN_LENGTH = 15
+MAX_LENGTH = 1015
+HEADER_SIZE = 20  # magic .. device time
+MAX_FRAME = 5 + MAX_LENGTH + 2
+
+LOGIN, HEARTBEAT, STATUS, FAULT, STATUS_BATCH = 0x01, 0x02, 0x10, 0x11, 0x12
+MAINT_START, MAINT_END, COMMAND_REPLY = 0x20, 0x21, 0x30
+ACK, COMMAND = 0x81, 0x90
+
+TYPE_NAMES = {
+    LOGIN: "LOGIN",
+    HEARTBEAT: "HEARTBEAT",
+    STATUS: "STATUS",
+    FAULT: "FAULT",
+    STATUS_BATCH: "STATUS_BATCH",
+    MAINT_START: "MAINT_START",
+    MAINT_END: "MAINT_END",
+    COMMAND_REPLY: "COMMAND_REPLY",
+}
+
+# §4: terminal fault codes → canonical kinds (domain.md).
+FAULT_KINDS = {
+    1: "trapped",
+    2: "door_open_moving",
+    3: "overshoot_top",
+    4: "overshoot_bottom",
+    5: "overspeed",
+    6: "stopped_outside_zone",
+    7: "door_fault",
+    8: "power_lost",
+    9: "safety_circuit",
+    10: "door_lock",
+    11: "alarm_button",
+    12: "reopening",
+}
+DIAGNOSTIC_CODES = range(200, 256)
+
+DIRECTIONS = (ev.Direction.STOPPED, ev.Direction.UP, ev.Direction.DOWN)
+DOORS = (ev.Door.CLOSED, ev.Door.OPENING, ev.Door.OPEN, ev.Door.CLOSING, ev.Door.UNKNOWN)
+REPLY_RESULTS = ("done", "refused", "unsupported")
+COMMAND_CODES = {
+    ev.CommandCode.REPORT_STATUS: 1,
+    ev.CommandCode.SET_INTERVAL: 2,
+    ev.CommandCode.RESTART: 3,
+    ev.CommandCode.SET_CLOCK: 4,
+}
+
+# §1 header. The framer has already checked magic, version, length and CRC, so the compiled
+# parsers below only ever see frames of the exact size they expect.
+Header = c.Struct(
+    "magic" / c.Const(MAGIC),
+    "version" / c.Int8ub,
+    "length" / c.Int16ub,
+    "terminal" / c.Bytes(8),
+    "type" / c.Int8ub,
+    "seq" / c.Int16ub,
+    "time" / c.Int32ub,
+)
+# §3 status record.
+StatusRecord = c.Struct(
+    "floor" / c.Int8sb,
+    "direction" / c.Int8ub,
+    "door" / c.Int8ub,
+    "flags" / c.Int16ub,
+    "speed" / c.Int16ub,
+    "load" / c.Int8ub,
+    "trips" / c.Int32ub,
+)
+Bodies: dict[int, c.Construct] = {
+    LOGIN: c.Struct(
+        "firmware" / c.PaddedString(8, "ascii"),
+        "interval" / c.Int16ub,
+        "auth" / c.Bytes(16),
+    ),
+    HEARTBEAT: c.Struct("csq" / c.Int8ub),
+    STATUS: StatusRecord,
+    FAULT: c.Struct("code" / c.Int8ub, "state" / c.Int8ub, "floor" / c.Int8sb, "flags" / c.Int16ub),
+    STATUS_BATCH: c.Struct(
+        "count" / c.Int8ub,
+        "samples" / c.Array(c.this.count, c.Struct("time" / c.Int32ub, "record" / StatusRecord)),
+    ),
+    MAINT_START: c.Struct("card" / c.Int32ub),
+    MAINT_END: c.Struct("card" / c.Int32ub, "items" / c.Int8ub),
+    COMMAND_REPLY: c.Struct("command_seq" / c.Int16ub, "result" / c.Int8ub, "data" / c.GreedyBytes),
+}
+FIXED_BODY_SIZES = {
+    LOGIN: 26,
+    HEARTBEAT: 1,
+    STATUS: 12,
+    FAULT: 5,
+    MAINT_START: 4,
+    MAINT_END: 5,
+}
+AckBody = c.Struct("type" / c.Int8ub, "seq" / c.Int16ub, "result" / c.Int8ub)
+
+_header = Header.compile()
+_bodies = {code: body.compile() for code, body in Bodies.items()}
+
+
+def crc16(data: bytes | bytearray | memoryview) -> int:
+    """CRC-16/CCITT-FALSE (binascii's crc_hqx is exactly this with init 0xFFFF)."""
+    return binascii.crc_hqx(data, 0xFFFF)
+
+
+@dataclass(frozen=True, slots=True)
+class ElinkWire:
+    """What an answer to an ELink frame needs from it."""
+
+    type_code: int
+    terminal_bcd: bytes
+    time_raw: int
+    auth: bytes = b""
+
+
+class ElinkFramer(Framer):
+    """Cuts frames at the ``EL`` magic; on a bad CRC, length or version drops one byte (§1)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes | Discarded]:
+        buf = self._buffer
+        buf += data
+        out: list[bytes | Discarded] = []
+        pos = 0
+        garbage_from = -1
+        garbage_reason = ""
+        end = len(buf)
+        while True:
+            start = buf.find(MAGIC, pos)
+            if start < 0:
+                # Keep a trailing "E" that may begin the next magic.
+                keep = end - 1 if end > pos and buf[end - 1] == MAGIC[0] else end
+                if keep > pos:
+                    if garbage_from < 0:
+                        garbage_from, garbage_reason = pos, "no frame start"
+                    pos = keep
+                break
+            if start > pos and garbage_from < 0:
+                garbage_from, garbage_reason = pos, "no frame start"
+            if end - start < 5:
+                pos = start
+                break
+            length = (buf[start + 3] << 8) | buf[start + 4]
+            if buf[start + 2] != VERSION or not MIN_LENGTH <= length <= MAX_LENGTH:
+                if garbage_from < 0:
+                    garbage_from = start
+                    garbage_reason = (
+                        f"unknown version {buf[start + 2]}"
+                        if buf[start + 2] != VERSION
+                        else f"length {length} outside {MIN_LENGTH}..{MAX_LENGTH}"
+                    )
+                pos = start + 1
+                continue
+            total = 7 + length
+            if end - start < total:
+                pos = start
+                break
+            crc = (buf[start + 5 + length] << 8) | buf[start + 6 + length]
+            if crc16(memoryview(buf)[start + 2 : start + 5 + length]) != crc:
+                if garbage_from < 0:
+                    garbage_from, garbage_reason = start, "bad CRC"
+                pos = start + 1
+                continue
+            if garbage_from >= 0:
+                out.append(Discarded(bytes(buf[garbage_from:start]), garbage_reason))
+                garbage_from = -1
+            out.append(bytes(buf[start : start + total]))
+            pos = start + total
+        if garbage_from >= 0:
+            out.append(Discarded(bytes(buf[garbage_from:pos]), garbage_reason))
+        del buf[:pos]
+        return out
+
+
+def _time(raw: int) -> datetime | None:
+    return datetime.fromtimestamp(raw, UTC) if raw else None
+
+
+def _status(head: ev.Event, record: c.Container, device_time: datetime | None) -> ev.ElevatorStatus:
+    if record.direction > 2 or record.door > 4:
+        raise ValueError(f"direction {record.direction} or door {record.door} out of range")
+    flags = record.flags
+    if flags & 0x08:
+        mode = "inspection"
+    elif flags & 0x10:
+        mode = "fire"
+    elif flags & 0x200:
+        mode = "independent"
+    else:
+        mode = "normal"
+    return ev.ElevatorStatus(
+        protocol=head.protocol,
+        terminal_id=head.terminal_id,
+        seq=head.seq,
+        device_time=device_time,
+        received_at=head.received_at,
+        floor=None if record.floor == -128 else record.floor,
+        direction=DIRECTIONS[record.direction],
+        door=DOORS[record.door],
+        running=bool(flags & 0x01),
+        door_zone=bool(flags & 0x02),
+        occupied=bool(flags & 0x04),
+        speed_mps=record.speed / 1000,
+        load_pct=None if record.load == 255 else record.load,
+        power=bool(flags & 0x20),
+        safety_circuit=bool(flags & 0x80),
+        door_lock=bool(flags & 0x100),
+        overload=bool(flags & 0x40),
+        mode=mode,
+        trip_count=record.trips,
+    )
+
+
+class ElinkProtocol(Protocol):
+    name = "elink"
+    title = "ELink-200 v1.3"
+    default_port = 5701
+
+    def new_framer(self) -> ElinkFramer:
+        return ElinkFramer()
+
+    def decode(self, frame: bytes, received_at: datetime) -> ev.Message:
+        if len(frame) < HEADER_SIZE + 2 or frame[:2] != MAGIC:
+            raise DecodeError("not an ELink frame")
+        length = (frame[3] << 8) | frame[4]
+        if len(frame) != 7 + length or crc16(frame[2 : 5 + length]) != int.from_bytes(frame[-2:], "big"):
+            raise DecodeError("length or CRC does not match")
+        head = _header.parse(frame)
+        terminal = head.terminal.hex()
+        if not terminal.isdigit():
+            raise DecodeError(f"terminal id {terminal} is not packed BCD")
+        seq, code, time_raw = head.seq, head.type, head.time
+        wire = ElinkWire(code, head.terminal, time_raw)
+        name = TYPE_NAMES.get(code)
+        if name is None:
+            raise DecodeError(
+                f"unsupported message type 0x{code:02x}",
+                terminal_id=terminal, seq=seq, wire=wire, unsupported=True,
+            )  # fmt: skip
+        body = frame[HEADER_SIZE : 5 + length]
+        device_time = _time(time_raw)
+        common = ev.Event(
+            protocol=self.name,
+            terminal_id=terminal,
+            seq=seq,
+            device_time=device_time,
+            received_at=received_at,
+        )
+        try:
+            events, wire = self._decode_body(code, body, common, wire)
+        except (ValueError, c.ConstructError, IndexError) as exc:
+            raise DecodeError(f"bad {name} body: {exc}", terminal_id=terminal, seq=seq, wire=wire) from None
+        if code in (LOGIN, HEARTBEAT):
+            dedup = None
+        else:
+            # A terminal without a clock sends time 0; its resends are recognised within the UTC day.
+            clock = str(time_raw) if time_raw else f"0@{received_at.date().isoformat()}"
+            dedup = f"{code}:{seq}:{clock}"
+        return ev.Message(
+            protocol=self.name,
+            terminal_id=terminal,
+            type=name,
+            seq=seq,
+            device_time=device_time,
+            received_at=received_at,
+            events=events,
+            dedup_key=dedup,
+            wire=wire,
+        )
+
+    def _decode_body(
+        self, code: int, body: bytes, common: ev.Event, wire: ElinkWire
+    ) -> tuple[list[ev.Event], ElinkWire]:
+        expected = FIXED_BODY_SIZES.get(code)
+        if expected is not None and len(body) != expected:
+            raise ValueError(f"{len(body)} bytes, expected {expected}")
+        fields = _bodies[code].parse(body)
+        head = dict(
+            protocol=common.protocol,
+            terminal_id=common.terminal_id,
+            seq=common.seq,
+            device_time=common.device_time,
+            received_at=common.received_at,
+        )
+        if code == LOGIN:
+            wire = ElinkWire(wire.type_code, wire.terminal_bcd, wire.time_raw, fields.auth)
+            return [ev.Login(**head, firmware=fields.firmware, report_interval_s=fields.interval)], wire
+        if code == HEARTBEAT:
+            return [ev.Heartbeat(**head, signal=None if fields.csq == 99 else fields.csq)], wire
+        if code == STATUS:
+            return [_status(common, fields, common.device_time)], wire
+        if code == STATUS_BATCH:
+            if not 1 <= fields.count <= 60 or len(body) != 1 + 16 * fields.count:
+                raise ValueError(f"count {fields.count} does not fit {len(body)} bytes")
+            samples = [
+                _status(common, s.record, _time(s.time) or common.received_at) for s in fields.samples
+            ]
+            return list(samples), wire
+        if code == FAULT:
+            if fields.state > 1:
+                raise ValueError(f"fault state {fields.state}")
+            floor = None if fields.floor == -128 else fields.floor
+            if fields.code in DIAGNOSTIC_CODES:
+                return [ev.TerminalDiagnostic(**head, code=fields.code, active=bool(fields.state))], wire
+            kind = FAULT_KINDS.get(fields.code, "unknown_fault")
+            fault = ev.ElevatorFault(
+                **head, kind=kind, vendor_code=str(fields.code), active=bool(fields.state), floor=floor
+            )
+            return [fault], wire
+        if code == MAINT_START:
+            return [ev.MaintenanceStart(**head, card=fields.card)], wire
+        if code == MAINT_END:
+            return [ev.MaintenanceEnd(**head, card=fields.card, items=fields.items)], wire
+        # COMMAND_REPLY
+        if fields.result > 2:
+            raise ValueError(f"command result {fields.result}")
+        reply = ev.CommandReply(
+            **head,
+            command_seq=fields.command_seq,
+            result=REPLY_RESULTS[fields.result],
+            data=bytes(fields.data),
+        )
+        return [reply], wire
+
+    def verify_login(self, message: ev.Message, key: str | None) -> bool:
+        if not key:
+            return True
+        wire: ElinkWire = message.wire  # type: ignore[assignment]
+        material = wire.terminal_bcd + wire.time_raw.to_bytes(4, "big")
+        expected = hmac.new(key.encode(), material, hashlib.sha256).digest()[:16]
+        return hmac.compare_digest(expected, wire.auth)
+
+    def encode_reply(self, message: ev.Message, reply: ev.Reply, seq: int, now: datetime) -> bytes:
+        if not isinstance(reply, ev.Ack):
+            raise TypeError(f"ELink has no answer of kind {type(reply).__name__}")
+        wire: ElinkWire = message.wire  # type: ignore[assignment]
+        return self._ack(wire.terminal_bcd, wire.type_code, message.seq, reply.result, seq, now)
+
+    def encode_error(self, error: DecodeError, seq: int, now: datetime) -> bytes | None:
+        if error.terminal_id is None or error.seq is None or error.wire is None:
+            return None
+        wire: ElinkWire = error.wire  # type: ignore[assignment]
+        result = ev.AckResult.UNSUPPORTED if error.unsupported else ev.AckResult.BAD_CONTENT
+        return self._ack(wire.terminal_bcd, wire.type_code, error.seq, result, seq, now)
+
+    def encode_command(self, terminal_id: str, command: ev.Command, seq: int, now: datetime) -> bytes:
+        body = bytes([COMMAND_CODES[command.code]])
+        if command.code is ev.CommandCode.SET_INTERVAL:
+            if command.argument is None or not 5 <= command.argument <= 3600:
+                raise ValueError("report interval must be 5..3600 s")
+            body += command.argument.to_bytes(2, "big")
+        elif command.code is ev.CommandCode.SET_CLOCK:
+            clock = int(now.timestamp()) if command.argument is None else command.argument
+            body += clock.to_bytes(4, "big")
+        return encode_frame(bytes.fromhex(terminal_id), COMMAND, seq, int(now.timestamp()), body)
+
+    def _ack(
+        self, terminal: bytes, acked_type: int, acked_seq: int, result: int, seq: int, now: datetime
+    ) -> bytes:
+        clock = int(now.timestamp())
+        body = AckBody.build({"type": acked_type, "seq": acked_seq, "result": int(result)})
+        if acked_type == LOGIN:
+            body += clock.to_bytes(4, "big")
+        return encode_frame(terminal, ACK, seq, clock, body)
+
+
+def encode_frame(terminal_bcd: bytes, type_code: int, seq: int, time_raw: int, body: bytes) -> bytes:
+    """Build a whole ELink frame (used for the platform's answers and by simulated terminals)."""
+    length = MIN_LENGTH + len(body)
+    head = Header.build(
+        {
+            "version": VERSION,
+            "length": length,
+            "terminal": terminal_bcd,
+            "type": type_code,
+            "seq": seq % 65536,
+            "time": time_raw,
+        }
+    )
+    frame = head + body
+    return frame + crc16(frame[2:]).to_bytes(2, "big")
+
+
+@hookimpl
+def register_protocols() -> list[Protocol]:
+    return [ElinkProtocol()]

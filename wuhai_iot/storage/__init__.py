@@ -1,0 +1,1 @@
+"""SQLite, the single store: schema migrations, the batching writer and the read queries."""

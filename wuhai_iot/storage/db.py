@@ -1,0 +1,98 @@
+"""Opening the SQLite database and bringing its schema up to date.
+
+Migrations are the numbered ``migrations/NNNN_name.sql`` files of this package, applied in order,
+each in its own transaction, and recorded in ``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import aiosqlite
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA temp_store=MEMORY",
+)
+
+
+def migrations() -> list[tuple[int, Path]]:
+    """The package's migrations, ordered by number."""
+    found = []
+    for file in MIGRATIONS_DIR.iterdir():
+        match = _MIGRATION_NAME.match(file.name)
+        if match:
+            found.append((int(match.group(1)), file))
+    found.sort()
+    numbers = [n for n, _ in found]
+    if len(set(numbers)) != len(numbers):
+        raise RuntimeError(f"two migrations share a number in {MIGRATIONS_DIR}")
+    return found
+
+
+async def connect(path: Path | str, *, migrate: bool = True) -> aiosqlite.Connection:
+    """Open the database (creating its directory), set the pragmas and apply pending migrations.
+
+    The connection is in autocommit mode: callers open transactions with ``BEGIN`` explicitly.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    for pragma in PRAGMAS:
+        await conn.execute(pragma)
+    if migrate:
+        await apply_migrations(conn)
+    return conn
+
+
+async def apply_migrations(conn: aiosqlite.Connection) -> list[int]:
+    """Apply every migration not yet recorded; return the numbers applied."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')))"
+    )
+    applied = {row[0] async for row in await conn.execute("SELECT version FROM schema_migrations")}
+    done = []
+    for number, file in migrations():
+        if number in applied:
+            continue
+        # BEGIN IMMEDIATE so that two processes starting together do not both migrate.
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            again = await conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (number,))
+            if await again.fetchone() is None:
+                for statement in _statements(file.read_text(encoding="utf-8")):
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (number, file.stem)
+                )
+                done.append(number)
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+    return done
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (``executescript`` would commit on its own)."""
+    import sqlite3
+
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        raise RuntimeError(f"incomplete SQL statement at the end of a migration: {current.strip()[:60]}")
+    return statements
