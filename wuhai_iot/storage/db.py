@@ -7,6 +7,7 @@ each in its own transaction, and recorded in ``schema_migrations``.
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import aiosqlite
@@ -84,8 +85,6 @@ async def apply_migrations(conn: aiosqlite.Connection) -> list[int]:
 
 def _statements(script: str) -> list[str]:
     """Split a migration script into statements (``executescript`` would commit on its own)."""
-    import sqlite3
-
     statements, current = [], ""
     for line in script.splitlines(keepends=True):
         current += line
@@ -93,6 +92,6 @@ def _statements(script: str) -> list[str]:
             if current.strip():
                 statements.append(current.strip())
             current = ""
-    if current.strip():
+    if any(line.strip() and not line.strip().startswith("--") for line in current.splitlines()):
         raise RuntimeError(f"incomplete SQL statement at the end of a migration: {current.strip()[:60]}")
     return statements
