@@ -14,7 +14,7 @@ ENTRY_POINT_GROUP = "wuhai_iot"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.protocols.elink",
-    "wuhai_iot.cli_builtin",
+    "wuhai_iot.commands",
 )
 """Modules of this package that implement hooks, registered exactly as outside plugins are."""
 
