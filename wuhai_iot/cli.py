@@ -17,11 +17,11 @@ class _Parser(argparse.ArgumentParser):
     """Adds ``--config`` to every sub-command, so it is taken after the command's own name."""
 
     def add_subparsers(self, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("parser_class", _Parser)
         action = super().add_subparsers(**kwargs)
         original = action.add_parser
 
         def add_parser(name: str, **options):  # type: ignore[no-untyped-def]
-            options.setdefault("parser_class", _Parser)
             parser = original(name, **options)
             parser.add_argument(
                 "--config",

@@ -3,11 +3,94 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import UTC, datetime
 from typing import Any
 
+from wuhai_iot import events as ev
+from wuhai_iot.plugins import protocols
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.protocols.base import DecodeError, Discarded
+
+EXIT_INVALID_FRAME = 1
 
 
 @hookimpl
 def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
-    pass
+    serve = subparsers.add_parser("serve", help="run the platform: web pages, API and every protocol listener")
+    serve.add_argument("--print-config", action="store_true", help="print the effective configuration and exit")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.set_defaults(handler=serve_command)
+
+    decode = subparsers.add_parser(
+        "decode",
+        help="decode frames and print their normalised events, or why they are invalid",
+        description="Decode one or more frames given as hex (spaces allowed). "
+        "Exit status 1 when a frame is invalid or incomplete.",
+    )
+    decode.add_argument("protocol", help="protocol name: " + ", ".join(sorted(protocols())))
+    decode.add_argument("hex", nargs="+", help="the bytes as hex; an LMT line may also be given as its text")
+    decode.set_defaults(handler=decode_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    from wuhai_iot.server import Platform
+
+    if args.print_config:
+        print(args.settings.to_toml())
+        return 0
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(Platform(args.settings).run_forever())
+    return 0
+
+
+def _input_bytes(parts: list[str]) -> bytes:
+    text = " ".join(parts)
+    if text.lstrip().startswith("#"):
+        line = text.strip()
+        return (line + "\r\n").encode("ascii", "replace")
+    return bytes.fromhex("".join(text.split()))
+
+
+def decode_command(args: argparse.Namespace) -> int:
+    known = protocols()
+    protocol = known.get(args.protocol)
+    if protocol is None:
+        print(f"wuhai-iot decode: unknown protocol {args.protocol!r}; known: {', '.join(sorted(known))}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        data = _input_bytes(args.hex)
+    except ValueError as exc:
+        print(f"wuhai-iot decode: not hex: {exc}", file=sys.stderr)
+        return 2
+    status = 0
+    items = protocol.new_framer().feed(data)
+    frames = [item for item in items if isinstance(item, bytes)]
+    for item in items:
+        if isinstance(item, Discarded):
+            print(f"discarded {len(item.data)} bytes ({item.reason}): {item.data.hex(' ')}")
+            status = EXIT_INVALID_FRAME
+            continue
+        try:
+            message = protocol.decode(item, datetime.now(UTC))
+        except DecodeError as exc:
+            where = f" (terminal {exc.terminal_id}, seq {exc.seq})" if exc.terminal_id else ""
+            print(f"invalid frame{where}: {exc.reason}")
+            status = EXIT_INVALID_FRAME
+            continue
+        device_time = message.device_time.isoformat().replace("+00:00", "Z") if message.device_time else "unset"
+        print(f"{protocol.name} {message.type} terminal {message.terminal_id} seq {message.seq} "
+              f"device time {device_time}")  # fmt: skip
+        for event in message.events:
+            record = ev.event_record(event)
+            for key in ("protocol", "terminal_id", "seq", "received_at"):
+                record.pop(key)
+            print("  " + json.dumps(record, ensure_ascii=False))
+    if not frames and not any(isinstance(item, Discarded) for item in items):
+        print(f"incomplete frame: {len(data)} bytes given, more are needed for a whole {protocol.name} frame")
+        status = EXIT_INVALID_FRAME
+    return status

@@ -8,7 +8,7 @@ terminal says its clock is not set); ``received_at`` is when the platform read t
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 
 # Canonical elevator fault kinds (domain.md): the alarm ``kind`` everywhere.
@@ -234,3 +234,25 @@ class Message:
     """Equal for a resend of the same message; ``None`` for messages that are never stored (heartbeats)."""
     wire: object = None
     """Protocol-private details needed to answer this message (e.g. the raw type code)."""
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def event_record(event: Event) -> dict[str, object]:
+    """The event as a JSON-ready dict (``event`` = class name, times as ISO-8601 UTC)."""
+    cls = type(event)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    record: dict[str, object] = {"event": cls.__name__}
+    for name in names:
+        value = getattr(event, name)
+        if isinstance(value, datetime):
+            value = value.isoformat().replace("+00:00", "Z")
+        elif isinstance(value, bytes):
+            value = value.hex()
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        record[name] = value
+    return record

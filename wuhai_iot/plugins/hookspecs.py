@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from wuhai_iot.protocols.base import Protocol
+    from wuhai_iot.server import Platform
 
 hookspec = pluggy.HookspecMarker("wuhai_iot")
 hookimpl = pluggy.HookimplMarker("wuhai_iot")
@@ -26,3 +30,23 @@ def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
     Each parser must set ``handler`` with ``set_defaults(handler=fn)``; ``fn(args) -> int`` returns
     the exit status. ``--config`` is added to every sub-command by the CLI itself.
     """
+
+
+@hookspec
+def platform_starting(platform: "Platform") -> "Awaitable[None] | None":
+    """Called once the database and ingest pipeline exist, before any listener accepts a connection.
+
+    Attach consumers and request handlers here (``platform.ingest.consumers``,
+    ``platform.ingest.request_handlers``) and start background tasks. May return an awaitable.
+    """
+
+
+@hookspec
+def platform_stopping(platform: "Platform") -> "Awaitable[None] | None":
+    """Called after the listeners have stopped and before pending writes are committed and the
+    database is closed. Stop background tasks here. May return an awaitable."""
+
+
+@hookspec
+def register_routes(app: "web.Application", platform: "Platform") -> None:
+    """Add routes, middlewares or sub-applications to the platform's aiohttp application."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
+from typing import Any
 
 import pluggy
 
@@ -14,6 +16,7 @@ ENTRY_POINT_GROUP = "wuhai_iot"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.protocols.elink",
+    "wuhai_iot.protocols.gasfill",
     "wuhai_iot.commands",
 )
 """Modules of this package that implement hooks, registered exactly as outside plugins are."""
@@ -39,3 +42,10 @@ def protocols() -> dict[str, Protocol]:
                 raise ValueError(f"protocol {protocol.name!r} is registered by two plugins")
             found[protocol.name] = protocol
     return found
+
+
+async def call_async(hook_name: str, **kwargs: Any) -> None:
+    """Call a hook whose implementations may return awaitables, and await them in order."""
+    for result in getattr(get_plugin_manager().hook, hook_name)(**kwargs):
+        if inspect.isawaitable(result):
+            await result

@@ -1,0 +1,115 @@
+"""Fixtures that start the real platform on loopback with a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from wuhai_iot.config import Config, ProtocolConfig
+from wuhai_iot.plugins import protocols
+from wuhai_iot.protocols.base import Discarded, Protocol
+from wuhai_iot.server import Platform
+from wuhai_iot.storage import db
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "device_fixtures"
+CENSUS = Path(__file__).resolve().parent / "data" / "census"
+
+
+def fixture_bytes(name: str) -> bytes:
+    """A frame from ``device_fixtures/``: hex text with ``#`` comment lines, or a raw text line."""
+    path = FIXTURES / name
+    text = "".join(line for line in path.read_text(encoding="utf-8").splitlines(True)
+                   if not line.lstrip().startswith("#"))  # fmt: skip
+    return bytes.fromhex("".join(text.split()))
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    """Defaults, but the database in tmp_path and every port chosen by the OS."""
+    settings = Config()
+    settings.database.path = tmp_path / "wuhai-iot.sqlite3"
+    settings.web.port = 0
+    settings.protocols = {name: ProtocolConfig(port=0) for name in protocols()}
+    return settings
+
+
+async def import_census(path: Path, files: list[Path] | None = None) -> None:
+    """Import census files (default: the examples in tests/data/census) into the database at ``path``."""
+    from wuhai_iot.census import import_files
+
+    conn = await db.connect(path)
+    try:
+        await import_files(conn, files or sorted(CENSUS.glob("*.csv")))
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def platform(config: Config) -> AsyncIterator[Platform]:
+    """The running platform with the census examples imported."""
+    await import_census(config.database.path)
+    async with Platform(config) as running:
+        yield running
+
+
+@pytest.fixture
+async def database(platform: Platform) -> AsyncIterator[aiosqlite.Connection]:
+    """A separate connection to the running platform's database, for assertions."""
+    conn = await db.connect(platform.config.database.path, migrate=False)
+    yield conn
+    await conn.close()
+
+
+class TerminalClient:
+    """A test terminal on a real TCP socket; answers are cut with the protocol's own framer."""
+
+    def __init__(self, protocol: Protocol, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.protocol = protocol
+        self.reader = reader
+        self.writer = writer
+        self._framer = protocol.new_framer()
+        self._frames: list[bytes] = []
+
+    @classmethod
+    async def connect(cls, platform: Platform, protocol: str) -> TerminalClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", platform.ports[protocol])
+        return cls(platform.protocols[protocol], reader, writer)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def receive(self, timeout: float = 5.0) -> bytes:
+        """The next whole frame from the platform."""
+        async with asyncio.timeout(timeout):
+            while not self._frames:
+                data = await self.reader.read(65536)
+                if not data:
+                    raise ConnectionResetError("the platform closed the connection")
+                self._frames += [f for f in self._framer.feed(data) if not isinstance(f, Discarded)]
+        return self._frames.pop(0)
+
+    async def closed_by_platform(self, timeout: float = 5.0) -> bool:
+        async with asyncio.timeout(timeout):
+            return await self.reader.read(65536) == b""
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except ConnectionError:
+            pass
+
+
+@pytest.fixture
+def census_copy(tmp_path: Path) -> Path:
+    """A writable copy of the census examples."""
+    target = tmp_path / "census"
+    shutil.copytree(CENSUS, target)
+    return target

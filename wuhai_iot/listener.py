@@ -1,0 +1,327 @@
+"""TCP listeners: one per protocol, one ``TerminalConnection`` per socket.
+
+A connection turns bytes into frames (the protocol's framer), frames into messages (its decoder) and
+hands them to the ingest pipeline; it writes the answers back in the protocol's words. A bad frame
+costs only itself: it is logged, answered where the protocol says so, and the next frame goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from wuhai_iot import events as ev
+from wuhai_iot.ingest import Ingest, Terminal
+from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol
+from wuhai_iot.storage.writer import WriteUnit
+
+log = logging.getLogger(__name__)
+
+IDLE_TIMEOUT_S = 600.0
+"""A connection with no byte for this long is closed (terminals send heartbeats every 30-60 s)."""
+SEEN_FLUSH_S = 10.0
+"""How often the terminals' last-frame times are written to ``terminal_sessions``."""
+READ_SIZE = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """One frame in or out, kept for protocol debugging."""
+
+    at: datetime
+    direction: str
+    """``in`` or ``out``"""
+    data: bytes
+    note: str
+    """The message type, or why it was rejected or discarded."""
+
+
+class FrameLog:
+    """The last N raw frames of every terminal, in memory and bounded."""
+
+    def __init__(self, per_terminal: int = 50, max_terminals: int = 50_000) -> None:
+        self._per_terminal = per_terminal
+        self._max_terminals = max_terminals
+        self._logs: collections.OrderedDict[tuple[str, str], collections.deque[FrameRecord]] = (
+            collections.OrderedDict()
+        )
+
+    def add(self, protocol: str, terminal_id: str, direction: str, data: bytes, note: str) -> None:
+        key = (protocol, terminal_id)
+        frames = self._logs.get(key)
+        if frames is None:
+            frames = self._logs[key] = collections.deque(maxlen=self._per_terminal)
+            if len(self._logs) > self._max_terminals:
+                self._logs.popitem(last=False)
+        frames.append(FrameRecord(datetime.now(UTC), direction, data, note))
+
+    def recent(self, protocol: str, terminal_id: str) -> list[FrameRecord]:
+        """Newest first."""
+        return list(reversed(self._logs.get((protocol, terminal_id), ())))
+
+
+@dataclass
+class ProtocolCounters:
+    connections: int = 0
+    frames_in: int = 0
+    frames_out: int = 0
+    decode_errors: int = 0
+    bytes_discarded: int = 0
+    logins_refused: int = 0
+
+
+class TerminalConnection:
+    """One terminal's TCP connection."""
+
+    def __init__(
+        self,
+        listener: Listener,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.listener = listener
+        self.protocol = listener.protocol
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.connected_at = time.time()
+        self.last_frame_at = self.connected_at
+        self.terminal: Terminal | None = None
+        self._seq = 0
+        self._closing = False
+
+    # --- answers -------------------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        seq = self._seq
+        self._seq = (seq + 1) % self.protocol.sequence_modulus()
+        return seq
+
+    def send(self, data: bytes | None, note: str) -> None:
+        if data is None or self.writer.is_closing():
+            return
+        self.writer.write(data)
+        self.listener.counters.frames_out += 1
+        self.listener.frame_log.add(self.protocol.name, self._log_id(), "out", data, note)
+
+    def reply(self, message: ev.Message, reply: ev.Reply) -> None:
+        now = datetime.now(UTC)
+        data = self.protocol.encode_reply(message, reply, self.next_seq(), now)
+        note = reply.result.name if isinstance(reply, ev.Ack) else type(reply).__name__
+        self.send(data, note)
+
+    def _ack(self, message: ev.Message, result: ev.AckResult) -> None:
+        self.reply(message, ev.Ack(result, datetime.now(UTC)))
+
+    def _log_id(self, terminal_id: str | None = None) -> str:
+        if terminal_id:
+            return terminal_id
+        return self.terminal.terminal_id if self.terminal else f"@{self.peer}"
+
+    # --- the read loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        framer = self.protocol.new_framer()
+        counters = self.listener.counters
+        try:
+            while not self._closing:
+                try:
+                    async with asyncio.timeout(IDLE_TIMEOUT_S):
+                        data = await self.reader.read(READ_SIZE)
+                except TimeoutError:
+                    log.info("%s %s idle for %.0f s, closing", self.protocol.name, self.peer, IDLE_TIMEOUT_S)
+                    break
+                if not data:
+                    break
+                for item in framer.feed(data):
+                    if isinstance(item, Discarded):
+                        counters.bytes_discarded += len(item.data)
+                        self.listener.frame_log.add(
+                            self.protocol.name, self._log_id(), "in", item.data, f"discarded: {item.reason}"
+                        )
+                        continue
+                    counters.frames_in += 1
+                    await self._on_frame(item)
+                    if self._closing:
+                        break
+        except ConnectionError:
+            pass
+        finally:
+            await self._closed()
+
+    async def _on_frame(self, frame: bytes) -> None:
+        now = datetime.now(UTC)
+        protocol = self.protocol
+        try:
+            message = protocol.decode(frame, now)
+        except DecodeError as error:
+            self.listener.counters.decode_errors += 1
+            self.listener.frame_log.add(protocol.name, self._log_id(error.terminal_id), "in", frame, error.reason)
+            self.send(protocol.encode_error(error, self.next_seq(), now), "error answer")
+            return
+        self.listener.frame_log.add(protocol.name, message.terminal_id, "in", frame, message.type)
+        first = message.events[0] if message.events else None
+        if isinstance(first, ev.Login):
+            await self._login(message)
+            return
+        terminal = self.terminal
+        if terminal is None or terminal.terminal_id != message.terminal_id:
+            self._ack(message, ev.AckResult.NOT_LOGGED_IN)
+            return
+        self.last_frame_at = now.timestamp()
+        if isinstance(first, ev.Heartbeat):
+            self._ack(message, ev.AckResult.ACCEPTED)
+        elif message.dedup_key is None:
+            assert first is not None
+            self.reply(message, await self.listener.ingest.answer(terminal, first))
+        else:
+            stored = self.listener.ingest.store(terminal, message)
+            stored.add_done_callback(lambda future: self._stored(message, future))
+
+    def _stored(self, message: ev.Message, future: asyncio.Future[bool]) -> None:
+        """Acknowledge a message once it is committed; if storing failed, stay silent: it is resent."""
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            log.error("storing %s %s seq %s failed: %s", message.protocol, message.terminal_id,
+                      message.seq, future.exception())  # fmt: skip
+            return
+        self._ack(message, ev.AckResult.ACCEPTED)
+
+    async def _login(self, message: ev.Message) -> None:
+        result, terminal = await self.listener.ingest.login(message, self.peer, self.connected_at)
+        self._ack(message, result)
+        if terminal is None:
+            self.listener.counters.logins_refused += 1
+            if result in (ev.AckResult.UNKNOWN_TERMINAL, ev.AckResult.AUTH_FAILED):
+                self._closing = True
+            return
+        if self.terminal is not None and self.terminal != terminal:
+            self.listener.forget(self)
+        self.terminal = terminal
+        self.last_frame_at = message.received_at.timestamp()
+        self.listener.remember(self)
+
+    async def _closed(self) -> None:
+        self._closing = True
+        if not self.writer.is_closing():
+            self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+        if self.terminal is not None:
+            self.listener.forget(self)
+            try:
+                await self.listener.ingest.writer.write(
+                    [self.listener.ingest.session_closed(self.terminal, self.connected_at, self.last_frame_at)]
+                )
+            except RuntimeError:
+                log.info("writer closed before %s's session end was recorded", self.terminal.terminal_id)
+
+    def close(self) -> None:
+        self._closing = True
+        self.writer.close()
+
+
+@dataclass
+class Listener:
+    """The TCP server of one protocol and its live connections."""
+
+    protocol: Protocol
+    ingest: Ingest
+    frame_log: FrameLog
+    counters: ProtocolCounters = field(default_factory=ProtocolCounters)
+    connections: set[TerminalConnection] = field(default_factory=set)
+    by_terminal: dict[str, TerminalConnection] = field(default_factory=dict)
+    server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _flusher: asyncio.Task[None] | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        """Start listening; return the port actually bound (``port`` 0 picks a free one)."""
+        self.server = await asyncio.start_server(self._handle, host, port, limit=READ_SIZE)
+        self._flusher = asyncio.create_task(self._flush_seen(), name=f"{self.protocol.name}-seen")
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = TerminalConnection(self, reader, writer)
+        self.connections.add(connection)
+        self.counters.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+            self.counters.connections -= 1
+            self._tasks.discard(task)
+
+    def remember(self, connection: TerminalConnection) -> None:
+        assert connection.terminal is not None
+        self.by_terminal[connection.terminal.terminal_id] = connection
+
+    def forget(self, connection: TerminalConnection) -> None:
+        assert connection.terminal is not None
+        if self.by_terminal.get(connection.terminal.terminal_id) is connection:
+            del self.by_terminal[connection.terminal.terminal_id]
+
+    def logged_in(self) -> Iterator[TerminalConnection]:
+        return iter(list(self.by_terminal.values()))
+
+    async def _flush_seen(self) -> None:
+        flushed: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(SEEN_FLUSH_S)
+            statements = []
+            for connection in self.logged_in():
+                terminal = connection.terminal
+                if terminal and flushed.get(terminal.terminal_id) != connection.last_frame_at:
+                    flushed[terminal.terminal_id] = connection.last_frame_at
+                    statements.append(self.ingest.session_seen(terminal, connection.last_frame_at))
+            if statements:
+                try:
+                    self.ingest.writer.submit(WriteUnit(statements=statements))
+                except RuntimeError:
+                    return
+
+    async def stop(self) -> None:
+        """Stop accepting, close every connection and wait for their handlers to finish."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+        if self.server is not None:
+            self.server.close()
+        for connection in list(self.connections):
+            connection.close()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=10)
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    async def send_command(self, terminal_id: str, command: ev.Command, requested_by: str | None) -> int:
+        """Send a command to a connected terminal; return the sequence its reply will carry."""
+        connection = self.by_terminal.get(terminal_id)
+        if connection is None:
+            raise LookupError(f"{self.protocol.name} terminal {terminal_id} is not connected")
+        now = datetime.now(UTC)
+        seq = connection.next_seq()
+        data = self.protocol.encode_command(terminal_id, command, seq, now)
+        await self.ingest.writer.write(
+            [
+                (
+                    "INSERT INTO commands (protocol, terminal_id, seq, code, argument, requested_by, sent_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (self.protocol.name, terminal_id, seq, command.code.value, command.argument,
+                     requested_by, now.timestamp()),
+                )
+            ]
+        )  # fmt: skip
+        connection.send(data, f"COMMAND {command.code.value}")
+        return seq

@@ -1,0 +1,143 @@
+"""The platform: one process, one event loop — the web app and one TCP listener per protocol.
+
+``Platform`` owns the database connections, the batch writer, the ingest pipeline and the
+listeners, and starts and stops them together. Tests start it exactly as ``wuhai-iot serve`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import UTC, datetime
+
+import aiosqlite
+from aiohttp import web
+
+from wuhai_iot import events as ev
+from wuhai_iot.config import Config
+from wuhai_iot.ingest import Ingest
+from wuhai_iot.listener import FrameLog, Listener
+from wuhai_iot.plugins import get_plugin_manager, protocols
+from wuhai_iot.plugins.manager import call_async
+from wuhai_iot.storage import db
+from wuhai_iot.storage.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+PLATFORM_KEY = web.AppKey("platform", "Platform")
+
+
+class Platform:
+    """Everything ``wuhai-iot serve`` runs."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.protocols = {
+            name: protocol for name, protocol in protocols().items() if config.protocol(name).enabled
+        }
+        self.frame_log = FrameLog(per_terminal=config.retention.raw_frames_per_terminal)
+        self.listeners: dict[str, Listener] = {}
+        self.ports: dict[str, int] = {}
+        """Bound port of each protocol and of ``web`` (useful when the configuration says 0)."""
+        self.started_at: datetime | None = None
+        self._connections: list[aiosqlite.Connection] = []
+        self._runner: web.AppRunner | None = None
+
+    async def open_database(self) -> aiosqlite.Connection:
+        """A new connection to the platform's database (the writer, pipeline and pages each have one)."""
+        conn = await db.connect(self.config.database.path, migrate=not self._connections)
+        self._connections.append(conn)
+        return conn
+
+    async def start(self) -> None:
+        write_conn = await self.open_database()
+        # No process is connected yet: sessions recorded as online belong to a previous run.
+        await write_conn.execute("UPDATE terminal_sessions SET online = 0 WHERE online = 1")
+        self.writer = BatchWriter(write_conn)
+        self.writer.start()
+        self.reader = await self.open_database()
+        self.ingest = Ingest(self.writer, self.reader, self.protocols)
+        await call_async("platform_starting", platform=self)
+
+        for name, protocol in self.protocols.items():
+            settings = self.config.protocol(name)
+            listener = Listener(protocol, self.ingest, self.frame_log)
+            port = protocol.default_port if settings.port is None else settings.port
+            self.ports[name] = await listener.start(settings.host, port)
+            self.listeners[name] = listener
+            log.info("%s listening on %s:%d", protocol.title, settings.host, self.ports[name])
+
+        app = web.Application()
+        app[PLATFORM_KEY] = self
+        app.router.add_get("/healthz", healthz)
+        get_plugin_manager().hook.register_routes(app=app, platform=self)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.web.host, self.config.web.port)
+        await site.start()
+        self.ports["web"] = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.started_at = datetime.now(UTC)
+        log.info("web on http://%s:%d/", self.config.web.host, self.ports["web"])
+
+    async def stop(self) -> None:
+        """Stop accepting, close connections, commit what is pending, close the database."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for listener in self.listeners.values():
+            await listener.stop()
+        await call_async("platform_stopping", platform=self)
+        if hasattr(self, "writer"):
+            await self.writer.close()
+        for conn in self._connections:
+            await conn.close()
+        self._connections.clear()
+
+    async def __aenter__(self) -> Platform:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def send_command(
+        self, protocol: str, terminal_id: str, command: ev.Command, requested_by: str | None = None
+    ) -> int:
+        """Queue a command to a connected terminal; LookupError when it is not connected."""
+        listener = self.listeners.get(protocol)
+        if listener is None:
+            raise LookupError(f"protocol {protocol} is not served")
+        return await listener.send_command(terminal_id, command, requested_by)
+
+    async def run_forever(self) -> None:
+        """Run until SIGINT or SIGTERM, then stop cleanly."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with self:
+            await stop.wait()
+            log.info("stopping")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Database reachable and every listener accepting."""
+    platform = request.app[PLATFORM_KEY]
+    checks: dict[str, str] = {}
+    try:
+        await (await platform.reader.execute("SELECT 1")).fetchone()
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        checks["database"] = f"error: {exc}"
+    for name, listener in platform.listeners.items():
+        serving = listener.server is not None and listener.server.is_serving()
+        checks[f"listener:{name}"] = "ok" if serving else "down"
+    healthy = all(value == "ok" for value in checks.values())
+    return web.json_response(
+        {"status": "ok" if healthy else "error", "checks": checks, "write_backlog": platform.writer.backlog},
+        status=200 if healthy else 503,
+    )

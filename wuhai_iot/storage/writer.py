@@ -1,0 +1,152 @@
+"""The one writer: every ingest write goes through it, batched into few transactions.
+
+Thousands of frames a second must not mean thousands of transactions, and a frame may be acknowledged
+only once it is committed. So callers submit a ``WriteUnit`` and get a future that completes when the
+transaction holding it has committed. A unit may carry a *dedup* insert (``INSERT OR IGNORE`` on a
+unique key): it tells whether the unit is new, and only a new unit's ``on_new`` callback runs — inside
+the same transaction, so what it derives (an alarm, a latest state) commits together with the message.
+
+Within one batch, statements are grouped by their SQL text in order of first appearance, keeping the
+order inside each group. Changes therefore should be idempotent upserts of whole rows, which makes
+their order across different statements irrelevant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+Statement = tuple[str, Sequence[Any]]
+
+
+@dataclass(slots=True)
+class WriteUnit:
+    statements: list[Statement] = field(default_factory=list)
+    dedup: Statement | None = None
+    """An ``INSERT OR IGNORE`` that inserts nothing when this unit was stored before."""
+    on_new: Callable[[], list[Statement]] | None = None
+    """Runs once the unit is known to be new; returns more statements for the same transaction."""
+
+
+class BatchWriter:
+    """Runs submitted units on its own connection, many per transaction."""
+
+    def __init__(self, conn: aiosqlite.Connection, *, max_batch: int = 4000) -> None:
+        self._conn = conn
+        self._max_batch = max_batch
+        self._pending: list[tuple[WriteUnit, asyncio.Future[bool]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches = 0
+        self.units = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="batch-writer")
+
+    def submit(self, unit: WriteUnit) -> asyncio.Future[bool]:
+        """Queue a unit; the future gives True when it was new, False for a duplicate, once committed."""
+        if self._closing:
+            raise RuntimeError("the writer is closed")
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((unit, future))
+        self._wakeup.set()
+        return future
+
+    async def write(self, statements: list[Statement]) -> None:
+        """Commit plain statements (not deduplicated) and wait for it."""
+        await self.submit(WriteUnit(statements=statements))
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    async def close(self) -> None:
+        """Commit everything already submitted, then stop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                await self._commit_batch(batch)
+            if self._closing:
+                return
+
+    async def _commit_batch(self, batch: list[tuple[WriteUnit, asyncio.Future[bool]]]) -> None:
+        try:
+            results = await self._transaction([unit for unit, _ in batch])
+        except Exception:
+            log.exception("batch of %d units failed; retrying them one by one", len(batch))
+            for unit, future in batch:
+                if future.cancelled():
+                    continue
+                try:
+                    (new,) = await self._transaction([unit])
+                except Exception as exc:  # noqa: BLE001 - the caller decides what a failed write means
+                    future.set_exception(exc)
+                else:
+                    future.set_result(new)
+            return
+        self.batches += 1
+        self.units += len(batch)
+        for (_, future), new in zip(batch, results, strict=True):
+            if not future.cancelled():
+                future.set_result(new)
+
+    async def _transaction(self, units: list[WriteUnit]) -> list[bool]:
+        conn = self._conn
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            new = await self._deduplicate(units)
+            groups: dict[str, list[Sequence[Any]]] = {}
+            for unit, is_new in zip(units, new, strict=True):
+                if is_new and unit.on_new is not None:
+                    # Derive once: a retried unit must not feed its events to the rules twice.
+                    unit.statements = unit.statements + unit.on_new()
+                    unit.on_new = None
+                for sql, params in unit.statements:
+                    groups.setdefault(sql, []).append(params)
+            for sql, rows in groups.items():
+                await conn.executemany(sql, rows)
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        return new
+
+    async def _deduplicate(self, units: list[WriteUnit]) -> list[bool]:
+        """Run the dedup inserts; a unit without one is always new."""
+        new = [True] * len(units)
+        groups: dict[str, list[int]] = {}
+        for index, unit in enumerate(units):
+            if unit.dedup is not None:
+                groups.setdefault(unit.dedup[0], []).append(index)
+        conn = self._conn
+        for sql, indexes in groups.items():
+            rows = [units[i].dedup[1] for i in indexes]  # type: ignore[index]
+            await conn.execute("SAVEPOINT dedup")
+            cursor = await conn.executemany(sql, rows)
+            if cursor.rowcount == len(rows):
+                await conn.execute("RELEASE dedup")
+                continue
+            # Some were stored before (resends): find out which, one by one. Rare.
+            await conn.execute("ROLLBACK TO dedup")
+            await conn.execute("RELEASE dedup")
+            for index, row in zip(indexes, rows, strict=True):
+                cursor = await conn.execute(sql, row)
+                new[index] = cursor.rowcount == 1
+        return new
