@@ -16,6 +16,7 @@ ENTRY_POINT_GROUP = "wuhai_iot"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.protocols.elink",
+    "wuhai_iot.protocols.lmt",
     "wuhai_iot.protocols.gasfill",
     "wuhai_iot.commands",
 )
