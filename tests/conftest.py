@@ -22,7 +22,7 @@ CENSUS = Path(__file__).resolve().parent / "data" / "census"
 
 
 def fixture_bytes(name: str) -> bytes:
-    """A frame from ``device_fixtures/``: hex text with ``#`` comment lines, or a raw text line."""
+    """A binary frame from ``device_fixtures/``: hex text, with ``#`` comment lines."""
     path = FIXTURES / name
     text = "".join(line for line in path.read_text(encoding="utf-8").splitlines(True)
                    if not line.lstrip().startswith("#"))  # fmt: skip
