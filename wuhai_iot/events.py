@@ -8,8 +8,11 @@ terminal says its clock is not set); ``received_at`` is when the platform read t
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
+
+import orjson
 
 # Canonical elevator fault kinds (domain.md): the alarm ``kind`` everywhere.
 FAULT_KINDS: tuple[str, ...] = (
@@ -256,3 +259,8 @@ def event_record(event: Event) -> dict[str, object]:
             value = value.value
         record[name] = value
     return record
+
+
+def events_json(events: Sequence[Event]) -> str:
+    """The events as a JSON list of ``event_record`` dicts (orjson: this runs for every stored frame)."""
+    return orjson.dumps(events, default=event_record, option=orjson.OPT_PASSTHROUGH_DATACLASS).decode()

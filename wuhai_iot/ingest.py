@@ -7,7 +7,6 @@ and what is stored; it knows events and SQL statements, never a wire format.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -195,7 +194,7 @@ class Ingest:
         """Store a message once; the future completes (True if new) when it is committed."""
         if message.dedup_key is None:
             raise ValueError(f"{message.type} messages are not stored")
-        payload = json.dumps([ev.event_record(e) for e in message.events], ensure_ascii=False)
+        payload = ev.events_json(message.events)
         device_time = int(message.device_time.timestamp()) if message.device_time else None
         dedup = (
             MESSAGE_INSERT,

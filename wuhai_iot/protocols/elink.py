@@ -116,6 +116,9 @@ AckBody = c.Struct("type" / c.Int8ub, "seq" / c.Int16ub, "result" / c.Int8ub)
 
 _header = Header.compile()
 _bodies = {code: body.compile() for code, body in Bodies.items()}
+# Building is our own output, so the compiled builders' skipped checks cost nothing.
+_build_header = _header.build
+_build_ack = AckBody.compile().build
 
 
 def crc16(data: bytes | bytearray | memoryview) -> int:
@@ -198,10 +201,11 @@ def _time(raw: int) -> datetime | None:
     return datetime.fromtimestamp(raw, UTC) if raw else None
 
 
-def _status(head: ev.Event, record: c.Container, device_time: datetime | None) -> ev.ElevatorStatus:
-    if record.direction > 2 or record.door > 4:
-        raise ValueError(f"direction {record.direction} or door {record.door} out of range")
-    flags = record.flags
+def _status(head: dict[str, object], record: c.Container) -> ev.ElevatorStatus:
+    """A status record; ``head`` holds the event header fields (device_time included)."""
+    direction, door, flags = record["direction"], record["door"], record["flags"]
+    if direction > 2 or door > 4:
+        raise ValueError(f"direction {direction} or door {door} out of range")
     if flags & 0x08:
         mode = "inspection"
     elif flags & 0x10:
@@ -210,26 +214,23 @@ def _status(head: ev.Event, record: c.Container, device_time: datetime | None) -
         mode = "independent"
     else:
         mode = "normal"
+    floor, load = record["floor"], record["load"]
     return ev.ElevatorStatus(
-        protocol=head.protocol,
-        terminal_id=head.terminal_id,
-        seq=head.seq,
-        device_time=device_time,
-        received_at=head.received_at,
-        floor=None if record.floor == -128 else record.floor,
-        direction=DIRECTIONS[record.direction],
-        door=DOORS[record.door],
+        **head,  # type: ignore[arg-type]
+        floor=None if floor == -128 else floor,
+        direction=DIRECTIONS[direction],
+        door=DOORS[door],
         running=bool(flags & 0x01),
         door_zone=bool(flags & 0x02),
         occupied=bool(flags & 0x04),
-        speed_mps=record.speed / 1000,
-        load_pct=None if record.load == 255 else record.load,
+        speed_mps=record["speed"] / 1000,
+        load_pct=None if load == 255 else load,
         power=bool(flags & 0x20),
         safety_circuit=bool(flags & 0x80),
         door_lock=bool(flags & 0x100),
         overload=bool(flags & 0x40),
         mode=mode,
-        trip_count=record.trips,
+        trip_count=record["trips"],
     )
 
 
@@ -247,29 +248,28 @@ class ElinkProtocol(Protocol):
         length = (frame[3] << 8) | frame[4]
         if len(frame) != 7 + length or crc16(frame[2 : 5 + length]) != int.from_bytes(frame[-2:], "big"):
             raise DecodeError("length or CRC does not match")
-        head = _header.parse(frame)
-        terminal = head.terminal.hex()
+        header = _header.parse(frame)
+        terminal = header["terminal"].hex()
         if not terminal.isdigit():
             raise DecodeError(f"terminal id {terminal} is not packed BCD")
-        seq, code, time_raw = head.seq, head.type, head.time
-        wire = ElinkWire(code, head.terminal, time_raw)
+        seq, code, time_raw = header["seq"], header["type"], header["time"]
+        wire = ElinkWire(code, header["terminal"], time_raw)
         name = TYPE_NAMES.get(code)
         if name is None:
             raise DecodeError(
                 f"unsupported message type 0x{code:02x}",
                 terminal_id=terminal, seq=seq, wire=wire, unsupported=True,
             )  # fmt: skip
-        body = frame[HEADER_SIZE : 5 + length]
         device_time = _time(time_raw)
-        common = ev.Event(
-            protocol=self.name,
-            terminal_id=terminal,
-            seq=seq,
-            device_time=device_time,
-            received_at=received_at,
-        )
+        head = {
+            "protocol": self.name,
+            "terminal_id": terminal,
+            "seq": seq,
+            "device_time": device_time,
+            "received_at": received_at,
+        }
         try:
-            events, wire = self._decode_body(code, body, common, wire)
+            events, wire = self._decode_body(code, frame[HEADER_SIZE : 5 + length], head, wire)
         except (ValueError, c.ConstructError, IndexError) as exc:
             raise DecodeError(f"bad {name} body: {exc}", terminal_id=terminal, seq=seq, wire=wire) from None
         if code in (LOGIN, HEARTBEAT):
@@ -291,33 +291,27 @@ class ElinkProtocol(Protocol):
         )
 
     def _decode_body(
-        self, code: int, body: bytes, common: ev.Event, wire: ElinkWire
+        self, code: int, body: bytes, head: dict[str, object], wire: ElinkWire
     ) -> tuple[list[ev.Event], ElinkWire]:
         expected = FIXED_BODY_SIZES.get(code)
         if expected is not None and len(body) != expected:
             raise ValueError(f"{len(body)} bytes, expected {expected}")
         fields = _bodies[code].parse(body)
-        head = dict(
-            protocol=common.protocol,
-            terminal_id=common.terminal_id,
-            seq=common.seq,
-            device_time=common.device_time,
-            received_at=common.received_at,
-        )
+        if code == STATUS:
+            return [_status(head, fields)], wire
+        if code == STATUS_BATCH:
+            if not 1 <= fields.count <= 60 or len(body) != 1 + 16 * fields.count:
+                raise ValueError(f"count {fields.count} does not fit {len(body)} bytes")
+            samples = []
+            for sample in fields.samples:
+                sample_head = {**head, "device_time": _time(sample.time) or head["received_at"]}
+                samples.append(_status(sample_head, sample.record))
+            return list(samples), wire
         if code == LOGIN:
             wire = ElinkWire(wire.type_code, wire.terminal_bcd, wire.time_raw, fields.auth)
             return [ev.Login(**head, firmware=fields.firmware, report_interval_s=fields.interval)], wire
         if code == HEARTBEAT:
             return [ev.Heartbeat(**head, signal=None if fields.csq == 99 else fields.csq)], wire
-        if code == STATUS:
-            return [_status(common, fields, common.device_time)], wire
-        if code == STATUS_BATCH:
-            if not 1 <= fields.count <= 60 or len(body) != 1 + 16 * fields.count:
-                raise ValueError(f"count {fields.count} does not fit {len(body)} bytes")
-            samples = [
-                _status(common, s.record, _time(s.time) or common.received_at) for s in fields.samples
-            ]
-            return list(samples), wire
         if code == FAULT:
             if fields.state > 1:
                 raise ValueError(f"fault state {fields.state}")
@@ -380,7 +374,7 @@ class ElinkProtocol(Protocol):
         self, terminal: bytes, acked_type: int, acked_seq: int, result: int, seq: int, now: datetime
     ) -> bytes:
         clock = int(now.timestamp())
-        body = AckBody.build({"type": acked_type, "seq": acked_seq, "result": int(result)})
+        body = _build_ack({"type": acked_type, "seq": acked_seq, "result": int(result)})
         if acked_type == LOGIN:
             body += clock.to_bytes(4, "big")
         return encode_frame(terminal, ACK, seq, clock, body)
@@ -389,7 +383,7 @@ class ElinkProtocol(Protocol):
 def encode_frame(terminal_bcd: bytes, type_code: int, seq: int, time_raw: int, body: bytes) -> bytes:
     """Build a whole ELink frame (used for the platform's answers and by simulated terminals)."""
     length = MIN_LENGTH + len(body)
-    head = Header.build(
+    head = _build_header(
         {
             "version": VERSION,
             "length": length,
