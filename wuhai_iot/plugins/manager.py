@@ -19,6 +19,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.protocols.lmt",
     "wuhai_iot.protocols.gasfill",
     "wuhai_iot.commands",
+    "wuhai_iot.users",
+    "wuhai_iot.web.auth",
 )
 """Modules of this package that implement hooks, registered exactly as outside plugins are."""
 

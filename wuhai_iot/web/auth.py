@@ -1,0 +1,488 @@
+"""Who is asking and what they may see: sessions, API tokens, CSRF, roles and scopes for web handlers.
+
+Every request passes ``authenticate`` (a middleware): it finds the user from the session cookie or an
+``Authorization: Bearer`` token, refuses anonymous requests to any route not marked ``@public``
+(pages: redirect to /login; /api/: 401 JSON) and checks the CSRF token of every state-changing
+request authenticated by cookie (form field ``csrf_token`` or header ``X-CSRF-Token``). Handlers then
+say what they need::
+
+    from wuhai_iot.web.auth import Permission, request_user, requires, web_database
+
+    @requires(Permission.VIEW_ELEVATORS)                  # a list page: 403 for a role without it
+    async def lift_list(request: web.Request) -> web.Response:
+        user = request_user(request)                      # a User (never None under @requires)
+        lifts = await list_elevators(web_database(request), **user.scope.filters())
+        return render(request, "lifts.html", {"user": user, "lifts": lifts})
+
+    @requires(Permission.VIEW_ELEVATORS, hidden=True)     # one object: 404 for a role without it
+    async def lift_detail(request: web.Request) -> web.Response:
+        user = request_user(request)
+        lift = await get_elevator(web_database(request), request.match_info["code"], **user.scope.filters())
+        if lift is None:                                  # outside the user's district: the same 404
+            raise web.HTTPNotFound()
+        ...
+
+    @requires(Permission.HANDLE_ALARMS)                   # an action: 403 for a role without it
+    async def acknowledge(request: web.Request) -> web.Response:
+        form = await request.post()                       # the CSRF token was checked already
+        ...
+
+In a template every form that POSTs carries
+``<input type="hidden" name="csrf_token" value="{{ user.csrf_token }}">``; page JavaScript sends the
+same value in an ``X-CSRF-Token`` header. Read forms with ``await request.post()`` (the middleware
+has read the body already; ``request.multipart()`` would find it consumed).
+
+``Scope.filters()`` gives the keyword filters of the internal query APIs (``district_code``,
+``maintenance_company``, ``station_code``); ``Scope.allows(...)`` checks an object already fetched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import hmac
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiosqlite
+from aiohttp import web
+
+from wuhai_iot import audit
+from wuhai_iot.districts import DISTRICTS
+from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.server import PLATFORM_KEY, Platform
+from wuhai_iot.users import Role, dummy_hash, new_secret, secret_hash, verify_password
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "wuhai_session"
+LOGIN_COOKIE = "wuhai_login"
+"""Holds the login form's own CSRF token (there is no session yet to hold it)."""
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC_PATHS = frozenset({"/healthz", "/login"})
+PUBLIC_PREFIXES = ("/static/",)
+LOGIN_FAILURES_ALLOWED = 10
+LOGIN_FAILURE_WINDOW_S = 900.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+WEB_DB_KEY = web.AppKey("web_database", aiosqlite.Connection)
+
+
+class Permission(enum.StrEnum):
+    VIEW_ELEVATORS = "view_elevators"
+    """Lifts, their state, maintenance visits, inspections, rescues (scoped by district or company)."""
+    VIEW_ALARMS = "view_alarms"
+    """Alarms within the user's scope (lifts for maintenance companies, the station's for a station)."""
+    HANDLE_ALARMS = "handle_alarms"
+    SEND_COMMANDS = "send_commands"
+    VIEW_STATIONS = "view_stations"
+    VIEW_CYLINDERS = "view_cylinders"
+    VIEW_VEHICLES = "view_vehicles"
+    VIEW_COVERAGE = "view_coverage"
+    """Rollout figures, dashboards and monthly reports."""
+    IMPORT_CENSUS = "import_census"
+    MANAGE_USERS = "manage_users"
+    VIEW_AUDIT = "view_audit"
+    VIEW_METRICS = "view_metrics"
+
+
+P = Permission
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.DISTRICT: frozenset({P.VIEW_ELEVATORS, P.VIEW_ALARMS, P.HANDLE_ALARMS, P.SEND_COMMANDS, P.VIEW_STATIONS,
+                              P.VIEW_CYLINDERS, P.VIEW_VEHICLES, P.VIEW_COVERAGE}),
+    Role.POLICE: frozenset({P.VIEW_CYLINDERS, P.VIEW_VEHICLES}),
+    Role.TRANSPORT: frozenset({P.VIEW_CYLINDERS, P.VIEW_VEHICLES}),
+    Role.STATION: frozenset({P.VIEW_STATIONS, P.VIEW_ALARMS, P.HANDLE_ALARMS}),
+    Role.MAINTENANCE: frozenset({P.VIEW_ELEVATORS, P.VIEW_ALARMS, P.HANDLE_ALARMS, P.SEND_COMMANDS}),
+}  # fmt: skip
+"""What each role may see and do; the scope (district, company, station) narrows it further."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The part of the city a user may see. ``None`` everywhere: the whole city."""
+
+    district_code: str | None = None
+    maintenance_company: str | None = None
+    station_code: int | None = None
+
+    def filters(self) -> dict[str, Any]:
+        """Keyword filters for the query APIs (only the ones that narrow)."""
+        return {key: value for key in ("district_code", "maintenance_company", "station_code")
+                if (value := getattr(self, key)) is not None}  # fmt: skip
+
+    def allows(
+        self,
+        *,
+        district_code: str | None = None,
+        maintenance_company: str | None = None,
+        station_code: int | None = None,
+    ) -> bool:
+        """Whether an object with these attributes is inside the scope (an attribute not given fails a
+        scope that narrows by it)."""
+        if self.district_code is not None and district_code != self.district_code:
+            return False
+        if self.maintenance_company is not None and maintenance_company != self.maintenance_company:
+            return False
+        if self.station_code is not None and (station_code is None or int(station_code) != self.station_code):
+            return False
+        return True
+
+    @property
+    def whole_city(self) -> bool:
+        return not self.filters()
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """The user behind a request."""
+
+    id: int
+    name: str
+    role: Role
+    district_code: str | None
+    unit: str | None
+    via: str
+    """``session`` (cookie) or ``token`` (bearer)."""
+    csrf_token: str | None = None
+    """For forms and page JavaScript; None for token users (no CSRF with bearer tokens)."""
+
+    def can(self, permission: Permission) -> bool:
+        return permission in ROLE_PERMISSIONS[self.role]
+
+    @property
+    def scope(self) -> Scope:
+        if self.role is Role.DISTRICT:
+            return Scope(district_code=self.district_code)
+        if self.role is Role.STATION:
+            return Scope(station_code=int(self.unit or 0))
+        if self.role is Role.MAINTENANCE:
+            return Scope(maintenance_company=self.unit)
+        return Scope()
+
+    @property
+    def district_name(self) -> str | None:
+        return DISTRICTS.get(self.district_code) if self.district_code else None
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        return ROLE_PERMISSIONS[self.role]
+
+
+USER_KEY: Any = web.RequestKey("wuhai_user", User) if hasattr(web, "RequestKey") else "wuhai_user"
+"""Where the middleware puts the user (``web.RequestKey`` exists from aiohttp 3.14)."""
+
+
+def request_user(request: web.Request) -> User:
+    """The authenticated user (handlers behind ``@requires``/``@require_role``, or any non-public route)."""
+    user = request.get(USER_KEY)
+    if user is None:
+        raise refusal(request, 401)
+    return user
+
+
+def optional_user(request: web.Request) -> User | None:
+    """The user, or None on a public route visited anonymously."""
+    return request.get(USER_KEY)
+
+
+def web_database(request: web.Request) -> aiosqlite.Connection:
+    """The web layer's read connection (never used for writes: they go through ``platform.writer``)."""
+    return request.app[WEB_DB_KEY]
+
+
+def is_api(request: web.Request) -> bool:
+    """Whether the request is for a machine (the JSON API or /metrics): errors as JSON, never a redirect."""
+    return request.path in ("/api", "/metrics") or request.path.startswith("/api/")
+
+
+def json_error(status: int, message: str) -> web.HTTPException:
+    """An HTTP error whose body is ``{"error": message}`` (the API's errors)."""
+    error_class = web.HTTPException if status not in _ERRORS else _ERRORS[status]
+    return error_class(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json")
+
+
+_ERRORS: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
+    405: web.HTTPMethodNotAllowed, 409: web.HTTPConflict, 413: web.HTTPRequestEntityTooLarge,
+    422: web.HTTPUnprocessableEntity, 429: web.HTTPTooManyRequests, 500: web.HTTPInternalServerError,
+    503: web.HTTPServiceUnavailable,
+}  # fmt: skip
+_API_MESSAGES = {401: "authentication required", 403: "forbidden", 404: "not found"}
+
+
+def refusal(request: web.Request, status: int) -> web.HTTPException:
+    """What to raise when a request may not go on: 401 (anonymous), 403 (forbidden action) or 404
+    (an object the user may not see). Pages: an anonymous user is sent to /login."""
+    if is_api(request):
+        error = json_error(status, _API_MESSAGES.get(status, "refused"))
+        if status == 401:
+            error.headers["WWW-Authenticate"] = 'Bearer realm="wuhai-iot"'
+        return error
+    if status == 401:
+        return web.HTTPFound("/login?next=" + quote(request.path_qs, safe=""))
+    return {403: web.HTTPForbidden, 404: web.HTTPNotFound}[status]()
+
+
+def requires(*permissions: Permission, hidden: bool = False) -> Callable[[Handler], Handler]:
+    """Let a handler run only for a user with every permission; otherwise 403, or 404 when ``hidden``
+    (a single object: do not confirm it exists)."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            user = request_user(request)
+            if not all(user.can(p) for p in permissions):
+                raise refusal(request, 404 if hidden else 403)
+            return await handler(request)
+
+        return guarded
+
+    return decorate
+
+
+def require_role(*roles: Role | str, hidden: bool = False) -> Callable[[Handler], Handler]:
+    """Let a handler run only for users of these roles; otherwise 403, or 404 when ``hidden``."""
+    allowed = {Role(role) for role in roles}
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if request_user(request).role not in allowed:
+                raise refusal(request, 404 if hidden else 403)
+            return await handler(request)
+
+        return guarded
+
+    return decorate
+
+
+def public(handler: Handler) -> Handler:
+    """Mark a route handler as open to anonymous visitors (the login page)."""
+    handler.wuhai_public = True  # type: ignore[attr-defined]
+    return handler
+
+
+# --- finding the user --------------------------------------------------------------------------------
+
+USER_COLUMNS = "u.id, u.name, u.role, u.district_code, u.unit"
+
+
+def _user(row: aiosqlite.Row, via: str, csrf_token: str | None = None) -> User:
+    return User(row["id"], row["name"], Role(row["role"]), row["district_code"], row["unit"], via, csrf_token)
+
+
+def csrf_for(session_token: str) -> str:
+    """The session's CSRF token: derived from the cookie, so neither is stored in clear."""
+    return secret_hash("csrf:" + session_token)
+
+
+async def user_for_session(conn: aiosqlite.Connection, session_token: str) -> User | None:
+    row = await (await conn.execute(
+        f"SELECT {USER_COLUMNS} FROM web_sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE s.token_hash = ? AND s.expires_at > ? AND u.active = 1",
+        (secret_hash(session_token), time.time()),
+    )).fetchone()  # fmt: skip
+    return None if row is None else _user(row, "session", csrf_for(session_token))
+
+
+async def user_for_token(conn: aiosqlite.Connection, token: str) -> User | None:
+    row = await (await conn.execute(
+        f"SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id"
+        " WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.active = 1",
+        (secret_hash(token),),
+    )).fetchone()  # fmt: skip
+    return None if row is None else _user(row, "token")
+
+
+def _is_public(request: web.Request) -> bool:
+    if request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES):
+        return True
+    route = request.match_info.route
+    return getattr(route.handler, "wuhai_public", False) or request.match_info.http_exception is not None
+
+
+async def _submitted_csrf(request: web.Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        value = (await request.post()).get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Put the user on the request; refuse anonymous requests to non-public routes; check CSRF."""
+    conn = request.app[WEB_DB_KEY]
+    user: User | None = None
+    authorization = request.headers.get("Authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            user = await user_for_token(conn, token.strip())
+        if user is None:
+            # A wrong token is never silently anonymous: the caller must learn it is wrong.
+            raise json_error(401, "invalid or revoked token") if is_api(request) else web.HTTPUnauthorized()
+    else:
+        session_token = request.cookies.get(SESSION_COOKIE)
+        if session_token:
+            user = await user_for_session(conn, session_token)
+    request[USER_KEY] = user
+    if user is None:
+        if not _is_public(request):
+            raise refusal(request, 401)
+    elif user.via == "session" and request.method not in SAFE_METHODS:
+        submitted = await _submitted_csrf(request)
+        if not submitted or not hmac.compare_digest(submitted, user.csrf_token or ""):
+            log.warning("CSRF token missing or wrong: %s %s by %s", request.method, request.path, user.name)
+            raise json_error(403, "CSRF token missing or wrong") if is_api(request) else web.HTTPForbidden(
+                text="CSRF token missing or wrong (reload the page and try again)"
+            )
+    return await handler(request)
+
+
+# --- login and logout --------------------------------------------------------------------------------
+
+
+class LoginThrottle:
+    """Refuses a name after too many failed logins in a window (password guessing)."""
+
+    def __init__(self, allowed: int = LOGIN_FAILURES_ALLOWED, window_s: float = LOGIN_FAILURE_WINDOW_S) -> None:
+        self.allowed = allowed
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, name: str) -> deque[float]:
+        failures = self._failures.setdefault(name, deque())
+        while failures and failures[0] < time.monotonic() - self.window_s:
+            failures.popleft()
+        return failures
+
+    def blocked(self, name: str) -> bool:
+        return len(self._recent(name)) >= self.allowed
+
+    def failed(self, name: str) -> None:
+        self._recent(name).append(time.monotonic())
+
+    def succeeded(self, name: str) -> None:
+        self._failures.pop(name, None)
+
+
+THROTTLE_KEY = web.AppKey("login_throttle", LoginThrottle)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (no ``//host`` or scheme) may be where a login leads."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _render_login(request: web.Request, *, csrf: str, error: str | None, name: str, status: int) -> web.Response:
+    import jinja2
+
+    from wuhai_iot.web.templating import render
+
+    target = _safe_next(request.query.get("next"))
+    context = {"csrf_token": csrf, "error": error, "name": name, "next": target, "user": None}
+    try:
+        return render(request, "login.html", context, status=status)
+    except jinja2.TemplateNotFound:  # until the pages' login.html exists
+        page = jinja2.Template(
+            '<!doctype html><meta charset="utf-8"><title>登录</title><form method="post" action="/login">'
+            '{% if error %}<p>{{ error }}</p>{% endif %}<input type="hidden" name="csrf_token" value="{{ csrf_token }}">'
+            '<input type="hidden" name="next" value="{{ next }}"><input name="name" value="{{ name }}">'
+            '<input name="password" type="password"><button>登录</button></form>', autoescape=True,
+        )
+        return web.Response(text=page.render(context), status=status, content_type="text/html")
+
+
+@public
+async def login_page(request: web.Request) -> web.StreamResponse:
+    user = optional_user(request)
+    if user is not None:
+        raise web.HTTPFound(_safe_next(request.query.get("next")))
+    csrf = request.cookies.get(LOGIN_COOKIE) or new_secret()
+    response = _render_login(request, csrf=csrf, error=None, name="", status=200)
+    response.set_cookie(LOGIN_COOKIE, csrf, httponly=True, samesite="Lax", path="/login", secure=request.secure)
+    return response
+
+
+@public
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    platform: Platform = request.app[PLATFORM_KEY]
+    form = await request.post()
+    name = str(form.get("name", "")).strip()
+    password = str(form.get("password", ""))
+    cookie_csrf = request.cookies.get(LOGIN_COOKIE, "")
+    form_csrf = str(form.get(CSRF_FIELD, ""))
+    if not cookie_csrf or not hmac.compare_digest(cookie_csrf, form_csrf):
+        raise web.HTTPForbidden(text="CSRF token missing or wrong (reload the login page and try again)")
+    throttle = request.app[THROTTLE_KEY]
+    if throttle.blocked(name):
+        return _render_login(request, csrf=cookie_csrf, error="登录失败次数过多，请15分钟后再试。", name=name, status=429)
+    row = await (await request.app[WEB_DB_KEY].execute(
+        f"SELECT {USER_COLUMNS}, u.password_hash, u.active FROM users u WHERE u.name = ?", (name,)
+    )).fetchone()  # fmt: skip
+    stored_hash = row["password_hash"] if row is not None else await asyncio.to_thread(dummy_hash)
+    password_ok = await asyncio.to_thread(verify_password, password, stored_hash)
+    if row is None or not password_ok or not row["active"]:
+        throttle.failed(name)
+        await audit.record(platform.writer, None, "login.failed", "user", name, details={"peer": request.remote})
+        return _render_login(request, csrf=cookie_csrf, error="用户名或密码错误。", name=name, status=401)
+    throttle.succeeded(name)
+    session_token = new_secret()
+    now = time.time()
+    lifetime_s = platform.config.web.session_hours * 3600
+    await platform.writer.write([
+        ("DELETE FROM web_sessions WHERE expires_at <= ?", (now,)),
+        ("INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at, peer) VALUES (?, ?, ?, ?, ?)",
+         (secret_hash(session_token), row["id"], now, now + lifetime_s, request.remote)),
+        audit.entry(name, "login", "user", name, district_code=row["district_code"], details={"peer": request.remote}),
+    ])  # fmt: skip
+    response = web.HTTPFound(_safe_next(str(form.get("next") or request.query.get("next") or "/")))
+    response.set_cookie(SESSION_COOKIE, session_token, max_age=int(lifetime_s), httponly=True, samesite="Lax",
+                        path="/", secure=request.secure)  # fmt: skip
+    response.del_cookie(LOGIN_COOKIE, path="/login")
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """End the session (POST with the CSRF token, like every other change)."""
+    user = request_user(request)
+    platform: Platform = request.app[PLATFORM_KEY]
+    statements = [audit.entry(user.name, "logout", "user", user.name, district_code=user.district_code)]
+    session_token = request.cookies.get(SESSION_COOKIE)
+    if user.via == "session" and session_token:
+        statements.append(("DELETE FROM web_sessions WHERE token_hash = ?", (secret_hash(session_token),)))
+    await platform.writer.write(statements)
+    response = web.HTTPFound("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
+
+
+@hookimpl
+def register_routes(app: web.Application, platform: Platform) -> None:
+    """Install the middleware, the web layer's database connection and the login/logout routes."""
+    app[THROTTLE_KEY] = LoginThrottle()
+
+    async def open_database(app: web.Application) -> None:
+        app[WEB_DB_KEY] = await platform.open_database()
+
+    app.on_startup.append(open_database)
+    app.middlewares.append(authenticate)
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_submit)
+    app.router.add_post("/logout", logout)
