@@ -11,6 +11,7 @@ import pluggy
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from wuhai_iot.alarms import Alarm
     from wuhai_iot.protocols.base import Protocol
     from wuhai_iot.server import Platform
 
@@ -50,3 +51,13 @@ def platform_stopping(platform: "Platform") -> "Awaitable[None] | None":
 @hookspec
 def register_routes(app: "web.Application", platform: "Platform") -> None:
     """Add routes, middlewares or sub-applications to the platform's aiohttp application."""
+
+
+@hookspec
+def alarm_changed(platform: "Platform", alarm: "Alarm", change: str) -> "Awaitable[None] | None":
+    """An alarm was raised or changed state (``raised``, ``cleared``, ``reactivated``, ``flapping``,
+    ``merged``, ``acknowledged``, ``resolved``), after the change is committed.
+
+    Called from a background task, never from ingestion; may return an awaitable. An exception is logged
+    and does not stop the other notifiers. Slow work (an SMS gateway) should queue and return.
+    """

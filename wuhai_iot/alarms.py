@@ -1,0 +1,661 @@
+"""Alarms: one place for their lifecycle, whatever raised them (a lift's rule or terminal, a filling check).
+
+An alarm has a *condition* (active / cleared, set by the device or a rule) and a *handling*
+(raised → acknowledged → resolved, set by staff). One episode is one alarm: while an alarm of a kind on a
+subject is active, repeats update it; a flapping condition (raised and cleared ``flapping_count`` times in
+``flapping_window_s``) collapses into one alarm marked flapping.
+
+The ``AlarmBook`` keeps the active and recently cleared alarms in memory and turns raise/clear calls into
+whole-row upserts (ids allocated here), so a consumer can return them inside the transaction of the
+message that caused them. Staff actions go through the batch writer. Notifications (the
+``alarm_changed`` hook) are sent from a background task after the change has committed.
+See docs/alarms.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import json
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+
+from wuhai_iot.config import RulesConfig
+from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.storage.writer import BatchWriter, Statement
+
+if TYPE_CHECKING:
+    from wuhai_iot.server import Platform
+
+log = logging.getLogger(__name__)
+
+SEVERITY: dict[str, str] = {
+    "trapped": "critical",
+    "door_open_moving": "critical",
+    "overshoot_top": "critical",
+    "overshoot_bottom": "critical",
+    "overspeed": "critical",
+    "stopped_outside_zone": "major",
+    "door_fault": "minor",
+    "power_lost": "major",
+    "safety_circuit": "major",
+    "door_lock": "major",
+    "alarm_button": "major",
+    "reopening": "minor",
+    "unknown_fault": "minor",
+    "offline": "minor",
+    "fill_without_permit": "critical",
+    "overfill": "major",
+    "weight_tampering": "major",
+    "short_fill": "minor",
+}
+"""Severity of every alarm kind (domain.md)."""
+
+STATUSES = ("raised", "acknowledged", "resolved")
+
+
+class AlarmError(Exception):
+    """A staff action on an alarm cannot be done."""
+
+
+class AlarmNotFound(AlarmError, LookupError):
+    """No such alarm, or it is outside the caller's filters (the API answers 404)."""
+
+
+class AlarmAlreadyResolved(AlarmError):
+    """The alarm is resolved: it can be neither acknowledged nor resolved again (the API answers 409)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What an alarm is about: a lift, or a cylinder (at a station), or a station."""
+
+    device_code: str | None = None
+    cylinder_code: str | None = None
+    station_code: int | None = None
+
+    @property
+    def key(self) -> str:
+        if self.device_code:
+            return f"lift:{self.device_code}"
+        if self.cylinder_code:
+            return f"cylinder:{self.cylinder_code}"
+        if self.station_code is not None:
+            return f"station:{self.station_code}"
+        raise ValueError("an alarm subject needs a device, cylinder or station code")
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+@dataclass(slots=True)
+class Alarm:
+    """One alarm. Times are timezone-aware UTC."""
+
+    id: int
+    kind: str
+    severity: str
+    device_code: str | None
+    cylinder_code: str | None
+    station_code: int | None
+    vendor_code: str | None
+    sources: set[str]
+    active_sources: set[str]
+    condition: str
+    since: datetime
+    raised_at: datetime
+    updated_at: datetime
+    created_at: datetime
+    cleared_at: datetime | None = None
+    cleared_by: str | None = None
+    repeats: int = 1
+    episodes: int = 1
+    flapping: bool = False
+    merged_into: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    status: str = "raised"
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    acknowledge_note: str | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    resolve_note: str | None = None
+    district_code: str | None = None
+    """Filled by queries (the lift's or the station's district)."""
+
+    @property
+    def subject(self) -> Subject:
+        return Subject(self.device_code, self.cylinder_code, self.station_code)
+
+    @property
+    def open(self) -> bool:
+        return self.status != "resolved"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (times ISO-8601 UTC with Z) for notifiers and the JSON API."""
+        record: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = value.isoformat().replace("+00:00", "Z")
+            elif isinstance(value, set):
+                value = sorted(value)
+            record[f.name] = value
+        return record
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> Alarm:
+        keys = row.keys()
+        return cls(
+            id=row["id"],
+            kind=row["kind"],
+            severity=row["severity"],
+            device_code=row["device_code"],
+            cylinder_code=row["cylinder_code"],
+            station_code=row["station_code"],
+            vendor_code=row["vendor_code"],
+            sources=set(filter(None, row["sources"].split(","))),
+            active_sources=set(filter(None, row["active_sources"].split(","))),
+            condition=row["condition"],
+            since=_dt(row["since"]),  # type: ignore[arg-type]
+            raised_at=_dt(row["raised_at"]),  # type: ignore[arg-type]
+            updated_at=_dt(row["updated_at"]),  # type: ignore[arg-type]
+            created_at=_dt(row["created_at"]),  # type: ignore[arg-type]
+            cleared_at=_dt(row["cleared_at"]),
+            cleared_by=row["cleared_by"],
+            repeats=row["repeats"],
+            episodes=row["episodes"],
+            flapping=bool(row["flapping"]),
+            merged_into=row["merged_into"],
+            detail=json.loads(row["detail"]),
+            status=row["status"],
+            acknowledged_by=row["acknowledged_by"],
+            acknowledged_at=_dt(row["acknowledged_at"]),
+            acknowledge_note=row["acknowledge_note"],
+            resolved_by=row["resolved_by"],
+            resolved_at=_dt(row["resolved_at"]),
+            resolve_note=row["resolve_note"],
+            district_code=row["district_code"] if "district_code" in keys else None,
+        )
+
+
+ALARM_UPSERT = (
+    "INSERT INTO alarms (id, kind, severity, device_code, cylinder_code, station_code, vendor_code, sources,"
+    " active_sources, condition, since, raised_at, updated_at, cleared_at, cleared_by, repeats, episodes,"
+    " flapping, merged_into, detail, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT (id) DO UPDATE SET vendor_code=excluded.vendor_code, sources=excluded.sources,"
+    " active_sources=excluded.active_sources, condition=excluded.condition, since=excluded.since,"
+    " raised_at=excluded.raised_at, updated_at=excluded.updated_at, cleared_at=excluded.cleared_at,"
+    " cleared_by=excluded.cleared_by, repeats=excluded.repeats, episodes=excluded.episodes,"
+    " flapping=excluded.flapping, merged_into=excluded.merged_into, detail=excluded.detail"
+)
+"""The condition part of an alarm row; the handling columns are only ever set by staff actions."""
+ACKNOWLEDGE = (
+    "UPDATE alarms SET status = 'acknowledged', acknowledged_by = ?, acknowledged_at = ?, acknowledge_note = ?"
+    " WHERE id = ? AND status = 'raised'"
+)
+RESOLVE = (
+    "UPDATE alarms SET status = 'resolved', resolved_by = ?, resolved_at = ?, resolve_note = ?"
+    " WHERE id = ? AND status != 'resolved'"
+)
+SAMPLE_INSERT = "INSERT OR IGNORE INTO alarm_samples (alarm_id, at, record) VALUES (?, ?, ?)"
+
+
+def _upsert(alarm: Alarm) -> Statement:
+    return (
+        ALARM_UPSERT,
+        (alarm.id, alarm.kind, alarm.severity, alarm.device_code, alarm.cylinder_code, alarm.station_code,
+         alarm.vendor_code, ",".join(sorted(alarm.sources)), ",".join(sorted(alarm.active_sources)),
+         alarm.condition, alarm.since.timestamp(), alarm.raised_at.timestamp(), alarm.updated_at.timestamp(),
+         _ts(alarm.cleared_at), alarm.cleared_by, alarm.repeats, alarm.episodes, int(alarm.flapping),
+         alarm.merged_into, json.dumps(alarm.detail, ensure_ascii=False, sort_keys=True),
+         alarm.created_at.timestamp()),
+    )  # fmt: skip
+
+
+Observer = Callable[[Alarm, str], list[Statement]]
+"""Called synchronously on every change, inside the same transaction; returns more statements."""
+
+
+class AlarmBook:
+    """The active and recently cleared alarms, and the one place that changes them."""
+
+    def __init__(self, conn: aiosqlite.Connection, writer: BatchWriter, rules: RulesConfig) -> None:
+        self.conn = conn
+        """A read connection of the book's own."""
+        self.writer = writer
+        self.rules = rules
+        self.observers: list[Observer] = []
+        self._next_id = 1
+        self._recent: dict[tuple[str, str, str | None], list[Alarm]] = {}
+        """Per episode key, the alarms not merged whose condition is active or cleared within the flapping window."""
+        self._activations: dict[tuple[str, str, str | None], list[float]] = {}
+        self._changes: list[tuple[Alarm, str]] = []
+        self._changed = asyncio.Event()
+        self._closing = False
+
+    async def load(self) -> None:
+        """Reload the next id and the alarms that are active or cleared within the flapping window."""
+        row = await (await self.conn.execute("SELECT coalesce(max(id), 0) FROM alarms")).fetchone()
+        self._next_id = row[0] + 1
+        horizon = time.time() - self.rules.flapping_window_s
+        cursor = await self.conn.execute(
+            "SELECT * FROM alarms WHERE merged_into IS NULL AND (condition = 'active' OR cleared_at >= ?)"
+            " ORDER BY id",
+            (horizon,),
+        )
+        for row in await cursor.fetchall():
+            alarm = Alarm.from_row(row)
+            key = self._key(alarm.subject, alarm.kind, alarm.vendor_code)
+            self._recent.setdefault(key, []).append(alarm)
+            self._activations.setdefault(key, []).append(alarm.since.timestamp())
+
+    # --- condition --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(subject: Subject, kind: str, vendor_code: str | None) -> tuple[str, str, str | None]:
+        return subject.key, kind, vendor_code if kind == "unknown_fault" else None
+
+    def active(self, subject: Subject, kind: str, vendor_code: str | None = None) -> Alarm | None:
+        """The alarm whose condition is active for this subject and kind, if any."""
+        for alarm in self._recent.get(self._key(subject, kind, vendor_code), ()):
+            if alarm.condition == "active":
+                return alarm
+        return None
+
+    def active_for(self, subject: Subject) -> list[Alarm]:
+        """Every active alarm of a subject."""
+        prefix = subject.key
+        return [a for (key, _, _), alarms in self._recent.items() if key == prefix
+                for a in alarms if a.condition == "active"]  # fmt: skip
+
+    def raise_alarm(
+        self,
+        subject: Subject,
+        kind: str,
+        at: datetime,
+        *,
+        source: str = "rule",
+        since: datetime | None = None,
+        vendor_code: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> list[Statement]:
+        """The condition is active at ``at`` (since ``since``): raise a new alarm or update the episode's."""
+        if kind not in SEVERITY:
+            raise ValueError(f"unknown alarm kind {kind!r}")
+        key = self._key(subject, kind, vendor_code)
+        recent = self._recent.setdefault(key, [])
+        current = next((a for a in recent if a.condition == "active"), None)
+        if current is not None:
+            current.repeats += 1
+            current.sources.add(source)
+            current.active_sources.add(source)
+            if at > current.updated_at:
+                current.updated_at = at
+            if vendor_code and not current.vendor_code:
+                current.vendor_code = vendor_code
+            if detail:
+                current.detail.update(detail)
+            return [_upsert(current)]
+
+        window = self.rules.flapping_window_s
+        stamp = at.timestamp()
+        activations = [t for t in self._activations.get(key, ()) if t > stamp - window] + [stamp]
+        self._activations[key] = activations
+        recent[:] = [a for a in recent if a.cleared_at and a.cleared_at.timestamp() >= stamp - window]
+        unresolved = [a for a in recent if a.open]
+        flapping = len(activations) >= self.rules.flapping_count or any(a.flapping for a in unresolved)
+        statements: list[Statement] = []
+        if flapping and unresolved:
+            survivor = unresolved[0]
+            for other in unresolved[1:]:
+                other.merged_into = survivor.id
+                survivor.episodes += other.episodes
+                recent.remove(other)
+                statements += self._changed_to(other, "merged", upsert=True)
+            survivor.episodes += 1
+            survivor.condition = "active"
+            survivor.cleared_at = survivor.cleared_by = None
+            survivor.sources.add(source)
+            survivor.active_sources = {source}
+            survivor.updated_at = max(survivor.updated_at, at)
+            survivor.repeats += 1
+            if detail:
+                survivor.detail.update(detail)
+            change = "reactivated" if survivor.flapping else "flapping"
+            survivor.flapping = True
+            return statements + self._changed_to(survivor, change, upsert=True)
+
+        alarm = Alarm(
+            id=self._next_id,
+            kind=kind,
+            severity=SEVERITY[kind],
+            device_code=subject.device_code,
+            cylinder_code=subject.cylinder_code,
+            station_code=subject.station_code,
+            vendor_code=vendor_code,
+            sources={source},
+            active_sources={source},
+            condition="active",
+            since=since or at,
+            raised_at=at,
+            updated_at=at,
+            created_at=datetime.now(UTC),
+            flapping=flapping,
+            detail=dict(detail or {}),
+        )
+        self._next_id += 1
+        recent.append(alarm)
+        return self._changed_to(alarm, "raised", upsert=True)
+
+    def clear_alarm(
+        self,
+        subject: Subject,
+        kind: str,
+        at: datetime,
+        *,
+        source: str = "rule",
+        vendor_code: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> list[Statement]:
+        """The condition reported by ``source`` has ended; the alarm clears once no source keeps it active."""
+        alarm = self.active(subject, kind, vendor_code)
+        if alarm is None:
+            return []
+        alarm.active_sources.discard(source)
+        if detail:
+            alarm.detail.update(detail)
+        if alarm.active_sources:
+            return [_upsert(alarm)]
+        alarm.condition = "cleared"
+        alarm.cleared_at = max(at, alarm.raised_at)
+        alarm.cleared_by = source
+        return self._changed_to(alarm, "cleared", upsert=True)
+
+    def record_alarm(
+        self,
+        subject: Subject,
+        kind: str,
+        at: datetime,
+        *,
+        source: str = "rule",
+        vendor_code: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> list[Statement]:
+        """An alarm for a one-off finding (an overfill): raised and, as a condition, over at once."""
+        return self.raise_alarm(
+            subject, kind, at, source=source, vendor_code=vendor_code, detail=detail
+        ) + self.clear_alarm(subject, kind, at, source=source, vendor_code=vendor_code)
+
+    def samples(self, alarm: Alarm, records: list[tuple[datetime, dict[str, Any]]]) -> list[Statement]:
+        """Keep status records with an alarm (``events.event_record`` dicts by their time)."""
+        return [
+            (SAMPLE_INSERT, (alarm.id, at.timestamp(), json.dumps(record, ensure_ascii=False)))
+            for at, record in records
+        ]
+
+    def prune(self, now: datetime) -> None:
+        """Forget cleared alarms older than the flapping window (memory stays bounded)."""
+        horizon = now.timestamp() - self.rules.flapping_window_s
+        for key in list(self._recent):
+            alarms = [a for a in self._recent[key]
+                      if a.condition == "active" or (a.cleared_at and a.cleared_at.timestamp() >= horizon)]  # fmt: skip
+            if alarms:
+                self._recent[key] = alarms
+            else:
+                del self._recent[key]
+                self._activations.pop(key, None)
+
+    def _changed_to(self, alarm: Alarm, change: str, *, upsert: bool) -> list[Statement]:
+        statements = [_upsert(alarm)] if upsert else []
+        for observer in self.observers:
+            statements += observer(alarm, change)
+        self._changes.append((dataclasses.replace(alarm, detail=dict(alarm.detail)), change))
+        self._changed.set()
+        return statements
+
+    # --- handling ---------------------------------------------------------------------------------
+
+    async def acknowledge(
+        self, alarm_id: int, *, user: str, note: str = "", at: datetime | None = None, **filters: Any
+    ) -> Alarm:
+        """raised → acknowledged (acknowledging an acknowledged alarm changes nothing)."""
+        alarm = await self._for_action(alarm_id, filters)
+        if alarm.status == "acknowledged":
+            return alarm
+        at = at or datetime.now(UTC)
+        alarm.status, alarm.acknowledged_by, alarm.acknowledged_at, alarm.acknowledge_note = (
+            "acknowledged", user, at, note
+        )  # fmt: skip
+        self._apply_handling(alarm)
+        await self.writer.write(
+            [(ACKNOWLEDGE, (user, at.timestamp(), note, alarm_id))] + self._changed_to(alarm, "acknowledged", upsert=False)
+        )  # fmt: skip
+        return alarm
+
+    async def resolve(
+        self, alarm_id: int, *, user: str, note: str = "", at: datetime | None = None, **filters: Any
+    ) -> Alarm:
+        """raised or acknowledged → resolved: the alarm is no longer open."""
+        alarm = await self._for_action(alarm_id, filters)
+        at = at or datetime.now(UTC)
+        alarm.status, alarm.resolved_by, alarm.resolved_at, alarm.resolve_note = "resolved", user, at, note
+        self._apply_handling(alarm)
+        await self.writer.write(
+            [(RESOLVE, (user, at.timestamp(), note, alarm_id))] + self._changed_to(alarm, "resolved", upsert=False)
+        )
+        return alarm
+
+    async def _for_action(self, alarm_id: int, filters: dict[str, Any]) -> Alarm:
+        alarm = await get_alarm(self.conn, alarm_id, **filters)
+        if alarm is None:
+            raise AlarmNotFound(f"no alarm {alarm_id}")
+        if alarm.status == "resolved":
+            raise AlarmAlreadyResolved(f"alarm {alarm_id} is already resolved")
+        return alarm
+
+    def _apply_handling(self, changed: Alarm) -> None:
+        """Keep the in-memory copy's handling in step (a resolved alarm is never merged into)."""
+        for alarms in self._recent.values():
+            for alarm in alarms:
+                if alarm.id == changed.id:
+                    for name in ("status", "acknowledged_by", "acknowledged_at", "acknowledge_note",
+                                 "resolved_by", "resolved_at", "resolve_note"):  # fmt: skip
+                        setattr(alarm, name, getattr(changed, name))
+                    return
+
+    # --- notifications ----------------------------------------------------------------------------
+
+    async def notify_forever(self, platform: Platform) -> None:
+        """Send changes to the ``alarm_changed`` hook once the transaction holding them has committed;
+        return after ``close`` once everything pending is sent."""
+        from wuhai_iot.plugins import get_plugin_manager
+
+        hook = get_plugin_manager().hook.alarm_changed
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            changes, self._changes = self._changes, []
+            if changes:
+                # Units commit in submission order: once this empty unit has committed, so have the changes.
+                await self.writer.write([])
+            for alarm, change in changes:
+                try:
+                    results = hook(platform=platform, alarm=alarm, change=change)
+                except Exception:
+                    log.exception("an alarm_changed notifier failed for alarm %d", alarm.id)
+                    continue
+                for result in results:
+                    if inspect.isawaitable(result):
+                        try:
+                            await result
+                        except Exception:
+                            log.exception("an alarm_changed notifier failed for alarm %d", alarm.id)
+            if self._closing and not self._changes:
+                return
+
+    def close(self) -> None:
+        """Let ``notify_forever`` finish once what is pending has been sent."""
+        self._closing = True
+        self._changed.set()
+
+
+_BOOKS: weakref.WeakKeyDictionary[Any, AlarmBook] = weakref.WeakKeyDictionary()
+_BOOK_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+_NOTIFIERS: weakref.WeakKeyDictionary[Any, asyncio.Task[None]] = weakref.WeakKeyDictionary()
+
+
+async def alarm_book(platform: Platform) -> AlarmBook:
+    """The platform's alarm book (created and loaded on first use; safe to call from any
+    ``platform_starting`` hook, whichever plugin runs first)."""
+    lock = _BOOK_LOCKS.setdefault(platform, asyncio.Lock())
+    async with lock:
+        book = _BOOKS.get(platform)
+        if book is None:
+            book = AlarmBook(await platform.open_database(), platform.writer, platform.config.rules)
+            await book.load()
+            _BOOKS[platform] = book
+    return book
+
+
+@hookimpl
+async def platform_starting(platform: Platform) -> None:
+    book = await alarm_book(platform)
+    _NOTIFIERS[platform] = asyncio.create_task(book.notify_forever(platform), name="alarm-notifications")
+
+
+@hookimpl
+async def platform_stopping(platform: Platform) -> None:
+    """Send what is pending before the writer closes."""
+    task = _NOTIFIERS.pop(platform, None)
+    book = _BOOKS.pop(platform, None)
+    if book is not None and task is not None:
+        book.close()
+        await task
+
+
+# --- queries (the web pages and the JSON API) -------------------------------------------------------
+
+_SELECT = (
+    "SELECT a.*, coalesce(e.district_code, s.district_code) AS district_code FROM alarms a"
+    " LEFT JOIN elevators e ON e.device_code = a.device_code"
+    " LEFT JOIN stations s ON s.station_code = a.station_code"
+)
+
+
+def _scope(
+    where: list[str],
+    params: list[Any],
+    *,
+    district_code: str | None = None,
+    maintenance_company: str | None = None,
+    station_code: int | None = None,
+) -> None:
+    if district_code is not None:
+        where.append("coalesce(e.district_code, s.district_code) = ?")
+        params.append(district_code)
+    if maintenance_company is not None:
+        where.append("e.maintenance_company = ?")
+        params.append(maintenance_company)
+    if station_code is not None:
+        where.append("a.station_code = ?")
+        params.append(station_code)
+
+
+async def get_alarm(
+    conn: aiosqlite.Connection,
+    alarm_id: int,
+    *,
+    district_code: str | None = None,
+    maintenance_company: str | None = None,
+    station_code: int | None = None,
+) -> Alarm | None:
+    """One alarm, or None when it does not exist or is outside the filters."""
+    where, params = ["a.id = ?"], [alarm_id]
+    _scope(where, params, district_code=district_code, maintenance_company=maintenance_company,
+           station_code=station_code)  # fmt: skip
+    row = await (await conn.execute(f"{_SELECT} WHERE {' AND '.join(where)}", params)).fetchone()
+    return None if row is None else Alarm.from_row(row)
+
+
+async def list_alarms(
+    conn: aiosqlite.Connection,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    condition: str | None = None,
+    device_code: str | None = None,
+    cylinder_code: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+    district_code: str | None = None,
+    maintenance_company: str | None = None,
+    station_code: int | None = None,
+) -> list[Alarm]:
+    """Alarms newest first (by id; ``before_id`` is the cursor). ``status='open'`` means not resolved.
+    Episodes merged into a flapping alarm are left out."""
+    where, params = ["a.merged_into IS NULL"], []
+    if status == "open":
+        where.append("a.status != 'resolved'")
+    elif status is not None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown alarm status {status!r}")
+        where.append("a.status = ?")
+        params.append(status)
+    for column, value in (("kind", kind), ("condition", condition), ("device_code", device_code),
+                          ("cylinder_code", cylinder_code)):  # fmt: skip
+        if value is not None:
+            where.append(f"a.{column} = ?")
+            params.append(value)
+    if since is not None:
+        where.append("a.raised_at >= ?")
+        params.append(since.timestamp())
+    if until is not None:
+        where.append("a.raised_at < ?")
+        params.append(until.timestamp())
+    if before_id is not None:
+        where.append("a.id < ?")
+        params.append(before_id)
+    _scope(where, params, district_code=district_code, maintenance_company=maintenance_company,
+           station_code=station_code)  # fmt: skip
+    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT ?"
+    rows = await (await conn.execute(sql, [*params, limit])).fetchall()
+    return [Alarm.from_row(row) for row in rows]
+
+
+async def open_alarms(conn: aiosqlite.Connection, **filters: Any) -> list[Alarm]:
+    """Every alarm not yet resolved, newest first."""
+    return await list_alarms(conn, status="open", limit=10_000, **filters)
+
+
+async def alarm_samples(conn: aiosqlite.Connection, alarm_id: int) -> list[dict[str, Any]]:
+    """The status records kept with an alarm, oldest first."""
+    rows = await (
+        await conn.execute("SELECT record FROM alarm_samples WHERE alarm_id = ? ORDER BY at", (alarm_id,))
+    ).fetchall()
+    return [json.loads(row[0]) for row in rows]
+
+
+async def acknowledge_alarm(platform: Platform, alarm_id: int, *, user: str, note: str = "", **filters: Any) -> Alarm:
+    """Acknowledge an alarm (AlarmNotFound → 404, AlarmAlreadyResolved → 409)."""
+    return await (await alarm_book(platform)).acknowledge(alarm_id, user=user, note=note, **filters)
+
+
+async def resolve_alarm(platform: Platform, alarm_id: int, *, user: str, note: str = "", **filters: Any) -> Alarm:
+    """Resolve an alarm (AlarmNotFound → 404, AlarmAlreadyResolved → 409)."""
+    return await (await alarm_book(platform)).resolve(alarm_id, user=user, note=note, **filters)
