@@ -21,6 +21,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.commands",
     "wuhai_iot.users",
     "wuhai_iot.web.auth",
+    "wuhai_iot.census",
     "wuhai_iot.alarms",
 )
 """Modules of this package that implement hooks, registered exactly as outside plugins are."""

@@ -1,0 +1,709 @@
+"""The census import (``wuhai-iot import``): the registry templates of ../shared/census/README.md.
+
+Each file is read whole, every cell validated, references checked against keys loaded once into memory
+(plus what earlier files of the same import added), and the good rows are written with one
+``executemany`` upsert in one transaction per file. Re-importing updates by key and never deletes; an
+empty cell clears the stored value, a column missing from the file leaves it untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from wuhai_iot.districts import UnknownDistrict, parse_district
+from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.storage.db import connect
+
+EXIT_OK, EXIT_UNREADABLE, EXIT_REJECTED = 0, 2, 3
+
+KIND_ORDER = ("stations", "workers", "vehicles", "elevators", "cylinders", "terminals")
+"""Dependency order: a kind may refer only to kinds before it."""
+
+INSPECTION_INTERVAL_YEARS = {"household_lpg": 4, "vehicle_cng": 3, "vehicle_lng": 3, "industrial": 3}
+"""Periodic inspection intervals of domain.md, used when the census leaves next_inspection out."""
+
+CYLINDER_MEDIUM = {"household_lpg": "LPG", "vehicle_cng": "CNG", "vehicle_lng": "LNG"}
+"""The medium each cylinder kind holds (industrial cylinders hold any)."""
+
+UINT32_MAX = 0xFFFF_FFFF
+MAX_SCALE = 64
+
+
+class CensusError(ValueError):
+    """The import cannot start (a file whose kind cannot be told)."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    file: str
+    line: int
+    """Line in the file; the header is line 1."""
+    column: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.column}: {self.reason}"
+
+
+@dataclass
+class FileReport:
+    file: str
+    kind: str
+    added: int = 0
+    updated: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    error: str | None = None
+    """Why nothing of the file could be imported (unreadable, missing column); None otherwise."""
+    derived_next_inspection: int = 0
+    """Cylinders whose next inspection was computed from the intervals of domain.md."""
+
+    @property
+    def rejected_rows(self) -> int:
+        return len({r.line for r in self.rejected})
+
+    def summary(self) -> str:
+        if self.error:
+            return f"{self.file} ({self.kind}): not imported: {self.error}"
+        text = f"{self.file} ({self.kind}): {self.added} added, {self.updated} updated, {self.rejected_rows} rejected"
+        if self.derived_next_inspection:
+            text += (
+                f"; next_inspection derived for {self.derived_next_inspection} cylinder(s)"
+                " from last_inspection (or manufacture_date) + the periodic inspection interval"
+            )
+        return text
+
+
+# -- cell parsers: text -> stored value, or Invalid(reason) -------------------------------------------
+
+
+class Invalid(ValueError):
+    """A cell or a row breaks a rule; the message is the reason shown to the user."""
+
+
+Parser = Callable[[str], Any]
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_INTEGER = re.compile(r"[+-]?\d+")
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)")
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+_CYLINDER_CODE = re.compile(r"[\x21-\x7e]{1,20}")
+
+
+def text(max_length: int = 200) -> Parser:
+    def parse(value: str) -> str:
+        if len(value) > max_length:
+            raise Invalid(f"longer than {max_length} characters")
+        return value
+
+    return parse
+
+
+def digits(count: int) -> Parser:
+    pattern = re.compile(rf"\d{{{count}}}")
+
+    def parse(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise Invalid(f"{value!r} is not {count} digits")
+        return value
+
+    return parse
+
+
+def integer(low: int, high: int) -> Parser:
+    def parse(value: str) -> int:
+        if not _INTEGER.fullmatch(value):
+            raise Invalid(f"{value!r} is not a whole number")
+        number = int(value)
+        if not low <= number <= high:
+            raise Invalid(f"{number} is outside {low}–{high}")
+        return number
+
+    return parse
+
+
+def real(low: float, high: float, *, low_inclusive: bool = True) -> Parser:
+    def parse(value: str) -> float:
+        if not _DECIMAL.fullmatch(value):
+            raise Invalid(f"{value!r} is not a number")
+        number = float(value)
+        if number > high or number < low or (number == low and not low_inclusive):
+            bound = "≥" if low_inclusive else ">"
+            raise Invalid(f"{value} is out of range (must be {bound} {low:g} and ≤ {high:g})")
+        return number
+
+    return parse
+
+
+def iso_date(value: str) -> str:
+    try:
+        if not _DATE.fullmatch(value):
+            raise ValueError
+        date.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"{value!r} is not a date YYYY-MM-DD") from None
+    return value
+
+
+def choice(*allowed: str) -> Parser:
+    """One of ``allowed``, matched without regard to case, stored as spelled in ``allowed``."""
+    by_folded = {word.casefold(): word for word in allowed}
+
+    def parse(value: str) -> str:
+        try:
+            return by_folded[value.casefold()]
+        except KeyError:
+            raise Invalid(f"{value!r} is not one of {', '.join(allowed)}") from None
+
+    return parse
+
+
+def district(value: str) -> str:
+    try:
+        return parse_district(value)
+    except UnknownDistrict as exc:
+        raise Invalid(str(exc)) from None
+
+
+def card(value: str) -> int:
+    """Census cards are 8 digits; the number is what a controller reports (``00009001`` → 9001)."""
+    if not re.fullmatch(r"\d{8}", value):
+        raise Invalid(f"{value!r} is not an 8-digit card number")
+    return int(value)
+
+
+def media(value: str) -> str:
+    one = choice("LPG", "CNG", "LNG")
+    found: list[str] = []
+    for part in value.split("|"):
+        medium = one(part.strip())
+        if medium not in found:
+            found.append(medium)
+    return "|".join(found)
+
+
+def yes_no(value: str) -> int:
+    return 1 if choice("Y", "N")(value) == "Y" else 0
+
+
+def tag_uid(value: str) -> str:
+    """A tag UID as upper-case hex: 4–16 bytes (GF-3: ISO 15693 tags have 8, EPC Gen2 tags 12)."""
+    if not _HEX.fullmatch(value) or len(value) % 2 or not 8 <= len(value) <= 32:
+        raise Invalid(f"{value!r} is not a tag UID (8–32 hex digits, whole bytes)")
+    return value.upper()
+
+
+def cylinder_code(value: str) -> str:
+    if not _CYLINDER_CODE.fullmatch(value):
+        raise Invalid(f"{value!r} is not a cylinder code (1–20 ASCII characters, no spaces)")
+    return value
+
+
+station_code = integer(1, UINT32_MAX)
+
+
+# -- the kinds ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Column:
+    name: str
+    parse: Parser
+    required: bool = False
+    """The column must be in the header and every row must have a value."""
+    db: str = ""
+    """The table's column; the census name when not given."""
+    default: Any = None
+    """Stored for an empty cell of an optional column."""
+
+    def __post_init__(self) -> None:
+        self.db = self.db or self.name
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    always_written: tuple[str, ...] = ()
+    """Table columns computed by the row check, written whether or not the file has a column for them."""
+
+    @property
+    def table(self) -> str:
+        return self.name
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind(
+            "stations",
+            key=("station_code",),
+            columns=(
+                Column("station_code", station_code, required=True),
+                Column("name", text(), required=True),
+                Column("district", district, required=True, db="district_code"),
+                Column("address", text()),
+                Column("licence_no", text(64), required=True),
+                Column("licence_expiry", iso_date, required=True),
+                Column("media", media, required=True),
+                Column("scales", integer(0, MAX_SCALE)),
+                Column("status", choice("active", "suspended"), default="active"),
+            ),
+        ),
+        Kind(
+            "workers",
+            key=("card",),
+            columns=(
+                Column("card", card, required=True),
+                Column("name", text(), required=True),
+                Column("role", choice("maintenance", "filling_operator"), required=True),
+                Column("unit", text(), required=True),
+                Column("certificate_no", text(64)),
+                Column("certificate_expiry", iso_date),
+            ),
+        ),
+        Kind(
+            "vehicles",
+            key=("plate",),
+            columns=(
+                Column("plate", text(16), required=True),
+                Column("district", district, required=True, db="district_code"),
+                Column("owner", text(), required=True),
+                Column("use", choice("taxi", "bus", "private", "freight", "other"), required=True),
+                Column("fuel", choice("CNG", "LNG"), required=True),
+                Column("certificate_no", text(64)),
+                Column("certificate_issued", iso_date),
+                Column("certificate_status", choice("valid", "revoked")),
+            ),
+        ),
+        Kind(
+            "elevators",
+            key=("device_code",),
+            columns=(
+                Column("device_code", digits(20), required=True),
+                Column("registration_no", text(64)),
+                Column("district", district, required=True, db="district_code"),
+                Column("address", text(), required=True),
+                Column("user_unit", text(), required=True),
+                Column("maintenance_company", text(), required=True),
+                Column("kind", choice("traction", "hydraulic", "escalator", "moving_walk", "other")),
+                Column("lowest_floor", integer(-20, 300)),
+                Column("highest_floor", integer(-20, 300)),
+                Column("rated_speed_mps", real(0, 20, low_inclusive=False)),
+                Column("rated_load_kg", integer(1, 100_000)),
+                Column("next_inspection", iso_date, required=True),
+                Column("pilot", yes_no, default=0),
+                Column("latitude", real(-90, 90)),
+                Column("longitude", real(-180, 180)),
+            ),
+        ),
+        Kind(
+            "cylinders",
+            key=("cylinder_code",),
+            columns=(
+                Column("cylinder_code", cylinder_code, required=True),
+                Column("tag_uid", tag_uid),
+                Column("kind", choice(*INSPECTION_INTERVAL_YEARS), required=True),
+                Column("medium", choice("LPG", "CNG", "LNG", "OTHER"), required=True),
+                Column("model", text(64)),
+                Column("capacity_l", real(0, 10_000, low_inclusive=False)),
+                Column("rated_fill_kg", real(0, 10_000, low_inclusive=False), required=True),
+                Column("tare_kg", real(0, 10_000, low_inclusive=False), required=True),
+                Column("manufacture_date", iso_date, required=True),
+                Column("design_life_years", integer(1, 100), required=True),
+                Column("last_inspection", iso_date),
+                # Required by the template, but derived when the cell (or the column) is empty.
+                Column("next_inspection", iso_date),
+                Column("owner_station", station_code),
+                Column("vehicle_plate", text(16)),
+                Column("status", choice("in_service", "scrapped", "blacklisted"), default="in_service"),
+            ),
+            always_written=("next_inspection",),
+        ),
+        Kind(
+            "terminals",
+            key=("protocol", "terminal_id"),
+            columns=(
+                Column("protocol", choice("elink", "lmt", "gasfill"), required=True),
+                Column("terminal_id", text(32), required=True),
+                Column("device_code", digits(20)),
+                Column("key", text(256)),
+                Column("installed_on", iso_date),
+            ),
+            always_written=("station_code", "scale"),
+        ),
+    )
+}
+
+
+def kind_of(path: str | Path) -> str:
+    """The kind a file holds, from the start of its name (``elevators-haibowan-2026-11.csv``)."""
+    name = Path(path).name.casefold()
+    for kind in KIND_ORDER:
+        if name.startswith(kind) and (len(name) == len(kind) or not name[len(kind)].isalnum()):
+            return kind
+    raise CensusError(
+        f"{path}: cannot tell the kind from the file name; name it after the kind"
+        f" ({', '.join(KIND_ORDER)}) or give --kind"
+    )
+
+
+# -- what the registry already holds ---------------------------------------------------------------
+
+
+@dataclass
+class Registry:
+    """The keys a file's rows are checked against, loaded once per file."""
+
+    existing: set[Any]
+    stations: set[int] = field(default_factory=set)
+    vehicles: set[str] = field(default_factory=set)
+    elevators: set[str] = field(default_factory=set)
+    tags: dict[str, str] = field(default_factory=dict)
+    """tag_uid → cylinder_code."""
+    tag_of: dict[str, str] = field(default_factory=dict)
+    """cylinder_code → tag_uid (the reverse of ``tags``)."""
+
+    @classmethod
+    async def load(cls, conn: aiosqlite.Connection, kind: Kind) -> Registry:
+        async def keys(sql: str) -> set[Any]:
+            rows = await conn.execute_fetchall(sql)
+            return {row[0] if len(row) == 1 else tuple(row) for row in rows}
+
+        registry = cls(existing=await keys(f"SELECT {', '.join(kind.key)} FROM {kind.table}"))
+        if kind.name in ("workers", "cylinders", "terminals"):
+            registry.stations = await keys("SELECT station_code FROM stations")
+        if kind.name == "cylinders":
+            registry.vehicles = await keys("SELECT plate FROM vehicles")
+            rows = await conn.execute_fetchall("SELECT tag_uid, cylinder_code FROM cylinders WHERE tag_uid IS NOT NULL")
+            registry.tags = {row[0]: row[1] for row in rows}
+            registry.tag_of = {row[1]: row[0] for row in rows}
+        if kind.name == "terminals":
+            registry.elevators = await keys("SELECT device_code FROM elevators")
+        return registry
+
+    def accept(self, kind: Kind, row: dict[str, Any]) -> None:
+        """Record an accepted row, so that later rows of the file see it."""
+        if kind.name == "cylinders":
+            code, tag = row["cylinder_code"], row.get("tag_uid")
+            previous = self.tag_of.pop(code, None)
+            if previous is not None:
+                del self.tags[previous]
+            if tag is not None:
+                self.tags[tag] = code
+                self.tag_of[code] = tag
+
+
+# -- row checks across columns and against the registry ----------------------------------------------
+
+DERIVED = "_derived"
+"""Set in a row whose next_inspection the check computed."""
+
+RowCheck = Callable[[dict[str, Any], Registry], Iterator[tuple[str, str]]]
+"""Yields (column, reason) for each problem; may complete the row (derived and canonical values)."""
+
+
+def _check_worker(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str, str]]:
+    if row["role"] == "filling_operator":
+        try:
+            station = station_code(row["unit"])
+        except Invalid:
+            yield "unit", f"a filling operator's unit is the station code, not {row['unit']!r}"
+            return
+        if station not in registry.stations:
+            yield "unit", f"station {station} is not registered"
+        row["unit"] = str(station)
+
+
+def _check_elevator(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str, str]]:
+    low, high = row.get("lowest_floor"), row.get("highest_floor")
+    if low is not None and high is not None and low > high:
+        yield "highest_floor", f"{high} is below lowest_floor {low}"
+    if (row.get("latitude") is None) != (row.get("longitude") is None):
+        yield ("longitude" if row.get("longitude") is None else "latitude"), "latitude and longitude go together"
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def _check_cylinder(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str, str]]:
+    kind, medium = row["kind"], row["medium"]
+    if kind in CYLINDER_MEDIUM and medium != CYLINDER_MEDIUM[kind]:
+        yield "medium", f"a {kind} cylinder holds {CYLINDER_MEDIUM[kind]}, not {medium}"
+    station, plate = row.get("owner_station"), row.get("vehicle_plate")
+    if station is None and kind == "household_lpg":
+        yield "owner_station", "required for a household_lpg cylinder"
+    elif station is not None and station not in registry.stations:
+        yield "owner_station", f"station {station} is not registered"
+    if kind.startswith("vehicle_"):
+        if plate is None:
+            yield "vehicle_plate", f"required for a {kind} cylinder"
+        elif plate not in registry.vehicles:
+            yield "vehicle_plate", f"vehicle {plate} is not registered"
+    elif plate is not None:
+        yield "vehicle_plate", f"only vehicle cylinders belong to a vehicle (kind is {kind})"
+    last = row.get("last_inspection")
+    if last is not None and last < row["manufacture_date"]:
+        yield "last_inspection", f"{last} is before manufacture_date {row['manufacture_date']}"
+    tag = row.get("tag_uid")
+    holder = registry.tags.get(tag) if tag else None
+    if holder is not None and holder != row["cylinder_code"]:
+        yield "tag_uid", f"tag {tag} already belongs to cylinder {holder}"
+    if row.get("next_inspection") is None:
+        since = date.fromisoformat(last or row["manufacture_date"])
+        row["next_inspection"] = _add_years(since, INSPECTION_INTERVAL_YEARS[kind]).isoformat()
+        row[DERIVED] = True
+
+
+TERMINAL_ID_DIGITS = {"elink": 16, "lmt": 15}
+_SCALE_ID = re.compile(r"(\d+)-(\d+)")
+
+
+def _check_terminal(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str, str]]:
+    protocol, terminal_id, lift = row["protocol"], row["terminal_id"], row.get("device_code")
+    row["station_code"] = row["scale"] = None
+    if protocol == "gasfill":
+        match = _SCALE_ID.fullmatch(terminal_id)
+        station, scale = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+        if not (match and 1 <= station <= UINT32_MAX and 1 <= scale <= MAX_SCALE):
+            yield "terminal_id", f"{terminal_id!r} is not <station_code>-<scale> with a scale 1–{MAX_SCALE}"
+        elif station not in registry.stations:
+            yield "terminal_id", f"station {station} is not registered"
+        row.update(terminal_id=f"{station}-{scale}", station_code=station, scale=scale)
+        if lift is not None:
+            yield "device_code", "a gasfill terminal belongs to a station, not a lift"
+        return
+    length = TERMINAL_ID_DIGITS[protocol]
+    if not (terminal_id.isascii() and terminal_id.isdigit() and len(terminal_id) == length):
+        yield "terminal_id", f"{terminal_id!r} is not {length} digits (an {protocol} terminal id)"
+    if lift is None:
+        yield "device_code", f"required for an {protocol} terminal (the lift it is installed on)"
+    elif lift not in registry.elevators:
+        yield "device_code", f"lift {lift} is not registered"
+
+
+ROW_CHECKS: dict[str, RowCheck] = {
+    "workers": _check_worker,
+    "elevators": _check_elevator,
+    "cylinders": _check_cylinder,
+    "terminals": _check_terminal,
+}
+
+
+# -- reading and importing ---------------------------------------------------------------------------
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without a byte-order mark), else GB18030."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        raise Invalid(f"neither UTF-8 nor GB18030 (bad byte at offset {exc.start})") from None
+
+
+def _read(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The file's column names (folded to lower case) and its non-blank rows as (line, cells)."""
+    try:
+        content = decode(path.read_bytes())
+    except OSError as exc:
+        raise Invalid(f"cannot be read: {exc.strerror}") from None
+    reader = csv.reader(io.StringIO(content, newline=""))
+    records = []
+    try:
+        while True:
+            line = reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            cells = [cell.strip() for cell in cells]
+            if any(cells):  # spreadsheets leave blank lines at the end
+                records.append((line, cells))
+    except csv.Error as exc:
+        raise Invalid(f"line {reader.line_num}: not valid CSV: {exc}") from None
+    if not records or records[0][0] != 1:
+        raise Invalid("the first line must name the columns")
+    return [name.casefold() for name in records[0][1]], records[1:]
+
+
+async def import_file(conn: aiosqlite.Connection, path: Path, kind_name: str) -> FileReport:
+    """Import one file of one kind in one transaction."""
+    kind = KINDS[kind_name]
+    report = FileReport(file=str(path), kind=kind_name)
+    try:
+        header, rows = _read(path)
+        present = _columns_present(kind, header)
+    except Invalid as exc:
+        report.error = str(exc)
+        return report
+    registry = await Registry.load(conn, kind)
+    check = ROW_CHECKS.get(kind_name)
+    seen: dict[Any, int] = {}
+    accepted: list[dict[str, Any]] = []
+
+    def reject(line: int, column: str, cells: list[str], reason: str) -> None:
+        index = header.index(column) if column in header else len(cells)
+        value = cells[index] if index < len(cells) else ""
+        report.rejected.append(Rejection(str(path), line, column, value, reason))
+
+    for line, cells in rows:
+        row, problems = _parse_cells(present, cells)
+        if not problems and check:
+            problems = list(check(row, registry))
+        if not problems:
+            key = tuple(row[k] for k in kind.key) if len(kind.key) > 1 else row[kind.key[0]]
+            if key in seen:
+                problems = [(kind.key[-1], f"{row[kind.key[-1]]} is named again (first on line {seen[key]})")]
+        for column, reason in problems:
+            reject(line, column, cells, reason)
+        if problems:
+            continue
+        seen[key] = line
+        registry.accept(kind, row)
+        if key in registry.existing:
+            report.updated += 1
+        else:
+            report.added += 1
+        report.derived_next_inspection += bool(row.pop(DERIVED, False))
+        accepted.append(row)
+
+    columns = [column.db for _, column in present]
+    columns += [name for name in kind.always_written if name not in columns]
+    await _upsert(conn, kind, columns, accepted)
+    return report
+
+
+def _columns_present(kind: Kind, header: list[str]) -> list[tuple[int, Column]]:
+    """The kind's columns found in the header, with their positions; Invalid when the file is unusable."""
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
+    missing = [c.name for c in kind.columns if c.required and c.name not in header]
+    problems = [f"required column(s) missing: {', '.join(missing)}"] if missing else []
+    problems += [f"column(s) named twice: {', '.join(repeated)}"] if repeated else []
+    if problems:
+        raise Invalid("; ".join(problems))
+    return [(header.index(c.name), c) for c in kind.columns if c.name in header]
+
+
+def _parse_cells(present: list[tuple[int, Column]], cells: list[str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The row's stored values by table column, and (column, reason) for each bad cell."""
+    row: dict[str, Any] = {}
+    problems = []
+    for index, column in present:
+        value = cells[index] if index < len(cells) else ""
+        if not value:
+            if column.required:
+                problems.append((column.name, "a value is required"))
+            row[column.db] = column.default
+            continue
+        try:
+            row[column.db] = column.parse(value)
+        except Invalid as exc:
+            problems.append((column.name, str(exc)))
+    return row, problems
+
+
+async def _upsert(conn: aiosqlite.Connection, kind: Kind, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """Insert or update ``rows`` (each holds every one of ``columns``) in one transaction."""
+    if not rows:
+        return
+    updated_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    names = [*columns, "updated_at"]
+    changes = ", ".join(f"{name} = excluded.{name}" for name in names if name not in kind.key)
+    sql = (
+        f"INSERT INTO {kind.table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        f" ON CONFLICT ({', '.join(kind.key)}) DO UPDATE SET {changes}"
+    )
+    values = [(*(row[name] for name in columns), updated_at) for row in rows]
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        await conn.executemany(sql, values)
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+
+
+async def import_files(
+    conn: aiosqlite.Connection, paths: Iterable[str | Path], kind: str | None = None
+) -> list[FileReport]:
+    """Import census files in dependency order, one transaction each; a report per file.
+
+    ``kind`` applies to every file; without it each file's name tells its kind. Raises CensusError
+    (before importing anything) when a kind is unknown or cannot be told.
+    """
+    if kind is not None and kind not in KINDS:
+        raise CensusError(f"unknown kind {kind!r}; one of {', '.join(KIND_ORDER)}")
+    files = [(Path(p), kind or kind_of(p)) for p in paths]
+    files.sort(key=lambda item: KIND_ORDER.index(item[1]))
+    return [await import_file(conn, path, file_kind) for path, file_kind in files]
+
+
+def exit_status(reports: Sequence[FileReport]) -> int:
+    if any(r.error for r in reports):
+        return EXIT_UNREADABLE
+    if any(r.rejected for r in reports):
+        return EXIT_REJECTED
+    return EXIT_OK
+
+
+# -- command line ------------------------------------------------------------------------------------
+
+
+async def _run(args: argparse.Namespace) -> int:
+    conn = await connect(args.settings.database.path)
+    await conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: index updates of large files stay in memory
+    try:
+        reports = await import_files(conn, args.files, args.kind)
+    except CensusError as exc:
+        print(f"wuhai-iot import: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    finally:
+        await conn.close()
+    for report in reports:
+        print(report.summary(), file=sys.stderr if report.error else sys.stdout)
+        for rejection in report.rejected:
+            print(rejection)
+    return exit_status(reports)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    return asyncio.run(_run(args))
+
+
+@hookimpl
+def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
+    parser = subparsers.add_parser(
+        "import",
+        help="import census and installation files (CSV) into the registry",
+        description=(
+            "Import census CSV files into the registry, in dependency order. Exit status: 0 every row"
+            " imported, 3 some rows rejected (the rest imported), 2 a file could not be read at all."
+        ),
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="CSV files; each name starts with its kind")
+    parser.add_argument("--kind", choices=KIND_ORDER, help="the kind of every file (instead of the file names)")
+    parser.set_defaults(handler=_handle)
