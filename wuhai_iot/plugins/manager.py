@@ -23,6 +23,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.web.auth",
     "wuhai_iot.census",
     "wuhai_iot.alarms",
+    "wuhai_iot.simulator.commands",
 )
 """Modules of this package that implement hooks, registered exactly as outside plugins are."""
 
