@@ -1,0 +1,494 @@
+"""The JSON API under ``/api/v1/`` (../shared/contract.md; examples in docs/api.md).
+
+Bearer tokens (or the pages' own session cookie, with the CSRF header for changes); the same roles and
+scopes as the pages: an object outside the caller's scope is 404, a forbidden action 403. Lists are
+``{"items": [...], "next": cursor | null}``; times ISO-8601 UTC with ``Z``; a district is
+``{"code", "name"}``; every error is ``{"error": message}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiosqlite
+from aiohttp import web
+
+from wuhai_iot import alarms, audit
+from wuhai_iot import events as ev
+from wuhai_iot.districts import DISTRICTS, UnknownDistrict, parse_district
+from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.server import PLATFORM_KEY, Platform
+from wuhai_iot.web import queries
+from wuhai_iot.web.templating import CST
+from wuhai_iot.web.auth import Permission, User, is_api, json_error, request_user, requires, web_database
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIMIT, MAX_LIMIT = 50, 500
+MAX_NOTE_LENGTH = 2000
+ALARM_FIELDS = (
+    "id", "kind", "severity", "condition", "status", "flapping", "device_code", "cylinder_code", "station_code",
+    "vendor_code", "since", "raised_at", "updated_at", "cleared_at", "acknowledged_at", "acknowledged_by",
+    "acknowledge_note", "resolved_at", "resolved_by", "resolve_note", "detail",
+)  # fmt: skip
+
+routes = web.RouteTableDef()
+
+
+# --- JSON shapes -------------------------------------------------------------------------------------
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 in UTC with ``Z`` (milliseconds only when there are any)."""
+    spec = "milliseconds" if moment.microsecond else "seconds"
+    return moment.astimezone(UTC).isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def district(code: str | None) -> dict[str, str] | None:
+    return None if code is None else {"code": code, "name": DISTRICTS.get(code, code)}
+
+
+def jsonable(value: Any) -> Any:
+    """Times as ISO-8601 UTC strings, ``district_code`` as ``district: {"code", "name"}``, recursively."""
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, dict):
+        return {("district" if key == "district_code" else key):
+                (district(item) if key == "district_code" else jsonable(item)) for key, item in value.items()}  # fmt: skip
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    return value
+
+
+def respond(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(jsonable(data), status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def alarm_json(alarm: alarms.Alarm) -> dict[str, Any]:
+    record = {name: getattr(alarm, name) for name in ALARM_FIELDS}
+    record["district_code"] = alarm.district_code
+    return record
+
+
+# --- request parameters ------------------------------------------------------------------------------
+
+
+def encode_cursor(key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def page_parameters(request: web.Request, key_type: type) -> tuple[int, Any]:
+    """``?limit=`` (default 50, at most 500) and the decoded ``?cursor=`` (None on the first page)."""
+    text = request.query.get("limit", str(DEFAULT_LIMIT))
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise json_error(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    cursor = request.query.get("cursor")
+    if cursor is None:
+        return int(text), None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        key = None
+    if not isinstance(key, key_type) or isinstance(key, bool):
+        raise json_error(400, "cursor is not one this API gave")
+    return int(text), key
+
+
+def paged(items: list[Any], limit: int, key: Callable[[Any], Any], shape: Callable[[Any], Any] = lambda i: i) -> web.Response:
+    """One page of ``items`` (a query's ``limit + 1`` rows) with the cursor of the next page."""
+    next_cursor = encode_cursor(key(items[limit - 1])) if len(items) > limit else None
+    return respond({"items": [shape(item) for item in items[:limit]], "next": next_cursor})
+
+
+def district_filter(request: web.Request, user: User) -> tuple[str | None, bool]:
+    """The district to filter by (``?district=`` name or code, within the user's scope) and whether the
+    asked district lies outside the scope (then the list is empty)."""
+    own = user.scope.district_code
+    text = request.query.get("district")
+    if not text:
+        return own, False
+    try:
+        asked = parse_district(text)
+    except UnknownDistrict as exc:
+        raise json_error(400, str(exc)) from None
+    return asked, own is not None and asked != own
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise json_error(400, "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise json_error(400, "the body must be a JSON object")
+    return body
+
+
+def platform_of(request: web.Request) -> Platform:
+    return request.app[PLATFORM_KEY]
+
+
+# --- lifts -------------------------------------------------------------------------------------------
+
+LIFT_FIELDS = (
+    "device_code", "registration_no", "district_code", "address", "user_unit", "maintenance_company", "kind",
+    "lowest_floor", "highest_floor", "rated_speed_mps", "rated_load_kg", "next_inspection", "latitude", "longitude",
+)  # fmt: skip
+
+
+def _flag(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def elevator_json(lift: dict[str, Any]) -> dict[str, Any]:
+    """The API's shape of a lift from ``queries.list_lifts`` / ``get_lift``."""
+    record = {name: lift[name] for name in LIFT_FIELDS}
+    record["pilot"] = bool(lift["pilot"])
+    record["online"] = lift["online"]
+    record["last_frame_at"] = lift["last_frame_at"]
+    record["last_status"] = None if lift["state_at"] is None else {
+        "floor": lift["floor"], "direction": lift["direction"], "door": lift["door"],
+        "running": _flag(lift["running"]), "door_zone": _flag(lift["door_zone"]),
+        "occupied": _flag(lift["occupied"]), "speed_mps": lift["speed_mps"], "at": lift["state_at"],
+    }  # fmt: skip
+    record["open_alarms"] = lift["open_alarms"]
+    record["trapped"] = bool(lift["trapped"])
+    record["last_maintenance_at"] = lift["last_visit_at"]
+    record["maintenance_overdue"] = lift["maintenance_overdue"]
+    record["inspection_overdue"] = lift["inspection_overdue"]
+    record["inspection_due_soon"] = lift["inspection_due_soon"]
+    if "terminal_list" in lift:
+        record["terminals"] = [
+            {"protocol": t["protocol"], "terminal_id": t["terminal_id"], "installed_on": t["installed_on"],
+             "online": bool(t["online"]), "connected_at": t["connected_at"], "last_frame_at": t["last_frame_at"]}
+            for t in lift["terminal_list"]
+        ]  # fmt: skip
+    return record
+
+
+def _lift_filters(user: User) -> dict[str, Any]:
+    scope = user.scope
+    return {"district_code": scope.district_code, "maintenance_company": scope.maintenance_company}
+
+
+def _lift_rules(request: web.Request) -> dict[str, Any]:
+    rules = platform_of(request).config.rules
+    return {"now": datetime.now(UTC), "maintenance_interval_days": rules.maintenance_interval_days,
+            "inspection_due_days": rules.inspection_due_days}  # fmt: skip
+
+
+async def _get_lift(request: web.Request, user: User) -> dict[str, Any]:
+    lift = await queries.get_lift(web_database(request), request.match_info["device_code"],
+                                  **_lift_rules(request), **_lift_filters(user))  # fmt: skip
+    if lift is None:
+        raise json_error(404, "no such elevator")
+    return lift
+
+
+@routes.get("/api/v1/elevators")
+@requires(Permission.VIEW_ELEVATORS)
+async def elevators(request: web.Request) -> web.Response:
+    """Lifts by device code; ``?district=``."""
+    user = request_user(request)
+    limit, after = page_parameters(request, str)
+    district_code, outside = district_filter(request, user)
+    if outside:
+        return respond({"items": [], "next": None})
+    filters = _lift_filters(user) | {"district_code": district_code}
+    lifts = await queries.list_lifts(web_database(request), **_lift_rules(request), **filters)
+    lifts.sort(key=lambda lift: lift["device_code"])
+    page = [lift for lift in lifts if after is None or lift["device_code"] > after][: limit + 1]
+    return paged(page, limit, key=lambda lift: lift["device_code"], shape=elevator_json)
+
+
+@routes.get("/api/v1/elevators/{device_code}")
+@requires(Permission.VIEW_ELEVATORS, hidden=True)
+async def elevator(request: web.Request) -> web.Response:
+    return respond(elevator_json(await _get_lift(request, request_user(request))))
+
+
+@routes.post("/api/v1/elevators/{device_code}/commands")
+@requires(Permission.SEND_COMMANDS)
+async def elevator_command(request: web.Request) -> web.Response:
+    """Send a command to the lift's terminal: ``{"code": "report_status" | "set_interval" | "restart" |
+    "set_clock", "argument": int | null}`` → 202 with the sequence its reply will carry."""
+    user = request_user(request)
+    platform = platform_of(request)
+    lift = await _get_lift(request, user)
+    body = await json_body(request)
+    try:
+        code = ev.CommandCode(body.get("code"))
+    except ValueError:
+        raise json_error(400, "code must be one of " + ", ".join(c.value for c in ev.CommandCode)) from None
+    argument = body.get("argument")
+    if argument is not None and (not isinstance(argument, int) or isinstance(argument, bool)):
+        raise json_error(400, "argument must be a whole number or null")
+    for terminal in lift["terminal_list"]:
+        try:
+            seq = await platform.send_command(terminal["protocol"], terminal["terminal_id"],
+                                              ev.Command(code, argument), requested_by=user.name)  # fmt: skip
+        except LookupError:
+            continue  # not connected now
+        except ValueError as exc:
+            raise json_error(400, str(exc)) from None
+        break
+    else:
+        raise json_error(409, "the elevator's terminal is not connected")
+    sent = {"device_code": lift["device_code"], "protocol": terminal["protocol"],
+            "terminal_id": terminal["terminal_id"], "seq": seq, "code": code.value, "argument": argument}  # fmt: skip
+    await audit.record(platform.writer, user.name, "command.send", "elevator", lift["device_code"],
+                       district_code=lift["district_code"], details=sent)  # fmt: skip
+    return respond(sent, status=202)
+
+
+# --- alarms ------------------------------------------------------------------------------------------
+
+
+@routes.get("/api/v1/alarms")
+@requires(Permission.VIEW_ALARMS)
+async def alarm_list(request: web.Request) -> web.Response:
+    """``?status=open|raised|acknowledged|resolved&kind=&device_code=&district=``"""
+    user = request_user(request)
+    limit, before_id = page_parameters(request, int)
+    status = request.query.get("status") or None
+    if status is not None and status != "open" and status not in alarms.STATUSES:
+        raise json_error(400, "status must be open, raised, acknowledged or resolved")
+    kind = request.query.get("kind") or None
+    if kind is not None and kind not in alarms.SEVERITY:
+        raise json_error(400, f"unknown alarm kind {kind!r}")
+    district_code, outside = district_filter(request, user)
+    if outside:
+        return respond({"items": [], "next": None})
+    filters = user.scope.filters() | ({"district_code": district_code} if district_code else {})
+    items = await alarms.list_alarms(
+        web_database(request), status=status, kind=kind, device_code=request.query.get("device_code") or None,
+        before_id=before_id, limit=limit + 1, **filters,
+    )  # fmt: skip
+    return paged(items, limit, key=lambda alarm: alarm.id, shape=alarm_json)
+
+
+def _alarm_id(request: web.Request) -> int:
+    text = request.match_info["alarm_id"]
+    if not text.isdigit():
+        raise json_error(404, "no such alarm")
+    return int(text)
+
+
+@routes.get("/api/v1/alarms/{alarm_id}")
+@requires(Permission.VIEW_ALARMS, hidden=True)
+async def alarm_detail(request: web.Request) -> web.Response:
+    user = request_user(request)
+    alarm = await alarms.get_alarm(web_database(request), _alarm_id(request), **user.scope.filters())
+    if alarm is None:
+        raise json_error(404, "no such alarm")
+    return respond(alarm_json(alarm) | {"samples": await alarms.alarm_samples(web_database(request), alarm.id)})
+
+
+async def _handle_alarm(request: web.Request, action: str) -> web.Response:
+    user = request_user(request)
+    alarm_id = _alarm_id(request)
+    note = (await json_body(request)).get("note", "")
+    if not isinstance(note, str) or len(note) > MAX_NOTE_LENGTH:
+        raise json_error(400, f"note must be text of at most {MAX_NOTE_LENGTH} characters")
+    platform = platform_of(request)
+    handle = alarms.acknowledge_alarm if action == "acknowledge" else alarms.resolve_alarm
+    try:
+        alarm = await handle(platform, alarm_id, user=user.name, note=note, **user.scope.filters())
+    except alarms.AlarmNotFound:
+        raise json_error(404, "no such alarm") from None
+    except alarms.AlarmAlreadyResolved:
+        raise json_error(409, "the alarm is already resolved") from None
+    await audit.record(platform.writer, user.name, f"alarm.{action}", "alarm", alarm.id,
+                       district_code=alarm.district_code, details={"kind": alarm.kind, "note": note})  # fmt: skip
+    return respond(alarm_json(alarm))
+
+
+@routes.post("/api/v1/alarms/{alarm_id}/acknowledge")
+@requires(Permission.HANDLE_ALARMS)
+async def alarm_acknowledge(request: web.Request) -> web.Response:
+    return await _handle_alarm(request, "acknowledge")
+
+
+@routes.post("/api/v1/alarms/{alarm_id}/resolve")
+@requires(Permission.HANDLE_ALARMS)
+async def alarm_resolve(request: web.Request) -> web.Response:
+    return await _handle_alarm(request, "resolve")
+
+
+# --- maintenance -------------------------------------------------------------------------------------
+
+
+async def visits_page(
+    conn: aiosqlite.Connection,
+    *,
+    device_code: str | None,
+    flagged: bool | None,
+    before_id: int | None,
+    limit: int,
+    district_code: str | None,
+    maintenance_company: str | None,
+) -> list[dict[str, Any]]:
+    """Maintenance visits newest first by id (keyset-paged: ``queries.list_visits`` has no cursor)."""
+    where, params = ["1"], []
+    for sql, value in (("m.device_code = ?", device_code), ("m.id < ?", before_id),
+                       ("e.district_code = ?", district_code), ("e.maintenance_company = ?", maintenance_company)):  # fmt: skip
+        if value is not None:
+            where.append(sql)
+            params.append(value)
+    if flagged is not None:
+        where.append("m.flags != ''" if flagged else "m.flags = ''")
+    rows = await conn.execute_fetchall(
+        "SELECT m.*, e.district_code FROM maintenance_visits m JOIN elevators e ON e.device_code = m.device_code"
+        f" WHERE {' AND '.join(where)} ORDER BY m.id DESC LIMIT ?", (*params, limit),
+    )  # fmt: skip
+    return [
+        {"id": row["id"], "device_code": row["device_code"], "district_code": row["district_code"], "card": row["card"],
+         "worker_name": row["worker_name"], "worker_company": row["worker_company"],
+         "started_at": utc(row["started_at"]), "ended_at": utc(row["ended_at"]), "duration_min": row["duration_min"],
+         "items": row["items"], "flags": [flag for flag in row["flags"].split("|") if flag]}
+        for row in rows
+    ]  # fmt: skip
+
+
+def utc(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+@routes.get("/api/v1/maintenance/visits")
+@requires(Permission.VIEW_ELEVATORS)
+async def maintenance_visits(request: web.Request) -> web.Response:
+    """``?device_code=&flagged=true|false&district=``"""
+    user = request_user(request)
+    limit, before_id = page_parameters(request, int)
+    flagged_text = request.query.get("flagged")
+    if flagged_text not in (None, "true", "false"):
+        raise json_error(400, "flagged must be true or false")
+    district_code, outside = district_filter(request, user)
+    if outside:
+        return respond({"items": [], "next": None})
+    items = await visits_page(
+        web_database(request), device_code=request.query.get("device_code") or None,
+        flagged=None if flagged_text is None else flagged_text == "true", before_id=before_id, limit=limit + 1,
+        **(_lift_filters(user) | {"district_code": district_code}),
+    )  # fmt: skip
+    return paged(items, limit, key=lambda visit: visit["id"])
+
+
+# --- cylinders, vehicles, stations, coverage ----------------------------------------------------------
+
+
+@routes.get("/api/v1/cylinders/{code}")
+@requires(Permission.VIEW_CYLINDERS, hidden=True)
+async def cylinder(request: web.Request) -> web.Response:
+    """A cylinder by its code or its tag UID, with its decisions, fills, alarms and registry changes."""
+    user = request_user(request)
+    found = await queries.find_cylinder(web_database(request), request.match_info["code"],
+                                        district_code=user.scope.district_code)  # fmt: skip
+    if found is None:
+        raise json_error(404, "no such cylinder")
+    return respond(found)
+
+
+@routes.get("/api/v1/vehicles/{plate}")
+@requires(Permission.VIEW_VEHICLES, hidden=True)
+async def vehicle(request: web.Request) -> web.Response:
+    """A vehicle by plate (the middle dot optional), with its certificate, cylinders and their fills."""
+    user = request_user(request)
+    found = await queries.find_vehicle(web_database(request), request.match_info["plate"],
+                                       district_code=user.scope.district_code)  # fmt: skip
+    if found is None:
+        raise json_error(404, "no such vehicle")
+    return respond(found)
+
+
+@routes.get("/api/v1/stations/{station_code}")
+@requires(Permission.VIEW_STATIONS, hidden=True)
+async def station(request: web.Request) -> web.Response:
+    """A station with its scales, and fills and denials of the last ``?days=`` (default 30, at most 366)."""
+    user = request_user(request)
+    text = request.match_info["station_code"]
+    days_text = request.query.get("days", "30")
+    if not days_text.isdigit() or not 1 <= int(days_text) <= 366:
+        raise json_error(400, "days must be a whole number from 1 to 366")
+    now = datetime.now(UTC)
+    found = None
+    if text.isdigit():
+        found = await queries.get_station(web_database(request), int(text), since=now - timedelta(days=int(days_text)),
+                                          until=now, **user.scope.filters())  # fmt: skip
+    if found is None:
+        raise json_error(404, "no such station")
+    found["denials_by_reason"] = [{"reason": reason, "count": n} for reason, n in found["denials_by_reason"]]
+    return respond(found)
+
+
+def coverage_json(figures: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "district_code": figures["district_code"],
+        "phase": figures["phase"],
+        "elevators": {"registered": figures["elevators"], "pilot": figures["pilot"],
+                      "terminal_installed": figures["elevators_installed"], "online": figures["elevators_online"],
+                      "online_95pct_last_7_days": figures["elevators_online_7d"]},
+        "stations": {"registered": figures["stations"], "all_scales_connected": figures["stations_connected"]},
+        "cylinders": {"registered": figures["cylinders"], "tagged": figures["cylinders_tagged"],
+                      "filled_last_30_days": figures["cylinders_filled_30d"]},
+        "vehicles": {"registered": figures["vehicles"], "valid_certificate": figures["vehicles_valid"]},
+    }  # fmt: skip
+
+
+@routes.get("/api/v1/coverage")
+@requires(Permission.VIEW_COVERAGE)
+async def coverage(request: web.Request) -> web.Response:
+    """The rollout figures per district (domain.md "Rollout"); one page holds every district."""
+    user = request_user(request)
+    district_code, outside = district_filter(request, user)
+    if outside:
+        return respond({"items": [], "next": None})
+    today = datetime.now(CST).date()
+    figures = await queries.coverage(web_database(request), today=today, district_code=district_code)
+    return respond({"items": [coverage_json(f) for f in figures], "next": None})
+
+
+@routes.get("/api/v1/me")
+async def me(request: web.Request) -> web.Response:
+    """Who the token or session belongs to, and what it may do."""
+    user = request_user(request)
+    return respond({"name": user.name, "role": user.role.value, "district_code": user.district_code,
+                    "unit": user.unit, "permissions": sorted(user.permissions)})  # fmt: skip
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+@web.middleware
+async def api_errors(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+    """Every answer under /api/ is JSON: errors as ``{"error": ...}``, never HTML or a stack trace."""
+    if not is_api(request):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json" or exc.status < 400:
+            raise
+        return web.json_response({"error": exc.reason.lower()}, status=exc.status, headers=_kept_headers(exc))
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+def _kept_headers(exc: web.HTTPException) -> dict[str, str]:
+    """Headers of an error that still apply to its JSON version (``Allow`` of a 405)."""
+    return {name: exc.headers[name] for name in ("Allow", "WWW-Authenticate") if name in exc.headers}
+
+
+@hookimpl
+def register_routes(app: web.Application, platform: Platform) -> None:
+    app.middlewares.insert(0, api_errors)
+    app.router.add_routes(routes)
