@@ -22,6 +22,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.users",
     "wuhai_iot.web.auth",
     "wuhai_iot.web.api",
+    "wuhai_iot.web.metrics",
     "wuhai_iot.census",
     "wuhai_iot.alarms",
     "wuhai_iot.simulator.commands",
