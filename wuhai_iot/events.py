@@ -242,25 +242,33 @@ class Message:
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def event_record(event: Event) -> dict[str, object]:
-    """The event as a JSON-ready dict (``event`` = class name, times as ISO-8601 UTC)."""
-    cls = type(event)
+def _field_names(cls: type) -> tuple[str, ...]:
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    record: dict[str, object] = {"event": cls.__name__}
-    for name in names:
-        value = getattr(event, name)
-        if isinstance(value, datetime):
-            value = value.isoformat().replace("+00:00", "Z")
-        elif isinstance(value, bytes):
-            value = value.hex()
-        elif isinstance(value, enum.Enum):
-            value = value.value
-        record[name] = value
-    return record
+    return names
+
+
+def event_record(event: Event) -> dict[str, object]:
+    """The event as a JSON-ready dict (``event`` = class name, times as ISO-8601 UTC)."""
+    return orjson.loads(events_json([event]))[0]  # type: ignore[no-any-return]
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Event):
+        record: dict[str, object] = {"event": type(value).__name__}
+        for name in _field_names(type(value)):
+            record[name] = getattr(value, name)
+        return record
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def events_json(events: Sequence[Event]) -> str:
-    """The events as a JSON list of ``event_record`` dicts (orjson: this runs for every stored frame)."""
-    return orjson.dumps(events, default=event_record, option=orjson.OPT_PASSTHROUGH_DATACLASS).decode()
+    """The events as a JSON list of ``event_record`` dicts.
+
+    orjson, because this runs for every stored frame: it writes datetimes and enums natively.
+    """
+    option = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_UTC_Z
+    return orjson.dumps(events, default=_json_default, option=option).decode()

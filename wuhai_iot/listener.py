@@ -51,14 +51,14 @@ class FrameLog:
             collections.OrderedDict()
         )
 
-    def add(self, protocol: str, terminal_id: str, direction: str, data: bytes, note: str) -> None:
+    def add(self, protocol: str, terminal_id: str, direction: str, data: bytes, note: str, at: datetime) -> None:
         key = (protocol, terminal_id)
         frames = self._logs.get(key)
         if frames is None:
             frames = self._logs[key] = collections.deque(maxlen=self._per_terminal)
             if len(self._logs) > self._max_terminals:
                 self._logs.popitem(last=False)
-        frames.append(FrameRecord(datetime.now(UTC), direction, data, note))
+        frames.append(FrameRecord(at, direction, data, note))
 
     def recent(self, protocol: str, terminal_id: str) -> list[FrameRecord]:
         """Newest first."""
@@ -103,21 +103,20 @@ class TerminalConnection:
         self._seq = (seq + 1) % self.protocol.sequence_modulus()
         return seq
 
-    def send(self, data: bytes | None, note: str) -> None:
+    def send(self, data: bytes | None, note: str, now: datetime) -> None:
         if data is None or self.writer.is_closing():
             return
         self.writer.write(data)
         self.listener.counters.frames_out += 1
-        self.listener.frame_log.add(self.protocol.name, self._log_id(), "out", data, note)
+        self.listener.frame_log.add(self.protocol.name, self._log_id(), "out", data, note, now)
 
-    def reply(self, message: ev.Message, reply: ev.Reply) -> None:
-        now = datetime.now(UTC)
+    def reply(self, message: ev.Message, reply: ev.Reply, now: datetime) -> None:
         data = self.protocol.encode_reply(message, reply, self.next_seq(), now)
         note = reply.result.name if isinstance(reply, ev.Ack) else type(reply).__name__
-        self.send(data, note)
+        self.send(data, note, now)
 
-    def _ack(self, message: ev.Message, result: ev.AckResult) -> None:
-        self.reply(message, ev.Ack(result, datetime.now(UTC)))
+    def _ack(self, message: ev.Message, result: ev.AckResult, now: datetime) -> None:
+        self.reply(message, ev.Ack(result, now), now)
 
     def _log_id(self, terminal_id: str | None = None) -> str:
         if terminal_id:
@@ -130,7 +129,9 @@ class TerminalConnection:
         framer = self.protocol.new_framer()
         counters = self.listener.counters
         try:
+            writer = self.listener.ingest.writer
             while not self._closing:
+                await writer.room()
                 try:
                     async with asyncio.timeout(IDLE_TIMEOUT_S):
                         data = await self.reader.read(READ_SIZE)
@@ -143,13 +144,16 @@ class TerminalConnection:
                     if isinstance(item, Discarded):
                         counters.bytes_discarded += len(item.data)
                         self.listener.frame_log.add(
-                            self.protocol.name, self._log_id(), "in", item.data, f"discarded: {item.reason}"
+                            self.protocol.name, self._log_id(), "in", item.data, f"discarded: {item.reason}",
+                            datetime.now(UTC),
                         )
                         continue
                     counters.frames_in += 1
                     await self._on_frame(item)
                     if self._closing:
                         break
+                # A read that finds data buffered does not yield: let the writer and other connections run.
+                await asyncio.sleep(0)
         except ConnectionError:
             pass
         finally:
@@ -162,24 +166,26 @@ class TerminalConnection:
             message = protocol.decode(frame, now)
         except DecodeError as error:
             self.listener.counters.decode_errors += 1
-            self.listener.frame_log.add(protocol.name, self._log_id(error.terminal_id), "in", frame, error.reason)
-            self.send(protocol.encode_error(error, self.next_seq(), now), "error answer")
+            log_id = self._log_id(error.terminal_id)
+            self.listener.frame_log.add(protocol.name, log_id, "in", frame, error.reason, now)
+            self.send(protocol.encode_error(error, self.next_seq(), now), "error answer", now)
             return
-        self.listener.frame_log.add(protocol.name, message.terminal_id, "in", frame, message.type)
+        self.listener.frame_log.add(protocol.name, message.terminal_id, "in", frame, message.type, now)
         first = message.events[0] if message.events else None
         if isinstance(first, ev.Login):
             await self._login(message)
             return
         terminal = self.terminal
         if terminal is None or terminal.terminal_id != message.terminal_id:
-            self._ack(message, ev.AckResult.NOT_LOGGED_IN)
+            self._ack(message, ev.AckResult.NOT_LOGGED_IN, now)
             return
         self.last_frame_at = now.timestamp()
         if isinstance(first, ev.Heartbeat):
-            self._ack(message, ev.AckResult.ACCEPTED)
+            self._ack(message, ev.AckResult.ACCEPTED, now)
         elif message.dedup_key is None:
             assert first is not None
-            self.reply(message, await self.listener.ingest.answer(terminal, first))
+            answer = await self.listener.ingest.answer(terminal, first)
+            self.reply(message, answer, datetime.now(UTC))
         else:
             stored = self.listener.ingest.store(terminal, message)
             stored.add_done_callback(lambda future: self._stored(message, future))
@@ -192,11 +198,11 @@ class TerminalConnection:
             log.error("storing %s %s seq %s failed: %s", message.protocol, message.terminal_id,
                       message.seq, future.exception())  # fmt: skip
             return
-        self._ack(message, ev.AckResult.ACCEPTED)
+        self._ack(message, ev.AckResult.ACCEPTED, datetime.now(UTC))
 
     async def _login(self, message: ev.Message) -> None:
         result, terminal = await self.listener.ingest.login(message, self.peer, self.connected_at)
-        self._ack(message, result)
+        self._ack(message, result, datetime.now(UTC))
         if terminal is None:
             self.listener.counters.logins_refused += 1
             if result in (ev.AckResult.UNKNOWN_TERMINAL, ev.AckResult.AUTH_FAILED):
@@ -323,5 +329,5 @@ class Listener:
                 )
             ]
         )  # fmt: skip
-        connection.send(data, f"COMMAND {command.code.value}")
+        connection.send(data, f"COMMAND {command.code.value}", now)
         return seq

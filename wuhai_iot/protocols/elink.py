@@ -112,13 +112,17 @@ FIXED_BODY_SIZES = {
     MAINT_START: 4,
     MAINT_END: 5,
 }
-AckBody = c.Struct("type" / c.Int8ub, "seq" / c.Int16ub, "result" / c.Int8ub)
+AckBody = c.Struct("acked_type" / c.Int8ub, "acked_seq" / c.Int16ub, "result" / c.Int8ub)
+LoginAckBody = c.Struct(*AckBody.subcons, "platform_time" / c.Int32ub)
+ACK_BODY_SIZE, LOGIN_ACK_BODY_SIZE = AckBody.sizeof(), LoginAckBody.sizeof()
 
 _header = Header.compile()
-_bodies = {code: body.compile() for code, body in Bodies.items()}
+# One parser per message type for the whole frame (header and body, without the CRC): one parse a frame.
+_messages = {code: c.Struct(*Header.subcons, *body.subcons).compile() for code, body in Bodies.items()}
 # Building is our own output, so the compiled builders' skipped checks cost nothing.
 _build_header = _header.build
-_build_ack = AckBody.compile().build
+_build_ack = c.Struct(*Header.subcons, *AckBody.subcons).compile().build
+_build_login_ack = c.Struct(*Header.subcons, *LoginAckBody.subcons).compile().build
 
 
 def crc16(data: bytes | bytearray | memoryview) -> int:
@@ -248,7 +252,14 @@ class ElinkProtocol(Protocol):
         length = (frame[3] << 8) | frame[4]
         if len(frame) != 7 + length or crc16(frame[2 : 5 + length]) != int.from_bytes(frame[-2:], "big"):
             raise DecodeError("length or CRC does not match")
-        header = _header.parse(frame)
+        parser = _messages.get(frame[13])
+        try:
+            header = _header.parse(frame) if parser is None else parser.parse(frame[:-2])
+        except (c.ConstructError, IndexError) as exc:
+            header = _header.parse(frame)
+            body_error: str | None = str(exc)
+        else:
+            body_error = None
         terminal = header["terminal"].hex()
         if not terminal.isdigit():
             raise DecodeError(f"terminal id {terminal} is not packed BCD")
@@ -269,7 +280,9 @@ class ElinkProtocol(Protocol):
             "received_at": received_at,
         }
         try:
-            events, wire = self._decode_body(code, frame[HEADER_SIZE : 5 + length], head, wire)
+            if body_error is not None:
+                raise ValueError(body_error)
+            events, wire = self._decode_body(code, length - MIN_LENGTH, header, head, wire)
         except (ValueError, c.ConstructError, IndexError) as exc:
             raise DecodeError(f"bad {name} body: {exc}", terminal_id=terminal, seq=seq, wire=wire) from None
         if code in (LOGIN, HEARTBEAT):
@@ -291,17 +304,17 @@ class ElinkProtocol(Protocol):
         )
 
     def _decode_body(
-        self, code: int, body: bytes, head: dict[str, object], wire: ElinkWire
+        self, code: int, size: int, fields: c.Container, head: dict[str, object], wire: ElinkWire
     ) -> tuple[list[ev.Event], ElinkWire]:
+        """Events from the parsed ``fields`` of a frame whose body is ``size`` bytes."""
         expected = FIXED_BODY_SIZES.get(code)
-        if expected is not None and len(body) != expected:
-            raise ValueError(f"{len(body)} bytes, expected {expected}")
-        fields = _bodies[code].parse(body)
+        if expected is not None and size != expected:
+            raise ValueError(f"{size} bytes, expected {expected}")
         if code == STATUS:
             return [_status(head, fields)], wire
         if code == STATUS_BATCH:
-            if not 1 <= fields.count <= 60 or len(body) != 1 + 16 * fields.count:
-                raise ValueError(f"count {fields.count} does not fit {len(body)} bytes")
+            if not 1 <= fields.count <= 60 or size != 1 + 16 * fields.count:
+                raise ValueError(f"count {fields.count} does not fit {size} bytes")
             samples = []
             for sample in fields.samples:
                 sample_head = {**head, "device_time": _time(sample.time) or head["received_at"]}
@@ -374,10 +387,20 @@ class ElinkProtocol(Protocol):
         self, terminal: bytes, acked_type: int, acked_seq: int, result: int, seq: int, now: datetime
     ) -> bytes:
         clock = int(now.timestamp())
-        body = _build_ack({"type": acked_type, "seq": acked_seq, "result": int(result)})
-        if acked_type == LOGIN:
-            body += clock.to_bytes(4, "big")
-        return encode_frame(terminal, ACK, seq, clock, body)
+        fields = {
+            "version": VERSION,
+            "length": MIN_LENGTH + (ACK_BODY_SIZE if acked_type != LOGIN else LOGIN_ACK_BODY_SIZE),
+            "terminal": terminal,
+            "type": ACK,
+            "seq": seq % 65536,
+            "time": clock,
+            "acked_type": acked_type,
+            "acked_seq": acked_seq,
+            "result": int(result),
+            "platform_time": clock,
+        }
+        frame = (_build_login_ack if acked_type == LOGIN else _build_ack)(fields)
+        return frame + crc16(frame[2:]).to_bytes(2, "big")
 
 
 def encode_frame(terminal_bcd: bytes, type_code: int, seq: int, time_raw: int, body: bytes) -> bytes:

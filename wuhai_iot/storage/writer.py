@@ -38,11 +38,14 @@ class WriteUnit:
 class BatchWriter:
     """Runs submitted units on its own connection, many per transaction."""
 
-    def __init__(self, conn: aiosqlite.Connection, *, max_batch: int = 4000) -> None:
+    def __init__(self, conn: aiosqlite.Connection, *, max_batch: int = 4000, high_water: int = 20_000) -> None:
         self._conn = conn
         self._max_batch = max_batch
+        self._high_water = high_water
         self._pending: list[tuple[WriteUnit, asyncio.Future[bool]]] = []
         self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.batches = 0
@@ -58,7 +61,13 @@ class BatchWriter:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((unit, future))
         self._wakeup.set()
+        if len(self._pending) >= self._high_water:
+            self._room.clear()
         return future
+
+    async def room(self) -> None:
+        """Wait while the backlog is above the high-water mark (readers stop reading: TCP backpressure)."""
+        await self._room.wait()
 
     async def write(self, statements: list[Statement]) -> None:
         """Commit plain statements (not deduplicated) and wait for it."""
@@ -72,6 +81,7 @@ class BatchWriter:
         """Commit everything already submitted, then stop."""
         self._closing = True
         self._wakeup.set()
+        self._room.set()
         if self._task is not None:
             await self._task
 
@@ -83,6 +93,8 @@ class BatchWriter:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 await self._commit_batch(batch)
+                if len(self._pending) < self._high_water // 2:
+                    self._room.set()
             if self._closing:
                 return
 
