@@ -208,16 +208,15 @@ def is_api(request: web.Request) -> bool:
 
 def json_error(status: int, message: str) -> web.HTTPException:
     """An HTTP error whose body is ``{"error": message}`` (the API's errors)."""
-    error_class = web.HTTPException if status not in _ERRORS else _ERRORS[status]
+    error_class = _ERRORS.get(status, web.HTTPInternalServerError)
     return error_class(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json")
 
 
 _ERRORS: dict[int, type[web.HTTPException]] = {
-    400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
-    405: web.HTTPMethodNotAllowed, 409: web.HTTPConflict, 413: web.HTTPRequestEntityTooLarge,
-    422: web.HTTPUnprocessableEntity, 429: web.HTTPTooManyRequests, 500: web.HTTPInternalServerError,
-    503: web.HTTPServiceUnavailable,
-}  # fmt: skip
+    cls.status_code: cls for cls in vars(web).values()
+    if isinstance(cls, type) and issubclass(cls, web.HTTPError) and cls.status_code > 0
+    and cls not in (web.HTTPMethodNotAllowed, web.HTTPRequestEntityTooLarge)  # they take more arguments
+}
 _API_MESSAGES = {401: "authentication required", 403: "forbidden", 404: "not found"}
 
 
@@ -308,8 +307,11 @@ async def user_for_token(conn: aiosqlite.Connection, token: str) -> User | None:
 def _is_public(request: web.Request) -> bool:
     if request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES):
         return True
-    route = request.match_info.route
-    return getattr(route.handler, "wuhai_public", False) or request.match_info.http_exception is not None
+    if request.match_info.http_exception is not None:
+        # An unknown API path is a plain 404; an unknown page sends a visitor to log in first, like
+        # any other page (which pages exist is not told to strangers).
+        return is_api(request)
+    return getattr(request.match_info.route.handler, "wuhai_public", False)
 
 
 async def _submitted_csrf(request: web.Request) -> str | None:
