@@ -14,6 +14,7 @@ from wuhai_iot.cli import main
 from wuhai_iot.config import Config
 from wuhai_iot.plugins import get_plugin_manager, hookimpl
 from wuhai_iot.server import Platform
+from wuhai_iot.web.auth import public
 
 
 class RecordingPlugin:
@@ -36,6 +37,7 @@ class RecordingPlugin:
 
     @hookimpl
     def register_routes(self, app: web.Application, platform: Platform) -> None:
+        @public  # a plugin's page is behind the login like every other unless it says otherwise
         async def hello(request: web.Request) -> web.Response:
             return web.Response(text="hello from a plugin")
 
