@@ -1,0 +1,74 @@
+"""The command line's own conventions: configuration files, the environment variable, decode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES
+
+from wuhai_iot.cli import main
+from wuhai_iot.config import ENV_VAR, ConfigError, load_config
+
+
+def test_every_key_is_optional_and_relative_paths_follow_the_file(tmp_path: Path) -> None:
+    file = tmp_path / "etc" / "wuhai.toml"
+    file.parent.mkdir()
+    file.write_text('[database]\npath = "db/x.sqlite3"\n[protocols.lmt]\nport = 6000\n', encoding="utf-8")
+    config = load_config(file)
+    assert config.database.path == tmp_path / "etc" / "db" / "x.sqlite3"
+    assert (config.web.host, config.web.port) == ("127.0.0.1", 8080)
+    assert config.protocol("lmt").port == 6000 and config.protocol("elink").port is None
+    assert config.rules.trapped_after_s == 40
+
+
+def test_environment_variable_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text("[web]\nport = 9090\n", encoding="utf-8")
+    monkeypatch.setenv(ENV_VAR, str(file))
+    assert load_config(None).web.port == 9090
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[web]\nprot = 1\n", "unknown key 'prot' in [web]"),
+        ("[rules]\ntrapped_after_s = 'soon'\n", "trapped_after_s must be a number"),
+        ("[webb]\n", "unknown section(s) webb"),
+        ("[web\n", "not valid TOML"),
+    ],
+)
+def test_bad_configuration_is_a_clear_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    file = tmp_path / "bad.toml"
+    file.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        load_config(file)
+    assert main(["serve", "--print-config", "--config", str(file)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_configuration_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "cannot read configuration" in capsys.readouterr().err
+
+
+def test_decode_prints_events_of_a_vendor_example(capsys: pytest.CaptureFixture[str]) -> None:
+    hex_text = "".join(
+        line for line in (FIXTURES / "elink" / "status_vendor_example.hex").read_text().splitlines()
+        if not line.startswith("#")
+    )  # fmt: skip
+    assert main(["decode", "elink", hex_text]) == 0
+    out = capsys.readouterr().out
+    assert "elink STATUS terminal 8613000100020003 seq 2 device time 2025-11-29T07:06:45Z" in out
+    assert '"floor":7' in out.replace(" ", "")
+
+
+def test_decode_explains_an_invalid_frame(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["decode", "elink", "45 4c 01 00 1b 86 13"]) == 1
+    assert "incomplete frame" in capsys.readouterr().out
+    assert main(["decode", "elink", "00 11 22"]) == 1
+    assert "discarded 3 bytes (no frame start)" in capsys.readouterr().out
+    assert main(["decode", "nosuch", "00"]) == 2
+    assert main(["decode", "elink", "zz"]) == 2
