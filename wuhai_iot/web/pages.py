@@ -1,0 +1,476 @@
+"""Pages district staff use all day: dashboard, lifts, alarms, rescues, maintenance, inspections.
+
+Every handler checks the role with ``@requires`` and narrows every query by the user's scope
+(``user.scope.filters()``): another district's lift is a 404, never data. Forms post with the session's
+CSRF token (checked by the auth middleware). Shared page furniture (navigation by role, the trapped-
+passenger banner, open-alarm count) comes from ``page``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from wuhai_iot import alarms as alarm_store
+from wuhai_iot import audit, maintenance, rescue
+from wuhai_iot import events as ev
+from wuhai_iot.districts import DISTRICTS, UnknownDistrict, parse_district
+from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.server import PLATFORM_KEY, Platform
+from wuhai_iot.users import Role
+from wuhai_iot.web import charts, queries
+from wuhai_iot.web.auth import Permission as P
+from wuhai_iot.web.auth import User, request_user, requires, web_database
+from wuhai_iot.web.templating import CST, SEVERITY_ORDER, render, today_cst
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+NAV: list[tuple[str, list[tuple[str, str, P | None]]]] = [
+    ("", [("/", "首页总览", None)]),
+    ("电梯", [
+        ("/lifts", "电梯列表", P.VIEW_ELEVATORS),
+        ("/alarms", "告警处置", P.VIEW_ALARMS),
+        ("/rescues", "困人救援", P.VIEW_ELEVATORS),
+        ("/maintenance", "维保监督", P.VIEW_ELEVATORS),
+        ("/inspections", "定期检验", P.VIEW_ELEVATORS),
+    ]),
+    ("气瓶", [
+        ("/stations", "充装站", P.VIEW_STATIONS),
+        ("/cylinders", "气瓶追溯", P.VIEW_CYLINDERS),
+        ("/vehicles", "车辆查询", P.VIEW_VEHICLES),
+    ]),
+    ("统计", [
+        ("/rollout", "建设进度", P.VIEW_COVERAGE),
+        ("/reports/monthly", "月度报告", P.VIEW_COVERAGE),
+    ]),
+    ("管理", [
+        ("/census", "普查导入", P.IMPORT_CENSUS),
+        ("/users", "用户管理", P.MANAGE_USERS),
+        ("/audit", "审计日志", P.VIEW_AUDIT),
+    ]),
+]  # fmt: skip
+"""Side navigation: (group, [(path, label, permission needed)])."""
+
+
+def navigation(user: User) -> list[tuple[str, list[tuple[str, str]]]]:
+    groups = []
+    for group, items in NAV:
+        allowed = [(href, label) for href, label, needed in items if needed is None or user.can(needed)]
+        if allowed:
+            groups.append((group, allowed))
+    return groups
+
+
+def scope_label(user: User) -> str:
+    if user.role is Role.DISTRICT:
+        return user.district_name or ""
+    if user.role in (Role.STATION, Role.MAINTENANCE):
+        return str(user.unit)
+    return "全市"
+
+
+def platform_of(request: web.Request) -> Platform:
+    return request.app[PLATFORM_KEY]
+
+
+async def page_furniture(request: web.Request, user: User) -> dict[str, Any]:
+    """What every page shows around its content: navigation, scope, the trapped banner, open alarms."""
+    conn = web_database(request)
+    trapped: list[dict[str, Any]] = []
+    open_count = 0
+    if user.can(P.VIEW_ALARMS):
+        filters = user.scope.filters()
+        if user.can(P.VIEW_ELEVATORS):
+            trapped = await queries.trapped_now(conn, **filters)
+        open_count = len(await alarm_store.open_alarms(conn, **filters))
+    return {
+        "user": user,
+        "csrf_token": user.csrf_token,
+        "nav": navigation(user),
+        "scope_label": scope_label(user),
+        "trapped": trapped,
+        "open_alarm_count": open_count,
+        "flash": _flash(request),
+    }
+
+
+FLASHES = {
+    "acknowledged": ("ok", "告警已确认。"),
+    "resolved": ("ok", "告警已解除。"),
+    "already_resolved": ("error", "该告警已解除，无需重复操作。"),
+    "command_sent": ("ok", "指令已下发。"),
+    "not_connected": ("error", "终端未连接，指令未下发。"),
+    "bad_command": ("error", "指令或参数无效。"),
+    "user_added": ("ok", "用户已创建。"),
+}
+
+
+def _flash(request: web.Request) -> dict[str, str] | None:
+    found = FLASHES.get(request.query.get("done", ""))
+    return None if found is None else {"kind": found[0], "text": found[1]}
+
+
+async def page(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
+    user = request_user(request)
+    return render(request, template, {**await page_furniture(request, user), **context}, status=status)
+
+
+def back_to(form: Any, default: str, done: str) -> web.HTTPFound:
+    """Redirect after a form: to the page it came from (a local path only), with a flash message."""
+    target = str(form.get("next") or default)
+    if not target.startswith("/") or target.startswith("//"):
+        target = default
+    target = target.split("?")[0]
+    return web.HTTPFound(f"{target}?done={done}")
+
+
+def chosen_district(request: web.Request, user: User) -> str | None:
+    """The district a page shows: the user's own, or (whole-city users) ``?district=`` if given."""
+    if user.scope.district_code is not None:
+        return user.scope.district_code
+    text = request.query.get("district", "").strip()
+    if not text:
+        return None
+    try:
+        return parse_district(text)
+    except UnknownDistrict:
+        raise web.HTTPBadRequest(text=f"未知的区县：{text}") from None
+
+
+def lift_filters(request: web.Request, user: User) -> dict[str, Any]:
+    """The scope filters for lift queries, narrowed to ``?district=`` where the user may choose."""
+    filters = {k: v for k, v in user.scope.filters().items() if k != "station_code"}
+    district = chosen_district(request, user)
+    if district is not None:
+        filters["district_code"] = district
+    return filters
+
+
+def rules_of(request: web.Request) -> dict[str, Any]:
+    rules = platform_of(request).config.rules
+    return {
+        "now": datetime.now(UTC),
+        "maintenance_interval_days": rules.maintenance_interval_days,
+        "inspection_due_days": rules.inspection_due_days,
+    }
+
+
+def today_window() -> tuple[datetime, datetime]:
+    start, end = queries.day_bounds_utc(today_cst())
+    return datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+
+
+# --- dashboard ------------------------------------------------------------------------------------------
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    """The dashboard, or the page a role without one starts from."""
+    user = request_user(request)
+    if user.role is Role.STATION:
+        raise web.HTTPFound(f"/stations/{user.unit}")
+    if not user.can(P.VIEW_ELEVATORS):
+        raise web.HTTPFound("/vehicles")
+    conn = web_database(request)
+    filters = lift_filters(request, user)
+    lifts = await queries.list_lifts(conn, **rules_of(request), **filters)
+    fitted = [lift for lift in lifts if lift["terminals"]]
+    open_list = await alarm_store.open_alarms(conn, **filters)
+    severities = {severity: sum(a.severity == severity for a in open_list) for severity in SEVERITY_ORDER}
+    context: dict[str, Any] = {
+        "district": filters.get("district_code"),
+        "lifts_total": len(lifts),
+        "lifts_fitted": len(fitted),
+        "lifts_online": sum(lift["online"] for lift in fitted),
+        "maintenance_overdue": sum(lift["maintenance_overdue"] for lift in lifts),
+        "inspection_overdue": sum(lift["inspection_overdue"] for lift in lifts),
+        "severities": severities,
+        "open_alarms": open_list[:30],
+        "lift_info": await queries.lifts_by_code(conn, {a.device_code for a in open_list[:30] if a.device_code}),
+        "fills": None,
+        "per_district": None,
+    }
+    if user.can(P.VIEW_STATIONS):
+        since, until = today_window()
+        station_filters = {"district_code": filters["district_code"]} if "district_code" in filters else {}
+        context["fills"] = await queries.fill_counts(conn, since=since, until=until, **station_filters)
+        denials = await queries.denials_by_reason(conn, since=since - timedelta(days=29), until=until, **station_filters)
+        context["denial_chart"] = charts.bar_chart([(str(reason), n) for reason, n in denials],
+                                                   title="近30日拒绝充装（按原因代码）", unit="次")  # fmt: skip
+    if user.scope.whole_city and "district_code" not in filters:
+        context["per_district"] = _per_district(lifts)
+    week = await alarm_store.list_alarms(conn, since=datetime.now(UTC) - timedelta(days=14), limit=10_000, **filters)
+    context["alarm_chart"] = charts.bar_chart(_per_day([a.raised_at for a in week], 14), title="近14日告警数", unit="起")
+    return await page(request, "dashboard.html", context)
+
+
+def _per_district(lifts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for code, name in DISTRICTS.items():
+        mine = [lift for lift in lifts if lift["district_code"] == code]
+        fitted = [lift for lift in mine if lift["terminals"]]
+        rows.append({
+            "code": code, "name": name, "lifts": len(mine), "fitted": len(fitted),
+            "online": sum(lift["online"] for lift in fitted),
+            "open_alarms": sum(lift["open_alarms"] for lift in mine),
+            "trapped": sum(lift["trapped"] for lift in mine),
+            "maintenance_overdue": sum(lift["maintenance_overdue"] for lift in mine),
+        })  # fmt: skip
+    return rows
+
+
+def _per_day(times: list[datetime], days: int) -> list[tuple[str, float]]:
+    today = today_cst()
+    counts = {today - timedelta(days=i): 0 for i in range(days - 1, -1, -1)}
+    for moment in times:
+        day = moment.astimezone(CST).date()
+        if day in counts:
+            counts[day] += 1
+    return [(day.strftime("%m-%d"), float(n)) for day, n in counts.items()]
+
+
+# --- lifts ----------------------------------------------------------------------------------------------
+
+YES_NO = {"1": True, "0": False}
+
+
+@requires(P.VIEW_ELEVATORS)
+async def lift_list(request: web.Request) -> web.Response:
+    user = request_user(request)
+    query = request.query
+    online = {"online": True, "offline": False}.get(query.get("state", ""))
+    lifts = await queries.list_lifts(
+        web_database(request), **rules_of(request), **lift_filters(request, user), online=online,
+        with_alarm=YES_NO.get(query.get("alarm", "")), overdue=YES_NO.get(query.get("overdue", "")),
+        search=query.get("q", "").strip() or None,
+    )  # fmt: skip
+    return await page(request, "lifts.html", {"lifts": lifts[:500], "total": len(lifts), "query": query})
+
+
+async def _lift_or_404(request: web.Request) -> dict[str, Any]:
+    user = request_user(request)
+    filters = {k: v for k, v in user.scope.filters().items() if k != "station_code"}
+    lift = await queries.get_lift(web_database(request), request.match_info["code"], **rules_of(request), **filters)
+    if lift is None:
+        raise web.HTTPNotFound(text="没有这台电梯，或不在您的管辖范围内。")
+    return lift
+
+
+@requires(P.VIEW_ELEVATORS, hidden=True)
+async def lift_detail(request: web.Request) -> web.Response:
+    user = request_user(request)
+    lift = await _lift_or_404(request)
+    conn = web_database(request)
+    code = lift["device_code"]
+    platform = platform_of(request)
+    frames = []
+    for terminal in lift["terminal_list"]:
+        for record in platform.frame_log.recent(terminal["protocol"], terminal["terminal_id"])[:30]:
+            frames.append((terminal["terminal_id"], record))
+    frames.sort(key=lambda item: item[1].at, reverse=True)
+    context = {
+        "lift": lift,
+        "alarms": await alarm_store.list_alarms(conn, device_code=code, limit=30, **user.scope.filters()),
+        "visits": await maintenance.list_visits(conn, device_code=code, limit=20),
+        "rescues": await rescue.list_rescues(conn, device_code=code, limit=10),
+        "frames": frames[:40],
+        "commands": list(ev.CommandCode),
+        "live_url": f"/live/lifts/{code}",
+        "lift_live": {"state": await queries.lift_state(conn, code), "online": lift["online"], "trapped": lift["trapped"]},
+    }
+    return await page(request, "lift.html", context)
+
+
+@requires(P.SEND_COMMANDS, hidden=True)
+async def lift_command(request: web.Request) -> web.Response:
+    user = request_user(request)
+    lift = await _lift_or_404(request)
+    form = await request.post()
+    default = f"/lifts/{lift['device_code']}"
+    terminals = {f"{t['protocol']}:{t['terminal_id']}": t for t in lift["terminal_list"]}
+    terminal = terminals.get(str(form.get("terminal", "")))
+    try:
+        code = ev.CommandCode(str(form.get("code", "")))
+        raw_argument = str(form.get("argument", "")).strip()
+        argument = int(raw_argument) if raw_argument else None
+        if code is ev.CommandCode.SET_INTERVAL and not (argument and 5 <= argument <= 3600):
+            raise ValueError("interval out of range")
+    except ValueError:
+        raise back_to(form, default, "bad_command") from None
+    if terminal is None:
+        raise back_to(form, default, "bad_command")
+    platform = platform_of(request)
+    try:
+        seq = await platform.send_command(terminal["protocol"], terminal["terminal_id"], ev.Command(code, argument),
+                                          requested_by=user.name)  # fmt: skip
+    except LookupError:
+        raise back_to(form, default, "not_connected") from None
+    await audit.record(platform.writer, user.name, "command.send", "elevator", lift["device_code"],
+                       district_code=lift["district_code"],
+                       details={"terminal": terminal["terminal_id"], "code": code.value, "argument": argument, "seq": seq})  # fmt: skip
+    raise back_to(form, default, "command_sent")
+
+
+# --- alarms ---------------------------------------------------------------------------------------------
+
+ALARM_STATUS_FILTERS = ("open", "raised", "acknowledged", "resolved", "all")
+
+
+def _date_param(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"日期格式应为 YYYY-MM-DD：{text}") from None
+
+
+@requires(P.VIEW_ALARMS)
+async def alarm_list(request: web.Request) -> web.Response:
+    user = request_user(request)
+    query = request.query
+    status = query.get("status", "open")
+    if status not in ALARM_STATUS_FILTERS:
+        raise web.HTTPBadRequest(text="未知的状态")
+    kind = query.get("kind") or None
+    severity = query.get("severity") or None
+    start, end = _date_param(query.get("from", "")), _date_param(query.get("to", ""))
+    filters = user.scope.filters()
+    district = chosen_district(request, user)
+    if district is not None:
+        filters["district_code"] = district
+    try:
+        before = int(query["before"]) if query.get("before") else None
+    except ValueError:
+        raise web.HTTPBadRequest(text="无效的分页参数") from None
+    found = await alarm_store.list_alarms(
+        web_database(request), status=None if status == "all" else status, kind=kind,
+        device_code=query.get("device_code") or None,
+        since=datetime.fromtimestamp(queries.day_bounds_utc(start)[0], UTC) if start else None,
+        until=datetime.fromtimestamp(queries.day_bounds_utc(end)[1], UTC) if end else None,
+        before_id=before, limit=200, **filters,
+    )  # fmt: skip
+    if severity:
+        found = [a for a in found if a.severity == severity]
+    if status == "open":  # the most urgent first
+        found.sort(key=lambda a: (SEVERITY_ORDER.index(a.severity), a.status != "raised", -a.raised_at.timestamp()))
+    lift_info = await queries.lifts_by_code(web_database(request), {a.device_code for a in found if a.device_code})
+    return await page(request, "alarms.html", {
+        "alarms": found, "lift_info": lift_info, "query": query, "status": status,
+        "older_url": str(request.rel_url.update_query(before=found[-1].id)) if len(found) == 200 else None,
+    })  # fmt: skip
+
+
+@requires(P.VIEW_ALARMS, hidden=True)
+async def alarm_detail(request: web.Request) -> web.Response:
+    user = request_user(request)
+    conn = web_database(request)
+    try:
+        alarm_id = int(request.match_info["id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    alarm = await alarm_store.get_alarm(conn, alarm_id, **user.scope.filters())
+    if alarm is None:
+        raise web.HTTPNotFound(text="没有这条告警，或不在您的管辖范围内。")
+    lift_info = await queries.lifts_by_code(conn, {alarm.device_code} if alarm.device_code else set())
+    return await page(request, "alarm.html", {
+        "alarm": alarm, "lift_info": lift_info, "samples": await alarm_store.alarm_samples(conn, alarm_id),
+    })  # fmt: skip
+
+
+async def _handle_alarm(request: web.Request, action: str) -> web.Response:
+    user = request_user(request)
+    form = await request.post()
+    try:
+        alarm_id = int(request.match_info["id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    note = str(form.get("note", "")).strip()[:500]
+    handle = alarm_store.acknowledge_alarm if action == "acknowledge" else alarm_store.resolve_alarm
+    platform = platform_of(request)
+    try:
+        alarm = await handle(platform, alarm_id, user=user.name, note=note, **user.scope.filters())
+    except alarm_store.AlarmNotFound:
+        raise web.HTTPNotFound(text="没有这条告警，或不在您的管辖范围内。") from None
+    except alarm_store.AlarmAlreadyResolved:
+        raise back_to(form, "/alarms", "already_resolved") from None
+    district = (await alarm_store.get_alarm(web_database(request), alarm_id)) if alarm.district_code is None else alarm
+    await audit.record(platform.writer, user.name, f"alarm.{action}", "alarm", alarm_id,
+                       district_code=district.district_code if district else None,
+                       details={"note": note, "kind": alarm.kind})  # fmt: skip
+    raise back_to(form, "/alarms", "acknowledged" if action == "acknowledge" else "resolved")
+
+
+@requires(P.HANDLE_ALARMS, hidden=True)
+async def alarm_acknowledge(request: web.Request) -> web.Response:
+    return await _handle_alarm(request, "acknowledge")
+
+
+@requires(P.HANDLE_ALARMS, hidden=True)
+async def alarm_resolve(request: web.Request) -> web.Response:
+    return await _handle_alarm(request, "resolve")
+
+
+# --- rescues, maintenance, inspections -------------------------------------------------------------------
+
+
+@requires(P.VIEW_ELEVATORS)
+async def rescue_list(request: web.Request) -> web.Response:
+    user = request_user(request)
+    conn = web_database(request)
+    since = datetime.now(UTC) - timedelta(days=90)
+    rescues = await rescue.list_rescues(conn, since=since, **lift_filters(request, user))
+    limit = platform_of(request).config.rules.rescue_arrival_limit_min
+    arrivals = [(r.raised_at.astimezone(CST).strftime("%m-%d %H:%M"), r.arrival_min)
+                for r in reversed(rescues) if r.arrival_min is not None]  # fmt: skip
+    chart = charts.bar_chart(arrivals, title="到场用时（分钟）", unit="分", threshold=limit,
+                             threshold_label=f"{limit:g}分钟时限")  # fmt: skip
+    return await page(request, "rescues.html", {
+        "rescues": rescues, "limit": limit, "chart": chart,
+        "lift_info": await queries.lifts_by_code(conn, {r.device_code for r in rescues}),
+    })  # fmt: skip
+
+
+@requires(P.VIEW_ELEVATORS)
+async def maintenance_page(request: web.Request) -> web.Response:
+    user = request_user(request)
+    conn = web_database(request)
+    filters = lift_filters(request, user)
+    interval = platform_of(request).config.rules.maintenance_interval_days
+    overdue = await maintenance.maintenance_overdue(conn, interval_days=interval, **filters)
+    overdue.sort(key=lambda lift: -1 if lift["days_since"] is None else -lift["days_since"])
+    visits = await maintenance.list_visits(conn, flagged=True, limit=200, **filters)
+    return await page(request, "maintenance.html", {
+        "overdue": overdue, "visits": visits, "interval": interval,
+        "lift_info": await queries.lifts_by_code(conn, {v.device_code for v in visits}),
+    })  # fmt: skip
+
+
+@requires(P.VIEW_ELEVATORS)
+async def inspection_page(request: web.Request) -> web.Response:
+    user = request_user(request)
+    conn = web_database(request)
+    filters = lift_filters(request, user)
+    due_days = platform_of(request).config.rules.inspection_due_days
+    lifts = await maintenance.inspection_overdue(conn, **filters)
+    lifts += await maintenance.inspection_due_soon(conn, within_days=due_days, **filters)
+    today = today_cst()
+    for lift in lifts:
+        lift["days_left"] = (date.fromisoformat(lift["next_inspection"]) - today).days
+    return await page(request, "inspections.html", {"lifts": lifts, "due_days": due_days})
+
+
+@hookimpl
+def register_routes(app: web.Application, platform: Platform) -> None:
+    app.router.add_static("/static", STATIC_DIR, append_version=False)
+    app.router.add_get("/", home)
+    app.router.add_get("/lifts", lift_list)
+    app.router.add_get("/lifts/{code}", lift_detail)
+    app.router.add_post("/lifts/{code}/command", lift_command)
+    app.router.add_get("/alarms", alarm_list)
+    app.router.add_get("/alarms/{id}", alarm_detail)
+    app.router.add_post("/alarms/{id}/acknowledge", alarm_acknowledge)
+    app.router.add_post("/alarms/{id}/resolve", alarm_resolve)
+    app.router.add_get("/rescues", rescue_list)
+    app.router.add_get("/maintenance", maintenance_page)
+    app.router.add_get("/inspections", inspection_page)
