@@ -400,10 +400,10 @@ class AlarmBook:
             subject, kind, at, source=source, vendor_code=vendor_code, detail=detail
         ) + self.clear_alarm(subject, kind, at, source=source, vendor_code=vendor_code)
 
-    def samples(self, alarm: Alarm, records: list[tuple[datetime, dict[str, Any]]]) -> list[Statement]:
+    def samples(self, alarm_id: int, records: list[tuple[datetime, dict[str, Any]]]) -> list[Statement]:
         """Keep status records with an alarm (``events.event_record`` dicts by their time)."""
         return [
-            (SAMPLE_INSERT, (alarm.id, at.timestamp(), json.dumps(record, ensure_ascii=False)))
+            (SAMPLE_INSERT, (alarm_id, at.timestamp(), json.dumps(record, ensure_ascii=False)))
             for at, record in records
         ]
 

@@ -68,6 +68,8 @@ class RulesConfig:
     fill_tolerance_pct: float = 3
     fill_without_permit_kg: float = 0.2
     tamper_below_tare_kg: float = 0.3
+    tick_interval_s: float = 1
+    """How often duration and offline conditions are checked without a frame; 0 = never (tests drive time)."""
 
 
 @dataclass
@@ -75,6 +77,15 @@ class RetentionConfig:
     raw_status_days: int = 7
     records_years: int = 4
     raw_frames_per_terminal: int = 50
+    prune_step_rows: int = 2000
+
+
+@dataclass
+class NotifyConfig:
+    webhook_url: str = ""
+    """POST every alarm change as JSON here; empty = no webhook."""
+    webhook_retries: int = 5
+    webhook_timeout_s: float = 10
 
 
 @dataclass
@@ -84,6 +95,7 @@ class Config:
     protocols: dict[str, ProtocolConfig] = field(default_factory=dict)
     rules: RulesConfig = field(default_factory=RulesConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     source: Path | None = None
     """The file this was read from, if any."""
 
@@ -93,7 +105,7 @@ class Config:
     def to_toml(self) -> str:
         """The effective configuration, as TOML (``serve --print-config``)."""
         lines: list[str] = []
-        for section in ("database", "web", "rules", "retention"):
+        for section in ("database", "web", "rules", "retention", "notify"):
             lines.append(f"[{section}]")
             for key, value in dataclasses.asdict(getattr(self, section)).items():
                 lines.append(f"{key} = {_toml_value(value)}")
@@ -155,7 +167,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"configuration {file} is not valid TOML: {exc}") from None
     base = file.parent
-    sections = {"database": DatabaseConfig, "web": WebConfig, "rules": RulesConfig, "retention": RetentionConfig}
+    sections = {"database": DatabaseConfig, "web": WebConfig, "rules": RulesConfig, "retention": RetentionConfig,
+                "notify": NotifyConfig}
     unknown = set(data) - set(sections) - {"protocols"}
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(sorted(unknown))} in {file}")

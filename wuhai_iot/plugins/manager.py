@@ -28,6 +28,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.web.pages_filling",
     "wuhai_iot.census",
     "wuhai_iot.alarms",
+    "wuhai_iot.rules.elevator",
+    "wuhai_iot.monitoring",
+    "wuhai_iot.webhook",
     "wuhai_iot.simulator.commands",
 )
 """Modules of this package that implement hooks, registered exactly as outside plugins are."""

@@ -1,0 +1,184 @@
+"""Elevator monitoring wired into the platform: rule engine, rescue, maintenance, time ticks, retention.
+
+``platform_starting`` builds the pieces, attaches them as event consumers (their statements commit with
+the message that caused them) and starts two background tasks: the tick (every ``rules.tick_interval_s``;
+duration and offline conditions fire on time without a frame) and the retention pruner (small deletes
+through the writer that never stall ingestion). ``monitoring(platform)`` gives tests and the web layer
+the running pieces; ``advance(now)`` runs one tick at an explicit time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from wuhai_iot.alarms import AlarmBook, alarm_book
+from wuhai_iot.maintenance import MaintenanceTracker
+from wuhai_iot.plugins import get_plugin_manager
+from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.rescue import RescueTracker
+from wuhai_iot.rules.base import Rule
+from wuhai_iot.rules.engine import CONTEXT_MAX_SAMPLES, ONLINE_STEP_S, RuleEngine
+from wuhai_iot.storage.writer import Statement, WriteUnit
+
+if TYPE_CHECKING:
+    import aiosqlite
+
+    from wuhai_iot.server import Platform
+
+log = logging.getLogger(__name__)
+
+REGISTRY_REFRESH_S = 300.0
+"""How often the lifts and workers are re-read (a census import while running)."""
+PRUNE_PAUSE_S = 0.05
+"""Pause between two prune steps, so ingestion batches run in between."""
+PRUNE_IDLE_S = 3600.0
+"""Pause once nothing is left to prune."""
+
+_RUNNING: weakref.WeakKeyDictionary[Platform, Monitoring] = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class Monitoring:
+    platform: Platform
+    book: AlarmBook
+    engine: RuleEngine
+    rescue: RescueTracker
+    maintenance: MaintenanceTracker
+    conn: aiosqlite.Connection
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _online_at: datetime | None = None
+
+    async def advance(self, now: datetime | None = None) -> None:
+        """Let time pass to ``now`` (platform clock), committed in order with the frames before it."""
+        at = now or datetime.now(UTC)
+        await self.platform.writer.submit(WriteUnit(on_new=lambda: self.tick(at)))
+
+    def tick(self, now: datetime) -> list[Statement]:
+        connected: set[str] = set()
+        for listener in self.platform.listeners.values():
+            for connection in listener.by_terminal.values():
+                terminal = connection.terminal
+                if terminal is not None and terminal.device_code:
+                    connected.add(terminal.device_code)
+                    self.engine.see_frame(
+                        terminal.device_code,
+                        datetime.fromtimestamp(connection.last_frame_at, UTC),
+                        terminal.report_interval_s,
+                    )
+        statements = self.engine.tick(now) + self.rescue.tick(now) + self.maintenance.tick(now)
+        if self._online_at is None or (now - self._online_at).total_seconds() >= ONLINE_STEP_S:
+            self._online_at = now
+            statements += self.engine.online_time(now, connected)
+        return statements
+
+    async def refresh_registry(self) -> None:
+        await self.engine.refresh_registry(self.conn)
+        self.maintenance.lifts = self.engine.registry
+        await self.maintenance.refresh_workers(self.conn)
+
+    async def prune_step(self, now: datetime | None = None) -> int:
+        """Delete one step of expired rows; return how many were deleted (0: nothing left)."""
+        now = now or datetime.now(UTC)
+        retention = self.platform.config.retention
+        rows = retention.prune_step_rows
+        raw_before = (now - timedelta(days=retention.raw_status_days)).timestamp()
+        records_before = (now - timedelta(days=round(365.25 * retention.records_years))).timestamp()
+        deleted = 0
+        steps: list[tuple[str, str, float]] = [
+            ("messages", "SELECT id FROM messages WHERE received_at < ? LIMIT ?", raw_before),
+            ("alarm_samples", "SELECT DISTINCT alarm_id FROM alarm_samples WHERE alarm_id IN (SELECT id FROM alarms"
+             " WHERE raised_at < ? AND condition = 'cleared' AND status = 'resolved') LIMIT ?", records_before),
+            # Samples go first: a step deletes from one table only, so an alarm's samples are gone before it.
+            ("alarms", "SELECT id FROM alarms WHERE raised_at < ? AND condition = 'cleared'"
+             " AND status = 'resolved' LIMIT ?", records_before),
+            ("rescues", "SELECT alarm_id FROM rescues WHERE raised_at < ? LIMIT ?", records_before),
+            ("maintenance_visits", "SELECT id FROM maintenance_visits WHERE coalesce(started_at, ended_at) < ?"
+             " LIMIT ?", records_before),
+        ]  # fmt: skip
+        for table, select, before in steps:
+            # An alarm keeps at most CONTEXT_MAX_SAMPLES records: a step deletes those of a few alarms.
+            limit = max(1, rows // CONTEXT_MAX_SAMPLES) if table == "alarm_samples" else rows
+            found = await (await self.conn.execute(select, (before, limit))).fetchall()
+            if not found:
+                continue
+            keys = [row[0] for row in found]
+            column = "alarm_id" if table in ("alarm_samples", "rescues") else "id"
+            marks = ",".join("?" * len(keys))
+            await self.platform.writer.write([(f"DELETE FROM {table} WHERE {column} IN ({marks})", keys)])
+            deleted += len(keys)
+            break
+        if not deleted:
+            day = (now - timedelta(days=round(365.25 * retention.records_years)) + timedelta(hours=8)).date()
+            await self.platform.writer.write([("DELETE FROM lift_daily WHERE day < ?", (day.isoformat(),))])
+        return deleted
+
+    async def _ticking(self, interval: float) -> None:
+        refreshed = asyncio.get_running_loop().time()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.advance()
+                if asyncio.get_running_loop().time() - refreshed >= REGISTRY_REFRESH_S:
+                    refreshed = asyncio.get_running_loop().time()
+                    await self.refresh_registry()
+            except RuntimeError:
+                return  # the writer is closed
+            except Exception:
+                log.exception("monitoring tick failed")
+
+    async def _pruning(self) -> None:
+        while True:
+            try:
+                deleted = await self.prune_step()
+            except RuntimeError:
+                return
+            except Exception:
+                log.exception("retention step failed")
+                deleted = 0
+            await asyncio.sleep(PRUNE_PAUSE_S if deleted else PRUNE_IDLE_S)
+
+
+def monitoring(platform: Platform) -> Monitoring:
+    """The running monitoring of a started platform."""
+    return _RUNNING[platform]
+
+
+def collect_rules(platform: Platform) -> list[Rule]:
+    rules: list[Rule] = []
+    for contributed in get_plugin_manager().hook.register_rules(config=platform.config):
+        rules.extend(contributed or ())
+    return rules
+
+
+@hookimpl
+async def platform_starting(platform: Platform) -> None:
+    book = await alarm_book(platform)
+    conn = await platform.open_database()
+    engine = RuleEngine(book, collect_rules(platform), platform.config.rules)
+    await engine.load(conn)
+    rescue = RescueTracker(book, platform.writer, platform.config.rules)
+    await rescue.load(conn)
+    maintenance = MaintenanceTracker(platform.config.rules, engine.registry)
+    await maintenance.load(conn)
+    running = Monitoring(platform, book, engine, rescue, maintenance, conn)
+    platform.ingest.consumers += [engine, rescue, maintenance]
+    interval = platform.config.rules.tick_interval_s
+    if interval > 0:
+        running.tasks.append(asyncio.create_task(running._ticking(interval), name="monitoring-tick"))
+    running.tasks.append(asyncio.create_task(running._pruning(), name="retention"))
+    _RUNNING[platform] = running
+
+
+@hookimpl
+async def platform_stopping(platform: Platform) -> None:
+    running = _RUNNING.pop(platform, None)
+    if running is None:
+        return
+    for task in running.tasks:
+        task.cancel()
+    await asyncio.gather(*running.tasks, return_exceptions=True)

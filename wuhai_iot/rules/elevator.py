@@ -1,0 +1,239 @@
+"""The built-in elevator rules (domain.md), registered through the ``register_rules`` hook.
+
+Durations count in device time (``event.time``; on a tick, ``lift.device_now(now)``), and a raise or
+clear is dated at the exact moment its threshold was reached, whether a sample or a tick noticed it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from wuhai_iot import events as ev
+from wuhai_iot.config import Config, RulesConfig
+from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.rules.base import Lift, Rule, Transition, moment
+
+
+class TerminalFaults(Rule):
+    """Every fault the terminal reports, raised and cleared as the terminal says."""
+
+    name = "terminal_faults"
+
+    def on_event(self, lift: Lift, event: ev.Event, state: dict[str, Any]) -> list[Transition]:
+        if not isinstance(event, ev.ElevatorFault):
+            return []
+        detail = {"floor": event.floor} if event.floor is not None else None
+        return [Transition(event.kind, event.active, event.time, source="device",
+                           vendor_code=event.vendor_code, detail=detail)]  # fmt: skip
+
+
+class DurationRule(Rule):
+    """A condition of the status that must hold for ``after_s`` (or ``records`` consecutive samples).
+
+    ``condition`` answers True, False, or None when the sample does not tell (state unchanged).
+    State: ``since`` (device time the condition began), ``count`` (consecutive samples), ``raised``.
+    """
+
+    kind = ""
+    after_s: float = math.inf
+    records: int | None = None
+
+    def condition(self, lift: Lift, status: ev.ElevatorStatus) -> bool | None:
+        raise NotImplementedError
+
+    def detail(self, lift: Lift, status: ev.ElevatorStatus) -> dict[str, Any]:
+        return {"after_s": self.after_s} | ({"records": self.records} if self.records else {})
+
+    def on_event(self, lift: Lift, event: ev.Event, state: dict[str, Any]) -> list[Transition]:
+        if not isinstance(event, ev.ElevatorStatus):
+            return []
+        t = event.time.timestamp()
+        out = self._advance(state, t)
+        holds = self.condition(lift, event)
+        if holds is None:
+            return out
+        if holds:
+            if "since" not in state:
+                state.update(since=t, count=0, raised=False, detail=self.detail(lift, event))
+            state["count"] += 1
+            if not state["raised"] and self.records and state["count"] >= self.records:
+                out += self._raise(state, t)
+        elif state:
+            if state["raised"]:
+                out.append(Transition(self.kind, False, event.time))
+            state.clear()
+        return out
+
+    def on_tick(self, lift: Lift, now: Any, state: dict[str, Any]) -> list[Transition]:
+        return self._advance(state, lift.device_now(now).timestamp()) if state else []
+
+    def _advance(self, state: dict[str, Any], t: float) -> list[Transition]:
+        if state and not state["raised"] and state["since"] + self.after_s <= t:
+            return self._raise(state, state["since"] + self.after_s)
+        return []
+
+    def _raise(self, state: dict[str, Any], at: float) -> list[Transition]:
+        state["raised"] = True
+        return [Transition(self.kind, True, moment(at), since=moment(state["since"]), detail=state["detail"])]
+
+
+class StoppedOutsideZone(DurationRule):
+    name = kind = "stopped_outside_zone"
+
+    def __init__(self, rules: RulesConfig) -> None:
+        self.after_s = rules.stopped_outside_zone_s
+
+    def condition(self, lift: Lift, status: ev.ElevatorStatus) -> bool | None:
+        if status.door_zone is None:
+            return None
+        return not status.running and not status.door_zone
+
+
+class DoorOpenMoving(DurationRule):
+    name = kind = "door_open_moving"
+
+    def __init__(self, rules: RulesConfig) -> None:
+        self.after_s = rules.door_open_moving_s
+        self.records = rules.door_open_moving_records
+
+    def condition(self, lift: Lift, status: ev.ElevatorStatus) -> bool | None:
+        if status.door is ev.Door.UNKNOWN:
+            return None
+        return status.running and status.door is not ev.Door.CLOSED
+
+
+class PowerLost(DurationRule):
+    name = kind = "power_lost"
+
+    def __init__(self, rules: RulesConfig) -> None:
+        self.after_s = rules.power_lost_s
+
+    def condition(self, lift: Lift, status: ev.ElevatorStatus) -> bool | None:
+        return None if status.power is None else not status.power
+
+
+class Overspeed(DurationRule):
+    """Faster than ``factor`` × the lift's rated speed in ``records`` consecutive samples."""
+
+    name = kind = "overspeed"
+
+    def __init__(self, rules: RulesConfig) -> None:
+        self.factor = rules.overspeed_factor
+        self.records = rules.overspeed_records
+
+    def condition(self, lift: Lift, status: ev.ElevatorStatus) -> bool | None:
+        if status.speed_mps is None or not lift.rated_speed_mps:
+            return None
+        return status.speed_mps > self.factor * lift.rated_speed_mps
+
+    def detail(self, lift: Lift, status: ev.ElevatorStatus) -> dict[str, Any]:
+        return {"records": self.records, "factor": self.factor, "rated_speed_mps": lift.rated_speed_mps,
+                "speed_mps": status.speed_mps}  # fmt: skip
+
+
+class Trapped(Rule):
+    """Car not running, doors closed, person detected, continuously ≥ ``after_s``.
+
+    Person-sensor flicker: the condition ends only when the sensor stays clear ≥ ``clear_s`` (or the doors
+    open, or the car runs). State: ``since``, ``clear_since`` (first clear sample), ``raised``, ``floor``.
+    """
+
+    name = "trapped"
+
+    def __init__(self, rules: RulesConfig) -> None:
+        self.after_s = rules.trapped_after_s
+        self.clear_s = rules.trapped_clear_s
+
+    def on_event(self, lift: Lift, event: ev.Event, state: dict[str, Any]) -> list[Transition]:
+        if not isinstance(event, ev.ElevatorStatus):
+            return []
+        t = event.time.timestamp()
+        out = self._advance(state, t)
+        if event.door is ev.Door.UNKNOWN and not event.running:
+            return out
+        if event.running or event.door is not ev.Door.CLOSED:
+            if state.get("raised"):
+                out.append(Transition("trapped", False, event.time, detail={"ended_by": "doors_or_running"}))
+            state.clear()
+        elif event.occupied:
+            if not state:
+                state.update(since=t, clear_since=None, raised=False, floor=event.floor)
+            state["clear_since"] = None
+        elif event.occupied is False and state and state["clear_since"] is None:
+            state["clear_since"] = t
+        return out
+
+    def on_tick(self, lift: Lift, now: Any, state: dict[str, Any]) -> list[Transition]:
+        return self._advance(state, lift.device_now(now).timestamp()) if state else []
+
+    def _advance(self, state: dict[str, Any], t: float) -> list[Transition]:
+        if not state:
+            return []
+        out: list[Transition] = []
+        raise_at = state["since"] + self.after_s
+        end_at = math.inf if state["clear_since"] is None else state["clear_since"] + self.clear_s
+        if not state["raised"] and raise_at <= t and raise_at < end_at:
+            state["raised"] = True
+            detail = {"after_s": self.after_s, "clear_s": self.clear_s, "floor": state["floor"]}
+            out.append(Transition("trapped", True, moment(raise_at), since=moment(state["since"]), detail=detail))
+        if end_at <= t:
+            if state["raised"]:
+                out.append(Transition("trapped", False, moment(end_at), detail={"ended_by": "person_clear"}))
+            state.clear()
+        return out
+
+
+class Offline(Rule):
+    """No frame for ``factor`` × the report interval and at least ``min_s`` (platform clock).
+
+    Only terminals that have sent a frame at least once are watched.
+    """
+
+    name = "offline"
+    ticks_when_idle = True
+
+    def __init__(self, rules: RulesConfig) -> None:
+        self.factor = rules.offline_interval_factor
+        self.min_s = rules.offline_min_s
+
+    def threshold(self, lift: Lift) -> float:
+        return max(self.factor * (lift.report_interval_s or 0), self.min_s)
+
+    def on_event(self, lift: Lift, event: ev.Event, state: dict[str, Any]) -> list[Transition]:
+        if state.get("offline"):
+            state.clear()
+            return [Transition("offline", False, event.received_at)]
+        return []
+
+    def on_tick(self, lift: Lift, now: Any, state: dict[str, Any]) -> list[Transition]:
+        if lift.last_frame_at is None:
+            return []
+        silent_s = (now - lift.last_frame_at).total_seconds()
+        threshold = self.threshold(lift)
+        if not state.get("offline") and silent_s >= threshold:
+            state["offline"] = True
+            detail = {"threshold_s": threshold, "report_interval_s": lift.report_interval_s}
+            return [Transition("offline", True, moment(lift.last_frame_at.timestamp() + threshold),
+                               since=lift.last_frame_at, detail=detail)]  # fmt: skip
+        if state.get("offline") and silent_s < threshold:
+            state.clear()
+            return [Transition("offline", False, lift.last_frame_at)]
+        return []
+
+
+def builtin_rules(rules: RulesConfig) -> list[Rule]:
+    return [
+        TerminalFaults(),
+        Trapped(rules),
+        StoppedOutsideZone(rules),
+        DoorOpenMoving(rules),
+        Overspeed(rules),
+        PowerLost(rules),
+        Offline(rules),
+    ]
+
+
+@hookimpl
+def register_rules(config: Config) -> list[Rule]:
+    return builtin_rules(config.rules)

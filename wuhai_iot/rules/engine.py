@@ -1,0 +1,283 @@
+"""The rule engine: feeds each lift's events and time ticks to the rules and applies their transitions.
+
+It is an ``EventConsumer``: ``consume`` runs inside the transaction that stores the message, so the alarm
+rows, the rules' state and the daily figures it returns commit with the message. ``tick(now)`` runs the
+time-based part (durations reached without a new frame, offline terminals); the platform calls it every
+``rules.tick_interval_s`` through the writer, tests call ``advance(now)`` with an explicit time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiosqlite
+
+from wuhai_iot import events as ev
+from wuhai_iot.alarms import Alarm, AlarmBook, Subject
+from wuhai_iot.config import RulesConfig
+from wuhai_iot.ingest import Terminal
+from wuhai_iot.rules.base import Lift, Rule, Transition
+from wuhai_iot.storage.writer import Statement
+
+log = logging.getLogger(__name__)
+
+CONTEXT_BEFORE_S = 60.0
+"""Status records kept with an alarm start this long before it was raised."""
+CONTEXT_MAX_SAMPLES = 500
+"""At most this many records are kept with one alarm (a lift out of service for weeks stays bounded)."""
+RUNNING_GAP_MAX_S = 300.0
+"""A gap between two samples longer than this is not counted as running time."""
+ONLINE_STEP_S = 60.0
+"""Online time is added to the daily figures this often."""
+
+STATE_UPSERT = (
+    "INSERT INTO rule_state (rule, subject, state) VALUES (?, ?, ?)"
+    " ON CONFLICT (rule, subject) DO UPDATE SET state = excluded.state"
+)
+DAILY_ADD = (
+    "INSERT INTO lift_daily (device_code, day, runs, running_s, faults, online_s) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (device_code, day) DO UPDATE SET runs = runs + excluded.runs,"
+    " running_s = running_s + excluded.running_s, faults = faults + excluded.faults,"
+    " online_s = online_s + excluded.online_s"
+)
+"""Additive, so the order of these statements in a batch never matters."""
+
+CST = timedelta(hours=8)
+
+
+def cst_day(moment: datetime) -> str:
+    """The calendar date in China Standard Time."""
+    return (moment.astimezone(UTC) + CST).date().isoformat()
+
+
+def daily_add(device_code: str, at: datetime, *, runs: int = 0, running_s: float = 0.0, faults: int = 0,
+              online_s: float = 0.0) -> Statement:  # fmt: skip
+    return DAILY_ADD, (device_code, cst_day(at), runs, running_s, faults, online_s)
+
+
+class LiftRuntime:
+    """The engine's per-lift memory besides the rules' state."""
+
+    __slots__ = ("lift", "running", "recent", "kept", "states")
+
+    def __init__(self, lift: Lift) -> None:
+        self.lift = lift
+        self.running: bool | None = None
+        self.recent: deque[tuple[datetime, dict[str, Any]]] = deque()
+        """Status records of the last CONTEXT_BEFORE_S (device time)."""
+        self.kept: dict[int, int] = {}
+        """Alarm id → records kept with it so far."""
+        self.states: dict[str, dict[str, Any]] = {}
+
+
+class RuleEngine:
+    """Runs the rules for every lift."""
+
+    def __init__(self, book: AlarmBook, rules: Sequence[Rule], settings: RulesConfig) -> None:
+        names = [rule.name for rule in rules]
+        duplicates = {name for name in names if names.count(name) > 1}
+        if duplicates or "" in names:
+            raise ValueError(f"rule names must be unique and not empty: {sorted(duplicates)}")
+        self.book = book
+        self.rules = list(rules)
+        self.settings = settings
+        self.lifts: dict[str, LiftRuntime] = {}
+        self.registry: dict[str, dict[str, Any]] = {}
+        self._online_at: datetime | None = None
+        book.observers.append(self._count_faults)
+
+    # --- loading ----------------------------------------------------------------------------------
+
+    async def load(self, conn: aiosqlite.Connection) -> None:
+        """Registry, terminals, latest states and the rules' stored state."""
+        await self.refresh_registry(conn)
+        sessions = await conn.execute(
+            "SELECT t.device_code, s.last_frame_at, s.report_interval_s FROM terminal_sessions s"
+            " JOIN terminals t ON t.protocol = s.protocol AND t.terminal_id = s.terminal_id"
+            " WHERE t.device_code IS NOT NULL"
+        )
+        for row in await sessions.fetchall():
+            lift = self.runtime(row["device_code"]).lift
+            if row["last_frame_at"] is not None:
+                lift.last_frame_at = datetime.fromtimestamp(row["last_frame_at"], UTC)
+            lift.report_interval_s = row["report_interval_s"]
+        states = await conn.execute("SELECT device_code, at, received_at, running FROM elevator_state")
+        for row in await states.fetchall():
+            runtime = self.runtime(row["device_code"])
+            runtime.lift.last_sample_at = datetime.fromtimestamp(row["at"], UTC)
+            runtime.lift.clock_offset_s = row["received_at"] - row["at"]
+            runtime.running = None if row["running"] is None else bool(row["running"])
+        stored = await conn.execute("SELECT rule, subject, state FROM rule_state WHERE subject LIKE 'lift:%'")
+        for row in await stored.fetchall():
+            state = json.loads(row["state"])
+            if state:
+                self.runtime(row["subject"].removeprefix("lift:")).states[row["rule"]] = state
+
+    async def refresh_registry(self, conn: aiosqlite.Connection) -> None:
+        """Re-read the lifts' registry columns (a census import may have changed them)."""
+        cursor = await conn.execute("SELECT * FROM elevators")
+        self.registry = {row["device_code"]: dict(row) for row in await cursor.fetchall()}
+        for device_code, runtime in self.lifts.items():
+            self._apply_registry(runtime.lift, self.registry.get(device_code))
+
+    def _apply_registry(self, lift: Lift, row: dict[str, Any] | None) -> None:
+        if row is not None:
+            lift.rated_speed_mps = row["rated_speed_mps"]
+            lift.extra = row
+
+    def runtime(self, device_code: str) -> LiftRuntime:
+        runtime = self.lifts.get(device_code)
+        if runtime is None:
+            runtime = self.lifts[device_code] = LiftRuntime(Lift(device_code))
+            self._apply_registry(runtime.lift, self.registry.get(device_code))
+        return runtime
+
+    # --- events -----------------------------------------------------------------------------------
+
+    def consume(self, terminal: Terminal, events: Sequence[ev.Event]) -> list[Statement]:
+        if not terminal.device_code or not events:
+            return []
+        runtime = self.runtime(terminal.device_code)
+        lift = runtime.lift
+        if terminal.report_interval_s:
+            lift.report_interval_s = terminal.report_interval_s
+        statements: list[Statement] = []
+        for event in events:
+            if lift.last_frame_at is None or event.received_at > lift.last_frame_at:
+                lift.last_frame_at = event.received_at
+            if isinstance(event, ev.TerminalDiagnostic):
+                log.info("%s %s diagnostic %d %s", terminal.protocol, terminal.terminal_id, event.code,
+                         "active" if event.active else "cleared")  # fmt: skip
+            if isinstance(event, ev.ElevatorStatus):
+                statements += self._status(runtime, event)
+            else:
+                statements += self._run_rules(runtime, event)
+        return statements
+
+    def _status(self, runtime: LiftRuntime, status: ev.ElevatorStatus) -> list[Statement]:
+        lift = runtime.lift
+        record = (status.time, ev.event_record(status))
+        if lift.last_sample_at is not None and status.time < lift.last_sample_at:
+            # A late sample (a batch, a resend): kept with the alarms, not the current state.
+            return self._keep_with_alarms(runtime, [record], set())
+        statements: list[Statement] = []
+        if lift.last_sample_at is not None and runtime.running is not None:
+            gap = (status.time - lift.last_sample_at).total_seconds()
+            runs = int(status.running and not runtime.running)
+            running_s = min(gap, RUNNING_GAP_MAX_S) if runtime.running else 0.0
+            if runs or running_s:
+                statements.append(daily_add(lift.device_code, status.time, runs=runs, running_s=running_s))
+        runtime.running = status.running
+        lift.last_sample_at = status.time
+        lift.clock_offset_s = (status.received_at - status.time).total_seconds()
+        runtime.recent.append(record)
+        horizon = status.time - timedelta(seconds=CONTEXT_BEFORE_S)
+        while runtime.recent and runtime.recent[0][0] < horizon:
+            runtime.recent.popleft()
+        subject = Subject(device_code=lift.device_code)
+        before = {alarm.id for alarm in self.book.active_for(subject)}
+        statements += self._run_rules(runtime, status)
+        return statements + self._keep_with_alarms(runtime, [record], before)
+
+    def _keep_with_alarms(
+        self, runtime: LiftRuntime, records: list[tuple[datetime, dict[str, Any]]], also: set[int]
+    ) -> list[Statement]:
+        """Keep records with the lift's active alarms (and ``also``: those just cleared by them);
+        an alarm seen for the first time also gets the records of the minute before."""
+        active = {alarm.id: alarm for alarm in self.book.active_for(Subject(device_code=runtime.lift.device_code))}
+        statements: list[Statement] = []
+        for alarm_id in active.keys() | also:
+            kept = runtime.kept.get(alarm_id)
+            batch = records if kept is not None else list(runtime.recent)
+            kept = kept or 0
+            batch = batch[: max(0, CONTEXT_MAX_SAMPLES - kept)]
+            runtime.kept[alarm_id] = kept + len(batch)
+            if batch:
+                statements += self.book.samples(alarm_id, batch)
+        for alarm_id in list(runtime.kept):
+            if alarm_id not in active:
+                del runtime.kept[alarm_id]
+        return statements
+
+    def _run_rules(self, runtime: LiftRuntime, event: ev.Event) -> list[Statement]:
+        statements: list[Statement] = []
+        for rule in self.rules:
+            state = runtime.states.setdefault(rule.name, {})
+            before = dict(state)
+            transitions = rule.on_event(runtime.lift, event, state)
+            statements += self._apply(runtime, rule, transitions, state, before)
+        return statements
+
+    # --- time -------------------------------------------------------------------------------------
+
+    def see_frame(self, device_code: str, at: datetime, report_interval_s: int | None) -> None:
+        """A frame (a heartbeat too) was read from the lift's terminal at ``at`` (platform clock)."""
+        lift = self.runtime(device_code).lift
+        if lift.last_frame_at is None or at > lift.last_frame_at:
+            lift.last_frame_at = at
+        if report_interval_s:
+            lift.report_interval_s = report_interval_s
+
+    def tick(self, now: datetime) -> list[Statement]:
+        """Let time pass to ``now`` (platform clock) for every lift."""
+        statements: list[Statement] = []
+        for runtime in self.lifts.values():
+            for rule in self.rules:
+                state = runtime.states.get(rule.name)
+                if not state and not rule.ticks_when_idle:
+                    continue
+                if state is None:
+                    state = runtime.states[rule.name] = {}
+                before = dict(state)
+                transitions = rule.on_tick(runtime.lift, now, state)
+                statements += self._apply(runtime, rule, transitions, state, before)
+        self.book.prune(now)
+        return statements
+
+    def online_time(self, now: datetime, connected: set[str]) -> list[Statement]:
+        """Add the time since the previous call to the online time of the lifts connected now."""
+        previous, self._online_at = self._online_at, now
+        if previous is None:
+            return []
+        step = min((now - previous).total_seconds(), 2 * ONLINE_STEP_S)
+        if step <= 0:
+            return []
+        return [daily_add(code, now, online_s=step) for code in sorted(connected)]
+
+    # --- applying transitions ---------------------------------------------------------------------
+
+    def _apply(
+        self,
+        runtime: LiftRuntime,
+        rule: Rule,
+        transitions: list[Transition],
+        state: dict[str, Any],
+        before: dict[str, Any],
+    ) -> list[Statement]:
+        statements: list[Statement] = []
+        subject = Subject(device_code=runtime.lift.device_code)
+        for transition in transitions:
+            if transition.active:
+                statements += self.book.raise_alarm(
+                    subject, transition.kind, transition.at, source=transition.source, since=transition.since,
+                    vendor_code=transition.vendor_code, detail=transition.detail,
+                )  # fmt: skip
+            else:
+                statements += self.book.clear_alarm(
+                    subject, transition.kind, transition.at, source=transition.source,
+                    vendor_code=transition.vendor_code, detail=transition.detail,
+                )  # fmt: skip
+        if state != before:
+            statements.append((STATE_UPSERT, (rule.name, subject.key, json.dumps(state))))
+        return statements
+
+    def _count_faults(self, alarm: Alarm, change: str) -> list[Statement]:
+        if change == "raised" and alarm.device_code and alarm.kind != "offline":
+            return [daily_add(alarm.device_code, alarm.raised_at, faults=1)]
+        return []
+
