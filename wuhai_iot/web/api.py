@@ -420,9 +420,10 @@ async def station(request: web.Request) -> web.Response:
         raise json_error(400, "days must be a whole number from 1 to 366")
     now = datetime.now(UTC)
     found = None
-    if text.isdigit():
+    own_station = user.scope.station_code
+    if text.isdigit() and own_station in (None, int(text)):
         found = await queries.get_station(web_database(request), int(text), since=now - timedelta(days=int(days_text)),
-                                          until=now, **user.scope.filters())  # fmt: skip
+                                          until=now, district_code=user.scope.district_code)  # fmt: skip
     if found is None:
         raise json_error(404, "no such station")
     found["denials_by_reason"] = [{"reason": reason, "count": n} for reason, n in found["denials_by_reason"]]

@@ -1,0 +1,421 @@
+"""The JSON API through the real app: the right data for each role, refusals across districts and roles,
+bad input as a clear 4xx, paging, 409 on a resolved alarm, commands to a connected terminal, /metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import aiosqlite
+import pytest
+from conftest import TerminalClient, fixture_bytes
+from web_support import add_user, base_url, token_for
+
+from wuhai_iot import audit
+from wuhai_iot.alarms import Subject, alarm_book
+from wuhai_iot.protocols.elink import COMMAND
+from wuhai_iot.server import Platform
+
+HBW_LIFT = "31101503022012000101"     # 海勃湾区, 乌海市某电梯工程有限公司, ELink terminal
+WUDA_LIFT = "31101503042010000044"    # 乌达区, 乌海市某电梯工程有限公司, LMT terminal
+HAINAN_LIFT = "33101503032013000007"  # 海南区, 内蒙古某机电设备有限公司, no terminal
+LPG_CYLINDER, LPG_TAG = "LPG-YSP35.5-0012345", "E004015012345678"  # owner station 150301 (海勃湾区)
+PLATE = "蒙L·T1234"                    # 海勃湾区
+USERS: dict[str, dict[str, Any]] = {
+    "admin": {"role": "admin"},
+    "hbw": {"role": "district", "district": "海勃湾区"},
+    "wuda": {"role": "district", "district": "150304"},
+    "police": {"role": "police"},
+    "transport": {"role": "transport"},
+    "station": {"role": "station", "unit": "150301"},
+    "other_station": {"role": "station", "unit": "150402"},
+    "lifts_co": {"role": "maintenance", "unit": "乌海市某电梯工程有限公司"},
+    "escalator_co": {"role": "maintenance", "unit": "内蒙古某机电设备有限公司"},
+}
+
+
+class Api:
+    """Calls the API as one of the users above, by bearer token."""
+
+    def __init__(self, platform: Platform, session: aiohttp.ClientSession, tokens: dict[str, str]) -> None:
+        self.platform = platform
+        self.session = session
+        self.tokens = tokens
+
+    async def call(self, method: str, who: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        headers = kwargs.pop("headers", {}) | ({"Authorization": f"Bearer {self.tokens[who]}"} if who else {})
+        async with self.session.request(method, base_url(self.platform) + path, headers=headers, **kwargs) as answer:
+            assert answer.content_type == "application/json", await answer.text()
+            return answer.status, await answer.json()
+
+    async def get(self, who: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        return await self.call("GET", who, path, **kwargs)
+
+    async def post(self, who: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        return await self.call("POST", who, path, **kwargs)
+
+    async def items(self, who: str, path: str) -> list[dict[str, Any]]:
+        status, body = await self.get(who, path)
+        assert status == 200, body
+        return body["items"]
+
+
+@pytest.fixture
+async def api(platform: Platform) -> AsyncIterator[Api]:
+    tokens = {}
+    for name, fields in USERS.items():
+        await add_user(platform, name, **fields)
+        tokens[name] = await token_for(platform, name)
+    async with aiohttp.ClientSession() as session:
+        yield Api(platform, session, tokens)
+
+
+async def raise_alarms(platform: Platform) -> dict[str, int]:
+    """A trapped alarm on the 海勃湾区 lift, a door fault on the 乌达区 lift, an overfill at station 150301."""
+    book = await alarm_book(platform)
+    now = datetime.now(UTC)
+    statements = book.raise_alarm(Subject(device_code=HBW_LIFT), "trapped", now)
+    statements += book.raise_alarm(Subject(device_code=WUDA_LIFT), "door_fault", now, source="device", vendor_code="7")
+    statements += book.record_alarm(Subject(cylinder_code=LPG_CYLINDER, station_code=150301), "overfill", now)
+    await platform.writer.write(statements)
+    rows = await book.conn.execute_fetchall("SELECT id, kind FROM alarms")
+    return {row["kind"]: row["id"] for row in rows}
+
+
+async def elink_terminal(platform: Platform) -> TerminalClient:
+    """The 海勃湾区 lift's ELink terminal, logged in and having reported its status."""
+    terminal = await TerminalClient.connect(platform, "elink")
+    for name in ("elink/login_vendor_example.hex", "elink/status_vendor_example.hex"):
+        await terminal.send(fixture_bytes(name))
+        await terminal.receive()  # the ACK, sent once stored
+    return terminal
+
+
+# --- authentication and errors ---------------------------------------------------------------------
+
+
+async def test_tokens_are_required_and_errors_are_json(api: Api) -> None:
+    assert await api.get("", "/api/v1/elevators") == (401, {"error": "authentication required"})
+    api.tokens["forged"] = "wh_" + "A" * 43
+    assert await api.get("forged", "/api/v1/elevators") == (401, {"error": "invalid or revoked token"})
+    assert await api.get("admin", "/api/v1/no-such-thing") == (404, {"error": "not found"})
+    assert await api.get("", "/api/v1/no-such-thing") == (404, {"error": "not found"})
+    assert await api.call("DELETE", "admin", "/api/v1/elevators") == (405, {"error": "method not allowed"})
+
+
+async def test_me_tells_role_scope_and_permissions(api: Api) -> None:
+    status, me = await api.get("lifts_co", "/api/v1/me")
+    assert status == 200
+    assert me["role"] == "maintenance" and me["unit"] == "乌海市某电梯工程有限公司" and me["district"] is None
+    assert "send_commands" in me["permissions"] and "view_vehicles" not in me["permissions"]
+
+
+# --- lifts -----------------------------------------------------------------------------------------
+
+
+async def test_elevator_lists_are_scoped(api: Api) -> None:
+    async def codes(who: str, query: str = "") -> list[str]:
+        return [lift["device_code"] for lift in await api.items(who, "/api/v1/elevators" + query)]
+
+    assert await codes("admin") == [HBW_LIFT, WUDA_LIFT, HAINAN_LIFT]
+    assert await codes("hbw") == [HBW_LIFT]
+    assert await codes("wuda") == [WUDA_LIFT]
+    assert await codes("lifts_co") == [HBW_LIFT, WUDA_LIFT]
+    assert await codes("escalator_co") == [HAINAN_LIFT]
+    assert await codes("admin", "?district=乌达区") == [WUDA_LIFT]
+    assert await codes("admin", "?district=150303") == [HAINAN_LIFT]
+    assert await codes("hbw", "?district=乌达区") == [], "another district's filter gives nothing, not its lifts"
+    for who in ("police", "transport", "station"):
+        assert await api.get(who, "/api/v1/elevators") == (403, {"error": "forbidden"})
+    status, body = await api.get("admin", "/api/v1/elevators?district=北京")
+    assert status == 400 and "unknown district" in body["error"]
+
+
+async def test_elevator_list_pages(api: Api) -> None:
+    seen, path = [], "/api/v1/elevators?limit=1"
+    while True:
+        status, page = await api.get("admin", path)
+        assert status == 200 and len(page["items"]) == 1
+        seen.append(page["items"][0]["device_code"])
+        if page["next"] is None:
+            break
+        path = f"/api/v1/elevators?limit=1&cursor={page['next']}"
+    assert seen == [HBW_LIFT, WUDA_LIFT, HAINAN_LIFT]
+    for query, message in (("limit=0", "limit"), ("limit=501", "limit"), ("limit=ten", "limit"),
+                           ("cursor=!!!", "cursor"), ("cursor=MTIz", "cursor")):  # fmt: skip
+        status, body = await api.get("admin", "/api/v1/elevators?" + query)
+        assert status == 400 and message in body["error"], query
+    status, page = await api.get("admin", "/api/v1/elevators?limit=500")
+    assert status == 200 and len(page["items"]) == 3 and page["next"] is None
+
+
+async def test_elevator_detail_with_live_state(api: Api) -> None:
+    terminal = await elink_terminal(api.platform)
+    try:
+        status, lift = await api.get("hbw", f"/api/v1/elevators/{HBW_LIFT}")
+    finally:
+        await terminal.close()
+    assert status == 200
+    assert lift["district"] == {"code": "150302", "name": "海勃湾区"}
+    assert lift["online"] is True and lift["pilot"] is True
+    assert lift["last_status"] == {"floor": 7, "direction": "up", "door": "closed", "running": True,
+                                   "door_zone": lift["last_status"]["door_zone"], "occupied": True,
+                                   "speed_mps": 1.5, "at": "2025-11-29T07:06:45Z"}  # fmt: skip
+    assert lift["terminals"][0]["terminal_id"] == "8613000100020003"
+    assert isinstance(lift["maintenance_overdue"], bool) and lift["inspection_overdue"] is False
+    assert lift["last_frame_at"].endswith("Z")
+
+
+async def test_elevator_detail_is_404_outside_the_scope(api: Api) -> None:
+    assert (await api.get("admin", f"/api/v1/elevators/{WUDA_LIFT}"))[0] == 200
+    assert (await api.get("lifts_co", f"/api/v1/elevators/{WUDA_LIFT}"))[0] == 200
+    for who in ("hbw", "escalator_co", "police", "station"):
+        assert await api.get(who, f"/api/v1/elevators/{WUDA_LIFT}") in (
+            (404, {"error": "no such elevator"}), (404, {"error": "not found"}))  # fmt: skip
+    assert await api.get("admin", "/api/v1/elevators/00000000000000000000") == (404, {"error": "no such elevator"})
+
+
+async def test_commands_go_to_the_connected_terminal(api: Api, database: aiosqlite.Connection) -> None:
+    path = f"/api/v1/elevators/{HBW_LIFT}/commands"
+    status, body = await api.post("hbw", path, json={"code": "report_status"})
+    assert (status, body) == (409, {"error": "the elevator's terminal is not connected"})
+    terminal = await elink_terminal(api.platform)
+    try:
+        status, sent = await api.post("hbw", path, json={"code": "report_status"})
+        assert status == 202, sent
+        assert (sent["protocol"], sent["terminal_id"], sent["code"]) == ("elink", "8613000100020003", "report_status")
+        frame = await terminal.receive()
+        assert frame[13] == COMMAND and int.from_bytes(frame[14:16], "big") == sent["seq"]
+        status, body = await api.post("hbw", path, json={"code": "set_interval", "argument": 1})
+        assert status == 400 and "interval" in body["error"]
+    finally:
+        await terminal.close()
+    row = await (await database.execute("SELECT code, requested_by FROM commands")).fetchone()
+    assert tuple(row) == ("report_status", "hbw")
+    entry = (await audit.query(database, action="command.send"))[0]
+    assert (entry.user_name, entry.object_id, entry.district_code) == ("hbw", HBW_LIFT, "150302")
+
+
+async def test_commands_refused_by_role_scope_and_input(api: Api) -> None:
+    path = f"/api/v1/elevators/{HBW_LIFT}/commands"
+    assert await api.post("police", path, json={"code": "restart"}) == (403, {"error": "forbidden"})
+    assert await api.post("station", path, json={"code": "restart"}) == (403, {"error": "forbidden"})
+    assert await api.post("wuda", path, json={"code": "restart"}) == (404, {"error": "no such elevator"})
+    assert await api.post("escalator_co", path, json={"code": "restart"}) == (404, {"error": "no such elevator"})
+    status, body = await api.post("admin", path, json={"code": "self_destruct"})
+    assert status == 400 and "report_status" in body["error"]
+    assert await api.post("admin", path, json={"code": "set_interval", "argument": "60"}) == (
+        400, {"error": "argument must be a whole number or null"})  # fmt: skip
+    assert await api.post("admin", path, data=b"{not json", headers={"Content-Type": "application/json"}) == (
+        400, {"error": "the body is not valid JSON"})  # fmt: skip
+    assert await api.post("admin", path, json=["report_status"]) == (400, {"error": "the body must be a JSON object"})
+
+
+# --- alarms ----------------------------------------------------------------------------------------
+
+
+async def test_alarm_lists_are_scoped(api: Api) -> None:
+    ids = await raise_alarms(api.platform)
+
+    async def kinds(who: str, query: str = "") -> list[str]:
+        return sorted(alarm["kind"] for alarm in await api.items(who, "/api/v1/alarms" + query))
+
+    assert await kinds("admin") == ["door_fault", "overfill", "trapped"]
+    assert await kinds("hbw") == ["overfill", "trapped"]
+    assert await kinds("wuda") == ["door_fault"]
+    assert await kinds("lifts_co") == ["door_fault", "trapped"]
+    assert await kinds("escalator_co") == []
+    assert await kinds("station") == ["overfill"]
+    assert await kinds("other_station") == []
+    for who in ("police", "transport"):
+        assert await api.get(who, "/api/v1/alarms") == (403, {"error": "forbidden"})
+    assert await kinds("admin", "?kind=trapped") == ["trapped"]
+    assert await kinds("admin", f"?device_code={WUDA_LIFT}") == ["door_fault"]
+    assert await kinds("admin", "?district=海勃湾区&status=open") == ["overfill", "trapped"]
+    assert await kinds("admin", "?status=resolved") == []
+    assert await kinds("wuda", "?district=海勃湾区") == []
+
+    trapped = next(a for a in await api.items("admin", "/api/v1/alarms?kind=trapped"))
+    assert trapped["id"] == ids["trapped"] and trapped["severity"] == "critical"
+    assert (trapped["condition"], trapped["status"], trapped["device_code"]) == ("active", "raised", HBW_LIFT)
+    assert trapped["district"] == {"code": "150302", "name": "海勃湾区"}
+    assert trapped["raised_at"].endswith("Z") and trapped["acknowledged_at"] is None
+    door = next(a for a in await api.items("admin", "/api/v1/alarms?kind=door_fault"))
+    assert door["vendor_code"] == "7"
+
+    for query, message in (("status=closed", "status"), ("kind=fire", "kind"), ("district=x", "district")):
+        status, body = await api.get("admin", "/api/v1/alarms?" + query)
+        assert status == 400 and message in body["error"], query
+
+
+async def test_alarm_list_pages_newest_first(api: Api) -> None:
+    ids = await raise_alarms(api.platform)
+    status, first = await api.get("admin", "/api/v1/alarms?limit=2")
+    assert status == 200 and [a["id"] for a in first["items"]] == sorted(ids.values(), reverse=True)[:2]
+    status, second = await api.get("admin", f"/api/v1/alarms?limit=2&cursor={first['next']}")
+    assert [a["id"] for a in second["items"]] == [min(ids.values())] and second["next"] is None
+
+
+async def test_alarm_detail_is_404_outside_the_scope(api: Api) -> None:
+    ids = await raise_alarms(api.platform)
+    status, alarm = await api.get("hbw", f"/api/v1/alarms/{ids['trapped']}")
+    assert status == 200 and alarm["kind"] == "trapped" and isinstance(alarm["samples"], list)
+    for who in ("wuda", "escalator_co", "station"):
+        assert await api.get(who, f"/api/v1/alarms/{ids['trapped']}") == (404, {"error": "no such alarm"})
+    assert await api.get("police", f"/api/v1/alarms/{ids['trapped']}") == (404, {"error": "not found"})
+    assert await api.get("admin", "/api/v1/alarms/99999") == (404, {"error": "no such alarm"})
+    assert await api.get("admin", "/api/v1/alarms/abc") == (404, {"error": "no such alarm"})
+
+
+async def test_acknowledge_then_resolve_then_409(api: Api, database: aiosqlite.Connection) -> None:
+    ids = await raise_alarms(api.platform)
+    alarm = f"/api/v1/alarms/{ids['trapped']}"
+    status, body = await api.post("hbw", alarm + "/acknowledge", json={"note": "维保人员已出发"})
+    assert status == 200
+    assert (body["status"], body["acknowledged_by"], body["acknowledge_note"]) == ("acknowledged", "hbw", "维保人员已出发")
+    assert body["acknowledged_at"].endswith("Z")
+    status, body = await api.post("lifts_co", alarm + "/resolve", json={"note": "乘客已救出"})
+    assert status == 200 and (body["status"], body["resolved_by"]) == ("resolved", "lifts_co")
+    assert await api.post("hbw", alarm + "/acknowledge", json={}) == (409, {"error": "the alarm is already resolved"})
+    assert await api.post("admin", alarm + "/resolve") == (409, {"error": "the alarm is already resolved"})
+    assert [a["id"] for a in await api.items("admin", "/api/v1/alarms?status=resolved")] == [ids["trapped"]]
+    assert sorted(a["kind"] for a in await api.items("admin", "/api/v1/alarms?status=open")) == ["door_fault", "overfill"]
+    actions = [(e.action, e.user_name, e.object_id) for e in await audit.query(database, action="alarm.")]
+    assert actions == [("alarm.resolve", "lifts_co", str(ids["trapped"])),
+                       ("alarm.acknowledge", "hbw", str(ids["trapped"]))]  # fmt: skip
+
+
+async def test_handling_refused_by_role_scope_and_input(api: Api) -> None:
+    ids = await raise_alarms(api.platform)
+    trapped = f"/api/v1/alarms/{ids['trapped']}"
+    assert await api.post("police", trapped + "/acknowledge", json={}) == (403, {"error": "forbidden"})
+    assert await api.post("transport", trapped + "/resolve", json={}) == (403, {"error": "forbidden"})
+    for who in ("wuda", "escalator_co", "station"):
+        assert await api.post(who, trapped + "/acknowledge", json={}) == (404, {"error": "no such alarm"})
+    status, body = await api.post("station", f"/api/v1/alarms/{ids['overfill']}/acknowledge", json={"note": "复核"})
+    assert status == 200 and body["status"] == "acknowledged"
+    assert await api.post("admin", trapped + "/acknowledge", json={"note": 5}) == (
+        400, {"error": "note must be text of at most 2000 characters"})  # fmt: skip
+    assert (await api.post("admin", trapped + "/acknowledge", json={"note": "x" * 2001}))[0] == 400
+    assert await api.post("admin", "/api/v1/alarms/424242/resolve", json={}) == (404, {"error": "no such alarm"})
+    status, alarm = await api.get("admin", trapped)
+    assert alarm["status"] == "raised", "no refused request changed the alarm"
+
+
+# --- maintenance -----------------------------------------------------------------------------------
+
+
+async def test_maintenance_visits_are_scoped_and_flagged(api: Api) -> None:
+    start = time.time() - 3 * 86400
+    visits = [(9001, HBW_LIFT, start, start + 1800, ""), (9002, HBW_LIFT, start + 86400, start + 86400 + 600, "short"),
+              (9003, WUDA_LIFT, start, start + 2400, "")]  # fmt: skip
+    await api.platform.writer.write([(
+        "INSERT INTO maintenance_visits (id, device_code, card, worker_name, worker_company, started_at, ended_at,"
+        " duration_min, items, flags) VALUES (?, ?, 123456, '张某', '乌海市某电梯工程有限公司', ?, ?, ?, 31, ?)",
+        (visit_id, lift, started, ended, (ended - started) / 60, flags),
+    ) for visit_id, lift, started, ended, flags in visits])  # fmt: skip
+
+    async def ids(who: str, query: str = "") -> list[int]:
+        return [v["id"] for v in await api.items(who, "/api/v1/maintenance/visits" + query)]
+
+    assert await ids("admin") == [9003, 9002, 9001]
+    assert await ids("hbw") == [9002, 9001]
+    assert await ids("lifts_co") == [9003, 9002, 9001]
+    assert await ids("escalator_co") == []
+    assert await ids("admin", "?flagged=true") == [9002]
+    assert await ids("admin", "?flagged=false&district=150304") == [9003]
+    assert await ids("admin", f"?device_code={HBW_LIFT}&limit=1") == [9002]
+    flagged = (await api.items("hbw", "/api/v1/maintenance/visits?flagged=true"))[0]
+    assert flagged["flags"] == ["short"] and flagged["duration_min"] == 10 and flagged["started_at"].endswith("Z")
+    assert flagged["district"] == {"code": "150302", "name": "海勃湾区"}
+    assert await api.get("police", "/api/v1/maintenance/visits") == (403, {"error": "forbidden"})
+    assert (await api.get("admin", "/api/v1/maintenance/visits?flagged=yes"))[0] == 400
+
+
+# --- cylinders, vehicles, stations -----------------------------------------------------------------
+
+
+async def test_cylinder_by_code_or_tag(api: Api) -> None:
+    for who in ("admin", "hbw", "police", "transport"):
+        for key in (LPG_CYLINDER, LPG_TAG, LPG_TAG.lower()):
+            status, cylinder = await api.get(who, f"/api/v1/cylinders/{key}")
+            assert status == 200, (who, key, cylinder)
+            assert cylinder["cylinder_code"] == LPG_CYLINDER and cylinder["tag_uid"] == LPG_TAG
+    assert cylinder["district"] == {"code": "150302", "name": "海勃湾区"}
+    assert cylinder["status"] == "in_service" and cylinder["fills"] == [] and cylinder["decisions"] == []
+    for who in ("wuda", "station", "lifts_co"):
+        assert (await api.get(who, f"/api/v1/cylinders/{LPG_CYLINDER}"))[0] == 404
+    assert await api.get("admin", "/api/v1/cylinders/NO-SUCH-CYLINDER") == (404, {"error": "no such cylinder"})
+
+
+async def test_vehicle_by_plate(api: Api) -> None:
+    for who in ("admin", "hbw", "police", "transport"):
+        for plate in (PLATE, "蒙LT1234"):
+            status, vehicle = await api.get(who, f"/api/v1/vehicles/{plate}")
+            assert status == 200, (who, plate, vehicle)
+    assert vehicle["plate"] == PLATE and vehicle["certificate_status"] == "valid"
+    assert vehicle["district"] == {"code": "150302", "name": "海勃湾区"}
+    assert [c["cylinder_code"] for c in vehicle["cylinders"]] == ["CNG1-80-0000771"]
+    for who in ("wuda", "station", "lifts_co"):
+        assert (await api.get(who, f"/api/v1/vehicles/{PLATE}"))[0] == 404
+    assert await api.get("admin", "/api/v1/vehicles/蒙A00000") == (404, {"error": "no such vehicle"})
+
+
+async def test_station_detail(api: Api) -> None:
+    for who in ("admin", "hbw", "station"):
+        status, station = await api.get(who, "/api/v1/stations/150301")
+        assert status == 200, (who, station)
+    assert station["name"] == "乌海市某液化气充装站" and station["district"] == {"code": "150302", "name": "海勃湾区"}
+    assert [s["terminal_id"] for s in station["scale_list"]] == ["150301-2"]
+    assert station["denials_by_reason"] == []
+    for who in ("wuda", "other_station", "police", "lifts_co"):
+        assert (await api.get(who, "/api/v1/stations/150301"))[0] == 404
+    assert (await api.get("other_station", "/api/v1/stations/150402"))[0] == 200
+    assert await api.get("admin", "/api/v1/stations/150") == (404, {"error": "no such station"})
+    assert await api.get("admin", "/api/v1/stations/abc") == (404, {"error": "no such station"})
+    assert (await api.get("admin", "/api/v1/stations/150301?days=0"))[0] == 400
+
+
+async def test_coverage_per_district(api: Api) -> None:
+    items = await api.items("admin", "/api/v1/coverage")
+    by_district = {item["district"]["name"]: item for item in items}
+    assert set(by_district) == {"海勃湾区", "乌达区", "海南区"}
+    hbw = by_district["海勃湾区"]
+    assert hbw["elevators"] | {"online": 0} == {"registered": 1, "pilot": 1, "terminal_installed": 1, "online": 0,
+                                               "online_95pct_last_7_days": 0}  # fmt: skip
+    assert hbw["stations"]["registered"] == 1 and hbw["vehicles"] == {"registered": 1, "valid_certificate": 1}
+    assert hbw["cylinders"]["registered"] == hbw["cylinders"]["tagged"] >= 2
+    assert by_district["海南区"]["elevators"]["terminal_installed"] == 0
+    assert [i["district"]["code"] for i in await api.items("wuda", "/api/v1/coverage")] == ["150304"]
+    assert await api.items("wuda", "/api/v1/coverage?district=海南区") == []
+    assert [i["district"]["code"] for i in await api.items("admin", "/api/v1/coverage?district=海南区")] == ["150303"]
+    for who in ("police", "station", "lifts_co"):
+        assert await api.get(who, "/api/v1/coverage") == (403, {"error": "forbidden"})
+
+
+# --- metrics ---------------------------------------------------------------------------------------
+
+
+async def test_metrics_for_admins(api: Api) -> None:
+    await raise_alarms(api.platform)
+    terminal = await elink_terminal(api.platform)
+    try:
+        headers = {"Authorization": f"Bearer {api.tokens['admin']}"}
+        async with api.session.get(base_url(api.platform) + "/metrics", headers=headers) as answer:
+            assert answer.status == 200
+            assert answer.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+            text = await answer.text()
+    finally:
+        await terminal.close()
+    lines = set(text.splitlines())
+    assert 'wuhai_connections{protocol="elink"} 1' in lines
+    assert 'wuhai_frames_in_total{protocol="elink"} 2' in lines
+    assert 'wuhai_terminals_logged_in{protocol="elink"} 1' in lines
+    assert 'wuhai_alarms_open{kind="trapped"} 1' in lines and 'wuhai_alarms_open{kind="overspeed"} 0' in lines
+    assert "# TYPE wuhai_decode_errors_total counter" in lines and "wuhai_write_backlog 0" in lines
+    status, _ = await api.get("hbw", "/metrics")
+    assert status == 403
+    assert await api.get("", "/metrics") == (401, {"error": "authentication required"})
