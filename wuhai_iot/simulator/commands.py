@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
+from wuhai_iot.simulator.load import DEFAULT_PORTS, identities, run_load
 
 
 def _positive(text: str) -> int:
@@ -45,6 +47,22 @@ def census_generate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def simulate_command(args: argparse.Namespace) -> int:
+    census = Path(args.census) if args.census else None
+    try:
+        terminals = identities(args.protocol, args.terminals, census)
+    except (OSError, ValueError) as exc:
+        print(f"wuhai-iot simulate: {exc}", file=sys.stderr)
+        return 2
+    port = args.port or DEFAULT_PORTS[args.protocol]
+    report = asyncio.run(
+        run_load(args.protocol, terminals, args.host, port, rate=args.rate, duration_s=args.duration,
+                 window=args.window, census_dir=census)
+    )  # fmt: skip
+    print(report.to_json() if args.json else report.summary())
+    return 0 if report.online else 1
+
+
 @hookimpl
 def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
     census = subparsers.add_parser("census", help="census tools (generate a Wuhai-like census)")
@@ -59,3 +77,23 @@ def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
     generate.add_argument("--out", required=True, metavar="DIR", help="directory to write the CSV files into")
     add_size_options(generate, CensusSize())
     generate.set_defaults(handler=census_generate_command)
+
+    simulate = subparsers.add_parser(
+        "simulate",
+        help="load generator: N simulated terminals of one protocol against a platform",
+        description="Connect N simulated terminals (LOGIN with their keys, heartbeats, resends after 10 s) "
+        "and send RATE frames per second from each for DURATION seconds; report frames sent, ACKs "
+        "received, ACK latency p50/p99 and errors. Exit status 1 when no terminal could log in.",
+    )
+    simulate.add_argument("--protocol", required=True, choices=sorted(DEFAULT_PORTS))
+    simulate.add_argument("--terminals", type=_positive, default=100, help="number of terminals (default 100)")
+    simulate.add_argument("--rate", type=float, default=1.0, help="frames per second per terminal (default 1)")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, help="default: the protocol's vendor port")
+    simulate.add_argument("--duration", type=float, default=30.0, help="seconds of load (default 30)")
+    simulate.add_argument("--census", metavar="DIR",
+                          help="take terminal ids and keys (and, for gasfill, tags and operators) from this census")
+    simulate.add_argument("--window", type=_positive,
+                          help="at most this many unanswered messages per terminal (default: no limit)")
+    simulate.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    simulate.set_defaults(handler=simulate_command)
