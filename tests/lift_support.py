@@ -13,6 +13,7 @@ import aiosqlite
 from conftest import FIXTURES, TerminalClient
 
 from wuhai_iot.protocols.elink import encode_frame
+from wuhai_iot.protocols.lmt import cst_text, encode_line
 from wuhai_iot.server import Platform
 
 LIFT = "31101503022012000101"
@@ -23,6 +24,8 @@ LIFT_3 = "33101503032013000007"
 """Maintained by another company."""
 TERMINALS = {LIFT: ("8613000100020003", b"k" * 16), LIFT_2: ("8613000100020044", None),
              LIFT_3: ("8613000100020007", None)}  # fmt: skip
+CARD_READERS = {LIFT: "861000000000101", LIFT_2: "861000000000044", LIFT_3: "861000000000007"}
+"""Keyless LMT-4 terminals registered for the maintenance tests (LMT carries the card swipes there)."""
 CARD = 123456
 """张某, 乌海市某电梯工程有限公司, certificate valid to 2028-01-31."""
 
@@ -49,6 +52,12 @@ async def register_extra_terminals(path: Any) -> None:
             await conn.execute(
                 "INSERT OR IGNORE INTO terminals (protocol, terminal_id, device_code, updated_at)"
                 " VALUES ('elink', ?, ?, '2026-11-01T00:00:00Z')",
+                (terminal_id, device_code),
+            )
+        for device_code, terminal_id in CARD_READERS.items():
+            await conn.execute(
+                "INSERT OR IGNORE INTO terminals (protocol, terminal_id, device_code, updated_at)"
+                " VALUES ('lmt', ?, ?, '2026-11-01T00:00:00Z')",
                 (terminal_id, device_code),
             )
     finally:
@@ -102,9 +111,6 @@ class LiftTerminal:
     async def maintenance_start(self, device_time: int, card: int = CARD) -> None:
         await self.send(0x20, device_time, card.to_bytes(4, "big"))
 
-    async def maintenance_end(self, device_time: int, card: int = CARD, items: int = 31) -> None:
-        await self.send(0x21, device_time, card.to_bytes(4, "big") + bytes([items]))
-
     async def replay(self, name: str, t0: int) -> None:
         """Send a sequence from device_fixtures/sequences/ with device times t0 + offset."""
         for text in (FIXTURES / "sequences" / name).read_text(encoding="utf-8").splitlines():
@@ -134,3 +140,34 @@ async def alarm_rows(database: aiosqlite.Connection, kind: str | None = None) ->
         params = (kind,)
     rows = await (await database.execute(sql + " ORDER BY id", params)).fetchall()
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+class CardReader:
+    """An LMT-4 terminal at a lift, used for maintenance card swipes (MS / ME lines)."""
+
+    def __init__(self, client: TerminalClient, terminal_id: str) -> None:
+        self.client = client
+        self.terminal_id = terminal_id
+        self.seq = 1
+
+    @classmethod
+    async def connect(cls, platform: Platform, device_code: str = LIFT) -> CardReader:
+        reader = cls(await TerminalClient.connect(platform, "lmt"), CARD_READERS[device_code])
+        await reader.send(int(time.time()), "LOGIN", "fw=LMT-4.1;iv=30")
+        return reader
+
+    async def send(self, device_time: int, type_: str, payload: str) -> None:
+        self.seq += 1
+        line = encode_line(self.terminal_id, self.seq, cst_text(at(device_time)), type_, payload)
+        await self.client.send(line)
+        answer = await self.client.receive()
+        assert b",ACK,OK" in answer, f"not accepted: {answer!r}"
+
+    async def maintenance_start(self, device_time: int, card: int = CARD) -> None:
+        await self.send(device_time, "MS", f"card={card:08d}")
+
+    async def maintenance_end(self, device_time: int, card: int = CARD, items: int = 31) -> None:
+        await self.send(device_time, "ME", f"card={card:08d};items={items}")
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -243,6 +243,8 @@ class AlarmBook:
         self._recent: dict[tuple[str, str, str | None], list[Alarm]] = {}
         """Per episode key, the alarms not merged whose condition is active or cleared within the flapping window."""
         self._activations: dict[tuple[str, str, str | None], list[float]] = {}
+        self._keys_of: dict[str, set[tuple[str, str, str | None]]] = {}
+        """Subject key → its episode keys in ``_recent`` (a lift's alarms are found without a scan)."""
         self._changes: list[tuple[Alarm, str]] = []
         self._changed = asyncio.Event()
         self._closing = False
@@ -260,7 +262,7 @@ class AlarmBook:
         for row in await cursor.fetchall():
             alarm = Alarm.from_row(row)
             key = self._key(alarm.subject, alarm.kind, alarm.vendor_code)
-            self._recent.setdefault(key, []).append(alarm)
+            self._episodes(key).append(alarm)
             self._activations.setdefault(key, []).append(alarm.since.timestamp())
 
     # --- condition --------------------------------------------------------------------------------
@@ -278,9 +280,15 @@ class AlarmBook:
 
     def active_for(self, subject: Subject) -> list[Alarm]:
         """Every active alarm of a subject."""
-        prefix = subject.key
-        return [a for (key, _, _), alarms in self._recent.items() if key == prefix
-                for a in alarms if a.condition == "active"]  # fmt: skip
+        keys = self._keys_of.get(subject.key, ())
+        return [alarm for key in keys for alarm in self._recent[key] if alarm.condition == "active"]
+
+    def _episodes(self, key: tuple[str, str, str | None]) -> list[Alarm]:
+        alarms = self._recent.get(key)
+        if alarms is None:
+            alarms = self._recent[key] = []
+            self._keys_of.setdefault(key[0], set()).add(key)
+        return alarms
 
     def raise_alarm(
         self,
@@ -297,7 +305,7 @@ class AlarmBook:
         if kind not in SEVERITY:
             raise ValueError(f"unknown alarm kind {kind!r}")
         key = self._key(subject, kind, vendor_code)
-        recent = self._recent.setdefault(key, [])
+        recent = self._episodes(key)
         current = next((a for a in recent if a.condition == "active"), None)
         if current is not None:
             current.repeats += 1
@@ -418,6 +426,10 @@ class AlarmBook:
             else:
                 del self._recent[key]
                 self._activations.pop(key, None)
+                keys = self._keys_of[key[0]]
+                keys.discard(key)
+                if not keys:
+                    del self._keys_of[key[0]]
 
     def _changed_to(self, alarm: Alarm, change: str, *, upsert: bool) -> list[Statement]:
         statements = [_upsert(alarm)] if upsert else []
