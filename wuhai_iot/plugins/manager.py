@@ -26,6 +26,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.web.pages",
     "wuhai_iot.web.live",
     "wuhai_iot.web.pages_filling",
+    "wuhai_iot.web.pages_admin",
     "wuhai_iot.census",
     "wuhai_iot.alarms",
     "wuhai_iot.rules.elevator",

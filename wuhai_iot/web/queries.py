@@ -204,17 +204,18 @@ async def list_stations(
 
 async def get_station(
     conn: aiosqlite.Connection,
-    station_code: int,
+    code: int,
     *,
     since: datetime,
     until: datetime,
     district_code: str | None = None,
-    **scope: Any,
+    station_code: int | None = None,
+    **_: Any,
 ) -> dict[str, Any] | None:
     """One station: figures as in ``list_stations``, its scales, denials by reason, recent decisions."""
-    if scope.get("station_code") is not None and scope["station_code"] != station_code:
+    if station_code is not None and station_code != code:
         return None
-    found = await list_stations(conn, since=since, until=until, district_code=district_code, station_code=station_code)
+    found = await list_stations(conn, since=since, until=until, district_code=district_code, station_code=code)
     if not found:
         return None
     station = found[0]
@@ -222,12 +223,12 @@ async def get_station(
         "SELECT t.terminal_id, t.scale, t.installed_on, ts.online, ts.last_frame_at, ts.firmware FROM terminals t"
         " LEFT JOIN terminal_sessions ts ON ts.protocol = t.protocol AND ts.terminal_id = t.terminal_id"
         " WHERE t.protocol = 'gasfill' AND t.station_code = ? ORDER BY t.scale",
-        (station_code,),
+        (code,),
     )
     station["scale_list"] = [_dict(row) for row in scales]
-    station["denials_by_reason"] = await denials_by_reason(conn, since=since, until=until, station_code=station_code)
+    station["denials_by_reason"] = await denials_by_reason(conn, since=since, until=until, station_code=code)
     decisions = await conn.execute_fetchall(
-        "SELECT * FROM fill_decisions WHERE station_code = ? ORDER BY decided_at DESC LIMIT 50", (station_code,)
+        "SELECT * FROM fill_decisions WHERE station_code = ? ORDER BY decided_at DESC LIMIT 50", (code,)
     )
     station["decisions"] = [_dict(row) for row in decisions]
     return station
@@ -330,9 +331,6 @@ async def fill_counts(
         f" JOIN stations s ON s.station_code = d.station_code WHERE {' AND '.join(where)}", params,
     )).fetchone()  # fmt: skip
     return {"permitted": row["permitted"], "denied": row["denied"]}
-
-
-PHASES = {"preparation": "准备阶段", "pilot": "试点阶段", "rollout": "全面推广", "acceptance": "验收阶段"}
 
 
 def rollout_phase(figures: dict[str, int]) -> str:

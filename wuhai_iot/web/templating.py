@@ -102,6 +102,7 @@ COMMAND_LABELS = {
     "restart": "重启终端",
     "set_clock": "校时",
 }
+PHASE_LABELS = {"preparation": "准备阶段", "pilot": "试点阶段", "rollout": "全面推广", "acceptance": "验收阶段"}
 FILL_OUTCOMES = {0: "完成", 1: "中止", 2: "达秤上限", 3: "设备故障"}
 
 def as_utc(value: datetime | float | int | None) -> datetime | None:
@@ -201,6 +202,7 @@ def environment() -> jinja2.Environment:
         lift_kind=_label(LIFT_KIND_LABELS),
         cylinder_kind=_label(CYLINDER_KIND_LABELS),
         cylinder_status=_label(CYLINDER_STATUS_LABELS),
+        phase=_label(PHASE_LABELS),
     )
     env.globals.update(DISTRICTS=DISTRICTS, SEVERITY_ORDER=SEVERITY_ORDER, ALARM_KIND_LABELS=ALARM_KIND_LABELS,
                        DENY_REASONS=DENY_REASONS, ROLE_LABELS=ROLE_LABELS, VISIT_FLAGS=VISIT_FLAGS,

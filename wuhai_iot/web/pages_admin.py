@@ -1,0 +1,196 @@
+"""Supervisor pages: rollout progress, the monthly report (with CSV export), census import by upload,
+user administration and the audit log."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from wuhai_iot import audit, census, users
+from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.server import Platform
+from wuhai_iot.storage import db
+from wuhai_iot.web import charts, queries
+from wuhai_iot.web.auth import Permission as P
+from wuhai_iot.web.auth import request_user, requires, web_database
+from wuhai_iot.web.pages import chosen_district, page, platform_of
+from wuhai_iot.web.templating import ALARM_KIND_LABELS, DENY_REASONS, today_cst
+
+MAX_UPLOAD_FILES = 10
+
+
+@requires(P.VIEW_COVERAGE)
+async def rollout(request: web.Request) -> web.Response:
+    user = request_user(request)
+    figures = await queries.coverage(web_database(request), today=today_cst(), district_code=user.scope.district_code)
+    return await page(request, "rollout.html", {"districts": figures})
+
+
+def _month(request: web.Request) -> date:
+    text = request.query.get("month", "").strip()
+    if not text:
+        return today_cst().replace(day=1)
+    try:
+        return date.fromisoformat(text + "-01")
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"月份格式应为 YYYY-MM：{text}") from None
+
+
+async def _monthly(request: web.Request) -> tuple[date, str | None, dict[str, Any]]:
+    user = request_user(request)
+    month = _month(request)
+    district = chosen_district(request, user)
+    figures = await queries.monthly_figures(web_database(request), first_day=month, district_code=district)
+    return month, district, figures
+
+
+@requires(P.VIEW_COVERAGE)
+async def monthly_report(request: web.Request) -> web.Response:
+    month, district, figures = await _monthly(request)
+    days = figures["days"]
+    limit = platform_of(request).config.rules.rescue_arrival_limit_min
+    chart_set = {
+        "alarms": charts.bar_chart([(d["day"][8:], d["alarms"]) for d in days], title="每日告警数", unit="起"),
+        "online": charts.line_chart(
+            [(d["day"][8:], None if d["online_rate"] is None else 100 * d["online_rate"]) for d in days],
+            title="每日在线率", unit="%", y_max=100,
+        ),
+        "denials": charts.bar_chart([(DENY_REASONS.get(r, str(r)), n) for r, n in figures["denials_by_reason"]],
+                                    title="拒绝充装原因", unit="次"),
+        "kinds": charts.bar_chart([(ALARM_KIND_LABELS.get(k, k), n) for k, n in figures["alarms_by_kind"]],
+                                  title="告警类型", unit="起"),
+        "rescues": charts.bar_chart(
+            [(r.raised_at.strftime("%d日"), r.arrival_min) for r in reversed(figures["rescues"]) if r.arrival_min is not None],
+            title="困人救援到场用时", unit="分", threshold=limit, threshold_label=f"{limit:g}分钟时限",
+        ),
+    }  # fmt: skip
+    return await page(request, "report.html", {
+        "month": month, "district": district, "figures": figures, "charts": chart_set, "query": request.query,
+    })  # fmt: skip
+
+
+CSV_COLUMNS = ("day", "alarms", "critical", "trapped", "online_rate", "permitted", "denied")
+
+
+@requires(P.VIEW_COVERAGE)
+async def monthly_csv(request: web.Request) -> web.Response:
+    """The month's daily figures as CSV (UTF-8 with BOM so that spreadsheet programs read the Chinese)."""
+    month, district, figures = await _monthly(request)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for day in figures["days"]:
+        rate = day["online_rate"]
+        writer.writerow([day[c] if c != "online_rate" else ("" if rate is None else f"{rate:.4f}") for c in CSV_COLUMNS])
+    name = f"wuhai-iot-{month:%Y-%m}-{district or 'city'}.csv"
+    return web.Response(
+        body=("\ufeff" + out.getvalue()).encode("utf-8"), content_type="text/csv", charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )  # fmt: skip
+
+
+# --- census import ----------------------------------------------------------------------------------
+
+
+@requires(P.IMPORT_CENSUS)
+async def census_form(request: web.Request) -> web.Response:
+    return await page(request, "census.html", {"reports": None, "error": None, "kinds": census.KIND_ORDER})
+
+
+@requires(P.IMPORT_CENSUS)
+async def census_upload(request: web.Request) -> web.Response:
+    user = request_user(request)
+    form = await request.post()
+    uploads = [item for item in form.getall("files", []) if isinstance(item, web.FileField) and item.filename]
+    kind = str(form.get("kind", "")) or None
+    context: dict[str, Any] = {"reports": None, "error": None, "kinds": census.KIND_ORDER}
+    if not uploads or len(uploads) > MAX_UPLOAD_FILES or (kind is not None and kind not in census.KIND_ORDER):
+        context["error"] = f"请选择 1～{MAX_UPLOAD_FILES} 个 CSV 文件。"
+        return await page(request, "census.html", context, status=400)
+    platform = platform_of(request)
+    with tempfile.TemporaryDirectory(prefix="census-") as folder:
+        paths = []
+        for upload in uploads:
+            path = Path(folder) / Path(upload.filename).name
+            path.write_bytes(upload.file.read())
+            paths.append(path)
+        conn = await db.connect(platform.config.database.path, migrate=False)
+        try:
+            reports = await census.import_files(conn, paths, kind)
+        except census.CensusError as exc:
+            context["error"] = str(exc).replace(folder + "/", "")
+            return await page(request, "census.html", context, status=400)
+        finally:
+            await conn.close()
+    for report in reports:
+        report.file = Path(report.file).name
+        await audit.record(platform.writer, user.name, "census.import", "census", report.file,
+                           details={"kind": report.kind, "added": report.added, "updated": report.updated,
+                                    "rejected_rows": report.rejected_rows, "error": report.error})  # fmt: skip
+    context["reports"] = reports
+    return await page(request, "census.html", context)
+
+
+# --- users and audit ----------------------------------------------------------------------------------
+
+
+async def _users_page(request: web.Request, *, error: str | None = None, status: int = 200) -> web.Response:
+    listing = await users.list_users(web_database(request))
+    return await page(request, "users.html", {"users": listing, "error": error, "roles": list(users.Role)},
+                      status=status)  # fmt: skip
+
+
+@requires(P.MANAGE_USERS)
+async def user_list(request: web.Request) -> web.Response:
+    return await _users_page(request)
+
+
+@requires(P.MANAGE_USERS)
+async def user_add(request: web.Request) -> web.Response:
+    user = request_user(request)
+    form = await request.post()
+    conn = await db.connect(platform_of(request).config.database.path, migrate=False)
+    try:
+        await users.add_user(
+            conn, str(form.get("name", "")), str(form.get("role", "")), str(form.get("password", "")),
+            district=str(form.get("district", "")) or None, unit=str(form.get("unit", "")) or None, added_by=user.name,
+        )  # fmt: skip
+    except users.UserError as exc:
+        return await _users_page(request, error=str(exc), status=400)
+    finally:
+        await conn.close()
+    raise web.HTTPFound("/users?done=user_added")
+
+
+@requires(P.VIEW_AUDIT)
+async def audit_log(request: web.Request) -> web.Response:
+    user = request_user(request)
+    query = request.query
+    try:
+        before = int(query["before"]) if query.get("before") else None
+    except ValueError:
+        raise web.HTTPBadRequest(text="无效的分页参数") from None
+    entries = await audit.query(
+        web_database(request), district_code=chosen_district(request, user), user_name=query.get("user") or None,
+        action=query.get("action") or None, before_id=before, limit=100,
+    )  # fmt: skip
+    older = str(request.rel_url.update_query(before=entries[-1].id)) if len(entries) == 100 else None
+    return await page(request, "audit.html", {"entries": entries, "query": query, "older_url": older})
+
+
+@hookimpl
+def register_routes(app: web.Application, platform: Platform) -> None:
+    app.router.add_get("/rollout", rollout)
+    app.router.add_get("/reports/monthly", monthly_report)
+    app.router.add_get("/reports/monthly.csv", monthly_csv)
+    app.router.add_get("/census", census_form)
+    app.router.add_post("/census", census_upload)
+    app.router.add_get("/users", user_list)
+    app.router.add_post("/users", user_add)
+    app.router.add_get("/audit", audit_log)
