@@ -59,6 +59,7 @@ from wuhai_iot.districts import DISTRICTS
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import PLATFORM_KEY, Platform
 from wuhai_iot.users import Role, dummy_hash, new_secret, secret_hash, verify_password
+from wuhai_iot.web.templating import render
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +315,11 @@ def _is_public(request: web.Request) -> bool:
     return getattr(request.match_info.route.handler, "wuhai_public", False)
 
 
+def _same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison (of bytes: ``compare_digest`` refuses non-ASCII text)."""
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
 async def _submitted_csrf(request: web.Request) -> str | None:
     header = request.headers.get(CSRF_HEADER)
     if header:
@@ -347,7 +353,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             raise refusal(request, 401)
     elif user.via == "session" and request.method not in SAFE_METHODS:
         submitted = await _submitted_csrf(request)
-        if not submitted or not hmac.compare_digest(submitted, user.csrf_token or ""):
+        if not submitted or not _same_secret(submitted, user.csrf_token or ""):
             log.warning("CSRF token missing or wrong: %s %s by %s", request.method, request.path, user.name)
             raise json_error(403, "CSRF token missing or wrong") if is_api(request) else web.HTTPForbidden(
                 text="CSRF token missing or wrong (reload the page and try again)"
@@ -393,22 +399,9 @@ def _safe_next(target: str | None) -> str:
 
 
 def _render_login(request: web.Request, *, csrf: str, error: str | None, name: str, status: int) -> web.Response:
-    import jinja2
-
-    from wuhai_iot.web.templating import render
-
     target = _safe_next(request.query.get("next"))
     context = {"csrf_token": csrf, "error": error, "name": name, "next": target, "user": None}
-    try:
-        return render(request, "login.html", context, status=status)
-    except jinja2.TemplateNotFound:  # until the pages' login.html exists
-        page = jinja2.Template(
-            '<!doctype html><meta charset="utf-8"><title>登录</title><form method="post" action="/login">'
-            '{% if error %}<p>{{ error }}</p>{% endif %}<input type="hidden" name="csrf_token" value="{{ csrf_token }}">'
-            '<input type="hidden" name="next" value="{{ next }}"><input name="name" value="{{ name }}">'
-            '<input name="password" type="password"><button>登录</button></form>', autoescape=True,
-        )
-        return web.Response(text=page.render(context), status=status, content_type="text/html")
+    return render(request, "login.html", context, status=status)
 
 
 @public
@@ -430,7 +423,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", ""))
     cookie_csrf = request.cookies.get(LOGIN_COOKIE, "")
     form_csrf = str(form.get(CSRF_FIELD, ""))
-    if not cookie_csrf or not hmac.compare_digest(cookie_csrf, form_csrf):
+    if not cookie_csrf or not _same_secret(cookie_csrf, form_csrf):
         raise web.HTTPForbidden(text="CSRF token missing or wrong (reload the login page and try again)")
     throttle = request.app[THROTTLE_KEY]
     if throttle.blocked(name):
