@@ -338,3 +338,47 @@ async def test_retention_prunes_old_messages_in_steps(
     remaining = await (await database.execute("SELECT count(*) FROM messages")).fetchone()
     assert remaining[0] == 4  # this test's frames, a day old at most
     assert len(await list_alarms(database)) == 1
+
+
+async def test_after_a_restart_terminals_get_time_to_reconnect(config: Config) -> None:
+    config.rules.tick_interval_s = 0
+    await import_census(config.database.path)
+    async with Platform(config) as first:
+        lift = await LiftTerminal.connect(first)
+        await lift.status(start_of_sequence())
+        await lift.close()
+    long_ago = datetime.now(UTC).timestamp() - 3600  # the platform was down for an hour
+    conn = await aiosqlite.connect(config.database.path)
+    await conn.execute("UPDATE terminal_sessions SET last_frame_at = ?", (long_ago,))
+    await conn.commit()
+    await conn.close()
+    async with Platform(config) as second:
+        started = datetime.now(UTC)
+        await monitoring(second).advance(started + timedelta(seconds=170))
+        database = await second.open_database()
+        assert await alarm_rows(database) == []
+        await monitoring(second).advance(started + timedelta(seconds=190))
+        assert [kind for kind, _, _ in await alarm_rows(database)] == ["offline"]
+
+
+def test_trapped_rule_alone() -> None:
+    """A rule is a plain object: events and a state dict in, transitions out."""
+    from wuhai_iot.config import RulesConfig
+    from wuhai_iot.rules.elevator import Trapped
+
+    rule, lift, state = Trapped(RulesConfig()), Lift(LIFT), {}
+    now = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+
+    def sample(offset: int, occupied: bool) -> ev.ElevatorStatus:
+        return ev.ElevatorStatus(protocol="elink", terminal_id="t", seq=offset, device_time=now + timedelta(seconds=offset),
+                                 received_at=now, floor=2, direction=ev.Direction.STOPPED, door=ev.Door.CLOSED,
+                                 running=False, door_zone=True, occupied=occupied, speed_mps=0.0)  # fmt: skip
+
+    assert rule.on_event(lift, sample(0, True), state) == []
+    assert rule.on_event(lift, sample(35, False), state) == []
+    (raised,) = rule.on_event(lift, sample(42, True), state)
+    assert (raised.kind, raised.active, raised.at, raised.since) == ("trapped", True, now + timedelta(seconds=40), now)
+    lift.clock_offset_s = 0
+    rule.on_event(lift, sample(50, False), state)
+    (cleared,) = rule.on_tick(lift, now + timedelta(seconds=61), state)
+    assert (cleared.active, cleared.at, state) == (False, now + timedelta(seconds=60), {})

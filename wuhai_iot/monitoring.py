@@ -160,7 +160,7 @@ async def platform_starting(platform: Platform) -> None:
     book = await alarm_book(platform)
     conn = await platform.open_database()
     engine = RuleEngine(book, collect_rules(platform), platform.config.rules)
-    await engine.load(conn)
+    await engine.load(conn, started_at=datetime.now(UTC))
     rescue = RescueTracker(book, platform.writer, platform.config.rules)
     await rescue.load(conn)
     maintenance = MaintenanceTracker(platform.config.rules, engine.registry)

@@ -93,8 +93,11 @@ class RuleEngine:
 
     # --- loading ----------------------------------------------------------------------------------
 
-    async def load(self, conn: aiosqlite.Connection) -> None:
-        """Registry, terminals, latest states and the rules' stored state."""
+    async def load(self, conn: aiosqlite.Connection, started_at: datetime | None = None) -> None:
+        """Registry, terminals, latest states and the rules' stored state.
+
+        A terminal not already offline gets its offline delay counted from ``started_at`` (the platform
+        was down: it needs a moment to reconnect)."""
         await self.refresh_registry(conn)
         sessions = await conn.execute(
             "SELECT t.device_code, s.last_frame_at, s.report_interval_s FROM terminal_sessions s"
@@ -117,6 +120,12 @@ class RuleEngine:
             state = json.loads(row["state"])
             if state:
                 self.runtime(row["subject"].removeprefix("lift:")).states[row["rule"]] = state
+        if started_at is not None:
+            for runtime in self.lifts.values():
+                lift = runtime.lift
+                already_offline = any(state.get("offline") for state in runtime.states.values())
+                if lift.last_frame_at is not None and not already_offline:
+                    lift.last_frame_at = max(lift.last_frame_at, started_at)
 
     async def refresh_registry(self, conn: aiosqlite.Connection) -> None:
         """Re-read the lifts' registry columns (a census import may have changed them)."""
@@ -209,7 +218,13 @@ class RuleEngine:
         for rule in self.rules:
             state = runtime.states.setdefault(rule.name, {})
             before = dict(state)
-            transitions = rule.on_event(runtime.lift, event, state)
+            try:
+                transitions = rule.on_event(runtime.lift, event, state)
+            except Exception:  # a faulty rule must not stop ingestion (the message would never be stored)
+                log.exception("rule %s failed on %s of %s", rule.name, type(event).__name__, runtime.lift.device_code)
+                state.clear()
+                state.update(before)
+                continue
             statements += self._apply(runtime, rule, transitions, state, before)
         return statements
 
@@ -234,7 +249,13 @@ class RuleEngine:
                 if state is None:
                     state = runtime.states[rule.name] = {}
                 before = dict(state)
-                transitions = rule.on_tick(runtime.lift, now, state)
+                try:
+                    transitions = rule.on_tick(runtime.lift, now, state)
+                except Exception:
+                    log.exception("rule %s failed on a tick of %s", rule.name, runtime.lift.device_code)
+                    state.clear()
+                    state.update(before)
+                    continue
                 statements += self._apply(runtime, rule, transitions, state, before)
         self.book.prune(now)
         return statements
