@@ -26,6 +26,8 @@ from wuhai_iot.storage.writer import BatchWriter
 log = logging.getLogger(__name__)
 
 PLATFORM_KEY = web.AppKey("platform", "Platform")
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+"""Largest request body: a district's census CSV uploaded from the import page."""
 
 
 class Platform:
@@ -68,7 +70,7 @@ class Platform:
             self.listeners[name] = listener
             log.info("%s listening on %s:%d", protocol.title, settings.host, self.ports[name])
 
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
         app[PLATFORM_KEY] = self
         app.router.add_get("/healthz", healthz)
         get_plugin_manager().hook.register_routes(app=app, platform=self)

@@ -180,8 +180,8 @@ class User:
         return ROLE_PERMISSIONS[self.role]
 
 
-USER_KEY: Any = web.RequestKey("wuhai_user", User) if hasattr(web, "RequestKey") else "wuhai_user"
-"""Where the middleware puts the user (``web.RequestKey`` exists from aiohttp 3.14)."""
+USER_KEY = web.RequestKey("wuhai_user", User)
+"""Where the middleware puts the user."""
 
 
 def request_user(request: web.Request) -> User:
