@@ -90,6 +90,14 @@ def test_fault_codes_map_to_canonical_kinds_and_unknown_codes_are_kept() -> None
     assert (unknown.kind, unknown.vendor_code) == ("unknown_fault", "150")
 
 
+def test_maintenance_visit_frames_carry_card_and_items() -> None:
+    (start,) = elink.decode(fixture_bytes("elink/maint_start.hex"), NOW).events
+    (end,) = elink.decode(fixture_bytes("elink/maint_end.hex"), NOW).events
+    assert isinstance(start, ev.MaintenanceStart) and start.card == 123456
+    assert isinstance(end, ev.MaintenanceEnd) and (end.card, end.items) == (123456, 31)
+    assert '"items":31' in ev.events_json([end])
+
+
 def test_batch_samples_keep_their_own_times() -> None:
     message = elink.decode(fixture_bytes("elink/status_batch_3.hex"), NOW)
     assert [e.floor for e in message.events] == [-1, 1, 2]  # type: ignore[attr-defined]

@@ -149,7 +149,11 @@ class TerminalConnection:
                         )
                         continue
                     counters.frames_in += 1
-                    await self._on_frame(item)
+                    try:
+                        await self._on_frame(item)
+                    except Exception:
+                        # Our fault, not the terminal's: no answer, so it resends; the connection goes on.
+                        log.exception("%s %s: handling a frame failed", self.protocol.name, self._log_id())
                     if self._closing:
                         break
                 # A read that finds data buffered does not yield: let the writer and other connections run.

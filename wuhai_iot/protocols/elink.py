@@ -339,7 +339,7 @@ class ElinkProtocol(Protocol):
         if code == MAINT_START:
             return [ev.MaintenanceStart(**head, card=fields.card)], wire
         if code == MAINT_END:
-            return [ev.MaintenanceEnd(**head, card=fields.card, items=fields.items)], wire
+            return [ev.MaintenanceEnd(**head, card=fields.card, items=fields["items"])], wire
         # COMMAND_REPLY
         if fields.result > 2:
             raise ValueError(f"command result {fields.result}")
