@@ -33,6 +33,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.monitoring",
     "wuhai_iot.webhook",
     "wuhai_iot.simulator.commands",
+    "wuhai_iot.demo",
 )
 """Modules of this package that implement hooks, registered exactly as outside plugins are."""
 

@@ -1,0 +1,80 @@
+"""``wuhai-iot demo``: starts a living city, shows a trapped alarm and a denied fill, stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from wuhai_iot.demo import DemoOptions, run_demo
+from wuhai_iot.simulator.census import CensusSize
+
+SMALL = ["--lifts", "20", "--stations", "3", "--cylinders", "300", "--vehicles", "20"]
+
+
+def _query(database: Path, sql: str) -> list[tuple]:
+    if not database.exists():
+        return []
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+    try:
+        return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:  # tables not created yet
+        return []
+    finally:
+        conn.close()
+
+
+def test_demo_shows_a_trapped_alarm_and_a_denied_fill_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    data = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "wuhai_iot", "demo", "--data", str(data), "--ports", "auto", *SMALL,
+         "--scenario-seconds", "6"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    database = data / "wuhai-iot.sqlite3"
+    try:
+        deadline = time.monotonic() + 45
+        trapped: list[tuple] = []
+        denied: list[tuple] = []
+        while time.monotonic() < deadline and not (trapped and denied) and demo.poll() is None:
+            time.sleep(0.5)
+            trapped = _query(database, "SELECT device_code FROM alarms WHERE kind = 'trapped'")
+            denied = _query(database, "SELECT reason FROM fill_decisions WHERE permit = 0")
+        assert trapped and denied
+        demo.send_signal(signal.SIGINT)
+        output, _ = demo.communicate(timeout=20)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.communicate()
+    assert demo.returncode == 0, output
+    assert "the platform is at http://127.0.0.1:" in output
+    logins = (data / "demo-logins.txt").read_text(encoding="utf-8").splitlines()
+    assert {line.split("\t")[1] for line in logins} == {"admin", "district", "police", "transport", "station",
+                                                        "maintenance"}  # fmt: skip
+    for line in logins:
+        name, role, password = line.split("\t")
+        assert f"{name:<12} {role:<12} {password}" in output
+    assert "demo stopped" in output
+    assert _query(database, "SELECT count(*) FROM terminal_sessions WHERE online = 1") == [(0,)]
+
+
+async def test_a_second_run_reuses_the_census_and_the_users(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    options = DemoOptions(data=tmp_path / "demo", size=CensusSize(lifts=5, stations=2, cylinders=50, vehicles=5),
+                          port_offset=None, scenario_seconds=30, duration_s=0.2)  # fmt: skip
+    await run_demo(options)
+    first = capsys.readouterr().out
+    census = (tmp_path / "demo" / "census" / "cylinders.csv").read_bytes()
+    await run_demo(options)
+    second = capsys.readouterr().out
+    assert (tmp_path / "demo" / "census" / "cylinders.csv").read_bytes() == census
+    logins = [line for line in first.splitlines() if line.startswith("  admin ")]
+    assert logins and logins[0] in second.splitlines()
+    users = _query(tmp_path / "demo" / "wuhai-iot.sqlite3", "SELECT count(*) FROM users")
+    assert users == [(6,)]

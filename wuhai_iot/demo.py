@@ -1,0 +1,194 @@
+"""``wuhai-iot demo``: a living city in one command.
+
+Creates a demo data directory (configuration, generated census, database), imports the census, creates
+one demo user per role (passwords printed, and kept in ``demo-logins.txt`` so that a second run can
+print them again), starts the platform in this process and simulated terminals that connect over real
+TCP on 127.0.0.1 and speak all three protocols (``wuhai_iot.simulator.city``). Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wuhai_iot.census import exit_status, import_files
+from wuhai_iot.config import Config, load_config
+from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.server import Platform
+from wuhai_iot.simulator.census import Census, CensusSize, generate_census, read_census, write_census
+from wuhai_iot.simulator.city import City
+from wuhai_iot.simulator.commands import add_size_options, size_from
+from wuhai_iot.storage import db
+from wuhai_iot.users import UserError, add_user
+
+DEFAULT_DIR = Path("wuhai-demo")
+CONFIG_FILE = "wuhai-iot.toml"
+LOGINS_FILE = "demo-logins.txt"
+DEFAULT_PORTS = {"web": 8080, "elink": 5701, "lmt": 5702, "gasfill": 5710}
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    data: Path = DEFAULT_DIR
+    size: CensusSize = CensusSize()
+    port_offset: int | None = 0
+    """Added to every default port; None: every port chosen by the system."""
+    scenario_seconds: float = 300.0
+    duration_s: float | None = None
+    """Stop by itself after this long (None: run until Ctrl-C)."""
+
+
+def write_config(directory: Path, port_offset: int | None) -> Path:
+    """The demo's configuration: database in the directory, web and protocols on 127.0.0.1."""
+    ports = {name: 0 if port_offset is None else port + port_offset for name, port in DEFAULT_PORTS.items()}
+    lines = ["# Written by `wuhai-iot demo`.", "[database]", 'path = "wuhai-iot.sqlite3"', "",
+             "[web]", f'host = "{HOST}"', f"port = {ports['web']}", ""]  # fmt: skip
+    for protocol in ("elink", "lmt", "gasfill"):
+        lines += [f"[protocols.{protocol}]", f'host = "{HOST}"', f"port = {ports[protocol]}", ""]
+    path = directory / CONFIG_FILE
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def prepare_census(directory: Path, size: CensusSize) -> tuple[Census, list[Path]]:
+    """The census of an earlier run, or a new one."""
+    census_dir = directory / "census"
+    paths = sorted(census_dir.glob("*.csv"))
+    if len(paths) == 6:
+        return read_census(census_dir), paths
+    census = generate_census(size)
+    return census, write_census(census, census_dir)
+
+
+def demo_users(census: Census) -> list[tuple[str, str, str | None, str | None]]:
+    """(name, role, district, unit) of one user per role, scoped to things the census holds."""
+    lpg = [s["station_code"] for s in census["stations"] if s["status"] == "active" and "LPG" in s["media"]]
+    companies = sorted({lift["maintenance_company"] for lift in census["elevators"]})
+    users: list[tuple[str, str, str | None, str | None]] = [
+        ("admin", "admin", None, None),
+        ("haibowan", "district", "150302", None),
+        ("police", "police", None, None),
+        ("transport", "transport", None, None),
+    ]
+    if lpg:
+        users.append(("station", "station", None, lpg[0]))
+    if companies:
+        users.append(("maintenance", "maintenance", None, companies[0]))
+    return users
+
+
+async def create_users(config: Config, census: Census, directory: Path) -> list[tuple[str, str, str]]:
+    """(name, role, password) of every demo user; created once, their passwords kept in demo-logins.txt."""
+    logins_file = directory / LOGINS_FILE
+    if logins_file.exists():
+        return [tuple(line.split("\t")) for line in logins_file.read_text(encoding="utf-8").splitlines()]  # type: ignore[misc]
+    logins = []
+    conn = await db.connect(config.database.path)
+    try:
+        for name, role, district, unit in demo_users(census):
+            password = secrets.token_urlsafe(9)
+            try:
+                await add_user(conn, name, role, password, district=district, unit=unit, added_by="demo")
+            except UserError as exc:
+                print(f"demo user {name}: {exc}", file=sys.stderr)
+                continue
+            logins.append((name, role, password))
+    finally:
+        await conn.close()
+    logins_file.write_text("".join(f"{n}\t{r}\t{p}\n" for n, r, p in logins), encoding="utf-8")
+    logins_file.chmod(0o600)
+    return logins
+
+
+async def import_census(config: Config, paths: list[Path]) -> None:
+    conn = await db.connect(config.database.path)
+    try:
+        reports = await import_files(conn, paths)
+    finally:
+        await conn.close()
+    if exit_status(reports):
+        for report in reports:
+            print(report.summary(), file=sys.stderr)
+        raise RuntimeError("the demo census did not import cleanly")
+
+
+async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> None:
+    """Set up, run until ``stop`` is set (or ``duration_s`` passes), then stop everything."""
+    directory = options.data.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    config = load_config(write_config(directory, options.port_offset))
+    census, paths = prepare_census(directory, options.size)
+    print(f"demo data in {directory}: {len(census['elevators'])} lifts, {len(census['stations'])} stations, "
+          f"{len(census['cylinders'])} cylinders, {len(census['vehicles'])} vehicles", flush=True)  # fmt: skip
+    await import_census(config, paths)
+    logins = await create_users(config, census, directory)
+    stop = stop or asyncio.Event()
+    async with Platform(config) as platform:
+        city = City(census, HOST, platform.ports, cycle_s=options.scenario_seconds,
+                    say=lambda text: print(text, flush=True))  # fmt: skip
+        try:
+            online = await city.start()
+            print(f"\n{online} simulated terminals online; the platform is at http://{HOST}:{platform.ports['web']}/")
+            print("terminals connect to " + ", ".join(f"{name} {HOST}:{platform.ports[name]}"
+                                                      for name in ("elink", "lmt", "gasfill")))  # fmt: skip
+            print("demo logins (user / role / password):")
+            for name, role, password in logins:
+                print(f"  {name:<12} {role:<12} {password}")
+            print("Ctrl-C stops everything.\n", flush=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), options.duration_s)
+        finally:
+            await city.stop()
+    print("demo stopped", flush=True)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    options = DemoOptions(
+        data=Path(args.data),
+        size=size_from(args),
+        port_offset=None if args.ports == "auto" else args.port_offset,
+        scenario_seconds=args.scenario_seconds,
+        duration_s=args.duration,
+    )
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_demo(options, stop)
+
+    asyncio.run(main())
+    return 0
+
+
+@hookimpl
+def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
+    demo = subparsers.add_parser(
+        "demo",
+        help="a living demo city: census, users, the platform and simulated terminals on 127.0.0.1",
+        description="Create a demo data directory, generate and import a Wuhai-like census, create a user "
+        "per role (passwords printed), start the platform and simulated lifts and filling scales that "
+        "connect over TCP and play trapped passengers, faults, an offline terminal, maintenance visits "
+        "and fills (some denied). Ctrl-C stops everything.",
+    )
+    demo.add_argument("--data", default=str(DEFAULT_DIR), metavar="DIR", help=f"demo directory (default {DEFAULT_DIR})")
+    add_size_options(demo, CensusSize())
+    ports = demo.add_mutually_exclusive_group()
+    ports.add_argument("--port-offset", type=int, default=0,
+                       help="add this to every default port (web 8080, ELink 5701, LMT 5702, GF-3 5710)")  # fmt: skip
+    ports.add_argument("--ports", choices=["auto"], help="auto: let the system choose every port (printed)")
+    demo.add_argument("--scenario-seconds", type=float, default=300.0,
+                      help="length of one scripted cycle of incidents (default 300; a few seconds for tests)")  # fmt: skip
+    demo.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    demo.set_defaults(handler=demo_command)
