@@ -32,6 +32,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.rules.elevator",
     "wuhai_iot.monitoring",
     "wuhai_iot.webhook",
+    "wuhai_iot.filling.plugin",
     "wuhai_iot.simulator.commands",
     "wuhai_iot.demo",
 )
