@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 44, 12, 14, 34
+LEFT, RIGHT, TOP, BOTTOM = 44, 12, 24, 34
 
 
 def _nice_ceiling(value: float) -> float:
@@ -26,6 +26,14 @@ def _nice_ceiling(value: float) -> float:
     return 10 * magnitude
 
 
+def _intervals(top: float) -> int:
+    """How many grid intervals: whole-number steps where the top allows it (counts are never 0.25)."""
+    for count in (4, 5, 2):
+        if (top / count).is_integer():
+            return count
+    return 1 if top.is_integer() else 4
+
+
 def _number(value: float) -> str:
     return f"{value:g}" if value < 10000 else f"{value / 10000:g}万"
 
@@ -33,9 +41,10 @@ def _number(value: float) -> str:
 def _frame(title: str, body: list[str], y_top: float, unit: str, height: int) -> Markup:
     plot_height = height - TOP - BOTTOM
     grid: list[str] = []
-    for i in range(5):
-        value = y_top * i / 4
-        y = TOP + plot_height - plot_height * i / 4
+    intervals = _intervals(float(y_top))
+    for i in range(intervals + 1):
+        value = y_top * i / intervals
+        y = TOP + plot_height - plot_height * i / intervals
         grid.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
         grid.append(f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_number(value)}</text>')
     label = escape(title)
@@ -43,7 +52,7 @@ def _frame(title: str, body: list[str], y_top: float, unit: str, height: int) ->
         f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{label}" '
         f'preserveAspectRatio="xMidYMid meet"><title>{label}</title>'
         + "".join(grid)
-        + (f'<text class="axis unit" x="{LEFT - 6}" y="{TOP - 4}" text-anchor="end">{escape(unit)}</text>' if unit else "")
+        + (f'<text class="axis unit" x="{LEFT - 6}" y="{TOP - 12}" text-anchor="end">{escape(unit)}</text>' if unit else "")
         + "".join(body)
         + "</svg>"
     )

@@ -70,6 +70,7 @@ ROLE_LABELS = {
     "maintenance": "维保单位",
 }
 
+MODE_LABELS = {"normal": "正常", "inspection": "检修", "fire": "消防", "independent": "独立运行"}
 DIRECTION_LABELS = {"up": "上行", "down": "下行", "stopped": "停止"}
 DOOR_LABELS = {"closed": "关闭", "opening": "正在开门", "open": "打开", "closing": "正在关门", "unknown": "未知"}
 LIFT_KIND_LABELS = {
@@ -203,6 +204,7 @@ def environment() -> jinja2.Environment:
         cylinder_kind=_label(CYLINDER_KIND_LABELS),
         cylinder_status=_label(CYLINDER_STATUS_LABELS),
         phase=_label(PHASE_LABELS),
+        mode=_label(MODE_LABELS),
     )
     env.globals.update(DISTRICTS=DISTRICTS, SEVERITY_ORDER=SEVERITY_ORDER, ALARM_KIND_LABELS=ALARM_KIND_LABELS,
                        DENY_REASONS=DENY_REASONS, ROLE_LABELS=ROLE_LABELS, VISIT_FLAGS=VISIT_FLAGS,

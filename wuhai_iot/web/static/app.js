@@ -23,8 +23,9 @@
     setTimeout(function () { for (const [id, html] of Array.from(pending)) apply(id, html); }, 0);
   });
 
+  let source = null;
   function connect() {
-    const source = new EventSource(url + "?page=" + encodeURIComponent(location.pathname));
+    source = new EventSource(url + "?page=" + encodeURIComponent(location.pathname));
     const dot = document.getElementById("live-dot");
     source.onopen = function () { if (dot) dot.classList.add("on"); };
     source.onerror = function () { if (dot) dot.classList.remove("on"); };
@@ -40,5 +41,8 @@
       if (badge) { badge.textContent = data.counts.open; badge.hidden = data.counts.open === 0; }
     });
   }
-  connect();
+  // A page left open in the back/forward cache must not hold its stream: browsers allow only a few
+  // connections per site, and every cached page with a live stream would take one.
+  window.addEventListener("pagehide", function () { if (source) { source.close(); source = null; } });
+  window.addEventListener("pageshow", function (event) { if (event.persisted || !source) connect(); });
 })();
