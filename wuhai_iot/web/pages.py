@@ -72,6 +72,13 @@ def scope_label(user: User) -> str:
     return "全市"
 
 
+def most_urgent_first(found: list[alarm_store.Alarm]) -> list[alarm_store.Alarm]:
+    """Open alarms as staff work through them: trapped first, then by severity, unhandled before
+    acknowledged, newest first."""
+    return sorted(found, key=lambda a: (a.kind != "trapped", SEVERITY_ORDER.index(a.severity), a.status != "raised",
+                                        -a.raised_at.timestamp()))  # fmt: skip
+
+
 def platform_of(request: web.Request) -> Platform:
     return request.app[PLATFORM_KEY]
 
@@ -177,7 +184,7 @@ async def home(request: web.Request) -> web.StreamResponse:
     filters = lift_filters(request, user)
     lifts = await queries.list_lifts(conn, **rules_of(request), **filters)
     fitted = [lift for lift in lifts if lift["terminals"]]
-    open_list = await alarm_store.open_alarms(conn, **filters)
+    open_list = most_urgent_first(await alarm_store.open_alarms(conn, **filters))
     severities = {severity: sum(a.severity == severity for a in open_list) for severity in SEVERITY_ORDER}
     context: dict[str, Any] = {
         "district": filters.get("district_code"),
@@ -352,8 +359,8 @@ async def alarm_list(request: web.Request) -> web.Response:
     )  # fmt: skip
     if severity:
         found = [a for a in found if a.severity == severity]
-    if status == "open":  # the most urgent first
-        found.sort(key=lambda a: (SEVERITY_ORDER.index(a.severity), a.status != "raised", -a.raised_at.timestamp()))
+    if status == "open":
+        found = most_urgent_first(found)
     lift_info = await queries.lifts_by_code(web_database(request), {a.device_code for a in found if a.device_code})
     return await page(request, "alarms.html", {
         "alarms": found, "lift_info": lift_info, "query": query, "status": status,
