@@ -129,8 +129,9 @@ async def test_messages_sent_while_the_platform_is_down_arrive_once_after_it_res
         for floor in range(5):
             lmt.send_status(LiftSample(floor=floor))
         lmt.send_fault("TRAP_X", True)  # an unknown vendor word travels as it is
-        gasfill.send_fill_result(7, "E004015000000001", 14_000, 28_400, 90, 0)
-        assert (elink.unacknowledged, lmt.unacknowledged, gasfill.unacknowledged) == (131, 6, 1)
+        for number in range(300):  # more than 256: the 8-bit sequence wraps while they wait
+            gasfill.send_fill_result(number % 256, "E004015000000001", 14_000, 28_000 + number, 90, 0)
+        assert (elink.unacknowledged, lmt.unacknowledged, gasfill.unacknowledged) == (131, 6, 300)
 
         async with Platform(config):
             await eventually(lambda: elink.unacknowledged == lmt.unacknowledged == gasfill.unacknowledged == 0)
@@ -142,7 +143,7 @@ async def test_messages_sent_while_the_platform_is_down_arrive_once_after_it_res
         for protocol, type_, n in await stored(config, "SELECT protocol, type, count(*) FROM messages GROUP BY 1, 2")
     )
     assert counts == {("elink", "STATUS"): 1, ("elink", "STATUS_BATCH"): 3, ("elink", "FAULT"): 1,
-                      ("lmt", "ST"): 6, ("lmt", "EV"): 1, ("gasfill", "FILL_RESULT"): 1}  # fmt: skip
+                      ("lmt", "ST"): 6, ("lmt", "EV"): 1, ("gasfill", "FILL_RESULT"): 300}  # fmt: skip
     batches = await stored(config, "SELECT payload FROM messages WHERE type = 'STATUS_BATCH' ORDER BY seq")
     samples = [json.loads(payload) for (payload,) in batches]
     assert [len(batch) for batch in samples] == [60, 60, 10]

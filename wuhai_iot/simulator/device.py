@@ -159,7 +159,10 @@ class SimulatedDevice(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._outbox: dict[int, Outgoing] = {}
         self._next_id = 0
-        self._by_key: dict[Hashable, deque[int]] = {}
+        self._by_key: dict[Hashable, int] = {}
+        """ACK key → id of the oldest outbox message with that key."""
+        self._same_key: dict[Hashable, deque[int]] = {}
+        """Younger messages whose key is taken (GF-3's 8-bit sequence wraps within 500 buffered results)."""
         self._buffered: dict[str, int] = {}
         self._last_sent = 0.0
         self._corked: list[bytes] | None = None
@@ -324,13 +327,10 @@ class SimulatedDevice(asyncio.Protocol):
                 self._session_over.set_result(self.settings.refused_retry_s)
             self.disconnect()
             return
-        ids = self._by_key.get(key)
-        if not ids:
+        oldest = self._by_key.get(key)
+        if oldest is None:
             return  # a late second ACK of a resent message
-        item = self._outbox.pop(ids.popleft())
-        if not ids:
-            del self._by_key[key]
-        self._buffered[item.category] -= item.weight
+        item = self._remove(oldest)
         if accepted:
             self.stats.acks += 1
             if self.stats.keep_latencies:
@@ -364,7 +364,10 @@ class SimulatedDevice(asyncio.Protocol):
     def _store(self, item: Outgoing) -> None:
         self._next_id += 1
         self._outbox[self._next_id] = item
-        self._by_key.setdefault(item.key, deque()).append(self._next_id)
+        if item.key in self._by_key:
+            self._same_key.setdefault(item.key, deque()).append(self._next_id)
+        else:
+            self._by_key[item.key] = self._next_id
         self._buffered[item.category] = self._buffered.get(item.category, 0) + item.weight
 
     def _trim(self, category: str) -> None:
@@ -374,12 +377,22 @@ class SimulatedDevice(asyncio.Protocol):
             return
         while self._buffered.get(category, 0) > limit:
             oldest = next(i for i, item in self._outbox.items() if item.category == category)
-            item = self._outbox.pop(oldest)
-            self._by_key[item.key].remove(oldest)
-            if not self._by_key[item.key]:
+            self.stats.dropped += self._remove(oldest).weight
+
+    def _remove(self, item_id: int) -> Outgoing:
+        item = self._outbox.pop(item_id)
+        younger = self._same_key.get(item.key)
+        if self._by_key.get(item.key) == item_id:
+            if younger:
+                self._by_key[item.key] = younger.popleft()
+            else:
                 del self._by_key[item.key]
-            self._buffered[category] -= item.weight
-            self.stats.dropped += item.weight
+        elif younger is not None:
+            younger.remove(item_id)
+        if younger is not None and not younger:
+            del self._same_key[item.key]
+        self._buffered[item.category] -= item.weight
+        return item
 
     def _send(self, item: Outgoing) -> None:
         if item.sent_at is not None:
@@ -394,6 +407,7 @@ class SimulatedDevice(asyncio.Protocol):
         items = self.pack_buffered(list(self._outbox.values()))
         self._outbox.clear()
         self._by_key.clear()
+        self._same_key.clear()
         self._buffered.clear()
         for item in items:
             self._store(item)

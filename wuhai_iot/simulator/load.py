@@ -69,6 +69,8 @@ class LoadReport:
     errors: int
     throttled: int
     """Frames not sent because a terminal already had ``window`` messages unanswered."""
+    heartbeats: int
+    heartbeat_acks: int
 
     def summary(self) -> str:
         def ms(value: float | None) -> str:
@@ -212,13 +214,14 @@ async def run_load(
     census_dir: Path | None = None,
     connect_timeout_s: float = 120.0,
     settings: DeviceSettings | None = None,
+    connect_rate: float = 2000.0,
 ) -> LoadReport:
     """Connect every terminal, load for ``duration_s``, wait briefly for the last answers, report."""
     raise_open_file_limit(len(terminals) + 256)
     stats = DeviceStats()
     device_class = DEVICE_CLASSES[protocol]
     devices = [device_class(t.terminal_id, t.key, host, port, settings=settings, stats=stats) for t in terminals]
-    fleet = Fleet(devices)
+    fleet = Fleet(devices, connect_rate=connect_rate)
     fleet.start()
     try:
         online = await fleet.wait_online(timeout=connect_timeout_s)
@@ -230,6 +233,9 @@ async def run_load(
         elapsed = time.monotonic() - started
         acks_in_window = stats.acks + stats.answers - acks_before
         await generator.drain(DRAIN_S)
+        deadline = time.monotonic() + DRAIN_S
+        while stats.heartbeat_acks < stats.heartbeats and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
     finally:
         await fleet.stop()
     return LoadReport(
@@ -248,6 +254,8 @@ async def run_load(
         resends=stats.resends,
         errors=stats.errors,
         throttled=generator.throttled,
+        heartbeats=stats.heartbeats,
+        heartbeat_acks=stats.heartbeat_acks,
     )
 
 

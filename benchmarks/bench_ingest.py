@@ -1,0 +1,186 @@
+"""Ingest throughput: ELink STATUS frames per second end to end, against a bare reference pipeline.
+
+End to end = decoded, rules applied, committed, ACKed: what the load generator (``wuhai-iot simulate``,
+in its own process) counts as ACKs per second. The bare reference is measured in the same run with the
+same load and the same terminals: an asyncio Protocol, ``struct`` and ``binascii.crc_hqx``, and
+``sqlite3.executemany`` of the same rows (the stored message and the lift's latest state) into the same
+schema, one transaction per event-loop turn, each ACK written after the commit; no framework.
+
+Target: platform / bare >= 0.5, with 1,000 and with 10,000 connected terminals.
+
+    python benchmarks/bench_ingest.py [--terminals 1000,10000] [--duration 15] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import binascii
+import cProfile
+import pstats
+import sqlite3
+import struct
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from support import census_database, fresh_config, header, simulate
+
+from wuhai_iot.ingest import MESSAGE_INSERT, STATE_UPSERT
+from wuhai_iot.server import Platform
+from wuhai_iot.simulator.census import CensusSize
+from wuhai_iot.simulator.load import raise_open_file_limit
+from wuhai_iot.storage.db import PRAGMAS
+
+TARGET = 0.5
+LOGIN, HEARTBEAT, STATUS, ACK = 0x01, 0x02, 0x10, 0x81
+HEAD = struct.Struct(">8sBHI")  # terminal, type, seq, time at offset 5
+RECORD = struct.Struct(">bBBHHBI")
+ACK_HEAD = struct.Struct(">2sBH8sBHI")
+ACK_BODY = struct.Struct(">BHB")
+DIRECTIONS = ("stopped", "up", "down")
+DOORS = ("closed", "opening", "open", "closing", "unknown")
+MODE_BITS = ((0x08, "inspection"), (0x10, "fire"), (0x200, "independent"))
+
+
+def ack_frame(terminal: bytes, acked_type: int, acked_seq: int, now: int) -> bytes:
+    body = ACK_BODY.pack(acked_type, acked_seq, 0) + (now.to_bytes(4, "big") if acked_type == LOGIN else b"")
+    frame = ACK_HEAD.pack(b"EL", 1, 15 + len(body), terminal, ACK, 0, now) + body
+    return frame + binascii.crc_hqx(frame[2:], 0xFFFF).to_bytes(2, "big")
+
+
+class BarePipeline:
+    """The reference: no framework, same rows, ACK after COMMIT."""
+
+    def __init__(self, database: Path) -> None:
+        self.conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        for pragma in PRAGMAS:
+            self.conn.execute(pragma)
+        self.lifts = dict(self.conn.execute("SELECT terminal_id, device_code FROM terminals WHERE protocol = 'elink'"))
+        self.messages: list[tuple] = []
+        self.states: list[tuple] = []
+        self.acks: dict[asyncio.Transport, list[bytes]] = {}
+        self.scheduled = False
+
+    def status(self, transport: asyncio.Transport, frame: bytes, terminal: bytes, seq: int, at: int, now: float) -> None:
+        floor, direction, door, flags, speed, load, trips = RECORD.unpack_from(frame, 20)
+        terminal_id = terminal.hex()
+        mode = next((name for bit, name in MODE_BITS if flags & bit), "normal")
+        record = {
+            "event": "ElevatorStatus", "protocol": "elink", "terminal_id": terminal_id, "seq": seq, "device_time": at,
+            "received_at": now, "floor": floor, "direction": DIRECTIONS[direction], "door": DOORS[door],
+            "running": bool(flags & 1), "door_zone": bool(flags & 2), "occupied": bool(flags & 4),
+            "speed_mps": speed / 1000, "load_pct": load, "power": bool(flags & 0x20),
+            "safety_circuit": bool(flags & 0x80), "door_lock": bool(flags & 0x100), "overload": bool(flags & 0x40),
+            "mode": mode, "trip_count": trips,
+        }  # fmt: skip
+        self.messages.append(("elink", terminal_id, f"{STATUS}:{seq}:{at}", "STATUS", seq, at, now,
+                              orjson.dumps([record]).decode()))  # fmt: skip
+        self.states.append((self.lifts.get(terminal_id), at, now, "elink", terminal_id, floor, DIRECTIONS[direction],
+                            DOORS[door], flags & 1, (flags >> 1) & 1, (flags >> 2) & 1, speed / 1000, load,
+                            (flags >> 5) & 1, (flags >> 7) & 1, (flags >> 8) & 1, (flags >> 6) & 1, mode, trips))  # fmt: skip
+        self.acks.setdefault(transport, []).append(ack_frame(terminal, STATUS, seq, int(now)))
+        if not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.commit)
+
+    def commit(self) -> None:
+        self.scheduled = False
+        messages, states, acks = self.messages, self.states, self.acks
+        self.messages, self.states, self.acks = [], [], {}
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.executemany(MESSAGE_INSERT, messages)
+        self.conn.executemany(STATE_UPSERT, states)
+        self.conn.execute("COMMIT")
+        for transport, frames in acks.items():
+            if not transport.is_closing():
+                transport.write(b"".join(frames))
+
+
+class BareConnection(asyncio.Protocol):
+    def __init__(self, pipeline: BarePipeline) -> None:
+        self.pipeline = pipeline
+        self.buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        position, end, now = 0, len(buffer), time.time()
+        while end - position >= 22:
+            if buffer[position] != 0x45 or buffer[position + 1] != 0x4C:
+                position += 1
+                continue
+            total = 7 + ((buffer[position + 3] << 8) | buffer[position + 4])
+            if end - position < total:
+                break
+            frame = bytes(buffer[position : position + total])
+            position += total
+            if binascii.crc_hqx(frame[2:-2], 0xFFFF) != int.from_bytes(frame[-2:], "big"):
+                continue
+            terminal, kind, seq, at = HEAD.unpack_from(frame, 5)
+            if kind == STATUS:
+                self.pipeline.status(self.transport, frame, terminal, seq, at, now)
+            elif kind in (LOGIN, HEARTBEAT):
+                self.transport.write(ack_frame(terminal, kind, seq, int(now)))
+        del buffer[:position]
+
+
+async def measure(label: str, port: int, terminals: int, args: argparse.Namespace, census_dir: Path) -> float:
+    rate, window = (200, 32) if terminals <= 2000 else (20, 4)
+    report = await simulate("elink", terminals, port, rate=rate, duration_s=args.duration, census_dir=census_dir,
+                            window=window)  # fmt: skip
+    print(f"   {label:<8} {terminals:>6} terminals ({report['online']} online): {report['acks_per_s']:>9,.0f} frames/s"
+          f"  ACK latency p50 {report['latency_p50_ms']} ms p99 {report['latency_p99_ms']} ms, "
+          f"errors {report['errors']}, resends {report['resends']}")  # fmt: skip
+    return float(report["acks_per_s"])  # type: ignore[arg-type]
+
+
+async def main(args: argparse.Namespace) -> None:
+    header("ingest: ELink STATUS frames/s end to end, platform vs bare reference pipeline")
+    sizes = [int(n) for n in args.terminals.split(",")]
+    raise_open_file_limit(max(sizes) + 1024)
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch)
+        lifts = int(max(sizes) / 0.7) + 100  # 70 % of the census's lift terminals are ELink
+        census_dir, template = await census_database(directory, CensusSize(lifts=lifts, stations=1, cylinders=10,
+                                                                            vehicles=1))  # fmt: skip
+        for terminals in sizes:
+            config = fresh_config(directory, template, "platform")
+            profiler = cProfile.Profile() if args.profile else None
+            async with Platform(config) as platform:
+                if profiler:
+                    profiler.enable()
+                ours = await measure("platform", platform.ports["elink"], terminals, args, census_dir)
+                if profiler:
+                    profiler.disable()
+            bare_config = fresh_config(directory, template, "bare")
+            pipeline = BarePipeline(bare_config.database.path)
+            server = await asyncio.get_running_loop().create_server(lambda: BareConnection(pipeline), "127.0.0.1", 0)
+            bare = await measure("bare", server.sockets[0].getsockname()[1], terminals, args, census_dir)
+            server.close()
+            await server.wait_closed()
+            pipeline.conn.close()
+            ratio = ours / bare if bare else 0.0
+            print(f"   ratio with {terminals} terminals: {ratio:.2f} (target >= {TARGET})")
+            results.append((terminals, ours, bare, ratio))
+            if profiler:
+                stats = pstats.Stats(profiler).sort_stats("tottime")
+                print("   profile of the platform's event-loop thread (top 25 by own time):")
+                stats.print_stats(25)
+    summary = "; ".join(f"{n} terminals {ours:,.0f}/s vs bare {bare:,.0f}/s = {ratio:.2f}"
+                        for n, ours, bare, ratio in results)  # fmt: skip
+    verdict = "met" if all(r[3] >= TARGET for r in results) else "MISSED"
+    print(f"SUMMARY ingest: {summary} (target >= {TARGET}: {verdict})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--terminals", default="1000,10000", help="comma-separated fleet sizes")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds of load per measurement")
+    parser.add_argument("--profile", action="store_true", help="cProfile the platform's event-loop thread")
+    asyncio.run(main(parser.parse_args()))
