@@ -6,19 +6,22 @@ cylinders (the district of the owner station or the vehicle) and vehicles; a sta
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import timedelta
 
 from aiohttp import web
 
+from wuhai_iot.filling import trace
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import Platform
 from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
 from wuhai_iot.web.auth import request_user, requires, web_database
-from wuhai_iot.web.pages import chosen_district, page, today_window
+from wuhai_iot.web.pages import chosen_district, page, platform_of, today_window
 from wuhai_iot.web.templating import DENY_REASONS
 
 MAX_QUERY = 64
+TAG = re.compile(r"[0-9A-Fa-f]{8,32}")
 
 
 def _station_filters(request: web.Request) -> dict[str, object]:
@@ -50,15 +53,22 @@ async def station_detail(request: web.Request) -> web.Response:
         code = int(request.match_info["code"])
     except ValueError:
         raise web.HTTPNotFound() from None
-    until = today_window()[1]
-    since = until - timedelta(days=30)
-    station = await queries.get_station(web_database(request), code, since=since, until=until,
-                                        **request_user(request).scope.filters())  # fmt: skip
-    if station is None:
+    conn = web_database(request)
+    scope = request_user(request).scope
+    found = await trace.station_trace(conn, code, days=30, online_terminals=trace.online_scales(platform_of(request)),
+                                      district_code=scope.district_code, station_code=scope.station_code)  # fmt: skip
+    if found is None:
         raise web.HTTPNotFound(text="没有这个充装站，或不在您的管辖范围内。")
-    chart = charts.bar_chart([(DENY_REASONS.get(reason, str(reason)), n) for reason, n in station["denials_by_reason"]],
-                             title="近30日拒绝充装原因", unit="次")  # fmt: skip
-    return await page(request, "station.html", {"station": station, "chart": chart})
+    since, until = today_window()
+    (today,) = await queries.list_stations(conn, since=since, until=until, station_code=code)
+    return await page(request, "station.html", {
+        "trace": found, "today": today,
+        "decisions": await queries.recent_decisions(conn, station_code=code),
+        "denial_chart": charts.bar_chart([(DENY_REASONS.get(r, str(r)), n) for r, n in found.denials_by_reason.items()],
+                                         title="近30日拒绝充装原因", unit="次"),
+        "fill_chart": charts.bar_chart([(d.day.strftime("%m-%d"), d.completed) for d in found.fills_per_day],
+                                       title="近30日每日完成充装", unit="次"),
+    })  # fmt: skip
 
 
 def _search_text(request: web.Request, name: str) -> str:
@@ -71,21 +81,31 @@ def _search_text(request: web.Request, name: str) -> str:
 @requires(P.VIEW_CYLINDERS)
 async def cylinder_trace(request: web.Request) -> web.Response:
     text = _search_text(request, "q")
-    cylinder = None
+    found = None
     if text:
-        cylinder = await queries.find_cylinder(web_database(request), text, **request_user(request).scope.filters())
-    return await page(request, "cylinders.html", {"q": text, "cylinder": cylinder,
-                                                  "now": datetime.now(UTC)}, status=404 if text and cylinder is None else 200)  # fmt: skip
+        conn = web_database(request)
+        scope = request_user(request).scope
+        filters = {"district_code": scope.district_code, "station_code": scope.station_code}
+        found = await trace.cylinder_trace(conn, code=text, **filters)
+        if found is None and TAG.fullmatch(text):
+            found = await trace.cylinder_trace(conn, tag=text, **filters)
+    return await page(request, "cylinders.html", {"q": text, "trace": found},
+                      status=404 if text and found is None else 200)  # fmt: skip
 
 
 @requires(P.VIEW_VEHICLES)
 async def vehicle_lookup(request: web.Request) -> web.Response:
     text = _search_text(request, "plate")
-    vehicle = None
+    found = None
     if text:
-        vehicle = await queries.find_vehicle(web_database(request), text, **request_user(request).scope.filters())
-    return await page(request, "vehicles.html", {"plate": text, "vehicle": vehicle},
-                      status=404 if text and vehicle is None else 200)  # fmt: skip
+        conn = web_database(request)
+        scope = request_user(request).scope
+        plate = await queries.registered_plate(conn, text)
+        if plate is not None:
+            found = await trace.vehicle_trace(conn, plate, district_code=scope.district_code,
+                                              station_code=scope.station_code)  # fmt: skip
+    return await page(request, "vehicles.html", {"plate": text, "trace": found},
+                      status=404 if text and found is None else 200)  # fmt: skip
 
 
 @hookimpl

@@ -227,11 +227,16 @@ async def get_station(
     )
     station["scale_list"] = [_dict(row) for row in scales]
     station["denials_by_reason"] = await denials_by_reason(conn, since=since, until=until, station_code=code)
-    decisions = await conn.execute_fetchall(
-        "SELECT * FROM fill_decisions WHERE station_code = ? ORDER BY decided_at DESC LIMIT 50", (code,)
-    )
-    station["decisions"] = [_dict(row) for row in decisions]
+    station["decisions"] = await recent_decisions(conn, station_code=code)
     return station
+
+
+async def recent_decisions(conn: aiosqlite.Connection, *, station_code: int, limit: int = 50) -> list[dict[str, Any]]:
+    """A station's latest fill decisions, newest first."""
+    rows = await conn.execute_fetchall(
+        "SELECT * FROM fill_decisions WHERE station_code = ? ORDER BY decided_at DESC LIMIT ?", (station_code, limit)
+    )
+    return [_dict(row) for row in rows]
 
 
 async def denials_by_reason(
@@ -290,11 +295,21 @@ def normalise_plate(plate: str) -> str:
     return "".join(ch for ch in plate.upper() if ch not in "·.• -")
 
 
+async def registered_plate(conn: aiosqlite.Connection, typed: str) -> str | None:
+    """The plate as registered for one typed with or without the dot, spaces or lower case."""
+    row = await (await conn.execute(
+        "SELECT plate FROM vehicles WHERE replace(replace(replace(upper(plate), '·', ''), ' ', ''), '-', '') = ?",
+        (normalise_plate(typed),),
+    )).fetchone()  # fmt: skip
+    return None if row is None else row["plate"]
+
+
 async def find_vehicle(
     conn: aiosqlite.Connection, plate: str, *, district_code: str | None = None, **_: Any
 ) -> dict[str, Any] | None:
     """A vehicle by plate (dot and spaces optional), with its cylinders and their recent fills."""
-    where, params = ["replace(replace(replace(upper(v.plate), '·', ''), ' ', ''), '-', '') = ?"], [normalise_plate(plate)]
+    found = await registered_plate(conn, plate)
+    where, params = ["v.plate = ?"], [found]
     if district_code is not None:
         where.append("v.district_code = ?")
         params.append(district_code)

@@ -86,7 +86,13 @@ CYLINDER_KIND_LABELS = {
     "vehicle_lng": "车用LNG气瓶",
     "industrial": "工业气瓶",
 }
-CYLINDER_STATUS_LABELS = {"in_service": "在用", "scrapped": "已报废", "blacklisted": "黑名单"}
+CYLINDER_STATUS_LABELS = {
+    "in_service": "在用",
+    "scrapped": "已报废",
+    "blacklisted": "黑名单",
+    "past_design_life": "超设计使用年限",
+    "inspection_overdue": "检验过期",
+}
 VISIT_FLAGS = {
     "short": "时长不足",
     "unregistered_card": "卡未登记",
