@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import sqlite3
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from wuhai_iot import events as ev
 from wuhai_iot.alarms import alarm_book
-from wuhai_iot.filling.decision import FillDecider, RecentDecisions
+from wuhai_iot.filling.decision import FillDecider, RecentDecisions, open_decision_connection
 from wuhai_iot.filling.records import FillRecords
 from wuhai_iot.filling.registry_commands import add_commands
 from wuhai_iot.plugins.hookspecs import hookimpl
@@ -18,14 +20,16 @@ if TYPE_CHECKING:
     from wuhai_iot.server import Platform
 
 
+_CONNECTIONS: weakref.WeakKeyDictionary[Any, sqlite3.Connection] = weakref.WeakKeyDictionary()
+
+
 @hookimpl
 async def platform_starting(platform: Platform) -> None:
     book = await alarm_book(platform)
-    conn = await platform.open_database()
-    last_ids = await conn.execute_fetchall(
+    conn = _CONNECTIONS[platform] = open_decision_connection(platform.config.database.path)
+    last_decision, last_fill = conn.execute(
         "SELECT (SELECT coalesce(max(id), 0) FROM fill_decisions), (SELECT coalesce(max(id), 0) FROM fills)"
-    )
-    last_decision, last_fill = last_ids[0]
+    ).fetchone()
     rules = platform.config.rules
     recent = RecentDecisions()
     decider = FillDecider(conn, platform.writer, rules, recent, last_decision, book)
@@ -35,6 +39,14 @@ async def platform_starting(platform: Platform) -> None:
     # Fill decisions since start by reason (0 = permitted, 99 = platform error), for /metrics.
     counts: collections.Counter[int] = decider.counts
     platform.fill_decisions_by_reason = counts  # type: ignore[attr-defined]
+
+
+@hookimpl
+def platform_stopping(platform: Platform) -> None:
+    """The listeners have stopped: no more requests to decide."""
+    conn = _CONNECTIONS.pop(platform, None)
+    if conn is not None:
+        conn.close()
 
 
 @hookimpl
