@@ -27,6 +27,8 @@ IDLE_TIMEOUT_S = 600.0
 SEEN_FLUSH_S = 10.0
 """How often the terminals' last-frame times are written to ``terminal_sessions``."""
 READ_SIZE = 65536
+FRAMES_PER_SLICE = 64
+"""Frames of one read handled before yielding to the event loop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,9 @@ class TerminalConnection:
                     break
                 if not data:
                     break
-                for item in framer.feed(data):
+                for index, item in enumerate(framer.feed(data), 1):
+                    if index % FRAMES_PER_SLICE == 0:
+                        await asyncio.sleep(0)  # a burst of frames must not stall other connections
                     if isinstance(item, Discarded):
                         counters.bytes_discarded += len(item.data)
                         self.listener.frame_log.add(

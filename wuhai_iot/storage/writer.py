@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 Statement = tuple[str, Sequence[Any]]
 
+LOOP_SLICE = 100
+"""Units handled between two yields to the event loop, so a large batch never stalls it for long."""
+
 
 @dataclass(slots=True)
 class WriteUnit:
@@ -38,7 +41,7 @@ class WriteUnit:
 class BatchWriter:
     """Runs submitted units on its own connection, many per transaction."""
 
-    def __init__(self, conn: aiosqlite.Connection, *, max_batch: int = 4000, high_water: int = 20_000) -> None:
+    def __init__(self, conn: aiosqlite.Connection, *, max_batch: int = 1000, high_water: int = 20_000) -> None:
         self._conn = conn
         self._max_batch = max_batch
         self._high_water = high_water
@@ -115,9 +118,11 @@ class BatchWriter:
             return
         self.batches += 1
         self.units += len(batch)
-        for (_, future), new in zip(batch, results, strict=True):
+        for index, ((_, future), new) in enumerate(zip(batch, results, strict=True), 1):
             if not future.cancelled():
                 future.set_result(new)
+            if index % LOOP_SLICE == 0:
+                await asyncio.sleep(0)  # the callbacks (ACKs) run in slices, not all at once
 
     async def _transaction(self, units: list[WriteUnit]) -> list[bool]:
         conn = self._conn
@@ -125,11 +130,13 @@ class BatchWriter:
         try:
             new = await self._deduplicate(units)
             groups: dict[str, list[Sequence[Any]]] = {}
-            for unit, is_new in zip(units, new, strict=True):
+            for index, (unit, is_new) in enumerate(zip(units, new, strict=True), 1):
                 if is_new and unit.on_new is not None:
                     # Derive once: a retried unit must not feed its events to the rules twice.
                     unit.statements = unit.statements + unit.on_new()
                     unit.on_new = None
+                    if index % LOOP_SLICE == 0:
+                        await asyncio.sleep(0)  # consumers run in the loop: let fill decisions through
                 for sql, params in unit.statements:
                     groups.setdefault(sql, []).append(params)
             for sql, rows in groups.items():
