@@ -21,7 +21,7 @@ from wuhai_iot.maintenance import cst_today
 
 TIME_COLUMNS = frozenset({
     "at", "state_at", "last_frame_at", "last_visit_at", "connected_at", "raised_at", "arrived_at", "released_at",
-    "started_at", "ended_at", "decided_at", "received_at", "at_time",
+    "started_at", "ended_at", "decided_at", "received_at",
 })  # fmt: skip
 DAY_S = 86400
 
