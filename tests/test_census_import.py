@@ -218,7 +218,7 @@ BAD_CELLS = [
     ("elink", "device_code", "", "required for an elink terminal"),
     ("lmt", "terminal_id", "8612345678909990", "not 15 digits"),
     ("lmt", "device_code", "31101503032013000999", "lift 31101503032013000999 is not registered"),
-    ("lmt", "protocol", "modbus", "not one of elink, lmt, gasfill"),
+    ("lmt", "protocol", "modbus", "not one of elink, gasfill, lmt"),
 ]
 
 
@@ -394,6 +394,28 @@ async def test_a_column_missing_from_the_file_keeps_its_stored_value(
     assert await rows(registry, "SELECT name, address, scales, status FROM stations WHERE station_code = 150301") == [
         ("新名字", "海勃湾区千里山镇", 4, "suspended")
     ]
+
+
+async def test_an_empty_status_never_lifts_a_blacklisting_and_scrapped_is_final(
+    registry: aiosqlite.Connection, tmp_path: Path
+) -> None:
+    good = TEMPLATES["household cylinder"][2]
+    code = good.split(",")[0]
+
+    async def status_after(status: str) -> tuple[str, list[str]]:
+        path = write(tmp_path / "cylinders.csv", CYLINDER_HEADER, good.rsplit(",", 1)[0] + f",{status}")
+        [report] = await import_files(registry, [path])
+        [(stored,)] = await rows(registry, "SELECT status FROM cylinders WHERE cylinder_code = ?", code)
+        return stored, [r.reason for r in report.rejected]
+
+    assert await status_after("") == ("in_service", [])  # a new row: the default
+    assert await status_after("blacklisted") == ("blacklisted", [])
+    assert await status_after("") == ("blacklisted", []), "a routine re-import keeps the blacklisting"
+    assert await status_after("in_service") == ("in_service", []), "an explicit value is the file's word"
+    assert await status_after("scrapped") == ("scrapped", [])
+    stored, reasons = await status_after("in_service")
+    assert stored == "scrapped" and "cannot return to service" in reasons[0]
+    assert await status_after("") == ("scrapped", [])
 
 
 async def test_next_inspection_derived_when_left_out(registry: aiosqlite.Connection, tmp_path: Path) -> None:

@@ -55,12 +55,11 @@ async def test_vendor_protocol_served_end_to_end(vendor_on_path: None, tmp_path:
     config.web.port = 0
     config.protocols = {name: ProtocolConfig(port=0) for name in protocols()}
     assert "acme" in config.protocols
+    terminals = tmp_path / "terminals-acme.csv"
+    terminals.write_text("protocol,terminal_id,device_code\nacme,T-1,31101503022012000101\n", encoding="utf-8")
     await import_census(config.database.path)
+    await import_census(config.database.path, [terminals])  # the census knows the vendor's protocol
     conn = await db.connect(config.database.path)
-    await conn.execute(
-        "INSERT INTO terminals (protocol, terminal_id, device_code, updated_at)"
-        " VALUES ('acme', 'T-1', '31101503022012000101', '2026-11-29T00:00:00Z')"
-    )
     async with Platform(config) as platform:
         reader, writer = await asyncio.open_connection("127.0.0.1", platform.ports["acme"])
         writer.write(b"ACME T-1 1 1764400000 LOGIN v1\nACME T-1 2 1764400005 FLOOR -1 STOP\n")

@@ -157,6 +157,14 @@ def iso_date(value: str) -> str:
     return value
 
 
+def registered_protocol(value: str) -> str:
+    """The name of a protocol some plugin serves (built-in or a vendor's)."""
+    from wuhai_iot.plugins.manager import protocols  # the manager imports this module: not at import time
+
+    names = sorted(protocols())
+    return choice(*names)(value)
+
+
 def choice(*allowed: str) -> Parser:
     """One of ``allowed``, matched without regard to case, stored as spelled in ``allowed``."""
     by_folded = {word.casefold(): word for word in allowed}
@@ -332,7 +340,8 @@ KINDS: dict[str, Kind] = {
                 Column("next_inspection", iso_date),
                 Column("owner_station", station_code),
                 Column("vehicle_plate", text(16)),
-                Column("status", choice("in_service", "scrapped", "blacklisted"), default="in_service"),
+                # No default: an empty cell keeps a blacklisting or scrapping on record (see _check_cylinder).
+                Column("status", choice("in_service", "scrapped", "blacklisted")),
             ),
             always_written=("next_inspection",),
         ),
@@ -340,7 +349,7 @@ KINDS: dict[str, Kind] = {
             "terminals",
             key=("protocol", "terminal_id"),
             columns=(
-                Column("protocol", choice("elink", "lmt", "gasfill"), required=True),
+                Column("protocol", registered_protocol, required=True),
                 Column("terminal_id", text(32), required=True),
                 Column("device_code", digits(20)),
                 Column("key", text(256)),
@@ -379,6 +388,8 @@ class Registry:
     """tag_uid → cylinder_code."""
     tag_of: dict[str, str] = field(default_factory=dict)
     """cylinder_code → tag_uid (the reverse of ``tags``)."""
+    withdrawn: dict[str, str] = field(default_factory=dict)
+    """cylinder_code → status of the cylinders on record as scrapped or blacklisted."""
 
     @classmethod
     async def load(cls, conn: aiosqlite.Connection, kind: Kind) -> Registry:
@@ -394,6 +405,8 @@ class Registry:
             rows = await conn.execute_fetchall("SELECT tag_uid, cylinder_code FROM cylinders WHERE tag_uid IS NOT NULL")
             registry.tags = {row[0]: row[1] for row in rows}
             registry.tag_of = {row[1]: row[0] for row in rows}
+            rows = await conn.execute_fetchall("SELECT cylinder_code, status FROM cylinders WHERE status != 'in_service'")
+            registry.withdrawn = {row[0]: row[1] for row in rows}
         if kind.name == "terminals":
             registry.elevators = await keys("SELECT device_code FROM elevators")
         return registry
@@ -465,6 +478,13 @@ def _check_cylinder(row: dict[str, Any], registry: Registry) -> Iterator[tuple[s
     last = row.get("last_inspection")
     if last is not None and last < row["manufacture_date"]:
         yield "last_inspection", f"{last} is before manufacture_date {row['manufacture_date']}"
+    if "status" in row:
+        on_record = registry.withdrawn.get(row["cylinder_code"])
+        if on_record == "scrapped" and row["status"] not in (None, "scrapped"):
+            yield "status", "scrapped on record: a scrapped cylinder's code is void and cannot return to service"
+        elif row["status"] is None:
+            # A routine re-import must never silently lift a blacklisting (a stolen cylinder) or a scrapping.
+            row["status"] = on_record or "in_service"
     tag = row.get("tag_uid")
     holder = registry.tags.get(tag) if tag else None
     if holder is not None and holder != row["cylinder_code"]:
@@ -493,8 +513,8 @@ def _check_terminal(row: dict[str, Any], registry: Registry) -> Iterator[tuple[s
         if lift is not None:
             yield "device_code", "a gasfill terminal belongs to a station, not a lift"
         return
-    length = TERMINAL_ID_DIGITS[protocol]
-    if not (terminal_id.isascii() and terminal_id.isdigit() and len(terminal_id) == length):
+    length = TERMINAL_ID_DIGITS.get(protocol)  # a vendor plugin's ids are the vendor's business
+    if length and not (terminal_id.isascii() and terminal_id.isdigit() and len(terminal_id) == length):
         yield "terminal_id", f"{terminal_id!r} is not {length} digits (an {protocol} terminal id)"
     if lift is None:
         yield "device_code", f"required for an {protocol} terminal (the lift it is installed on)"
