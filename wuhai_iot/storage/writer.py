@@ -9,12 +9,20 @@ the same transaction, so what it derives (an alarm, a latest state) commits toge
 Within one batch, statements are grouped by their SQL text in order of first appearance, keeping the
 order inside each group. Changes therefore should be idempotent upserts of whole rows, which makes
 their order across different statements irrelevant.
+
+Each group of ``INSERT ... VALUES (?, ...)`` rows runs as multi-row statements, not ``executemany``.
+Python's sqlite3 releases the GIL around every ``sqlite3_step``; with executemany that is once a row,
+and while the event loop keeps the GIL busy the writer thread waits a switch interval (5 ms) to get it
+back each time: 1,000 rows took seconds under load. One statement of many rows is one step.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import re
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +32,10 @@ import aiosqlite
 log = logging.getLogger(__name__)
 
 Statement = tuple[str, Sequence[Any]]
+
+MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+MAX_ROWS_PER_STATEMENT = 500
+_VALUES = re.compile(r"\bVALUES\s*(\(\s*\?(?:\s*,\s*\?)*\s*\))", re.IGNORECASE)
 
 LOOP_SLICE = 100
 """Units handled between two yields to the event loop, so a large batch never stalls it for long."""
@@ -140,7 +152,7 @@ class BatchWriter:
                 for sql, params in unit.statements:
                     groups.setdefault(sql, []).append(params)
             for sql, rows in groups.items():
-                await conn.executemany(sql, rows)
+                await self._execute_rows(sql, rows)
             await conn.execute("COMMIT")
         except BaseException:
             await conn.execute("ROLLBACK")
@@ -158,8 +170,7 @@ class BatchWriter:
         for sql, indexes in groups.items():
             rows = [units[i].dedup[1] for i in indexes]  # type: ignore[index]
             await conn.execute("SAVEPOINT dedup")
-            cursor = await conn.executemany(sql, rows)
-            if cursor.rowcount == len(rows):
+            if await self._execute_rows(sql, rows) == len(rows):
                 await conn.execute("RELEASE dedup")
                 continue
             # Some were stored before (resends): find out which, one by one. Rare.
@@ -169,3 +180,30 @@ class BatchWriter:
                 cursor = await conn.execute(sql, row)
                 new[index] = cursor.rowcount == 1
         return new
+
+    async def _execute_rows(self, sql: str, rows: list[Sequence[Any]]) -> int:
+        """Run ``sql`` for every row; return how many rows it changed."""
+        split = _split_values(sql)
+        if split is None or len(rows) == 1:
+            return (await self._conn.executemany(sql, rows)).rowcount
+        prefix, group, suffix = split
+        per_statement = max(1, min(MAX_ROWS_PER_STATEMENT, MAX_VARIABLES // group.count("?")))
+        changed = 0
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            statement = prefix + ", ".join([group] * len(chunk)) + suffix
+            cursor = await self._conn.execute(statement, [value for row in chunk for value in row])
+            changed += cursor.rowcount
+        return changed
+
+
+@functools.lru_cache(maxsize=256)
+def _split_values(sql: str) -> tuple[str, str, str] | None:
+    """``INSERT ... VALUES (?, ?) ...`` → (text before the row, the row's placeholders, text after)."""
+    if not sql.lstrip().upper().startswith(("INSERT", "REPLACE")):
+        return None
+    matches = list(_VALUES.finditer(sql))
+    if len(matches) != 1:
+        return None
+    match = matches[0]
+    return sql[: match.start(1)], match.group(1), sql[match.end(1) :]
