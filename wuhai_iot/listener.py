@@ -27,8 +27,13 @@ IDLE_TIMEOUT_S = 600.0
 SEEN_FLUSH_S = 10.0
 """How often the terminals' last-frame times are written to ``terminal_sessions``."""
 READ_SIZE = 65536
-FRAMES_PER_SLICE = 64
+FRAMES_PER_SLICE = 16
 """Frames of one read handled before yielding to the event loop."""
+MAX_UNACKNOWLEDGED = 64
+"""Stored messages of one connection waiting for their commit before it stops reading (TCP backpressure).
+
+Per connection, so that a flood from some terminals slows only them: a filling scale asking for a
+decision is never held behind another terminal's backlog."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +102,9 @@ class TerminalConnection:
         self.terminal: Terminal | None = None
         self._seq = 0
         self._closing = False
+        self._unacknowledged = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
 
     # --- answers -------------------------------------------------------------------------------
 
@@ -131,9 +139,8 @@ class TerminalConnection:
         framer = self.protocol.new_framer()
         counters = self.listener.counters
         try:
-            writer = self.listener.ingest.writer
             while not self._closing:
-                await writer.room()
+                await self._drained.wait()
                 try:
                     async with asyncio.timeout(IDLE_TIMEOUT_S):
                         data = await self.reader.read(READ_SIZE)
@@ -143,7 +150,9 @@ class TerminalConnection:
                 if not data:
                     break
                 for index, item in enumerate(framer.feed(data), 1):
-                    if index % FRAMES_PER_SLICE == 0:
+                    if not self._drained.is_set():
+                        await self._drained.wait()
+                    elif index % FRAMES_PER_SLICE == 0:
                         await asyncio.sleep(0)  # a burst of frames must not stall other connections
                     if isinstance(item, Discarded):
                         counters.bytes_discarded += len(item.data)
@@ -197,9 +206,15 @@ class TerminalConnection:
         else:
             stored = self.listener.ingest.store(terminal, message)
             stored.add_done_callback(lambda future: self._stored(message, future))
+            self._unacknowledged += 1
+            if self._unacknowledged >= MAX_UNACKNOWLEDGED:
+                self._drained.clear()
 
     def _stored(self, message: ev.Message, future: asyncio.Future[bool]) -> None:
         """Acknowledge a message once it is committed; if storing failed, stay silent: it is resent."""
+        self._unacknowledged -= 1
+        if self._unacknowledged < MAX_UNACKNOWLEDGED // 2:
+            self._drained.set()
         if future.cancelled():
             return
         if future.exception() is not None:

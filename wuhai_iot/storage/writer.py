@@ -53,14 +53,11 @@ class WriteUnit:
 class BatchWriter:
     """Runs submitted units on its own connection, many per transaction."""
 
-    def __init__(self, conn: aiosqlite.Connection, *, max_batch: int = 1000, high_water: int = 20_000) -> None:
+    def __init__(self, conn: aiosqlite.Connection, *, max_batch: int = 1000) -> None:
         self._conn = conn
         self._max_batch = max_batch
-        self._high_water = high_water
         self._pending: list[tuple[WriteUnit, asyncio.Future[bool]]] = []
         self._wakeup = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.batches = 0
@@ -76,13 +73,7 @@ class BatchWriter:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((unit, future))
         self._wakeup.set()
-        if len(self._pending) >= self._high_water:
-            self._room.clear()
         return future
-
-    async def room(self) -> None:
-        """Wait while the backlog is above the high-water mark (readers stop reading: TCP backpressure)."""
-        await self._room.wait()
 
     async def write(self, statements: list[Statement]) -> None:
         """Commit plain statements (not deduplicated) and wait for it."""
@@ -96,7 +87,6 @@ class BatchWriter:
         """Commit everything already submitted, then stop."""
         self._closing = True
         self._wakeup.set()
-        self._room.set()
         if self._task is not None:
             await self._task
 
@@ -108,8 +98,6 @@ class BatchWriter:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 await self._commit_batch(batch)
-                if len(self._pending) < self._high_water // 2:
-                    self._room.set()
             if self._closing:
                 return
 
