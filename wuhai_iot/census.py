@@ -22,6 +22,7 @@ from typing import Any
 
 import aiosqlite
 
+from wuhai_iot.clock import add_years
 from wuhai_iot.districts import UnknownDistrict, parse_district
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.storage.db import connect
@@ -452,13 +453,6 @@ def _check_elevator(row: dict[str, Any], registry: Registry) -> Iterator[tuple[s
         yield ("longitude" if row.get("longitude") is None else "latitude"), "latitude and longitude go together"
 
 
-def _add_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
-
-
 def _check_cylinder(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str, str]]:
     kind, medium = row["kind"], row["medium"]
     if kind in CYLINDER_MEDIUM and medium != CYLINDER_MEDIUM[kind]:
@@ -491,7 +485,7 @@ def _check_cylinder(row: dict[str, Any], registry: Registry) -> Iterator[tuple[s
         yield "tag_uid", f"tag {tag} already belongs to cylinder {holder}"
     if row.get("next_inspection") is None:
         since = date.fromisoformat(last or row["manufacture_date"])
-        row["next_inspection"] = _add_years(since, INSPECTION_INTERVAL_YEARS[kind]).isoformat()
+        row["next_inspection"] = add_years(since, INSPECTION_INTERVAL_YEARS[kind]).isoformat()
         row[DERIVED] = True
 
 

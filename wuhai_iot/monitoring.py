@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from wuhai_iot.alarms import AlarmBook, alarm_book
+from wuhai_iot.clock import cst_date
 from wuhai_iot.maintenance import MaintenanceTracker
 from wuhai_iot.plugins import get_plugin_manager
 from wuhai_iot.plugins.hookspecs import hookimpl
@@ -113,7 +114,7 @@ class Monitoring:
             deleted += len(keys)
             break
         if not deleted:
-            day = (now - timedelta(days=round(365.25 * retention.records_years)) + timedelta(hours=8)).date()
+            day = cst_date(now - timedelta(days=round(365.25 * retention.records_years)))
             await self.platform.writer.write([("DELETE FROM lift_daily WHERE day < ?", (day.isoformat(),))])
         return deleted
 

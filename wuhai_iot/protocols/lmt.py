@@ -27,10 +27,11 @@ import hmac
 import operator
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import TypedDict, TypeVar
 
 from wuhai_iot import events as ev
+from wuhai_iot.clock import CST
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.protocols.base import DecodeError, Discarded, Framer, Protocol
 
@@ -40,7 +41,6 @@ MAX_LINE = 512
 OVERLONG_PREFIX = MAX_LINE + 1
 """How much of a too-long line the framer keeps: enough to read its header and to know it is too long."""
 
-CST = timezone(timedelta(hours=8), "CST")
 """China Standard Time: the zone of every LMT time field."""
 TIME_FORMAT = "%Y%m%d%H%M%S"
 

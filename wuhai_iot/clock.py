@@ -1,0 +1,37 @@
+"""China Standard Time and the date helpers every date rule uses (domain.md: "All date rules use the
+calendar date in China Standard Time"). The database keeps Unix seconds (UTC) and 'YYYY-MM-DD' text."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta, timezone
+
+CST = timezone(timedelta(hours=8), "CST")
+"""China Standard Time (UTC+8, no daylight saving)."""
+
+
+def cst_date(moment: datetime) -> date:
+    """The CST calendar date of an aware moment."""
+    return moment.astimezone(CST).date()
+
+
+def cst_today(now: datetime | None = None) -> date:
+    """Today's CST calendar date (``now`` defaults to the current time)."""
+    return cst_date(now or datetime.now(UTC))
+
+
+def cst_midnight(day: date) -> datetime:
+    """The start of a CST calendar day, as an aware UTC moment."""
+    return datetime.combine(day, time(), CST).astimezone(UTC)
+
+
+def cst_day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The start of a CST calendar day and of the next one, as aware UTC moments."""
+    return cst_midnight(day), cst_midnight(day + timedelta(days=1))
+
+
+def add_years(day: date, years: int) -> date:
+    """The same calendar day ``years`` later (29 February becomes 28 February)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
