@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import aiosqlite
 import pytest
 
+from wuhai_iot import audit
 from wuhai_iot.alarms import (
     Alarm,
     AlarmAlreadyResolved,
@@ -115,3 +117,20 @@ async def test_flapping_collapses_into_one_alarm(
     assert recorder.changes[:2] == [(first, "raised"), (first, "cleared")]
     assert (first, "flapping") in recorder.changes and (first, "reactivated") in recorder.changes
     assert recorder.changes[-1] == (newest.id, "raised")
+
+
+async def test_handling_and_its_audit_entry_commit_together(platform: Platform, database: aiosqlite.Connection) -> None:
+    book = await alarm_book(platform)
+    await platform.writer.write(book.raise_alarm(LIFT, "door_lock", at(0)))
+    (alarm,) = await list_alarms(database)
+    with pytest.raises(sqlite3.IntegrityError):  # an audit entry that cannot be stored ...
+        await acknowledge_alarm(platform, alarm.id, user="王值班", also=lambda _: [(audit.INSERT, (None,) * 7)])
+    stored = await get_alarm(database, alarm.id)
+    assert stored is not None and stored.status == "raised", "... leaves the alarm unchanged"
+    resolved = await resolve_alarm(platform, alarm.id, user="王值班", note="门锁已修复", also=lambda changed: [
+        audit.entry("王值班", "alarm.resolve", "alarm", changed.id, district_code=changed.district_code),
+    ])  # fmt: skip
+    [entry] = await audit.query(database, action="alarm.")
+    assert (entry.action, entry.object_id, entry.district_code) == ("alarm.resolve", str(resolved.id), "150302")
+    stored = await get_alarm(database, alarm.id)
+    assert stored is not None and stored.status == "resolved"

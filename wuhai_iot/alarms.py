@@ -227,6 +227,9 @@ def _upsert(alarm: Alarm) -> Statement:
 
 
 Observer = Callable[[Alarm, str], list[Statement]]
+Also = Callable[[Alarm], list[Statement]]
+"""Statements to commit in the same transaction as a staff change, made from the changed alarm (its audit
+entry: ``lambda alarm: [audit.entry(...)]``)."""
 """Called synchronously on every change, inside the same transaction; returns more statements."""
 
 
@@ -442,34 +445,45 @@ class AlarmBook:
     # --- handling ---------------------------------------------------------------------------------
 
     async def acknowledge(
-        self, alarm_id: int, *, user: str, note: str = "", at: datetime | None = None, **filters: Any
-    ) -> Alarm:
-        """raised → acknowledged (acknowledging an acknowledged alarm changes nothing)."""
+        self, alarm_id: int, *, user: str, note: str = "", at: datetime | None = None, also: Also | None = None,
+        **filters: Any,
+    ) -> Alarm:  # fmt: skip
+        """raised → acknowledged (acknowledging an acknowledged alarm changes nothing and writes nothing);
+        ``also``'s statements commit with the change."""
         alarm = await self._for_action(alarm_id, filters)
         if alarm.status == "acknowledged":
             return alarm
         at = at or datetime.now(UTC)
+        before = dataclasses.replace(alarm)
         alarm.status, alarm.acknowledged_by, alarm.acknowledged_at, alarm.acknowledge_note = (
             "acknowledged", user, at, note
         )  # fmt: skip
-        self._apply_handling(alarm)
-        await self.writer.write(
-            [(ACKNOWLEDGE, (user, at.timestamp(), note, alarm_id))] + self._changed_to(alarm, "acknowledged", upsert=False)
-        )  # fmt: skip
+        await self._commit_handling(alarm, before, (ACKNOWLEDGE, (user, at.timestamp(), note, alarm_id)), also)
         return alarm
 
     async def resolve(
-        self, alarm_id: int, *, user: str, note: str = "", at: datetime | None = None, **filters: Any
-    ) -> Alarm:
-        """raised or acknowledged → resolved: the alarm is no longer open."""
+        self, alarm_id: int, *, user: str, note: str = "", at: datetime | None = None, also: Also | None = None,
+        **filters: Any,
+    ) -> Alarm:  # fmt: skip
+        """raised or acknowledged → resolved: the alarm is no longer open; ``also``'s statements commit with
+        the change."""
         alarm = await self._for_action(alarm_id, filters)
         at = at or datetime.now(UTC)
+        before = dataclasses.replace(alarm)
         alarm.status, alarm.resolved_by, alarm.resolved_at, alarm.resolve_note = "resolved", user, at, note
-        self._apply_handling(alarm)
-        await self.writer.write(
-            [(RESOLVE, (user, at.timestamp(), note, alarm_id))] + self._changed_to(alarm, "resolved", upsert=False)
-        )
+        await self._commit_handling(alarm, before, (RESOLVE, (user, at.timestamp(), note, alarm_id)), also)
         return alarm
+
+    async def _commit_handling(self, alarm: Alarm, before: Alarm, change: Statement, also: Also | None) -> None:
+        """Write a staff change with ``also``'s statements in one transaction. The in-memory copy changes
+        first (a rule's upsert queued meanwhile must carry the new handling) and is put back if the write fails."""
+        self._apply_handling(alarm)
+        statements = [change, *self._changed_to(alarm, alarm.status, upsert=False), *(also(alarm) if also else [])]
+        try:
+            await self.writer.write(statements)
+        except BaseException:
+            self._apply_handling(before)
+            raise
 
     async def _for_action(self, alarm_id: int, filters: dict[str, Any]) -> Alarm:
         alarm = await get_alarm(self.conn, alarm_id, **filters)
@@ -663,11 +677,17 @@ async def alarm_samples(conn: aiosqlite.Connection, alarm_id: int) -> list[dict[
     return [json.loads(row[0]) for row in rows]
 
 
-async def acknowledge_alarm(platform: Platform, alarm_id: int, *, user: str, note: str = "", **filters: Any) -> Alarm:
-    """Acknowledge an alarm (AlarmNotFound → 404, AlarmAlreadyResolved → 409)."""
-    return await (await alarm_book(platform)).acknowledge(alarm_id, user=user, note=note, **filters)
+async def acknowledge_alarm(
+    platform: Platform, alarm_id: int, *, user: str, note: str = "", also: Also | None = None, **filters: Any
+) -> Alarm:
+    """Acknowledge an alarm (AlarmNotFound → 404, AlarmAlreadyResolved → 409); ``also``'s statements (its
+    audit entry) commit in the same transaction."""
+    return await (await alarm_book(platform)).acknowledge(alarm_id, user=user, note=note, also=also, **filters)
 
 
-async def resolve_alarm(platform: Platform, alarm_id: int, *, user: str, note: str = "", **filters: Any) -> Alarm:
-    """Resolve an alarm (AlarmNotFound → 404, AlarmAlreadyResolved → 409)."""
-    return await (await alarm_book(platform)).resolve(alarm_id, user=user, note=note, **filters)
+async def resolve_alarm(
+    platform: Platform, alarm_id: int, *, user: str, note: str = "", also: Also | None = None, **filters: Any
+) -> Alarm:
+    """Resolve an alarm (AlarmNotFound → 404, AlarmAlreadyResolved → 409); ``also``'s statements (its audit
+    entry) commit in the same transaction."""
+    return await (await alarm_book(platform)).resolve(alarm_id, user=user, note=note, also=also, **filters)
