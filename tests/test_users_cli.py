@@ -1,4 +1,5 @@
-"""``wuhai-iot users add|list`` and ``wuhai-iot tokens create``, run as the command line runs them."""
+"""``wuhai-iot users add|list|disable`` and ``wuhai-iot tokens create|revoke``, run as the command line runs them
+(disabling and revoking against a running platform: they take effect at once)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ import io
 import sqlite3
 from pathlib import Path
 
+import aiohttp
+import aiosqlite
 import pytest
 from conftest import import_census
+from web_support import add_user, base_url, browser, login, token_for
 
+from wuhai_iot import audit
 from wuhai_iot.cli import main
+from wuhai_iot.server import Platform
 
 PASSWORD = "district officer 1"
 
@@ -131,3 +137,62 @@ def test_tokens_are_printed_once_and_stored_hashed(
     assert PASSWORD not in password_hash and str(password_hash).startswith("scrypt$")
     assert run(config_file, "tokens", "create", "--user", "nobody", monkeypatch=monkeypatch) == 2
     assert "no user 'nobody'" in capsys.readouterr().err
+
+
+# --- disabling users and revoking tokens while the platform runs ------------------------------------
+
+
+async def status_of(platform: Platform, client: aiohttp.ClientSession) -> int:
+    async with client.get(base_url(platform) + "/api/v1/me") as me:
+        return me.status
+
+
+def bearer(token: str) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"})
+
+
+async def command(platform: Platform, tmp_path: Path, *args: str) -> int:
+    """The command line against the running platform's database (in a thread: it runs its own loop)."""
+    path = tmp_path / "cli.toml"
+    path.write_text(f'[database]\npath = "{platform.config.database.path}"\n', encoding="utf-8")
+    return await asyncio.to_thread(main, [*args, "--config", str(path)])
+
+
+async def test_a_disabled_user_loses_its_session_and_tokens_at_once(
+    platform: Platform, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await add_user(platform, "hbw", "district", district="海勃湾区")
+    token = await token_for(platform, "hbw")
+    async with browser() as session, bearer(token) as api:
+        await login(session, platform, "hbw")
+        assert (await status_of(platform, session), await status_of(platform, api)) == (200, 200)
+        assert await command(platform, tmp_path, "users", "disable", "hbw") == 0
+        assert "user hbw disabled (1 session(s) ended" in capsys.readouterr().out
+        assert (await status_of(platform, session), await status_of(platform, api)) == (401, 401)
+    async with browser() as again:
+        answer = await login(again, platform, "hbw")
+        assert answer.status != 302 and await status_of(platform, again) == 401
+    assert await command(platform, tmp_path, "users", "disable", "nobody") == 2
+    assert "no user 'nobody'" in capsys.readouterr().err
+    assert await command(platform, tmp_path, "users", "list") == 0
+    assert "hbw\tdistrict 海勃湾区 (150302)  (disabled)" in capsys.readouterr().out.splitlines()
+
+
+async def test_revoked_tokens_stop_working_at_once(
+    platform: Platform, database: aiosqlite.Connection, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await add_user(platform, "cop", "police")
+    tokens = [await token_for(platform, "cop") for _ in range(2)]
+    async with browser() as session:
+        await login(session, platform, "cop")
+        assert await command(platform, tmp_path, "tokens", "revoke", "--user", "cop") == 0
+        assert capsys.readouterr().out.strip() == "2 token(s) of cop revoked"
+        for token in tokens:
+            async with bearer(token) as api:
+                assert await status_of(platform, api) == 401
+        assert await status_of(platform, session) == 200, "revoking tokens leaves the user's sessions"
+    async with bearer(await token_for(platform, "cop")) as api:
+        assert await status_of(platform, api) == 200, "a token made afterwards works"
+    assert await command(platform, tmp_path, "tokens", "revoke", "--user", "nobody") == 2
+    entries = await audit.query(database, action="token.revoke")
+    assert [(e.object_id, e.details) for e in entries] == [("cop", {"tokens_revoked": 2})]

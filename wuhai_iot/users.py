@@ -221,10 +221,7 @@ async def create_token(
     conn: aiosqlite.Connection, user_name: str, label: str | None = None, *, created_by: str | None = None
 ) -> str:
     """Create an API token for a user; return it (the only time it is seen: only its hash is kept)."""
-    found = await get_user(conn, user_name)
-    if found is None:
-        raise UserError(f"no user {user_name!r}")
-    user = found[0]
+    user = await _user_or_error(conn, user_name)
     if not user.active:
         raise UserError(f"user {user_name!r} is disabled")
     token = TOKEN_PREFIX + new_secret()
@@ -242,6 +239,49 @@ async def create_token(
         await conn.execute("ROLLBACK")
         raise
     return token
+
+
+async def _user_or_error(conn: aiosqlite.Connection, name: str) -> UserRecord:
+    found = await get_user(conn, name)
+    if found is None:
+        raise UserError(f"no user {name!r}")
+    return found[0]
+
+
+async def disable_user(conn: aiosqlite.Connection, name: str, *, disabled_by: str | None = None) -> int:
+    """Disable a user: it can no longer log in, its sessions end and its tokens stop working at once (every
+    request checks ``active``). Returns the number of sessions ended."""
+    user = await _user_or_error(conn, name)
+    now = time.time()
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        await conn.execute("UPDATE users SET active = 0 WHERE id = ?", (user.id,))
+        ended = (await conn.execute("DELETE FROM web_sessions WHERE user_id = ?", (user.id,))).rowcount
+        await conn.execute(*audit.entry(disabled_by, "user.disable", "user", user.name,
+                                        details={"sessions_ended": ended}, at=now))  # fmt: skip
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    return ended
+
+
+async def revoke_tokens(conn: aiosqlite.Connection, user_name: str, *, revoked_by: str | None = None) -> int:
+    """Revoke every API token of a user (they stop working at once); returns how many were still valid."""
+    user = await _user_or_error(conn, user_name)
+    now = time.time()
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        revoked = (await conn.execute(
+            "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", (now, user.id)
+        )).rowcount  # fmt: skip
+        await conn.execute(*audit.entry(revoked_by, "token.revoke", "user", user.name,
+                                        details={"tokens_revoked": revoked}, at=now))  # fmt: skip
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    return revoked
 
 
 # --- the commands ------------------------------------------------------------------------------------
@@ -295,11 +335,34 @@ def users_list_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def tokens_create_command(args: argparse.Namespace) -> int:
+def _attempt(args: argparse.Namespace, command: str, work: Any) -> Any:
+    """``work(conn)``'s result, or None after printing why it was refused (a UserError)."""
     try:
-        token = asyncio.run(_with_database(args, lambda conn: create_token(conn, args.user, args.label)))
+        return asyncio.run(_with_database(args, work))
     except UserError as exc:
-        print(f"wuhai-iot tokens create: {exc}", file=sys.stderr)
+        print(f"wuhai-iot {command}: {exc}", file=sys.stderr)
+        return None
+
+
+def users_disable_command(args: argparse.Namespace) -> int:
+    ended = _attempt(args, "users disable", lambda conn: disable_user(conn, args.name))
+    if ended is None:
+        return EXIT_USAGE
+    print(f"user {args.name} disabled ({ended} session(s) ended; its tokens no longer work)")
+    return 0
+
+
+def tokens_revoke_command(args: argparse.Namespace) -> int:
+    revoked = _attempt(args, "tokens revoke", lambda conn: revoke_tokens(conn, args.user))
+    if revoked is None:
+        return EXIT_USAGE
+    print(f"{revoked} token(s) of {args.user} revoked")
+    return 0
+
+
+def tokens_create_command(args: argparse.Namespace) -> int:
+    token = _attempt(args, "tokens create", lambda conn: create_token(conn, args.user, args.label))
+    if token is None:
         return EXIT_USAGE
     print(token)
     return 0
@@ -307,7 +370,7 @@ def tokens_create_command(args: argparse.Namespace) -> int:
 
 @hookimpl
 def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
-    users = subparsers.add_parser("users", help="web users: add, list")
+    users = subparsers.add_parser("users", help="web users: add, list, disable")
     users_commands = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
     add = users_commands.add_parser(
         "add",
@@ -323,8 +386,13 @@ def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
     add.set_defaults(handler=users_add_command)
     listing = users_commands.add_parser("list", help="list the users with their roles and scopes")
     listing.set_defaults(handler=users_list_command)
+    disable = users_commands.add_parser(
+        "disable", help="disable a user: no more logins, its sessions end and its API tokens stop working at once"
+    )
+    disable.add_argument("name")
+    disable.set_defaults(handler=users_disable_command)
 
-    tokens = subparsers.add_parser("tokens", help="API tokens: create")
+    tokens = subparsers.add_parser("tokens", help="API tokens: create, revoke")
     tokens_commands = tokens.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
     create = tokens_commands.add_parser(
         "create", help="create an API token for a user and print it (it is stored hashed: shown only once)"
@@ -332,3 +400,6 @@ def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
     create.add_argument("--user", required=True)
     create.add_argument("--label", help="what the token is for, e.g. the calling system")
     create.set_defaults(handler=tokens_create_command)
+    revoke = tokens_commands.add_parser("revoke", help="revoke every API token of a user (they stop working at once)")
+    revoke.add_argument("--user", required=True)
+    revoke.set_defaults(handler=tokens_revoke_command)
