@@ -15,9 +15,10 @@ from filling_support import (
     platform,  # noqa: F401 - the fixture
 )
 
-from wuhai_iot.filling.cylinders import today_cst
-from wuhai_iot.filling.trace import cylinder_trace, online_scales, station_trace, vehicle_trace
+from wuhai_iot.clock import cst_today
+from wuhai_iot.filling.trace import cylinder_trace, find_cylinder, online_scales, station_trace, vehicle_trace
 from wuhai_iot.server import Platform
+from wuhai_iot.web.auth import Scope
 
 HAIBOWAN, WUDA = "150302", "150304"
 
@@ -83,7 +84,7 @@ async def test_station_trace(platform: Platform, database: aiosqlite.Connection)
     assert trace is not None
     assert [(s.terminal_id, s.online) for s in trace.scales] == [("150301-1", True), ("150301-2", False)]
     [day] = trace.fills_per_day
-    assert (day.day, day.fills, day.completed, day.net_g) == (today_cst(datetime.now(UTC)), 1, 1, 14_900)
+    assert (day.day, day.fills, day.completed, day.net_g) == (cst_today(), 1, 1, 14_900)
     assert (trace.permits, trace.denials_by_reason) == (1, {2: 1})
     # Without the live set, the recorded sessions say who is online.
     recorded = await station_trace(database, LPG_STATION)
@@ -111,3 +112,29 @@ async def test_vehicle_trace(platform: Platform, database: aiosqlite.Connection)
     assert await vehicle_trace(database, "蒙L·T1234", station_code=CNG_STATION) is not None
     await lpg.close()
     await cng.close()
+
+
+async def test_a_station_user_sees_its_own_station_only(platform: Platform, database: aiosqlite.Connection) -> None:
+    """The web layer passes a user's whole scope (``**user.scope.filters()``) next to the station asked for."""
+    lpg, cng = await fill_some(platform)
+    own = Scope(station_code=LPG_STATION).filters()
+    found = await station_trace(database, LPG_STATION, **own)
+    assert found is not None and found.station["station_code"] == LPG_STATION
+    assert [(d.permit, d.reason) for d in found.decisions] == [(False, 2), (True, 0)], "newest first"
+    assert await station_trace(database, CNG_STATION, **own) is None
+    assert await station_trace(database, LPG_STATION, **Scope(district_code=HAIBOWAN).filters()) is not None
+    await lpg.close()
+    await cng.close()
+
+
+async def test_look_ups_as_typed(platform: Platform, database: aiosqlite.Connection) -> None:
+    """A cylinder by code or by tag in any case; a plate with or without its dot, spaces or lower case."""
+    by_code = await find_cylinder(database, " LPG-FILL-0007 ")
+    by_tag = await find_cylinder(database, TAGS["LPG-FILL-0007"].lower())
+    assert by_code is not None and by_tag is not None and by_tag.cylinder == by_code.cylinder
+    assert await find_cylinder(database, "LPG-FILL-0007", district_code=WUDA) is None
+    assert await find_cylinder(database, "NO-SUCH-CYLINDER") is None
+    for typed in ("蒙L·T1234", "蒙LT1234", "蒙l t1234"):
+        found = await vehicle_trace(database, typed)
+        assert found is not None and found.vehicle["plate"] == "蒙L·T1234", typed
+    assert await vehicle_trace(database, "蒙A00000") is None

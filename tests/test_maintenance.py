@@ -15,7 +15,7 @@ from lift_support import CARD, LIFT, LIFT_2, LIFT_3, CardReader, at, register_ex
 
 from wuhai_iot.config import Config
 from wuhai_iot.lifts import list_lifts
-from wuhai_iot.maintenance import inspection_due_soon, inspection_overdue, list_visits, maintenance_overdue
+from wuhai_iot.maintenance import list_visits
 from wuhai_iot.monitoring import monitoring
 from wuhai_iot.server import Platform
 
@@ -125,16 +125,17 @@ async def test_overdue_and_inspection_lists(platform: Platform, database: aiosql
     await lift.maintenance_end(visit_start + 40 * MINUTE)
     on_17th = datetime(2026, 11, 17, 3, 0, tzinfo=UTC)
     on_18th = datetime(2026, 11, 18, 3, 0, tzinfo=UTC)
-    assert LIFT not in [r["device_code"] for r in await maintenance_overdue(database, now=on_17th)]
-    overdue = {r["device_code"]: r for r in await maintenance_overdue(database, now=on_18th)}
-    assert overdue[LIFT]["days_since"] == 16
-    assert overdue[LIFT_2]["last_visit_at"] is None
-    scoped = await maintenance_overdue(database, now=on_18th, maintenance_company="内蒙古某机电设备有限公司")
-    assert [r["device_code"] for r in scoped] == [LIFT_3]
+    assert LIFT not in [r.device_code for r in await list_lifts(database, now=on_17th, maintenance_overdue=True)]
+    overdue = {r.device_code: r for r in await list_lifts(database, now=on_18th, maintenance_overdue=True)}
+    assert overdue[LIFT].days_since_maintenance == 16
+    assert overdue[LIFT_2].last_maintenance_at is None
+    scoped = await list_lifts(database, now=on_18th, maintenance_overdue=True,
+                              maintenance_company="内蒙古某机电设备有限公司")  # fmt: skip
+    assert [r.device_code for r in scoped] == [LIFT_3]
     # LIFT_2 is due for inspection on 2026-10-15.
-    assert [r["device_code"] for r in await inspection_overdue(database, now=on_18th)] == [LIFT_2]
-    soon = await inspection_due_soon(database, now=datetime(2026, 9, 20, tzinfo=UTC))
-    assert [r["device_code"] for r in soon] == [LIFT_2]
+    assert [r.device_code for r in await list_lifts(database, now=on_18th, inspection_overdue=True)] == [LIFT_2]
+    soon = await list_lifts(database, now=datetime(2026, 9, 20, tzinfo=UTC), inspection_due_soon=True)
+    assert [r.device_code for r in soon] == [LIFT_2]
     lifts = {view.device_code: view for view in await list_lifts(database, now=on_17th)}
     assert (lifts[LIFT].online, lifts[LIFT].maintenance_overdue, lifts[LIFT].inspection_overdue) == (True, False, False)
     assert lifts[LIFT_2].inspection_overdue and lifts[LIFT_2].maintenance_overdue

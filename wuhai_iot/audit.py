@@ -7,10 +7,13 @@ Record a change together with the change itself when you can (same transaction):
                               district_code=district, details={"note": note})]
     await platform.writer.write(statements)
 
+(``alarms.acknowledge_alarm`` / ``resolve_alarm`` take such statements as ``also=``),
+
 or on its own: ``await audit.record(platform.writer, user.name, "login", "user", user.name)``.
 
-Actions in use: ``login``, ``login.failed``, ``logout``, ``user.add``, ``token.create``,
-``alarm.acknowledge``, ``alarm.resolve``, ``command.send``, ``census.import``, ``registry.change``.
+Actions in use: ``login``, ``login.failed``, ``logout``, ``user.add``, ``user.disable``, ``token.create``,
+``token.revoke``, ``alarm.acknowledge``, ``alarm.resolve``, ``command.send``, ``census.import``,
+``registry.change``.
 """
 
 from __future__ import annotations

@@ -1,31 +1,83 @@
-"""Queries about lifts for the web pages and the JSON API: live state and daily figures.
+"""Lift queries for the web pages and the JSON API: the one place that says what a lift looks like now.
 
-Each lift row joins the registry, its latest state (``elevator_state``), whether its terminal is online,
-its open alarms and the overdue flags (maintenance > 15 days, inspection past or due within 30 days).
+Each lift joins the registry, its latest state (``elevator_state``), whether a terminal of it is online,
+its open alarms and the overdue flags. Filters, ordering and keyset paging run in SQL.
+
+Maintenance overdue (domain.md, TSG T5002-2017: at most 15 days between two visits) is counted in CST
+calendar days from a *reference date*:
+
+- the CST date on which the lift's last completed visit ended; or, when no visit has been recorded,
+- the date the platform started tracking the lift: the earliest ``installed_on`` of its terminals (the
+  platform sees visits only through a terminal's card reader). A terminal whose installation date is not
+  in the census counts as installed long ago, so the lift is overdue at once: a missing date must never
+  hide a lift from the overdue list.
+
+A lift is overdue when more than ``maintenance_interval_days`` days have passed since its reference date.
+A lift without any terminal is not tracked and never flagged (pages show it as "no terminal").
+
+Inspection overdue: the next periodic inspection date is before today (CST); due soon: today or within
+``inspection_due_days`` days.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
 
 import aiosqlite
 
-from wuhai_iot.maintenance import cst_today
+from wuhai_iot.clock import cst_date, cst_today
+from wuhai_iot.config import RulesConfig
 
-LIFT_SQL = """
-SELECT e.*, s.at AS state_at, s.floor, s.direction, s.door, s.running, s.door_zone, s.occupied, s.speed_mps,
-       s.load_pct, s.power, s.mode,
-       (SELECT max(ts.online) FROM terminals t JOIN terminal_sessions ts
-          ON ts.protocol = t.protocol AND ts.terminal_id = t.terminal_id WHERE t.device_code = e.device_code) AS online,
+DEFAULTS = RulesConfig()
+STATE_COLUMNS = ("at", "received_at", "protocol", "terminal_id", "floor", "direction", "door", "running", "door_zone",
+                 "occupied", "speed_mps", "load_pct", "power", "safety_circuit", "door_lock", "overload", "mode",
+                 "trip_count")  # fmt: skip
+STATE_FLAGS = ("running", "door_zone", "occupied", "power", "safety_circuit", "door_lock", "overload")
+STATE_TIMES = ("at", "received_at")
+SEVERITIES = ("critical", "major", "minor")
+
+_OPEN_ALARM = "a.device_code = e.device_code AND a.status != 'resolved' AND a.merged_into IS NULL"
+_SESSIONS = ("FROM terminals t JOIN terminal_sessions ts ON ts.protocol = t.protocol"
+             " AND ts.terminal_id = t.terminal_id WHERE t.device_code = e.device_code")  # fmt: skip
+
+# The lifts in scope (scope, search and cursor filter here, where the indexes are) with what is known of each.
+_LIFTS = f"""
+SELECT e.*, {", ".join(f"st.{name} AS state_{name}" for name in STATE_COLUMNS)},
        (SELECT count(*) FROM terminals t WHERE t.device_code = e.device_code) AS terminals,
-       (SELECT count(*) FROM alarms a WHERE a.device_code = e.device_code AND a.status != 'resolved'
-          AND a.merged_into IS NULL) AS open_alarms,
+       (SELECT min(coalesce(t.installed_on, '')) FROM terminals t WHERE t.device_code = e.device_code)
+          AS tracked_since,
+       coalesce((SELECT max(ts.online) {_SESSIONS}), 0) AS online,
+       (SELECT max(ts.last_frame_at) {_SESSIONS}) AS last_frame_at,
+       (SELECT count(*) FROM alarms a WHERE {_OPEN_ALARM}) AS open_alarms,
+       (SELECT min(CASE a.severity WHEN 'critical' THEN 0 WHEN 'major' THEN 1 ELSE 2 END) FROM alarms a
+          WHERE {_OPEN_ALARM}) AS worst,
+       (SELECT count(*) FROM alarms a WHERE {_OPEN_ALARM} AND a.kind = 'trapped') AS trapped,
        (SELECT max(v.ended_at) FROM maintenance_visits v WHERE v.device_code = e.device_code
-          AND v.started_at IS NOT NULL AND v.ended_at IS NOT NULL) AS last_maintenance_at
-FROM elevators e LEFT JOIN elevator_state s ON s.device_code = e.device_code
+          AND v.started_at IS NOT NULL AND v.ended_at IS NOT NULL) AS last_visit_at
+FROM elevators e LEFT JOIN elevator_state st ON st.device_code = e.device_code
 """
+
+# The flags, from the reference dates above: :overdue_before = today - interval, :today, :due_until.
+_FLAGGED = """
+SELECT lift.*,
+       lift.terminals > 0 AND coalesce(date(lift.last_visit_at, 'unixepoch', '+8 hours'), lift.tracked_since)
+          < :overdue_before AS maintenance_overdue,
+       lift.next_inspection < :today AS inspection_overdue,
+       lift.next_inspection BETWEEN :today AND :due_until AS inspection_due_soon
+FROM ({lifts}) lift
+"""
+
+ORDERS = {
+    "device_code": "device_code",
+    "urgency": "trapped DESC, coalesce(worst, 3), device_code",
+    "maintenance": "coalesce(date(last_visit_at, 'unixepoch', '+8 hours'), tracked_since), device_code",
+    "inspection": "next_inspection, device_code",
+}
+"""``urgency``: trapped passengers first, then by the worst open alarm. ``maintenance``: longest since the
+reference date first. ``inspection``: the earliest next inspection first."""
+Order = Literal["device_code", "urgency", "maintenance", "inspection"]
 
 
 @dataclass(slots=True)
@@ -34,73 +86,141 @@ class LiftView:
     registry: dict[str, Any]
     """The registry row (address, user unit, maintenance company, district_code, rated speed ...)."""
     state: dict[str, Any] | None
-    """The latest status (``at`` is a datetime), or None before the first sample."""
+    """The latest status (``elevator_state`` columns, times as datetimes, flags as bools), or None."""
     online: bool
     has_terminal: bool
+    last_frame_at: datetime | None
     open_alarms: int
+    worst_severity: str | None
+    """critical, major or minor: the worst open alarm's severity."""
+    trapped: bool
+    """An open trapped-passenger alarm."""
     last_maintenance_at: datetime | None
+    """The end of the last completed maintenance visit."""
+    days_since_maintenance: int | None
+    """CST calendar days since that visit (None: no visit recorded)."""
     maintenance_overdue: bool
     inspection_overdue: bool
     inspection_due_soon: bool
+    inspection_days_left: int
+    """CST calendar days until the next periodic inspection (negative: overdue)."""
+    terminal_list: list[dict[str, Any]] = field(default_factory=list)
+    """Only from ``get_lift``: each terminal with its session (times as datetimes)."""
+
+    @property
+    def district_code(self) -> str:
+        return str(self.registry["district_code"])
 
 
-STATE_COLUMNS = ("floor", "direction", "door", "running", "door_zone", "occupied", "speed_mps", "load_pct", "power",
-                 "mode")  # fmt: skip
-FLAGS = ("running", "door_zone", "occupied", "power")
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def _view(row: aiosqlite.Row, now: datetime | None, maintenance_days: int, inspection_days: int) -> LiftView:
+def _view(row: aiosqlite.Row, today: date) -> LiftView:
     data = dict(row)
-    today = cst_today(now)
     state = None
     if data["state_at"] is not None:
-        state = {name: data[name] for name in STATE_COLUMNS}
-        for name in FLAGS:
+        state = {name: data[f"state_{name}"] for name in STATE_COLUMNS}
+        for name in STATE_FLAGS:
             state[name] = None if state[name] is None else bool(state[name])
-        state["at"] = datetime.fromtimestamp(data["state_at"], UTC)
-    registry = {k: v for k, v in data.items() if k not in STATE_COLUMNS and k not in
-                ("state_at", "online", "terminals", "open_alarms", "last_maintenance_at")}  # fmt: skip
-    last = data["last_maintenance_at"]
-    last_at = None if last is None else datetime.fromtimestamp(last, UTC)
-    inspection = data["next_inspection"]
+        for name in STATE_TIMES:
+            state[name] = _time(state[name])
+    registry = {k: v for k, v in data.items() if k in _REGISTRY_COLUMNS}
+    last_visit = _time(data["last_visit_at"])
     return LiftView(
         device_code=data["device_code"],
         registry=registry,
         state=state,
         online=bool(data["online"]),
         has_terminal=data["terminals"] > 0,
+        last_frame_at=_time(data["last_frame_at"]),
         open_alarms=data["open_alarms"],
-        last_maintenance_at=last_at,
-        maintenance_overdue=last_at is None or (today - cst_today(last_at)).days > maintenance_days,
-        inspection_overdue=inspection < today.isoformat(),
-        inspection_due_soon=today.isoformat() <= inspection <= (today + timedelta(days=inspection_days)).isoformat(),
+        worst_severity=None if data["worst"] is None else SEVERITIES[data["worst"]],
+        trapped=data["trapped"] > 0,
+        last_maintenance_at=last_visit,
+        days_since_maintenance=None if last_visit is None else (today - cst_date(last_visit)).days,
+        maintenance_overdue=bool(data["maintenance_overdue"]),
+        inspection_overdue=bool(data["inspection_overdue"]),
+        inspection_due_soon=bool(data["inspection_due_soon"]),
+        inspection_days_left=(date.fromisoformat(data["next_inspection"]) - today).days,
     )
+
+
+_REGISTRY_COLUMNS = frozenset({
+    "device_code", "registration_no", "district_code", "address", "user_unit", "maintenance_company", "kind",
+    "lowest_floor", "highest_floor", "rated_speed_mps", "rated_load_kg", "next_inspection", "pilot", "latitude",
+    "longitude", "updated_at",
+})  # fmt: skip
+
+
+def _scope(where: list[str], params: dict[str, Any], district_code: str | None, maintenance_company: str | None,
+           ) -> None:  # fmt: skip
+    if district_code is not None:
+        where.append("e.district_code = :district_code")
+        params["district_code"] = district_code
+    if maintenance_company is not None:
+        where.append("e.maintenance_company = :maintenance_company")
+        params["maintenance_company"] = maintenance_company
+
+
+async def _select(
+    conn: aiosqlite.Connection, where: list[str], params: dict[str, Any], flags: list[str], tail: str,
+    now: datetime | None, maintenance_interval_days: int, inspection_due_days: int,
+) -> list[LiftView]:  # fmt: skip
+    """``where`` narrows the lifts (named parameters in ``params``), ``flags`` the flagged rows."""
+    today = cst_today(now)
+    params |= {"today": today.isoformat(),
+               "overdue_before": (today - timedelta(days=maintenance_interval_days)).isoformat(),
+               "due_until": (today + timedelta(days=inspection_due_days)).isoformat()}  # fmt: skip
+    lifts = _LIFTS + (" WHERE " + " AND ".join(where) if where else "")
+    sql = "SELECT * FROM (" + _FLAGGED.format(lifts=lifts) + ")" + (" WHERE " + " AND ".join(flags) if flags else "")
+    return [_view(row, today) for row in await conn.execute_fetchall(sql + tail, params)]
 
 
 async def list_lifts(
     conn: aiosqlite.Connection,
     *,
     after: str | None = None,
-    limit: int = 500,
+    limit: int | None = None,
+    order: Order = "device_code",
     online: bool | None = None,
+    with_alarm: bool | None = None,
+    overdue: bool | None = None,
+    maintenance_overdue: bool | None = None,
+    inspection_overdue: bool | None = None,
+    inspection_due_soon: bool | None = None,
+    search: str | None = None,
     now: datetime | None = None,
-    maintenance_days: int = 15,
-    inspection_days: int = 30,
+    maintenance_interval_days: int = DEFAULTS.maintenance_interval_days,
+    inspection_due_days: int = DEFAULTS.inspection_due_days,
     district_code: str | None = None,
     maintenance_company: str | None = None,
 ) -> list[LiftView]:
-    """Lifts by device code (``after`` is the cursor) with their live state and flags."""
+    """Lifts with their live state and flags, in ``order`` (see ORDERS), at most ``limit``.
+
+    ``after`` is the keyset cursor of ``order="device_code"``: the last device code of the previous page.
+    ``overdue`` means maintenance or inspection overdue; ``search`` matches the device code, registration
+    number or address."""
+    if after is not None and order != "device_code":
+        raise ValueError("the cursor pages lifts by device code only")
     where: list[str] = []
-    params: list[Any] = []
-    for clause, value in (("e.device_code > ?", after), ("e.district_code = ?", district_code),
-                          ("e.maintenance_company = ?", maintenance_company)):  # fmt: skip
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    sql = LIFT_SQL + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.device_code LIMIT ?"
-    rows = await (await conn.execute(sql, [*params, limit])).fetchall()
-    lifts = [_view(row, now, maintenance_days, inspection_days) for row in rows]
-    return [lift for lift in lifts if online is None or lift.online == online]
+    params: dict[str, Any] = {}
+    _scope(where, params, district_code, maintenance_company)
+    if after is not None:
+        where.append("e.device_code > :after")
+        params["after"] = after
+    if search:
+        where.append("(e.device_code LIKE :search OR e.registration_no LIKE :search OR e.address LIKE :search)")
+        params["search"] = f"%{search}%"
+    flags = []
+    for column, wanted in (("online", online), ("open_alarms > 0", with_alarm),
+                           ("(maintenance_overdue OR inspection_overdue)", overdue),
+                           ("maintenance_overdue", maintenance_overdue), ("inspection_overdue", inspection_overdue),
+                           ("inspection_due_soon", inspection_due_soon)):  # fmt: skip
+        if wanted is not None:
+            flags.append(column if wanted else f"NOT {column}")
+    tail = f" ORDER BY {ORDERS[order]}" + ("" if limit is None else f" LIMIT {int(limit)}")
+    return await _select(conn, where, params, flags, tail, now, maintenance_interval_days, inspection_due_days)
 
 
 async def get_lift(
@@ -108,17 +228,63 @@ async def get_lift(
     device_code: str,
     *,
     now: datetime | None = None,
+    maintenance_interval_days: int = DEFAULTS.maintenance_interval_days,
+    inspection_due_days: int = DEFAULTS.inspection_due_days,
     district_code: str | None = None,
     maintenance_company: str | None = None,
 ) -> LiftView | None:
-    """One lift, or None when unknown or outside the filters."""
-    where, params = ["e.device_code = ?"], [device_code]
-    for clause, value in (("e.district_code = ?", district_code), ("e.maintenance_company = ?", maintenance_company)):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    row = await (await conn.execute(LIFT_SQL + " WHERE " + " AND ".join(where), params)).fetchone()
-    return None if row is None else _view(row, now, 15, 30)
+    """One lift as in ``list_lifts`` plus its terminals and their sessions; None when unknown or outside
+    the filters."""
+    where, params = ["e.device_code = :device_code"], {"device_code": device_code}
+    _scope(where, params, district_code, maintenance_company)
+    found = await _select(conn, where, params, [], "", now, maintenance_interval_days, inspection_due_days)
+    if not found:
+        return None
+    lift = found[0]
+    terminals = await conn.execute_fetchall(
+        "SELECT t.protocol, t.terminal_id, t.installed_on, ts.online, ts.peer, ts.firmware, ts.report_interval_s,"
+        " ts.connected_at, ts.last_frame_at FROM terminals t LEFT JOIN terminal_sessions ts"
+        " ON ts.protocol = t.protocol AND ts.terminal_id = t.terminal_id WHERE t.device_code = ?"
+        " ORDER BY t.protocol, t.terminal_id",
+        (device_code,),
+    )
+    lift.terminal_list = [
+        dict(t) | {"online": bool(t["online"]), "connected_at": _time(t["connected_at"]),
+                   "last_frame_at": _time(t["last_frame_at"])}
+        for t in terminals
+    ]  # fmt: skip
+    return lift
+
+
+async def trapped_now(
+    conn: aiosqlite.Connection, *, district_code: str | None = None, maintenance_company: str | None = None,
+    station_code: int | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Open trapped-passenger alarms with the lift's address, oldest first (the banner on every page).
+    A station's scope holds no lift: nothing."""
+    if station_code is not None:
+        return []
+    where: list[str] = ["a.kind = 'trapped'", "a.status != 'resolved'", "a.merged_into IS NULL"]
+    params: dict[str, Any] = {}
+    _scope(where, params, district_code, maintenance_company)
+    rows = await conn.execute_fetchall(
+        "SELECT a.id, a.device_code, a.raised_at, a.status, a.condition, e.address, e.district_code FROM alarms a"
+        f" JOIN elevators e ON e.device_code = a.device_code WHERE {' AND '.join(where)} ORDER BY a.raised_at",
+        params,
+    )
+    return [dict(row) | {"raised_at": _time(row["raised_at"])} for row in rows]
+
+
+async def lifts_by_code(conn: aiosqlite.Connection, device_codes: set[str]) -> dict[str, dict[str, Any]]:
+    """Address, district and company of each lift (tables show where, not a 20-digit code)."""
+    if not device_codes:
+        return {}
+    marks = ",".join("?" * len(device_codes))
+    rows = await conn.execute_fetchall(
+        "SELECT device_code, address, district_code, maintenance_company FROM elevators"
+        f" WHERE device_code IN ({marks})", sorted(device_codes),
+    )  # fmt: skip
+    return {row["device_code"]: dict(row) for row in rows}
 
 
 async def daily_figures(

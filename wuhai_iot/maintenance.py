@@ -1,4 +1,5 @@
-"""Maintenance visits (TSG T5002-2017) and the maintenance/inspection overdue lists.
+"""Maintenance visits (TSG T5002-2017): building, flagging and listing them (the overdue flags of lifts
+are in ``wuhai_iot.lifts``).
 
 A visit is a card swipe at start (MaintenanceStart) and at end (MaintenanceEnd) at a lift. Each visit
 is checked against the registered workers and the lift's maintenance company and flagged with every
@@ -18,19 +19,19 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosqlite
 
 from wuhai_iot import events as ev
+from wuhai_iot.clock import cst_date
 from wuhai_iot.config import RulesConfig
 from wuhai_iot.ingest import Terminal
 from wuhai_iot.storage.writer import Statement
 
 CARD_MEMORY = timedelta(hours=24)
 """A card's visits are compared with its other visits of this long before."""
-CST = timedelta(hours=8)
 
 VISIT_UPSERT = (
     "INSERT INTO maintenance_visits (id, device_code, card, worker_name, worker_company, started_at, ended_at,"
@@ -42,10 +43,6 @@ VISIT_UPSERT = (
 
 def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def cst_today(now: datetime | None = None) -> date:
-    return ((now or datetime.now(UTC)).astimezone(UTC) + CST).date()
 
 
 def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -180,7 +177,7 @@ class MaintenanceTracker:
             visit.flag("other_company", lift_company=lift["maintenance_company"])
         expiry = worker.get("certificate_expiry")
         when = visit.started_at or datetime.now(UTC)
-        if not expiry or expiry < cst_today(when).isoformat():
+        if not expiry or expiry < cst_date(when).isoformat():
             visit.flag("certificate_expired", certificate_expiry=expiry)
 
     def _check_travel(self, visit: Visit) -> list[Visit]:
@@ -294,75 +291,3 @@ async def list_visits(
         sql += " WHERE " + " AND ".join(where)
     rows = await (await conn.execute(f"{sql} ORDER BY {moment} DESC, v.id DESC LIMIT ?", [*params, limit])).fetchall()
     return [Visit.from_row(row) for row in rows]
-
-
-LAST_VISIT_SQL = (
-    "SELECT e.device_code, e.registration_no, e.address, e.district_code, e.maintenance_company,"
-    " (SELECT max(v.ended_at) FROM maintenance_visits v WHERE v.device_code = e.device_code"
-    "  AND v.started_at IS NOT NULL AND v.ended_at IS NOT NULL) AS last_visit_at"
-    " FROM elevators e"
-)
-
-
-async def maintenance_overdue(
-    conn: aiosqlite.Connection,
-    *,
-    interval_days: int = 15,
-    now: datetime | None = None,
-    district_code: str | None = None,
-    maintenance_company: str | None = None,
-) -> list[dict[str, Any]]:
-    """Lifts whose last completed visit ended more than ``interval_days`` CST days ago (or never)."""
-    today = cst_today(now)
-    where: list[str] = []
-    params: list[Any] = []
-    _lift_scope(where, params, district_code, maintenance_company)
-    sql = LAST_VISIT_SQL + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.device_code"
-    overdue = []
-    for row in await (await conn.execute(sql, params)).fetchall():
-        last = _dt(row["last_visit_at"])
-        days = None if last is None else (today - cst_today(last)).days
-        if days is None or days > interval_days:
-            overdue.append(dict(row) | {"last_visit_at": last, "days_since": days})
-    return overdue
-
-
-async def _inspection(
-    conn: aiosqlite.Connection, condition: str, params: list[Any], district_code: str | None,
-    maintenance_company: str | None,
-) -> list[dict[str, Any]]:  # fmt: skip
-    where = [condition]
-    _lift_scope(where, params, district_code, maintenance_company)
-    sql = (
-        "SELECT e.device_code, e.registration_no, e.address, e.district_code, e.maintenance_company,"
-        f" e.next_inspection FROM elevators e WHERE {' AND '.join(where)} ORDER BY e.next_inspection, e.device_code"
-    )
-    return [dict(row) for row in await (await conn.execute(sql, params)).fetchall()]
-
-
-async def inspection_overdue(
-    conn: aiosqlite.Connection,
-    *,
-    now: datetime | None = None,
-    district_code: str | None = None,
-    maintenance_company: str | None = None,
-) -> list[dict[str, Any]]:
-    """Lifts past their next periodic inspection date (CST)."""
-    today = cst_today(now).isoformat()
-    return await _inspection(conn, "e.next_inspection < ?", [today], district_code, maintenance_company)
-
-
-async def inspection_due_soon(
-    conn: aiosqlite.Connection,
-    *,
-    within_days: int = 30,
-    now: datetime | None = None,
-    district_code: str | None = None,
-    maintenance_company: str | None = None,
-) -> list[dict[str, Any]]:
-    """Lifts whose next inspection is today or within ``within_days`` (CST)."""
-    today = cst_today(now)
-    until = (today + timedelta(days=within_days)).isoformat()
-    return await _inspection(
-        conn, "e.next_inspection BETWEEN ? AND ?", [today.isoformat(), until], district_code, maintenance_company
-    )

@@ -1,33 +1,17 @@
-"""What the filling modules share about cylinders: kinds, weights in grams, CST dates, tolerances."""
+"""What the filling modules share about cylinders: kinds, weights in grams, tolerances."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
 
 from wuhai_iot.config import RulesConfig
-
-CST = timezone(timedelta(hours=8), "CST")
-"""China Standard Time: every date rule uses the calendar date here (domain.md)."""
 
 HOUSEHOLD = "household_lpg"
 VEHICLE_KINDS = ("vehicle_cng", "vehicle_lng")
 
 
-def today_cst(now: datetime) -> date:
-    return now.astimezone(CST).date()
-
-
 def grams(kg: float) -> int:
     return round(kg * 1000)
-
-
-def add_years(day: date, years: int) -> date:
-    """The same calendar day ``years`` later (29 February becomes 28 February)."""
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:
-        return day.replace(year=day.year + years, day=28)
 
 
 @dataclass(frozen=True, slots=True)

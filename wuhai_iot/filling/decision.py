@@ -25,9 +25,10 @@ from typing import Any
 
 from wuhai_iot import events as ev
 from wuhai_iot.alarms import AlarmBook
+from wuhai_iot.clock import CST, add_years, cst_date, cst_today
 from wuhai_iot.config import RulesConfig
 from wuhai_iot.filling.checks import raise_finding, request_findings
-from wuhai_iot.filling.cylinders import CST, HOUSEHOLD, VEHICLE_KINDS, CylinderWeights, add_years, grams, today_cst
+from wuhai_iot.filling.cylinders import HOUSEHOLD, VEHICLE_KINDS, CylinderWeights, grams
 from wuhai_iot.ingest import Terminal, fail_closed
 from wuhai_iot.storage.writer import BatchWriter, Statement, WriteUnit
 
@@ -90,7 +91,7 @@ def evaluate(
     facts: Mapping[str, Any], request: ev.FillRequest, station_code: int, now: datetime, rules: RulesConfig
 ) -> ev.FillDecision:
     """The checks of domain.md in their order; the first that fails decides."""
-    today = today_cst(now)
+    today = cst_date(now)
     code = facts["cylinder_code"] or ""
 
     def deny(reason: int, message: str) -> ev.FillDecision:
@@ -299,7 +300,7 @@ class FillDecider:
             cylinder_code=facts["cylinder_code"],
             medium=facts["medium"],
             next_inspection=date.fromisoformat(facts["next_inspection"]),
-            status=tag_status(facts, today_cst(datetime.now(UTC))),
+            status=tag_status(facts, cst_today()),
             owner_station=facts["owner_station"] or 0,
         )
 

@@ -1,5 +1,5 @@
 """Traceability queries (the web pages and the JSON API): a cylinder by code or tag, a filling station,
-a vehicle by plate.
+a vehicle by plate (typed with or without its middle dot).
 
 Every function takes an aiosqlite connection and the scope keywords of the caller's role:
 ``district_code`` (a cylinder counts in the district of its vehicle (vehicle cylinders) or of its owner
@@ -11,6 +11,7 @@ does not exist or is outside the scope. Times are timezone-aware UTC.
 from __future__ import annotations
 
 import collections
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from wuhai_iot.alarms import Alarm, list_alarms
-from wuhai_iot.filling.cylinders import CST, today_cst
+from wuhai_iot.clock import cst_midnight, cst_today
 from wuhai_iot.filling.decision import tag_status
 
 if TYPE_CHECKING:
@@ -27,6 +28,14 @@ if TYPE_CHECKING:
 
 CONDITIONS = {0: "in_service", 1: "past_design_life", 2: "blacklisted", 3: "inspection_overdue"}
 HISTORY_LIMIT = 500
+RECENT_DECISIONS = 50
+TAG_UID = re.compile(r"[0-9A-Fa-f]{8,32}")
+"""What a typed tag UID looks like (hex, any case)."""
+CYLINDER_DISTRICT = (
+    "coalesce((SELECT v.district_code FROM vehicles v WHERE v.plate = c.vehicle_plate),"
+    " (SELECT s.district_code FROM stations s WHERE s.station_code = c.owner_station))"
+)
+"""SQL: the district a cylinder ``c`` counts in: its vehicle's, else its owner station's (domain.md)."""
 
 
 def _time(value: float | None) -> datetime | None:
@@ -142,9 +151,8 @@ class CylinderTrace:
 
 
 _CYLINDER = (
-    "SELECT c.*, coalesce(v.district_code, s.district_code) AS district_code, s.name AS owner_station_name"
-    " FROM cylinders c LEFT JOIN vehicles v ON v.plate = c.vehicle_plate"
-    " LEFT JOIN stations s ON s.station_code = c.owner_station"
+    f"SELECT c.*, {CYLINDER_DISTRICT} AS district_code, o.name AS owner_station_name"
+    " FROM cylinders c LEFT JOIN stations o ON o.station_code = c.owner_station"
 )
 
 
@@ -162,7 +170,7 @@ async def cylinder_trace(
         raise ValueError("give either a cylinder code or a tag")
     where, params = ("c.cylinder_code = ?", [code]) if code is not None else ("c.tag_uid = ?", [tag.upper()])  # type: ignore[union-attr]
     if district_code is not None:
-        where += " AND coalesce(v.district_code, s.district_code) = ?"
+        where += f" AND {CYLINDER_DISTRICT} = ?"
         params.append(district_code)
     if station_code is not None:
         where += (" AND (c.owner_station = ? OR EXISTS (SELECT 1 FROM fill_decisions d"
@@ -194,7 +202,7 @@ async def cylinder_trace(
     return CylinderTrace(
         cylinder=registry,
         district_code=row["district_code"],
-        condition=cylinder_condition(row, today_cst(datetime.now(UTC))),
+        condition=cylinder_condition(row, cst_today()),
         owner_station_name=row["owner_station_name"],
         vehicle=vehicle,
         last_completed_fill_at=_time(last[0][0]),
@@ -202,6 +210,17 @@ async def cylinder_trace(
         fills=[_fill(r) for r in fills],
         alarms=await list_alarms(conn, cylinder_code=cylinder_code, station_code=station_code, limit=limit),
     )
+
+
+async def find_cylinder(
+    conn: aiosqlite.Connection, text: str, *, district_code: str | None = None, station_code: int | None = None
+) -> CylinderTrace | None:
+    """A cylinder by its code as typed, else by its tag UID (hex, any case)."""
+    key = text.strip()
+    found = await cylinder_trace(conn, code=key, district_code=district_code, station_code=station_code)
+    if found is None and TAG_UID.fullmatch(key):
+        found = await cylinder_trace(conn, tag=key, district_code=district_code, station_code=station_code)
+    return found
 
 
 # -- station -------------------------------------------------------------------------------------------
@@ -236,6 +255,8 @@ class StationTrace:
     """Oldest first, days without a fill left out."""
     permits: int
     denials_by_reason: dict[int, int]
+    decisions: list[DecisionRecord]
+    """The latest decisions (whatever the window), newest first."""
 
 
 def online_scales(platform: Platform) -> set[str]:
@@ -260,8 +281,8 @@ async def station_trace(
     rows = await conn.execute_fetchall("SELECT * FROM stations WHERE station_code = ?", (code,))
     if not rows or (district_code is not None and rows[0]["district_code"] != district_code):
         return None
-    start_day = today_cst(datetime.now(UTC)) - timedelta(days=days - 1)
-    since = datetime(start_day.year, start_day.month, start_day.day, tzinfo=CST).astimezone(UTC)
+    start_day = cst_today() - timedelta(days=days - 1)
+    since = cst_midnight(start_day)
     scales = await conn.execute_fetchall(
         "SELECT t.terminal_id, t.scale, s.online, s.connected_at, s.last_frame_at FROM terminals t"
         " LEFT JOIN terminal_sessions s ON s.protocol = t.protocol AND s.terminal_id = t.terminal_id"
@@ -279,6 +300,9 @@ async def station_trace(
         (code, since.timestamp()),
     )
     counts = collections.Counter({row[0]: row[1] for row in by_reason})
+    decisions = await conn.execute_fetchall(
+        f"{_DECISIONS} WHERE d.station_code = ? ORDER BY d.decided_at DESC, d.id DESC LIMIT ?", (code, RECENT_DECISIONS)
+    )
     return StationTrace(
         station=dict(rows[0]),
         since=since,
@@ -295,6 +319,7 @@ async def station_trace(
         fills_per_day=[FillDay(date.fromisoformat(row[0]), row[1], row[2], row[3]) for row in per_day],
         permits=counts.pop(0, 0),
         denials_by_reason=dict(sorted(counts.items())),
+        decisions=[_decision(row) for row in decisions],
     )
 
 
@@ -323,6 +348,21 @@ class VehicleTrace:
     """Fills of its cylinders, newest first."""
 
 
+def normalise_plate(plate: str) -> str:
+    """Plates are typed with or without the middle dot and spaces: compare without them, upper-case."""
+    return "".join(ch for ch in plate.upper() if ch not in "·.• -")
+
+
+async def registered_plate(conn: aiosqlite.Connection, typed: str) -> str | None:
+    """The plate as registered for one typed with or without the dot, spaces or lower case."""
+    rows = await conn.execute_fetchall(
+        "SELECT plate FROM vehicles WHERE replace(replace(replace(replace(upper(plate), '·', ''), '.', ''), ' ', ''),"
+        " '-', '') = ?",
+        (normalise_plate(typed),),
+    )
+    return rows[0]["plate"] if rows else None
+
+
 async def vehicle_trace(
     conn: aiosqlite.Connection,
     plate: str,
@@ -331,7 +371,12 @@ async def vehicle_trace(
     station_code: int | None = None,
     limit: int = HISTORY_LIMIT,
 ) -> VehicleTrace | None:
-    """A vehicle by plate: certificate, its cylinders and their inspection dates, its fills."""
+    """A vehicle by plate (as typed: see ``registered_plate``): certificate, its cylinders and their
+    inspection dates, its fills."""
+    found = await registered_plate(conn, plate)
+    if found is None:
+        return None
+    plate = found
     rows = await conn.execute_fetchall("SELECT * FROM vehicles WHERE plate = ?", (plate,))
     if not rows or (district_code is not None and rows[0]["district_code"] != district_code):
         return None
@@ -347,7 +392,7 @@ async def vehicle_trace(
     cylinders = await conn.execute_fetchall(
         "SELECT * FROM cylinders WHERE vehicle_plate = ? ORDER BY cylinder_code", (plate,)
     )
-    today = today_cst(datetime.now(UTC))
+    today = cst_today()
     scope, scope_params = _station_clause("f", station_code)
     fills = await conn.execute_fetchall(
         f"{_FILLS} JOIN cylinders c ON c.cylinder_code = f.cylinder_code WHERE c.vehicle_plate = ?{scope}"

@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import aiosqlite
 from aiohttp import web
 
-from wuhai_iot import alarms, audit
+from wuhai_iot import alarms, audit, lifts
 from wuhai_iot import events as ev
+from wuhai_iot.clock import cst_today
 from wuhai_iot.districts import DISTRICTS, UnknownDistrict, parse_district
+from wuhai_iot.filling import trace
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import PLATFORM_KEY, Platform
 from wuhai_iot.web import queries
-from wuhai_iot.web.templating import CST
 from wuhai_iot.web.auth import Permission, User, is_api, json_error, request_user, requires, web_database
 
 log = logging.getLogger(__name__)
@@ -55,9 +57,14 @@ def district(code: str | None) -> dict[str, str] | None:
 
 
 def jsonable(value: Any) -> Any:
-    """Times as ISO-8601 UTC strings, ``district_code`` as ``district: {"code", "name"}``, recursively."""
+    """Times as ISO-8601 UTC strings, dates as ``YYYY-MM-DD``, dataclasses as objects, ``district_code`` as
+    ``district: {"code", "name"}``, recursively."""
     if isinstance(value, datetime):
         return iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
     if isinstance(value, dict):
         return {("district" if key == "district_code" else key):
                 (district(item) if key == "district_code" else jsonable(item)) for key, item in value.items()}  # fmt: skip
@@ -144,32 +151,28 @@ LIFT_FIELDS = (
 )  # fmt: skip
 
 
-def _flag(value: int | None) -> bool | None:
-    return None if value is None else bool(value)
-
-
-def elevator_json(lift: dict[str, Any]) -> dict[str, Any]:
-    """The API's shape of a lift from ``queries.list_lifts`` / ``get_lift``."""
-    record = {name: lift[name] for name in LIFT_FIELDS}
-    record["pilot"] = bool(lift["pilot"])
-    record["online"] = lift["online"]
-    record["last_frame_at"] = lift["last_frame_at"]
-    record["last_status"] = None if lift["state_at"] is None else {
-        "floor": lift["floor"], "direction": lift["direction"], "door": lift["door"],
-        "running": _flag(lift["running"]), "door_zone": _flag(lift["door_zone"]),
-        "occupied": _flag(lift["occupied"]), "speed_mps": lift["speed_mps"], "at": lift["state_at"],
+def elevator_json(lift: lifts.LiftView) -> dict[str, Any]:
+    """The API's shape of a lift from ``lifts.list_lifts`` / ``get_lift``."""
+    record = {name: lift.registry[name] for name in LIFT_FIELDS}
+    record["pilot"] = bool(lift.registry["pilot"])
+    record["online"] = lift.online
+    record["last_frame_at"] = lift.last_frame_at
+    state = lift.state
+    record["last_status"] = None if state is None else {
+        name: state[name] for name in ("floor", "direction", "door", "running", "door_zone", "occupied", "speed_mps",
+                                       "at")
     }  # fmt: skip
-    record["open_alarms"] = lift["open_alarms"]
-    record["trapped"] = bool(lift["trapped"])
-    record["last_maintenance_at"] = lift["last_visit_at"]
-    record["maintenance_overdue"] = lift["maintenance_overdue"]
-    record["inspection_overdue"] = lift["inspection_overdue"]
-    record["inspection_due_soon"] = lift["inspection_due_soon"]
-    if "terminal_list" in lift:
+    record["open_alarms"] = lift.open_alarms
+    record["trapped"] = lift.trapped
+    record["last_maintenance_at"] = lift.last_maintenance_at
+    record["maintenance_overdue"] = lift.maintenance_overdue
+    record["inspection_overdue"] = lift.inspection_overdue
+    record["inspection_due_soon"] = lift.inspection_due_soon
+    if lift.terminal_list:
         record["terminals"] = [
-            {"protocol": t["protocol"], "terminal_id": t["terminal_id"], "installed_on": t["installed_on"],
-             "online": bool(t["online"]), "connected_at": t["connected_at"], "last_frame_at": t["last_frame_at"]}
-            for t in lift["terminal_list"]
+            {name: t[name] for name in ("protocol", "terminal_id", "installed_on", "online", "connected_at",
+                                        "last_frame_at")}
+            for t in lift.terminal_list
         ]  # fmt: skip
     return record
 
@@ -181,13 +184,13 @@ def _lift_filters(user: User) -> dict[str, Any]:
 
 def _lift_rules(request: web.Request) -> dict[str, Any]:
     rules = platform_of(request).config.rules
-    return {"now": datetime.now(UTC), "maintenance_interval_days": rules.maintenance_interval_days,
+    return {"maintenance_interval_days": rules.maintenance_interval_days,
             "inspection_due_days": rules.inspection_due_days}  # fmt: skip
 
 
-async def _get_lift(request: web.Request, user: User) -> dict[str, Any]:
-    lift = await queries.get_lift(web_database(request), request.match_info["device_code"],
-                                  **_lift_rules(request), **_lift_filters(user))  # fmt: skip
+async def _get_lift(request: web.Request, user: User) -> lifts.LiftView:
+    lift = await lifts.get_lift(web_database(request), request.match_info["device_code"],
+                                **_lift_rules(request), **_lift_filters(user))  # fmt: skip
     if lift is None:
         raise json_error(404, "no such elevator")
     return lift
@@ -196,17 +199,16 @@ async def _get_lift(request: web.Request, user: User) -> dict[str, Any]:
 @routes.get("/api/v1/elevators")
 @requires(Permission.VIEW_ELEVATORS)
 async def elevators(request: web.Request) -> web.Response:
-    """Lifts by device code; ``?district=``."""
+    """Lifts by device code (keyset-paged in SQL); ``?district=``."""
     user = request_user(request)
     limit, after = page_parameters(request, str)
     district_code, outside = district_filter(request, user)
     if outside:
         return respond({"items": [], "next": None})
     filters = _lift_filters(user) | {"district_code": district_code}
-    lifts = await queries.list_lifts(web_database(request), **_lift_rules(request), **filters)
-    lifts.sort(key=lambda lift: lift["device_code"])
-    page = [lift for lift in lifts if after is None or lift["device_code"] > after][: limit + 1]
-    return paged(page, limit, key=lambda lift: lift["device_code"], shape=elevator_json)
+    page = await lifts.list_lifts(web_database(request), after=after, limit=limit + 1, **_lift_rules(request),
+                                  **filters)  # fmt: skip
+    return paged(page, limit, key=lambda lift: lift.device_code, shape=elevator_json)
 
 
 @routes.get("/api/v1/elevators/{device_code}")
@@ -231,7 +233,7 @@ async def elevator_command(request: web.Request) -> web.Response:
     argument = body.get("argument")
     if argument is not None and (not isinstance(argument, int) or isinstance(argument, bool)):
         raise json_error(400, "argument must be a whole number or null")
-    for terminal in lift["terminal_list"]:
+    for terminal in lift.terminal_list:
         try:
             seq = await platform.send_command(terminal["protocol"], terminal["terminal_id"],
                                               ev.Command(code, argument), requested_by=user.name)  # fmt: skip
@@ -242,10 +244,10 @@ async def elevator_command(request: web.Request) -> web.Response:
         break
     else:
         raise json_error(409, "the elevator's terminal is not connected")
-    sent = {"device_code": lift["device_code"], "protocol": terminal["protocol"],
+    sent = {"device_code": lift.device_code, "protocol": terminal["protocol"],
             "terminal_id": terminal["terminal_id"], "seq": seq, "code": code.value, "argument": argument}  # fmt: skip
-    await audit.record(platform.writer, user.name, "command.send", "elevator", lift["device_code"],
-                       district_code=lift["district_code"], details=sent)  # fmt: skip
+    await audit.record(platform.writer, user.name, "command.send", "elevator", lift.device_code,
+                       district_code=lift.district_code, details=sent)  # fmt: skip
     return respond(sent, status=202)
 
 
@@ -301,13 +303,14 @@ async def _handle_alarm(request: web.Request, action: str) -> web.Response:
     platform = platform_of(request)
     handle = alarms.acknowledge_alarm if action == "acknowledge" else alarms.resolve_alarm
     try:
-        alarm = await handle(platform, alarm_id, user=user.name, note=note, **user.scope.filters())
+        alarm = await handle(platform, alarm_id, user=user.name, note=note, also=lambda changed: [audit.entry(
+            user.name, f"alarm.{action}", "alarm", changed.id, district_code=changed.district_code,
+            details={"kind": changed.kind, "note": note},
+        )], **user.scope.filters())  # fmt: skip
     except alarms.AlarmNotFound:
         raise json_error(404, "no such alarm") from None
     except alarms.AlarmAlreadyResolved:
         raise json_error(409, "the alarm is already resolved") from None
-    await audit.record(platform.writer, user.name, f"alarm.{action}", "alarm", alarm.id,
-                       district_code=alarm.district_code, details={"kind": alarm.kind, "note": note})  # fmt: skip
     return respond(alarm_json(alarm))
 
 
@@ -385,49 +388,74 @@ async def maintenance_visits(request: web.Request) -> web.Response:
 # --- cylinders, vehicles, stations, coverage ----------------------------------------------------------
 
 
+def _trace_scope(user: User) -> dict[str, Any]:
+    return {"district_code": user.scope.district_code, "station_code": user.scope.station_code}
+
+
+def decision_json(decision: trace.DecisionRecord) -> dict[str, Any]:
+    return dataclasses.asdict(decision)
+
+
+def fill_json(fill: trace.FillRecord) -> dict[str, Any]:
+    return dataclasses.asdict(fill) | {"added_g": fill.added_g}
+
+
 @routes.get("/api/v1/cylinders/{code}")
 @requires(Permission.VIEW_CYLINDERS, hidden=True)
 async def cylinder(request: web.Request) -> web.Response:
-    """A cylinder by its code or its tag UID, with its decisions, fills, alarms and registry changes."""
-    user = request_user(request)
-    found = await queries.find_cylinder(web_database(request), request.match_info["code"],
-                                        district_code=user.scope.district_code)  # fmt: skip
+    """A cylinder by its code or its tag UID: registry data, district, condition, owner station, vehicle,
+    decisions, fills and alarms."""
+    found = await trace.find_cylinder(web_database(request), request.match_info["code"],
+                                      **_trace_scope(request_user(request)))  # fmt: skip
     if found is None:
         raise json_error(404, "no such cylinder")
-    return respond(found)
+    return respond(found.cylinder | {
+        "district_code": found.district_code, "condition": found.condition,
+        "owner_station_name": found.owner_station_name, "vehicle": found.vehicle,
+        "last_completed_fill_at": found.last_completed_fill_at,
+        "decisions": [decision_json(d) for d in found.decisions], "fills": [fill_json(f) for f in found.fills],
+        "alarms": [alarm_json(a) for a in found.alarms],
+    })  # fmt: skip
 
 
 @routes.get("/api/v1/vehicles/{plate}")
 @requires(Permission.VIEW_VEHICLES, hidden=True)
 async def vehicle(request: web.Request) -> web.Response:
     """A vehicle by plate (the middle dot optional), with its certificate, cylinders and their fills."""
-    user = request_user(request)
-    found = await queries.find_vehicle(web_database(request), request.match_info["plate"],
-                                       district_code=user.scope.district_code)  # fmt: skip
+    found = await trace.vehicle_trace(web_database(request), request.match_info["plate"],
+                                      **_trace_scope(request_user(request)))  # fmt: skip
     if found is None:
         raise json_error(404, "no such vehicle")
-    return respond(found)
+    return respond(found.vehicle | {
+        "certificate_valid": found.certificate_valid, "cylinders": found.cylinders,
+        "fills": [fill_json(f) for f in found.fills],
+    })  # fmt: skip
 
 
 @routes.get("/api/v1/stations/{station_code}")
 @requires(Permission.VIEW_STATIONS, hidden=True)
 async def station(request: web.Request) -> web.Response:
-    """A station with its scales, and fills and denials of the last ``?days=`` (default 30, at most 366)."""
-    user = request_user(request)
+    """A station with its scales, fills per day and decisions by reason over the last ``?days=`` (default
+    30, at most 366) CST days, and its latest decisions."""
     text = request.match_info["station_code"]
     days_text = request.query.get("days", "30")
     if not days_text.isdigit() or not 1 <= int(days_text) <= 366:
         raise json_error(400, "days must be a whole number from 1 to 366")
-    now = datetime.now(UTC)
     found = None
-    own_station = user.scope.station_code
-    if text.isdigit() and own_station in (None, int(text)):
-        found = await queries.get_station(web_database(request), int(text), since=now - timedelta(days=int(days_text)),
-                                          until=now, district_code=user.scope.district_code)  # fmt: skip
+    if text.isdigit():
+        found = await trace.station_trace(
+            web_database(request), int(text), days=int(days_text),
+            online_terminals=trace.online_scales(platform_of(request)), **_trace_scope(request_user(request)),
+        )  # fmt: skip
     if found is None:
         raise json_error(404, "no such station")
-    found["denials_by_reason"] = [{"reason": reason, "count": n} for reason, n in found["denials_by_reason"]]
-    return respond(found)
+    return respond(found.station | {
+        "since": found.since, "scale_list": found.scales, "fills_per_day": found.fills_per_day,
+        "permitted": found.permits, "denied": sum(found.denials_by_reason.values()),
+        "fills": sum(day.fills for day in found.fills_per_day),
+        "denials_by_reason": [{"reason": reason, "count": n} for reason, n in found.denials_by_reason.items()],
+        "decisions": [decision_json(d) for d in found.decisions],
+    })  # fmt: skip
 
 
 def coverage_json(figures: dict[str, Any]) -> dict[str, Any]:
@@ -452,8 +480,7 @@ async def coverage(request: web.Request) -> web.Response:
     district_code, outside = district_filter(request, user)
     if outside:
         return respond({"items": [], "next": None})
-    today = datetime.now(CST).date()
-    figures = await queries.coverage(web_database(request), today=today, district_code=district_code)
+    figures = await queries.coverage(web_database(request), today=cst_today(), district_code=district_code)
     return respond({"items": [coverage_json(f) for f in figures], "next": None})
 
 

@@ -17,9 +17,9 @@ from typing import Any
 from aiohttp import web
 
 from wuhai_iot import alarms as alarm_store
+from wuhai_iot import lifts
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import Platform
-from wuhai_iot.web import queries
 from wuhai_iot.web.auth import Permission, User, request_user, requires, web_database
 from wuhai_iot.web.pages import lift_filters, most_urgent_first, rules_of
 from wuhai_iot.web.templating import SEVERITY_ORDER, render_fragment
@@ -55,25 +55,24 @@ async def _snapshot(request: web.Request, user: User, page_path: str, device_cod
     conn = web_database(request)
     filters = user.scope.filters()
     open_list = most_urgent_first(await alarm_store.open_alarms(conn, **filters))
-    trapped = await queries.trapped_now(conn, **filters) if user.can(Permission.VIEW_ELEVATORS) else []
+    trapped = await lifts.trapped_now(conn, **filters) if user.can(Permission.VIEW_ELEVATORS) else []
     counts = {severity: sum(a.severity == severity for a in open_list) for severity in SEVERITY_ORDER}
     counts.update(trapped=len(trapped), open=len(open_list))
     shown = open_list[:30]
     context = {
         "user": user, "csrf_token": user.csrf_token, "path": page_path, "trapped": trapped,
         "open_alarms": shown,
-        "lift_info": await queries.lifts_by_code(conn, {a.device_code for a in shown if a.device_code}),
+        "lift_info": await lifts.lifts_by_code(conn, {a.device_code for a in shown if a.device_code}),
     }  # fmt: skip
     fragments = {
         "trapped-zone": render_fragment("_trapped_banner.html", context),
         "open-alarms": render_fragment("_open_alarms.html", context),
     }
     if device_code is not None:
-        lift = await queries.get_lift(conn, device_code, **rules_of(request), **lift_filters(request, user))
+        lift = await lifts.get_lift(conn, device_code, **rules_of(request), **lift_filters(request, user))
         if lift is not None:
-            state = await queries.lift_state(conn, device_code)
             fragments["lift-state"] = render_fragment(
-                "_lift_state.html", {"state": state, "lift_online": lift["online"], "lift_trapped": lift["trapped"]}
+                "_lift_state.html", {"state": lift.state, "lift_online": lift.online, "lift_trapped": lift.trapped}
             )
             lift_alarms = await alarm_store.list_alarms(conn, device_code=device_code, limit=30, **filters)
             fragments["lift-alarms"] = render_fragment("_lift_alarms.html", {**context, "alarms": lift_alarms})
@@ -123,7 +122,7 @@ async def lift_stream(request: web.Request) -> web.StreamResponse:
     """As ``alarms_stream``, plus one lift's live state and alarms (404 outside the user's scope)."""
     user = request_user(request)
     code = request.match_info["code"]
-    if await queries.get_lift(web_database(request), code, **rules_of(request), **lift_filters(request, user)) is None:
+    if await lifts.get_lift(web_database(request), code, **rules_of(request), **lift_filters(request, user)) is None:
         raise web.HTTPNotFound()
     return await _stream(request, code)
 

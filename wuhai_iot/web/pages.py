@@ -15,8 +15,9 @@ from typing import Any
 from aiohttp import web
 
 from wuhai_iot import alarms as alarm_store
-from wuhai_iot import audit, maintenance, rescue
+from wuhai_iot import audit, lifts, maintenance, rescue
 from wuhai_iot import events as ev
+from wuhai_iot.clock import CST, cst_date, cst_day_bounds, cst_today
 from wuhai_iot.districts import DISTRICTS, UnknownDistrict, parse_district
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import PLATFORM_KEY, Platform
@@ -24,7 +25,7 @@ from wuhai_iot.users import Role
 from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
 from wuhai_iot.web.auth import User, request_user, requires, web_database
-from wuhai_iot.web.templating import CST, SEVERITY_ORDER, render, today_cst
+from wuhai_iot.web.templating import SEVERITY_ORDER, render
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -91,7 +92,7 @@ async def page_furniture(request: web.Request, user: User) -> dict[str, Any]:
     if user.can(P.VIEW_ALARMS):
         filters = user.scope.filters()
         if user.can(P.VIEW_ELEVATORS):
-            trapped = await queries.trapped_now(conn, **filters)
+            trapped = await lifts.trapped_now(conn, **filters)
         open_count = len(await alarm_store.open_alarms(conn, **filters))
     return {
         "user": user,
@@ -157,17 +158,14 @@ def lift_filters(request: web.Request, user: User) -> dict[str, Any]:
 
 
 def rules_of(request: web.Request) -> dict[str, Any]:
+    """The thresholds of the lift flags in force (``lifts.list_lifts`` / ``get_lift`` keywords)."""
     rules = platform_of(request).config.rules
-    return {
-        "now": datetime.now(UTC),
-        "maintenance_interval_days": rules.maintenance_interval_days,
-        "inspection_due_days": rules.inspection_due_days,
-    }
+    return {"maintenance_interval_days": rules.maintenance_interval_days,
+            "inspection_due_days": rules.inspection_due_days}  # fmt: skip
 
 
 def today_window() -> tuple[datetime, datetime]:
-    start, end = queries.day_bounds_utc(today_cst())
-    return datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+    return cst_day_bounds(cst_today())
 
 
 # --- dashboard ------------------------------------------------------------------------------------------
@@ -182,20 +180,20 @@ async def home(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/vehicles")
     conn = web_database(request)
     filters = lift_filters(request, user)
-    lifts = await queries.list_lifts(conn, **rules_of(request), **filters)
-    fitted = [lift for lift in lifts if lift["terminals"]]
+    everything = await lifts.list_lifts(conn, **rules_of(request), **filters)
+    fitted = [lift for lift in everything if lift.has_terminal]
     open_list = most_urgent_first(await alarm_store.open_alarms(conn, **filters))
     severities = {severity: sum(a.severity == severity for a in open_list) for severity in SEVERITY_ORDER}
     context: dict[str, Any] = {
         "district": filters.get("district_code"),
-        "lifts_total": len(lifts),
+        "lifts_total": len(everything),
         "lifts_fitted": len(fitted),
-        "lifts_online": sum(lift["online"] for lift in fitted),
-        "maintenance_overdue": sum(lift["maintenance_overdue"] for lift in lifts),
-        "inspection_overdue": sum(lift["inspection_overdue"] for lift in lifts),
+        "lifts_online": sum(lift.online for lift in fitted),
+        "maintenance_overdue": sum(lift.maintenance_overdue for lift in everything),
+        "inspection_overdue": sum(lift.inspection_overdue for lift in everything),
         "severities": severities,
         "open_alarms": open_list[:30],
-        "lift_info": await queries.lifts_by_code(conn, {a.device_code for a in open_list[:30] if a.device_code}),
+        "lift_info": await lifts.lifts_by_code(conn, {a.device_code for a in open_list[:30] if a.device_code}),
         "fills": None,
         "per_district": None,
     }
@@ -207,32 +205,32 @@ async def home(request: web.Request) -> web.StreamResponse:
         context["denial_chart"] = charts.bar_chart([(str(reason), n) for reason, n in denials],
                                                    title="近30日拒绝充装（按原因代码）", unit="次")  # fmt: skip
     if user.scope.whole_city and "district_code" not in filters:
-        context["per_district"] = _per_district(lifts)
+        context["per_district"] = _per_district(everything)
     week = await alarm_store.list_alarms(conn, since=datetime.now(UTC) - timedelta(days=14), limit=10_000, **filters)
     context["alarm_chart"] = charts.bar_chart(_per_day([a.raised_at for a in week], 14), title="近14日告警数", unit="起")
     return await page(request, "dashboard.html", context)
 
 
-def _per_district(lifts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _per_district(everything: list[lifts.LiftView]) -> list[dict[str, Any]]:
     rows = []
     for code, name in DISTRICTS.items():
-        mine = [lift for lift in lifts if lift["district_code"] == code]
-        fitted = [lift for lift in mine if lift["terminals"]]
+        mine = [lift for lift in everything if lift.district_code == code]
+        fitted = [lift for lift in mine if lift.has_terminal]
         rows.append({
             "code": code, "name": name, "lifts": len(mine), "fitted": len(fitted),
-            "online": sum(lift["online"] for lift in fitted),
-            "open_alarms": sum(lift["open_alarms"] for lift in mine),
-            "trapped": sum(lift["trapped"] for lift in mine),
-            "maintenance_overdue": sum(lift["maintenance_overdue"] for lift in mine),
+            "online": sum(lift.online for lift in fitted),
+            "open_alarms": sum(lift.open_alarms for lift in mine),
+            "trapped": sum(lift.trapped for lift in mine),
+            "maintenance_overdue": sum(lift.maintenance_overdue for lift in mine),
         })  # fmt: skip
     return rows
 
 
 def _per_day(times: list[datetime], days: int) -> list[tuple[str, float]]:
-    today = today_cst()
+    today = cst_today()
     counts = {today - timedelta(days=i): 0 for i in range(days - 1, -1, -1)}
     for moment in times:
-        day = moment.astimezone(CST).date()
+        day = cst_date(moment)
         if day in counts:
             counts[day] += 1
     return [(day.strftime("%m-%d"), float(n)) for day, n in counts.items()]
@@ -248,18 +246,18 @@ async def lift_list(request: web.Request) -> web.Response:
     user = request_user(request)
     query = request.query
     online = {"online": True, "offline": False}.get(query.get("state", ""))
-    lifts = await queries.list_lifts(
-        web_database(request), **rules_of(request), **lift_filters(request, user), online=online,
+    found = await lifts.list_lifts(
+        web_database(request), order="urgency", **rules_of(request), **lift_filters(request, user), online=online,
         with_alarm=YES_NO.get(query.get("alarm", "")), overdue=YES_NO.get(query.get("overdue", "")),
         search=query.get("q", "").strip() or None,
     )  # fmt: skip
-    return await page(request, "lifts.html", {"lifts": lifts[:500], "total": len(lifts), "query": query})
+    return await page(request, "lifts.html", {"lifts": found[:500], "total": len(found), "query": query})
 
 
-async def _lift_or_404(request: web.Request) -> dict[str, Any]:
+async def _lift_or_404(request: web.Request) -> lifts.LiftView:
     user = request_user(request)
     filters = {k: v for k, v in user.scope.filters().items() if k != "station_code"}
-    lift = await queries.get_lift(web_database(request), request.match_info["code"], **rules_of(request), **filters)
+    lift = await lifts.get_lift(web_database(request), request.match_info["code"], **rules_of(request), **filters)
     if lift is None:
         raise web.HTTPNotFound(text="没有这台电梯，或不在您的管辖范围内。")
     return lift
@@ -270,10 +268,10 @@ async def lift_detail(request: web.Request) -> web.Response:
     user = request_user(request)
     lift = await _lift_or_404(request)
     conn = web_database(request)
-    code = lift["device_code"]
+    code = lift.device_code
     platform = platform_of(request)
     frames = []
-    for terminal in lift["terminal_list"]:
+    for terminal in lift.terminal_list:
         for record in platform.frame_log.recent(terminal["protocol"], terminal["terminal_id"])[:30]:
             frames.append((terminal["terminal_id"], record))
     frames.sort(key=lambda item: item[1].at, reverse=True)
@@ -285,7 +283,7 @@ async def lift_detail(request: web.Request) -> web.Response:
         "frames": frames[:40],
         "commands": list(ev.CommandCode),
         "live_url": f"/live/lifts/{code}",
-        "lift_live": {"state": await queries.lift_state(conn, code), "online": lift["online"], "trapped": lift["trapped"]},
+        "lift_live": {"state": lift.state, "online": lift.online, "trapped": lift.trapped},
     }
     return await page(request, "lift.html", context)
 
@@ -295,8 +293,8 @@ async def lift_command(request: web.Request) -> web.Response:
     user = request_user(request)
     lift = await _lift_or_404(request)
     form = await request.post()
-    default = f"/lifts/{lift['device_code']}"
-    terminals = {f"{t['protocol']}:{t['terminal_id']}": t for t in lift["terminal_list"]}
+    default = f"/lifts/{lift.device_code}"
+    terminals = {f"{t['protocol']}:{t['terminal_id']}": t for t in lift.terminal_list}
     terminal = terminals.get(str(form.get("terminal", "")))
     try:
         code = ev.CommandCode(str(form.get("code", "")))
@@ -314,8 +312,8 @@ async def lift_command(request: web.Request) -> web.Response:
                                           requested_by=user.name)  # fmt: skip
     except LookupError:
         raise back_to(form, default, "not_connected") from None
-    await audit.record(platform.writer, user.name, "command.send", "elevator", lift["device_code"],
-                       district_code=lift["district_code"],
+    await audit.record(platform.writer, user.name, "command.send", "elevator", lift.device_code,
+                       district_code=lift.district_code,
                        details={"terminal": terminal["terminal_id"], "code": code.value, "argument": argument, "seq": seq})  # fmt: skip
     raise back_to(form, default, "command_sent")
 
@@ -353,15 +351,14 @@ async def alarm_list(request: web.Request) -> web.Response:
     found = await alarm_store.list_alarms(
         web_database(request), status=None if status == "all" else status, kind=kind,
         device_code=query.get("device_code") or None,
-        since=datetime.fromtimestamp(queries.day_bounds_utc(start)[0], UTC) if start else None,
-        until=datetime.fromtimestamp(queries.day_bounds_utc(end)[1], UTC) if end else None,
+        since=cst_day_bounds(start)[0] if start else None, until=cst_day_bounds(end)[1] if end else None,
         before_id=before, limit=200, **filters,
     )  # fmt: skip
     if severity:
         found = [a for a in found if a.severity == severity]
     if status == "open":
         found = most_urgent_first(found)
-    lift_info = await queries.lifts_by_code(web_database(request), {a.device_code for a in found if a.device_code})
+    lift_info = await lifts.lifts_by_code(web_database(request), {a.device_code for a in found if a.device_code})
     return await page(request, "alarms.html", {
         "alarms": found, "lift_info": lift_info, "query": query, "status": status,
         "older_url": str(request.rel_url.update_query(before=found[-1].id)) if len(found) == 200 else None,
@@ -379,7 +376,7 @@ async def alarm_detail(request: web.Request) -> web.Response:
     alarm = await alarm_store.get_alarm(conn, alarm_id, **user.scope.filters())
     if alarm is None:
         raise web.HTTPNotFound(text="没有这条告警，或不在您的管辖范围内。")
-    lift_info = await queries.lifts_by_code(conn, {alarm.device_code} if alarm.device_code else set())
+    lift_info = await lifts.lifts_by_code(conn, {alarm.device_code} if alarm.device_code else set())
     return await page(request, "alarm.html", {
         "alarm": alarm, "lift_info": lift_info, "samples": await alarm_store.alarm_samples(conn, alarm_id),
     })  # fmt: skip
@@ -396,15 +393,14 @@ async def _handle_alarm(request: web.Request, action: str) -> web.Response:
     handle = alarm_store.acknowledge_alarm if action == "acknowledge" else alarm_store.resolve_alarm
     platform = platform_of(request)
     try:
-        alarm = await handle(platform, alarm_id, user=user.name, note=note, **user.scope.filters())
+        await handle(platform, alarm_id, user=user.name, note=note, also=lambda changed: [audit.entry(
+            user.name, f"alarm.{action}", "alarm", changed.id, district_code=changed.district_code,
+            details={"note": note, "kind": changed.kind},
+        )], **user.scope.filters())  # fmt: skip
     except alarm_store.AlarmNotFound:
         raise web.HTTPNotFound(text="没有这条告警，或不在您的管辖范围内。") from None
     except alarm_store.AlarmAlreadyResolved:
         raise back_to(form, "/alarms", "already_resolved") from None
-    district = (await alarm_store.get_alarm(web_database(request), alarm_id)) if alarm.district_code is None else alarm
-    await audit.record(platform.writer, user.name, f"alarm.{action}", "alarm", alarm_id,
-                       district_code=district.district_code if district else None,
-                       details={"note": note, "kind": alarm.kind})  # fmt: skip
     raise back_to(form, "/alarms", "acknowledged" if action == "acknowledge" else "resolved")
 
 
@@ -434,7 +430,7 @@ async def rescue_list(request: web.Request) -> web.Response:
                              threshold_label=f"{limit:g}分钟时限")  # fmt: skip
     return await page(request, "rescues.html", {
         "rescues": rescues, "limit": limit, "chart": chart,
-        "lift_info": await queries.lifts_by_code(conn, {r.device_code for r in rescues}),
+        "lift_info": await lifts.lifts_by_code(conn, {r.device_code for r in rescues}),
     })  # fmt: skip
 
 
@@ -443,13 +439,12 @@ async def maintenance_page(request: web.Request) -> web.Response:
     user = request_user(request)
     conn = web_database(request)
     filters = lift_filters(request, user)
-    interval = platform_of(request).config.rules.maintenance_interval_days
-    overdue = await maintenance.maintenance_overdue(conn, interval_days=interval, **filters)
-    overdue.sort(key=lambda lift: -1 if lift["days_since"] is None else -lift["days_since"])
+    overdue = await lifts.list_lifts(conn, maintenance_overdue=True, order="maintenance", **rules_of(request),
+                                     **filters)  # fmt: skip
     visits = await maintenance.list_visits(conn, flagged=True, limit=200, **filters)
     return await page(request, "maintenance.html", {
-        "overdue": overdue, "visits": visits, "interval": interval,
-        "lift_info": await queries.lifts_by_code(conn, {v.device_code for v in visits}),
+        "overdue": overdue, "visits": visits, "interval": platform_of(request).config.rules.maintenance_interval_days,
+        "lift_info": await lifts.lifts_by_code(conn, {v.device_code for v in visits}),
     })  # fmt: skip
 
 
@@ -458,13 +453,10 @@ async def inspection_page(request: web.Request) -> web.Response:
     user = request_user(request)
     conn = web_database(request)
     filters = lift_filters(request, user)
-    due_days = platform_of(request).config.rules.inspection_due_days
-    lifts = await maintenance.inspection_overdue(conn, **filters)
-    lifts += await maintenance.inspection_due_soon(conn, within_days=due_days, **filters)
-    today = today_cst()
-    for lift in lifts:
-        lift["days_left"] = (date.fromisoformat(lift["next_inspection"]) - today).days
-    return await page(request, "inspections.html", {"lifts": lifts, "due_days": due_days})
+    rules = rules_of(request)
+    found = await lifts.list_lifts(conn, inspection_overdue=True, order="inspection", **rules, **filters)
+    found += await lifts.list_lifts(conn, inspection_due_soon=True, order="inspection", **rules, **filters)
+    return await page(request, "inspections.html", {"lifts": found, "due_days": rules["inspection_due_days"]})
 
 
 @hookimpl

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from wuhai_iot import audit, census, users
+from wuhai_iot.clock import cst_today
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import Platform
 from wuhai_iot.storage import db
@@ -20,7 +21,7 @@ from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
 from wuhai_iot.web.auth import request_user, requires, web_database
 from wuhai_iot.web.pages import chosen_district, page, platform_of
-from wuhai_iot.web.templating import ALARM_KIND_LABELS, DENY_REASONS, today_cst
+from wuhai_iot.web.templating import ALARM_KIND_LABELS, DENY_REASONS
 
 MAX_UPLOAD_FILES = 10
 
@@ -28,14 +29,14 @@ MAX_UPLOAD_FILES = 10
 @requires(P.VIEW_COVERAGE)
 async def rollout(request: web.Request) -> web.Response:
     user = request_user(request)
-    figures = await queries.coverage(web_database(request), today=today_cst(), district_code=user.scope.district_code)
+    figures = await queries.coverage(web_database(request), today=cst_today(), district_code=user.scope.district_code)
     return await page(request, "rollout.html", {"districts": figures})
 
 
 def _month(request: web.Request) -> date:
     text = request.query.get("month", "").strip()
     if not text:
-        return today_cst().replace(day=1)
+        return cst_today().replace(day=1)
     try:
         return date.fromisoformat(text + "-01")
     except ValueError:

@@ -6,8 +6,9 @@ cylinders (the district of the owner station or the vehicle) and vehicles; a sta
 
 from __future__ import annotations
 
-import re
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
@@ -21,7 +22,6 @@ from wuhai_iot.web.pages import chosen_district, page, platform_of, today_window
 from wuhai_iot.web.templating import DENY_REASONS
 
 MAX_QUERY = 64
-TAG = re.compile(r"[0-9A-Fa-f]{8,32}")
 
 
 def _station_filters(request: web.Request) -> dict[str, object]:
@@ -62,8 +62,7 @@ async def station_detail(request: web.Request) -> web.Response:
     since, until = today_window()
     (today,) = await queries.list_stations(conn, since=since, until=until, station_code=code)
     return await page(request, "station.html", {
-        "trace": found, "today": today,
-        "decisions": await queries.recent_decisions(conn, station_code=code),
+        "trace": found, "today": today, "decisions": found.decisions,
         "denial_chart": charts.bar_chart([(DENY_REASONS.get(r, str(r)), n) for r, n in found.denials_by_reason.items()],
                                          title="近30日拒绝充装原因", unit="次"),
         "fill_chart": charts.bar_chart([(d.day.strftime("%m-%d"), d.completed) for d in found.fills_per_day],
@@ -78,34 +77,25 @@ def _search_text(request: web.Request, name: str) -> str:
     return text
 
 
-@requires(P.VIEW_CYLINDERS)
-async def cylinder_trace(request: web.Request) -> web.Response:
-    text = _search_text(request, "q")
+async def _look_up(request: web.Request, name: str, template: str, find: Callable[..., Awaitable[Any]]) -> web.Response:
+    """The search page ``template`` with what ``find`` found for ``?name=`` in the user's scope (404: nothing)."""
+    text = _search_text(request, name)
     found = None
     if text:
-        conn = web_database(request)
         scope = request_user(request).scope
-        filters = {"district_code": scope.district_code, "station_code": scope.station_code}
-        found = await trace.cylinder_trace(conn, code=text, **filters)
-        if found is None and TAG.fullmatch(text):
-            found = await trace.cylinder_trace(conn, tag=text, **filters)
-    return await page(request, "cylinders.html", {"q": text, "trace": found},
-                      status=404 if text and found is None else 200)  # fmt: skip
+        found = await find(web_database(request), text, district_code=scope.district_code,
+                           station_code=scope.station_code)  # fmt: skip
+    return await page(request, template, {name: text, "trace": found}, status=404 if text and found is None else 200)
+
+
+@requires(P.VIEW_CYLINDERS)
+async def cylinder_trace(request: web.Request) -> web.Response:
+    return await _look_up(request, "q", "cylinders.html", trace.find_cylinder)
 
 
 @requires(P.VIEW_VEHICLES)
 async def vehicle_lookup(request: web.Request) -> web.Response:
-    text = _search_text(request, "plate")
-    found = None
-    if text:
-        conn = web_database(request)
-        scope = request_user(request).scope
-        plate = await queries.registered_plate(conn, text)
-        if plate is not None:
-            found = await trace.vehicle_trace(conn, plate, district_code=scope.district_code,
-                                              station_code=scope.station_code)  # fmt: skip
-    return await page(request, "vehicles.html", {"plate": text, "trace": found},
-                      status=404 if text and found is None else 200)  # fmt: skip
+    return await _look_up(request, "plate", "vehicles.html", trace.vehicle_trace)
 
 
 @hookimpl

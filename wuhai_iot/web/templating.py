@@ -7,16 +7,14 @@ Times are stored in UTC and shown in China Standard Time (UTC+8) as ``2026-11-29
 from __future__ import annotations
 
 import functools
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jinja2
 from aiohttp import web
 
+from wuhai_iot.clock import CST
 from wuhai_iot.districts import DISTRICTS
-
-CST = timezone(timedelta(hours=8), "CST")
-"""China Standard Time: every time on a page is shown in it."""
 
 SEVERITY_LABELS = {"critical": "严重", "major": "重要", "minor": "一般"}
 SEVERITY_ORDER = ("critical", "major", "minor")
@@ -129,11 +127,6 @@ def cst(value: datetime | float | int | None, fmt: str = "%Y-%m-%d %H:%M") -> st
 
 def cst_seconds(value: datetime | float | int | None) -> str:
     return cst(value, "%Y-%m-%d %H:%M:%S")
-
-
-def today_cst() -> date:
-    """The calendar date in China Standard Time (date rules use it)."""
-    return datetime.now(CST).date()
 
 
 def duration(value: timedelta | float | int | None) -> str:
