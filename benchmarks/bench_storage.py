@@ -71,8 +71,10 @@ async def main(args: argparse.Namespace) -> None:
             terminals = [Terminal(p, t, d, report_interval_s=int(args.interval)) for p, t, d in rows]
             before, _ = file_size(config.database.path)
             steps = int(args.minutes * 60 / args.interval)
-            end = datetime.now(UTC).replace(microsecond=0)
-            start = end - timedelta(seconds=steps * args.interval)
+            # Simulated time runs from now on (faster than the clock): the platform's own timers (offline
+            # checks) then never see a simulated terminal as silent.
+            start = datetime.now(UTC).replace(microsecond=0)
+            end = start + timedelta(seconds=steps * args.interval)
             started, stored = time.monotonic(), 0
             for step, seq in zip(range(steps), itertools.count(1), strict=False):
                 at = start + timedelta(seconds=step * args.interval)
@@ -110,6 +112,10 @@ async def main(args: argparse.Namespace) -> None:
                 "SELECT (SELECT count(*) FROM alarms), (SELECT count(*) FROM alarm_samples),"
                 " (SELECT count(*) FROM elevator_state)")
             print("   kept: {} alarms, {} alarm samples, {} latest lift states".format(*kept[0]))
+            kinds = await conn.execute_fetchall("SELECT kind, count(*) FROM alarms GROUP BY kind")
+            if kinds:
+                print("   alarms raised by the rules on the simulated data: "
+                      + ", ".join(f"{kind} {count}" for kind, count in kinds))  # fmt: skip
     print(f"SUMMARY storage: {per_message:.0f} bytes per status message, {per_day / 2**30:.2f} GiB per day at "
           f"{args.lifts} lifts every {args.interval:.0f} s; bounded by retention at about "
           f"{raw_days * per_day / 2**30:.1f} GiB ({raw_days} days of raw status; pruning left {left} expired rows)")  # fmt: skip

@@ -14,7 +14,7 @@ from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
 from wuhai_iot.simulator.load import DEFAULT_PORTS, identities, run_load
 
 
-def _positive(text: str) -> int:
+def _count(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is negative")
@@ -23,11 +23,11 @@ def _positive(text: str) -> int:
 
 def add_size_options(parser: argparse.ArgumentParser, defaults: CensusSize) -> None:
     """``--lifts --stations --cylinders --vehicles --seed`` (shared with ``demo``)."""
-    parser.add_argument("--lifts", type=_positive, default=defaults.lifts, help=f"default {defaults.lifts}")
-    parser.add_argument("--stations", type=_positive, default=defaults.stations, help=f"default {defaults.stations}")
-    parser.add_argument("--cylinders", type=_positive, default=defaults.cylinders,
+    parser.add_argument("--lifts", type=_count, default=defaults.lifts, help=f"default {defaults.lifts}")
+    parser.add_argument("--stations", type=_count, default=defaults.stations, help=f"default {defaults.stations}")
+    parser.add_argument("--cylinders", type=_count, default=defaults.cylinders,
                         help=f"default {defaults.cylinders}")  # fmt: skip
-    parser.add_argument("--vehicles", type=_positive, default=defaults.vehicles, help=f"default {defaults.vehicles}")
+    parser.add_argument("--vehicles", type=_count, default=defaults.vehicles, help=f"default {defaults.vehicles}")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (same seed, same day: same files)")
 
 
@@ -86,14 +86,14 @@ def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
         "received, ACK latency p50/p99 and errors. Exit status 1 when no terminal could log in.",
     )
     simulate.add_argument("--protocol", required=True, choices=sorted(DEFAULT_PORTS))
-    simulate.add_argument("--terminals", type=_positive, default=100, help="number of terminals (default 100)")
+    simulate.add_argument("--terminals", type=_count, default=100, help="number of terminals (default 100)")
     simulate.add_argument("--rate", type=float, default=1.0, help="frames per second per terminal (default 1)")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, help="default: the protocol's vendor port")
     simulate.add_argument("--duration", type=float, default=30.0, help="seconds of load (default 30)")
     simulate.add_argument("--census", metavar="DIR",
                           help="take terminal ids and keys (and, for gasfill, tags and operators) from this census")
-    simulate.add_argument("--window", type=_positive,
+    simulate.add_argument("--window", type=_count,
                           help="at most this many unanswered messages per terminal (default: no limit)")
     simulate.add_argument("--json", action="store_true", help="print the report as one JSON object")
     simulate.set_defaults(handler=simulate_command)
