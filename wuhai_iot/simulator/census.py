@@ -17,13 +17,12 @@ import csv
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 
 from wuhai_iot.census import KIND_ORDER, KINDS
+from wuhai_iot.clock import add_years, cst_today
 from wuhai_iot.districts import DISTRICTS
-
-CST = timezone(timedelta(hours=8))
 
 Row = dict[str, str]
 Census = dict[str, list[Row]]
@@ -114,18 +113,6 @@ MAINTENANCE_CARD_BASE = 100_000
 OPERATOR_CARD_BASE = 9_000
 
 
-def today_cst() -> date:
-    return datetime.now(CST).date()
-
-
-def add_years(day: date, years: int) -> date:
-    """The same calendar day ``years`` later (or earlier); 29 February becomes the 28th."""
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:
-        return day.replace(year=day.year + years, day=28)
-
-
 class _Picker:
     """Random choices with a fixed set of rows marked for each deliberate problem."""
 
@@ -151,7 +138,7 @@ class _Picker:
 
 def generate_census(size: CensusSize, today: date | None = None) -> Census:
     """The whole census, in memory (rows of text, as they will be written)."""
-    today = today or today_cst()
+    today = today or cst_today()
     pick = _Picker(random.Random(size.seed))
     stations = _stations(pick, size.stations, today)
     lifts, companies = _lifts(pick, size.lifts, today)

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from wuhai_iot.events import Direction, Door
-from wuhai_iot.simulator.census import CST, Census, Row, add_years, today_cst
+from wuhai_iot.clock import CST, add_years, cst_today
+from wuhai_iot.simulator.census import Census, Row
 from wuhai_iot.simulator.device import DeviceSettings, Fleet, SimulatedDevice
 from wuhai_iot.simulator.elink import ElinkTerminal
 from wuhai_iot.simulator.gasfill import GasfillController
@@ -167,7 +168,7 @@ class City:
         self.cycle_s = cycle_s
         self.rng = random.Random(seed)
         self.say = say
-        self.today = today_cst()
+        self.today = cst_today()
         lifts = {lift["device_code"]: lift for lift in census["elevators"]}
         self.cars: list[LiftCar] = []
         self.scales: dict[str, list[GasfillController]] = {}
