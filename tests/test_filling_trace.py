@@ -3,7 +3,7 @@ district / station scopes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 
 import aiosqlite
 from filling_support import (

@@ -21,13 +21,14 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
+from wuhai_iot import events as ev
 from wuhai_iot.config import RulesConfig
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.storage.writer import BatchWriter, Statement
@@ -411,12 +412,9 @@ class AlarmBook:
             subject, kind, at, source=source, vendor_code=vendor_code, detail=detail
         ) + self.clear_alarm(subject, kind, at, source=source, vendor_code=vendor_code)
 
-    def samples(self, alarm_id: int, records: list[tuple[datetime, dict[str, Any]]]) -> list[Statement]:
-        """Keep status records with an alarm (``events.event_record`` dicts by their time)."""
-        return [
-            (SAMPLE_INSERT, (alarm_id, at.timestamp(), json.dumps(record, ensure_ascii=False)))
-            for at, record in records
-        ]
+    def samples(self, alarm_id: int, statuses: Sequence[ev.ElevatorStatus]) -> list[Statement]:
+        """Keep status records with an alarm (as ``events.event_record`` JSON, by their time)."""
+        return [(SAMPLE_INSERT, (alarm_id, s.time.timestamp(), ev.event_json(s))) for s in statuses]
 
     def prune(self, now: datetime) -> None:
         """Forget cleared alarms older than the flapping window (memory stays bounded)."""

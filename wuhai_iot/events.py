@@ -251,7 +251,7 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 def event_record(event: Event) -> dict[str, object]:
     """The event as a JSON-ready dict (``event`` = class name, times as ISO-8601 UTC)."""
-    return orjson.loads(events_json([event]))[0]  # type: ignore[no-any-return]
+    return orjson.loads(event_json(event))  # type: ignore[no-any-return]
 
 
 def _json_default(value: object) -> object:
@@ -265,10 +265,17 @@ def _json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+_JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_UTC_Z
+
+
 def events_json(events: Sequence[Event]) -> str:
     """The events as a JSON list of ``event_record`` dicts.
 
     orjson, because this runs for every stored frame: it writes datetimes and enums natively.
     """
-    option = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_UTC_Z
-    return orjson.dumps(events, default=_json_default, option=option).decode()
+    return orjson.dumps(events, default=_json_default, option=_JSON_OPTIONS).decode()
+
+
+def event_json(event: Event) -> str:
+    """One event as the JSON of its ``event_record``."""
+    return orjson.dumps(event, default=_json_default, option=_JSON_OPTIONS).decode()

@@ -61,7 +61,7 @@ class LiftRuntime:
     def __init__(self, lift: Lift) -> None:
         self.lift = lift
         self.running: bool | None = None
-        self.recent: deque[tuple[datetime, dict[str, Any]]] = deque()
+        self.recent: deque[ev.ElevatorStatus] = deque()
         """Status records of the last CONTEXT_BEFORE_S (device time)."""
         self.kept: dict[int, int] = {}
         """Alarm id → records kept with it so far."""
@@ -163,10 +163,9 @@ class RuleEngine:
 
     def _status(self, runtime: LiftRuntime, status: ev.ElevatorStatus) -> list[Statement]:
         lift = runtime.lift
-        record = (status.time, ev.event_record(status))
         if lift.last_sample_at is not None and status.time < lift.last_sample_at:
             # A late sample (a batch, a resend): kept with the alarms, not the current state.
-            return self._keep_with_alarms(runtime, [record], set())
+            return self._keep_with_alarms(runtime, [status], set())
         statements: list[Statement] = []
         if lift.last_sample_at is not None and runtime.running is not None:
             gap = (status.time - lift.last_sample_at).total_seconds()
@@ -177,17 +176,17 @@ class RuleEngine:
         runtime.running = status.running
         lift.last_sample_at = status.time
         lift.clock_offset_s = (status.received_at - status.time).total_seconds()
-        runtime.recent.append(record)
+        runtime.recent.append(status)
         horizon = status.time - timedelta(seconds=CONTEXT_BEFORE_S)
-        while runtime.recent and runtime.recent[0][0] < horizon:
+        while runtime.recent and runtime.recent[0].time < horizon:
             runtime.recent.popleft()
         subject = Subject(device_code=lift.device_code)
         before = {alarm.id for alarm in self.book.active_for(subject)}
         statements += self._run_rules(runtime, status)
-        return statements + self._keep_with_alarms(runtime, [record], before)
+        return statements + self._keep_with_alarms(runtime, [status], before)
 
     def _keep_with_alarms(
-        self, runtime: LiftRuntime, records: list[tuple[datetime, dict[str, Any]]], also: set[int]
+        self, runtime: LiftRuntime, records: list[ev.ElevatorStatus], also: set[int]
     ) -> list[Statement]:
         """Keep records with the lift's active alarms (and ``also``: those just cleared by them);
         an alarm seen for the first time also gets the records of the minute before."""
