@@ -27,8 +27,8 @@ IDLE_TIMEOUT_S = 600.0
 SEEN_FLUSH_S = 10.0
 """How often the terminals' last-frame times are written to ``terminal_sessions``."""
 READ_SIZE = 65536
-FRAMES_PER_SLICE = 16
-"""Frames of one read handled before yielding to the event loop."""
+SLICE_S = 0.002
+"""Longest stretch spent on the frames of one read before yielding to the event loop."""
 MAX_UNACKNOWLEDGED = 64
 """Stored messages of one connection waiting for their commit before it stops reading (TCP backpressure).
 
@@ -149,11 +149,14 @@ class TerminalConnection:
                     break
                 if not data:
                     break
-                for index, item in enumerate(framer.feed(data), 1):
+                slice_started = time.perf_counter()
+                for item in framer.feed(data):
                     if not self._drained.is_set():
                         await self._drained.wait()
-                    elif index % FRAMES_PER_SLICE == 0:
+                        slice_started = time.perf_counter()
+                    elif time.perf_counter() - slice_started > SLICE_S:
                         await asyncio.sleep(0)  # a burst of frames must not stall other connections
+                        slice_started = time.perf_counter()
                     if isinstance(item, Discarded):
                         counters.bytes_discarded += len(item.data)
                         self.listener.frame_log.add(

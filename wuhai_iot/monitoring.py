@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+TICK_CHUNK = 200
+"""Lifts whose rules tick in one writer unit (see ``advance``)."""
 REGISTRY_REFRESH_S = 300.0
 """How often the lifts and workers are re-read (a census import while running)."""
 PRUNE_PAUSE_S = 0.05
@@ -55,11 +57,21 @@ class Monitoring:
     _online_at: datetime | None = None
 
     async def advance(self, now: datetime | None = None) -> None:
-        """Let time pass to ``now`` (platform clock), committed in order with the frames before it."""
+        """Let time pass to ``now`` (platform clock), committed in order with the frames before it.
+
+        The lifts' rules tick in units of TICK_CHUNK lifts, so that the writer can yield to the event
+        loop between them: a tick of the whole city at once held it for tens of milliseconds."""
         at = now or datetime.now(UTC)
-        await self.platform.writer.submit(WriteUnit(on_new=lambda: self.tick(at)))
+        writer = self.platform.writer
+        units = [writer.submit(WriteUnit(on_new=lambda: self.tick(at)))]
+        codes = list(self.engine.lifts)
+        for start in range(0, len(codes), TICK_CHUNK):
+            chunk = codes[start : start + TICK_CHUNK]
+            units.append(writer.submit(WriteUnit(on_new=lambda chunk=chunk: self.engine.tick(at, chunk))))
+        await asyncio.gather(*units)
 
     def tick(self, now: datetime) -> list[Statement]:
+        """What a tick does beside the lifts' rules: connections seen, rescues, maintenance, online time."""
         connected: set[str] = set()
         for listener in self.platform.listeners.values():
             for connection in listener.by_terminal.values():
@@ -71,7 +83,8 @@ class Monitoring:
                         datetime.fromtimestamp(connection.last_frame_at, UTC),
                         terminal.report_interval_s,
                     )
-        statements = self.engine.tick(now) + self.rescue.tick(now) + self.maintenance.tick(now)
+        self.engine.book.prune(now)
+        statements = self.rescue.tick(now) + self.maintenance.tick(now)
         if self._online_at is None or (now - self._online_at).total_seconds() >= ONLINE_STEP_S:
             self._online_at = now
             statements += self.engine.online_time(now, connected)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -230,10 +230,12 @@ class RuleEngine:
         if report_interval_s:
             lift.report_interval_s = report_interval_s
 
-    def tick(self, now: datetime) -> list[Statement]:
-        """Let time pass to ``now`` (platform clock) for every lift."""
+    def tick(self, now: datetime, device_codes: Iterable[str] | None = None) -> list[Statement]:
+        """Let time pass to ``now`` (platform clock) for every lift, or for those of ``device_codes``
+        (the alarm book forgets old cleared alarms only on a tick of every lift)."""
         statements: list[Statement] = []
-        for runtime in self.lifts.values():
+        runtimes = self.lifts.values() if device_codes is None else (self.lifts[code] for code in device_codes)
+        for runtime in runtimes:
             for rule in self.rules:
                 state = runtime.states.get(rule.name)
                 if not state and not rule.ticks_when_idle:
@@ -249,7 +251,8 @@ class RuleEngine:
                     state.update(before)
                     continue
                 statements += self._apply(runtime, rule, transitions, state, before)
-        self.book.prune(now)
+        if device_codes is None:
+            self.book.prune(now)
         return statements
 
     def online_time(self, now: datetime, connected: set[str]) -> list[Statement]:

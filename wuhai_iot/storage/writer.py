@@ -23,6 +23,7 @@ import functools
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,8 +38,11 @@ MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 MAX_ROWS_PER_STATEMENT = 500
 _VALUES = re.compile(r"\bVALUES\s*(\(\s*\?(?:\s*,\s*\?)*\s*\))", re.IGNORECASE)
 
-LOOP_SLICE = 100
-"""Units handled between two yields to the event loop, so a large batch never stalls it for long."""
+LOOP_SLICE_S = 0.002
+"""Longest stretch of work before yielding to the event loop: a large batch never stalls it for long
+(fill decisions wait behind whatever runs in the loop)."""
+ACK_CALLBACK_S = 0.00005
+"""About what one committed unit's callback (encoding and writing its ACK) costs."""
 
 
 @dataclass(slots=True)
@@ -118,11 +122,13 @@ class BatchWriter:
             return
         self.batches += 1
         self.units += len(batch)
+        # The futures' callbacks (ACKs) run at the next yield: release them in slices, not all at once.
+        per_slice = max(1, int(LOOP_SLICE_S / ACK_CALLBACK_S))
         for index, ((_, future), new) in enumerate(zip(batch, results, strict=True), 1):
             if not future.cancelled():
                 future.set_result(new)
-            if index % LOOP_SLICE == 0:
-                await asyncio.sleep(0)  # the callbacks (ACKs) run in slices, not all at once
+            if index % per_slice == 0:
+                await asyncio.sleep(0)
 
     async def _transaction(self, units: list[WriteUnit]) -> list[bool]:
         conn = self._conn
@@ -130,13 +136,15 @@ class BatchWriter:
         try:
             new = await self._deduplicate(units)
             groups: dict[str, list[Sequence[Any]]] = {}
-            for index, (unit, is_new) in enumerate(zip(units, new, strict=True), 1):
+            slice_started = time.perf_counter()
+            for unit, is_new in zip(units, new, strict=True):
                 if is_new and unit.on_new is not None:
                     # Derive once: a retried unit must not feed its events to the rules twice.
                     unit.statements = unit.statements + unit.on_new()
                     unit.on_new = None
-                    if index % LOOP_SLICE == 0:
+                    if time.perf_counter() - slice_started > LOOP_SLICE_S:
                         await asyncio.sleep(0)  # consumers run in the loop: let fill decisions through
+                        slice_started = time.perf_counter()
                 for sql, params in unit.statements:
                     groups.setdefault(sql, []).append(params)
             for sql, rows in groups.items():
