@@ -38,9 +38,16 @@ STATE_FLAGS = ("running", "door_zone", "occupied", "power", "safety_circuit", "d
 STATE_TIMES = ("at", "received_at")
 SEVERITIES = ("critical", "major", "minor")
 
-_OPEN_ALARM = "a.device_code = e.device_code AND a.status != 'resolved' AND a.merged_into IS NULL"
 _SESSIONS = ("FROM terminals t JOIN terminal_sessions ts ON ts.protocol = t.protocol"
              " AND ts.terminal_id = t.terminal_id WHERE t.device_code = e.device_code")  # fmt: skip
+
+# Open alarms per lift, grouped once (through the alarms_open index) rather than looked up for every lift.
+_OPEN_ALARMS = """
+SELECT a.device_code, count(*) AS open_alarms,
+       min(CASE a.severity WHEN 'critical' THEN 0 WHEN 'major' THEN 1 ELSE 2 END) AS worst,
+       sum(a.kind = 'trapped') AS trapped
+FROM alarms a WHERE a.status != 'resolved' AND a.merged_into IS NULL GROUP BY a.device_code
+"""
 
 # The lifts in scope (scope, search and cursor filter here, where the indexes are) with what is known of each.
 _LIFTS = f"""
@@ -50,13 +57,11 @@ SELECT e.*, {", ".join(f"st.{name} AS state_{name}" for name in STATE_COLUMNS)},
           AS tracked_since,
        coalesce((SELECT max(ts.online) {_SESSIONS}), 0) AS online,
        (SELECT max(ts.last_frame_at) {_SESSIONS}) AS last_frame_at,
-       (SELECT count(*) FROM alarms a WHERE {_OPEN_ALARM}) AS open_alarms,
-       (SELECT min(CASE a.severity WHEN 'critical' THEN 0 WHEN 'major' THEN 1 ELSE 2 END) FROM alarms a
-          WHERE {_OPEN_ALARM}) AS worst,
-       (SELECT count(*) FROM alarms a WHERE {_OPEN_ALARM} AND a.kind = 'trapped') AS trapped,
+       coalesce(alarm.open_alarms, 0) AS open_alarms, alarm.worst, coalesce(alarm.trapped, 0) AS trapped,
        (SELECT max(v.ended_at) FROM maintenance_visits v WHERE v.device_code = e.device_code
           AND v.started_at IS NOT NULL AND v.ended_at IS NOT NULL) AS last_visit_at
 FROM elevators e LEFT JOIN elevator_state st ON st.device_code = e.device_code
+     LEFT JOIN ({_OPEN_ALARMS}) alarm ON alarm.device_code = e.device_code
 """
 
 # The flags, from the reference dates above: :overdue_before = today - interval, :today, :due_until.
@@ -163,26 +168,20 @@ def _scope(where: list[str], params: dict[str, Any], district_code: str | None, 
         params["maintenance_company"] = maintenance_company
 
 
-async def _select(
-    conn: aiosqlite.Connection, where: list[str], params: dict[str, Any], flags: list[str], tail: str,
-    now: datetime | None, maintenance_interval_days: int, inspection_due_days: int,
-) -> list[LiftView]:  # fmt: skip
-    """``where`` narrows the lifts (named parameters in ``params``), ``flags`` the flagged rows."""
-    today = cst_today(now)
+def _flagged(where: list[str], params: dict[str, Any], flags: list[str], today: date, maintenance_interval_days: int,
+             inspection_due_days: int) -> str:  # fmt: skip
+    """The flagged lifts' SQL: ``where`` narrows the lifts (named parameters in ``params``, to which the
+    reference dates are added), ``flags`` the flagged rows."""
     params |= {"today": today.isoformat(),
                "overdue_before": (today - timedelta(days=maintenance_interval_days)).isoformat(),
                "due_until": (today + timedelta(days=inspection_due_days)).isoformat()}  # fmt: skip
     lifts = _LIFTS + (" WHERE " + " AND ".join(where) if where else "")
-    sql = "SELECT * FROM (" + _FLAGGED.format(lifts=lifts) + ")" + (" WHERE " + " AND ".join(flags) if flags else "")
-    return [_view(row, today) for row in await conn.execute_fetchall(sql + tail, params)]
+    return "SELECT * FROM (" + _FLAGGED.format(lifts=lifts) + ")" + (" WHERE " + " AND ".join(flags) if flags else "")
 
 
-async def list_lifts(
-    conn: aiosqlite.Connection,
+def _filters(
+    params: dict[str, Any],
     *,
-    after: str | None = None,
-    limit: int | None = None,
-    order: Order = "device_code",
     online: bool | None = None,
     with_alarm: bool | None = None,
     overdue: bool | None = None,
@@ -190,25 +189,12 @@ async def list_lifts(
     inspection_overdue: bool | None = None,
     inspection_due_soon: bool | None = None,
     search: str | None = None,
-    now: datetime | None = None,
-    maintenance_interval_days: int = DEFAULTS.maintenance_interval_days,
-    inspection_due_days: int = DEFAULTS.inspection_due_days,
     district_code: str | None = None,
     maintenance_company: str | None = None,
-) -> list[LiftView]:
-    """Lifts with their live state and flags, in ``order`` (see ORDERS), at most ``limit``.
-
-    ``after`` is the keyset cursor of ``order="device_code"``: the last device code of the previous page.
-    ``overdue`` means maintenance or inspection overdue; ``search`` matches the device code, registration
-    number or address."""
-    if after is not None and order != "device_code":
-        raise ValueError("the cursor pages lifts by device code only")
+) -> tuple[list[str], list[str]]:
+    """The lift filters (see ``list_lifts``) as conditions on the lifts and on the flagged rows."""
     where: list[str] = []
-    params: dict[str, Any] = {}
     _scope(where, params, district_code, maintenance_company)
-    if after is not None:
-        where.append("e.device_code > :after")
-        params["after"] = after
     if search:
         where.append("(e.device_code LIKE :search OR e.registration_no LIKE :search OR e.address LIKE :search)")
         params["search"] = f"%{search}%"
@@ -219,8 +205,62 @@ async def list_lifts(
                            ("inspection_due_soon", inspection_due_soon)):  # fmt: skip
         if wanted is not None:
             flags.append(column if wanted else f"NOT {column}")
-    tail = f" ORDER BY {ORDERS[order]}" + ("" if limit is None else f" LIMIT {int(limit)}")
-    return await _select(conn, where, params, flags, tail, now, maintenance_interval_days, inspection_due_days)
+    return where, flags
+
+
+async def list_lifts(
+    conn: aiosqlite.Connection,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+    order: Order = "device_code",
+    now: datetime | None = None,
+    maintenance_interval_days: int = DEFAULTS.maintenance_interval_days,
+    inspection_due_days: int = DEFAULTS.inspection_due_days,
+    **filters: Any,
+) -> list[LiftView]:
+    """Lifts with their live state and flags, in ``order`` (see ORDERS), at most ``limit``.
+
+    ``after`` is the keyset cursor of ``order="device_code"``: the last device code of the previous page.
+    ``filters``: ``online``, ``with_alarm``, ``overdue`` (maintenance or inspection overdue),
+    ``maintenance_overdue``, ``inspection_overdue``, ``inspection_due_soon`` (each True, False or None),
+    ``search`` (matches the device code, registration number or address), and the scope
+    (``district_code``, ``maintenance_company``)."""
+    if after is not None and order != "device_code":
+        raise ValueError("the cursor pages lifts by device code only")
+    params: dict[str, Any] = {}
+    where, flags = _filters(params, **filters)
+    if after is not None:
+        where.append("e.device_code > :after")
+        params["after"] = after
+    today = cst_today(now)
+    sql = _flagged(where, params, flags, today, maintenance_interval_days, inspection_due_days)
+    sql += f" ORDER BY {ORDERS[order]}" + ("" if limit is None else f" LIMIT {int(limit)}")
+    return [_view(row, today) for row in await conn.execute_fetchall(sql, params)]
+
+
+COUNTS = ("lifts", "fitted", "online", "open_alarms", "trapped", "maintenance_overdue", "inspection_overdue")
+_COUNTS = ("count(*) AS lifts, sum(terminals > 0) AS fitted, sum(terminals > 0 AND online) AS online,"
+           " sum(open_alarms) AS open_alarms, sum(trapped > 0) AS trapped,"
+           " sum(maintenance_overdue) AS maintenance_overdue, sum(inspection_overdue) AS inspection_overdue")
+
+
+async def count_lifts(
+    conn: aiosqlite.Connection,
+    *,
+    now: datetime | None = None,
+    maintenance_interval_days: int = DEFAULTS.maintenance_interval_days,
+    inspection_due_days: int = DEFAULTS.inspection_due_days,
+    **filters: Any,
+) -> dict[str, dict[str, int]]:
+    """``list_lifts``'s lifts (same ``filters``) counted per district code, in SQL: ``COUNTS`` — lifts,
+    fitted (with a terminal), online (fitted and online), open alarms, lifts with passengers trapped,
+    maintenance overdue, inspection overdue. A district without a lift in scope is left out."""
+    params: dict[str, Any] = {}
+    where, flags = _filters(params, **filters)
+    sql = _flagged(where, params, flags, cst_today(now), maintenance_interval_days, inspection_due_days)
+    rows = await conn.execute_fetchall(f"SELECT district_code, {_COUNTS} FROM ({sql}) GROUP BY district_code", params)
+    return {row["district_code"]: {name: row[name] for name in COUNTS} for row in rows}
 
 
 async def get_lift(
@@ -237,10 +277,12 @@ async def get_lift(
     the filters."""
     where, params = ["e.device_code = :device_code"], {"device_code": device_code}
     _scope(where, params, district_code, maintenance_company)
-    found = await _select(conn, where, params, [], "", now, maintenance_interval_days, inspection_due_days)
-    if not found:
+    today = cst_today(now)
+    sql = _flagged(where, params, [], today, maintenance_interval_days, inspection_due_days)
+    found = await (await conn.execute(sql, params)).fetchone()
+    if found is None:
         return None
-    lift = found[0]
+    lift = _view(found, today)
     terminals = await conn.execute_fetchall(
         "SELECT t.protocol, t.terminal_id, t.installed_on, ts.online, ts.peer, ts.firmware, ts.report_interval_s,"
         " ts.connected_at, ts.last_frame_at FROM terminals t LEFT JOIN terminal_sessions ts"
