@@ -573,11 +573,11 @@ async def platform_stopping(platform: Platform) -> None:
 
 # --- queries (the web pages and the JSON API) -------------------------------------------------------
 
-_SELECT = (
-    "SELECT a.*, coalesce(e.district_code, s.district_code) AS district_code FROM alarms a"
-    " LEFT JOIN elevators e ON e.device_code = a.device_code"
+_FROM = (
+    " FROM alarms a LEFT JOIN elevators e ON e.device_code = a.device_code"
     " LEFT JOIN stations s ON s.station_code = a.station_code"
 )
+_SELECT = "SELECT a.*, coalesce(e.district_code, s.district_code) AS district_code" + _FROM
 
 
 def _scope(
@@ -615,8 +615,7 @@ async def get_alarm(
     return None if row is None else Alarm.from_row(row)
 
 
-async def list_alarms(
-    conn: aiosqlite.Connection,
+def _conditions(
     *,
     status: str | None = None,
     kind: str | None = None,
@@ -625,14 +624,11 @@ async def list_alarms(
     cylinder_code: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    before_id: int | None = None,
-    limit: int = 50,
     district_code: str | None = None,
     maintenance_company: str | None = None,
     station_code: int | None = None,
-) -> list[Alarm]:
-    """Alarms newest first (by id; ``before_id`` is the cursor). ``status='open'`` means not resolved.
-    Episodes merged into a flapping alarm are left out."""
+) -> tuple[list[str], list[Any]]:
+    """The filters of ``list_alarms`` as SQL conditions and their parameters."""
     where, params = ["a.merged_into IS NULL"], []
     if status == "open":
         where.append("a.status != 'resolved'")
@@ -652,12 +648,38 @@ async def list_alarms(
     if until is not None:
         where.append("a.raised_at < ?")
         params.append(until.timestamp())
+    _scope(where, params, district_code=district_code, maintenance_company=maintenance_company,
+           station_code=station_code)  # fmt: skip
+    return where, params
+
+
+MOST_URGENT_FIRST = ("a.kind != 'trapped', CASE a.severity WHEN 'critical' THEN 0 WHEN 'major' THEN 1 ELSE 2 END,"
+                     " a.status != 'raised', a.raised_at DESC, a.id DESC")  # fmt: skip
+"""Open alarms as staff work through them: trapped first, then by severity, unhandled before acknowledged,
+newest first."""
+
+
+async def list_alarms(
+    conn: aiosqlite.Connection,
+    *,
+    before_id: int | None = None,
+    limit: int = 50,
+    most_urgent_first: bool = False,
+    **filters: Any,
+) -> list[Alarm]:
+    """Alarms newest first (by id; ``before_id`` is the cursor), or ``most_urgent_first`` (see
+    MOST_URGENT_FIRST; no cursor). ``filters``: ``status`` ('open' means not resolved), ``kind``,
+    ``condition``, ``device_code``, ``cylinder_code``, ``since`` and ``until`` (raised), and the scope
+    (``district_code``, ``maintenance_company``, ``station_code``). Episodes merged into a flapping alarm are
+    left out."""
+    if before_id is not None and most_urgent_first:
+        raise ValueError("the cursor pages alarms by id only")
+    where, params = _conditions(**filters)
     if before_id is not None:
         where.append("a.id < ?")
         params.append(before_id)
-    _scope(where, params, district_code=district_code, maintenance_company=maintenance_company,
-           station_code=station_code)  # fmt: skip
-    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT ?"
+    order = MOST_URGENT_FIRST if most_urgent_first else "a.id DESC"
+    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
     rows = await (await conn.execute(sql, [*params, limit])).fetchall()
     return [Alarm.from_row(row) for row in rows]
 
@@ -665,6 +687,19 @@ async def list_alarms(
 async def open_alarms(conn: aiosqlite.Connection, **filters: Any) -> list[Alarm]:
     """Every alarm not yet resolved, newest first."""
     return await list_alarms(conn, status="open", limit=10_000, **filters)
+
+
+_GROUPS = {"severity": "a.severity", "day": "date(a.raised_at + 8 * 3600, 'unixepoch')"}
+
+
+async def count_alarms(conn: aiosqlite.Connection, *, by: str, **filters: Any) -> dict[str, int]:
+    """``list_alarms``'s alarms (same ``filters``) counted ``by`` "severity" or by "day", the CST date
+    ('YYYY-MM-DD') they were raised on; a severity or a day without alarms is left out."""
+    where, params = _conditions(**filters)
+    rows = await conn.execute_fetchall(
+        f"SELECT {_GROUPS[by]} AS grouped, count(*) AS n{_FROM} WHERE {' AND '.join(where)} GROUP BY grouped", params,
+    )  # fmt: skip
+    return {row["grouped"]: row["n"] for row in rows}
 
 
 async def alarm_samples(conn: aiosqlite.Connection, alarm_id: int) -> list[dict[str, Any]]:

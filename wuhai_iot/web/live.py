@@ -21,7 +21,7 @@ from wuhai_iot import lifts
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import Platform
 from wuhai_iot.web.auth import Permission, User, request_user, requires, web_database
-from wuhai_iot.web.pages import lift_filters, most_urgent_first, rules_of
+from wuhai_iot.web.pages import lift_filters, rules_of
 from wuhai_iot.web.templating import SEVERITY_ORDER, render_fragment
 
 POLL_S = 0.5
@@ -54,11 +54,11 @@ async def _snapshot(request: web.Request, user: User, page_path: str, device_cod
     """Counts and HTML fragments for the elements of the open page, keyed by element id."""
     conn = web_database(request)
     filters = user.scope.filters()
-    open_list = most_urgent_first(await alarm_store.open_alarms(conn, **filters))
+    shown = await alarm_store.list_alarms(conn, status="open", most_urgent_first=True, limit=30, **filters)
     trapped = await lifts.trapped_now(conn, **filters) if user.can(Permission.VIEW_ELEVATORS) else []
-    counts = {severity: sum(a.severity == severity for a in open_list) for severity in SEVERITY_ORDER}
-    counts.update(trapped=len(trapped), open=len(open_list))
-    shown = open_list[:30]
+    severities = await alarm_store.count_alarms(conn, by="severity", status="open", **filters)
+    counts = {severity: severities.get(severity, 0) for severity in SEVERITY_ORDER}
+    counts.update(trapped=len(trapped), open=sum(severities.values()))
     context = {
         "user": user, "csrf_token": user.csrf_token, "path": page_path, "trapped": trapped,
         "open_alarms": shown,

@@ -17,7 +17,7 @@ from aiohttp import web
 from wuhai_iot import alarms as alarm_store
 from wuhai_iot import audit, lifts, maintenance, rescue
 from wuhai_iot import events as ev
-from wuhai_iot.clock import CST, cst_date, cst_day_bounds, cst_today
+from wuhai_iot.clock import CST, cst_day_bounds, cst_today
 from wuhai_iot.districts import DISTRICTS, UnknownDistrict, parse_district
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import PLATFORM_KEY, Platform
@@ -93,7 +93,7 @@ async def page_furniture(request: web.Request, user: User) -> dict[str, Any]:
         filters = user.scope.filters()
         if user.can(P.VIEW_ELEVATORS):
             trapped = await lifts.trapped_now(conn, **filters)
-        open_count = len(await alarm_store.open_alarms(conn, **filters))
+        open_count = sum((await alarm_store.count_alarms(conn, by="severity", status="open", **filters)).values())
     return {
         "user": user,
         "csrf_token": user.csrf_token,
@@ -180,20 +180,20 @@ async def home(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/vehicles")
     conn = web_database(request)
     filters = lift_filters(request, user)
-    everything = await lifts.list_lifts(conn, **rules_of(request), **filters)
-    fitted = [lift for lift in everything if lift.has_terminal]
-    open_list = most_urgent_first(await alarm_store.open_alarms(conn, **filters))
-    severities = {severity: sum(a.severity == severity for a in open_list) for severity in SEVERITY_ORDER}
+    per_district = await lifts.count_lifts(conn, **rules_of(request), **filters)
+    totals = {name: sum(counts[name] for counts in per_district.values()) for name in lifts.COUNTS}
+    open_list = await alarm_store.list_alarms(conn, status="open", most_urgent_first=True, limit=30, **filters)
+    severities = await alarm_store.count_alarms(conn, by="severity", status="open", **filters)
     context: dict[str, Any] = {
         "district": filters.get("district_code"),
-        "lifts_total": len(everything),
-        "lifts_fitted": len(fitted),
-        "lifts_online": sum(lift.online for lift in fitted),
-        "maintenance_overdue": sum(lift.maintenance_overdue for lift in everything),
-        "inspection_overdue": sum(lift.inspection_overdue for lift in everything),
-        "severities": severities,
-        "open_alarms": open_list[:30],
-        "lift_info": await lifts.lifts_by_code(conn, {a.device_code for a in open_list[:30] if a.device_code}),
+        "lifts_total": totals["lifts"],
+        "lifts_fitted": totals["fitted"],
+        "lifts_online": totals["online"],
+        "maintenance_overdue": totals["maintenance_overdue"],
+        "inspection_overdue": totals["inspection_overdue"],
+        "severities": {severity: severities.get(severity, 0) for severity in SEVERITY_ORDER},
+        "open_alarms": open_list,
+        "lift_info": await lifts.lifts_by_code(conn, {a.device_code for a in open_list if a.device_code}),
         "fills": None,
         "per_district": None,
     }
@@ -205,35 +205,14 @@ async def home(request: web.Request) -> web.StreamResponse:
         context["denial_chart"] = charts.bar_chart([(str(reason), n) for reason, n in denials],
                                                    title="近30日拒绝充装（按原因代码）", unit="次")  # fmt: skip
     if user.scope.whole_city and "district_code" not in filters:
-        context["per_district"] = _per_district(everything)
-    week = await alarm_store.list_alarms(conn, since=datetime.now(UTC) - timedelta(days=14), limit=10_000, **filters)
-    context["alarm_chart"] = charts.bar_chart(_per_day([a.raised_at for a in week], 14), title="近14日告警数", unit="起")
+        nothing = dict.fromkeys(lifts.COUNTS, 0)
+        context["per_district"] = [{"code": code, "name": name, **per_district.get(code, nothing)}
+                                   for code, name in DISTRICTS.items()]  # fmt: skip
+    days = [cst_today() - timedelta(days=i) for i in range(13, -1, -1)]
+    per_day = await alarm_store.count_alarms(conn, by="day", since=cst_day_bounds(days[0])[0], **filters)
+    context["alarm_chart"] = charts.bar_chart([(day.strftime("%m-%d"), float(per_day.get(day.isoformat(), 0)))
+                                               for day in days], title="近14日告警数", unit="起")  # fmt: skip
     return await page(request, "dashboard.html", context)
-
-
-def _per_district(everything: list[lifts.LiftView]) -> list[dict[str, Any]]:
-    rows = []
-    for code, name in DISTRICTS.items():
-        mine = [lift for lift in everything if lift.district_code == code]
-        fitted = [lift for lift in mine if lift.has_terminal]
-        rows.append({
-            "code": code, "name": name, "lifts": len(mine), "fitted": len(fitted),
-            "online": sum(lift.online for lift in fitted),
-            "open_alarms": sum(lift.open_alarms for lift in mine),
-            "trapped": sum(lift.trapped for lift in mine),
-            "maintenance_overdue": sum(lift.maintenance_overdue for lift in mine),
-        })  # fmt: skip
-    return rows
-
-
-def _per_day(times: list[datetime], days: int) -> list[tuple[str, float]]:
-    today = cst_today()
-    counts = {today - timedelta(days=i): 0 for i in range(days - 1, -1, -1)}
-    for moment in times:
-        day = cst_date(moment)
-        if day in counts:
-            counts[day] += 1
-    return [(day.strftime("%m-%d"), float(n)) for day, n in counts.items()]
 
 
 # --- lifts ----------------------------------------------------------------------------------------------
@@ -241,17 +220,28 @@ def _per_day(times: list[datetime], days: int) -> list[tuple[str, float]]:
 YES_NO = {"1": True, "0": False}
 
 
+LIFTS_PER_PAGE = 100
+
+
 @requires(P.VIEW_ELEVATORS)
 async def lift_list(request: web.Request) -> web.Response:
+    """Lifts by device code, a page at a time (``?after=`` the last device code of the previous page)."""
     user = request_user(request)
     query = request.query
-    online = {"online": True, "offline": False}.get(query.get("state", ""))
-    found = await lifts.list_lifts(
-        web_database(request), order="urgency", **rules_of(request), **lift_filters(request, user), online=online,
-        with_alarm=YES_NO.get(query.get("alarm", "")), overdue=YES_NO.get(query.get("overdue", "")),
-        search=query.get("q", "").strip() or None,
-    )  # fmt: skip
-    return await page(request, "lifts.html", {"lifts": found[:500], "total": len(found), "query": query})
+    conn = web_database(request)
+    filters = {
+        "online": {"online": True, "offline": False}.get(query.get("state", "")),
+        "with_alarm": YES_NO.get(query.get("alarm", "")), "overdue": YES_NO.get(query.get("overdue", "")),
+        "search": query.get("q", "").strip() or None, **rules_of(request), **lift_filters(request, user),
+    }  # fmt: skip
+    found = await lifts.list_lifts(conn, after=query.get("after") or None, limit=LIFTS_PER_PAGE + 1, **filters)
+    total = sum(counts["lifts"] for counts in (await lifts.count_lifts(conn, **filters)).values())
+    shown = found[:LIFTS_PER_PAGE]
+    return await page(request, "lifts.html", {
+        "lifts": shown, "total": total, "query": query,
+        "next_url": str(request.rel_url.update_query(after=shown[-1].device_code)) if len(found) > len(shown) else None,
+        "first_url": str(request.rel_url.without_query_params("after")) if "after" in query else None,
+    })  # fmt: skip
 
 
 async def _lift_or_404(request: web.Request) -> lifts.LiftView:
