@@ -619,6 +619,7 @@ def _conditions(
     *,
     status: str | None = None,
     kind: str | None = None,
+    severity: str | None = None,
     condition: str | None = None,
     device_code: str | None = None,
     cylinder_code: str | None = None,
@@ -637,8 +638,8 @@ def _conditions(
             raise ValueError(f"unknown alarm status {status!r}")
         where.append("a.status = ?")
         params.append(status)
-    for column, value in (("kind", kind), ("condition", condition), ("device_code", device_code),
-                          ("cylinder_code", cylinder_code)):  # fmt: skip
+    for column, value in (("kind", kind), ("severity", severity), ("condition", condition),
+                          ("device_code", device_code), ("cylinder_code", cylinder_code)):  # fmt: skip
         if value is not None:
             where.append(f"a.{column} = ?")
             params.append(value)
@@ -669,7 +670,7 @@ async def list_alarms(
 ) -> list[Alarm]:
     """Alarms newest first (by id; ``before_id`` is the cursor), or ``most_urgent_first`` (see
     MOST_URGENT_FIRST; no cursor). ``filters``: ``status`` ('open' means not resolved), ``kind``,
-    ``condition``, ``device_code``, ``cylinder_code``, ``since`` and ``until`` (raised), and the scope
+    ``severity``, ``condition``, ``device_code``, ``cylinder_code``, ``since`` and ``until`` (raised), and the scope
     (``district_code``, ``maintenance_company``, ``station_code``). Episodes merged into a flapping alarm are
     left out."""
     if before_id is not None and most_urgent_first:
@@ -689,17 +690,20 @@ async def open_alarms(conn: aiosqlite.Connection, **filters: Any) -> list[Alarm]
     return await list_alarms(conn, status="open", limit=10_000, **filters)
 
 
-_GROUPS = {"severity": "a.severity", "day": "date(a.raised_at + 8 * 3600, 'unixepoch')"}
+_GROUPS = {"severity": "a.severity", "kind": "a.kind", "day": "date(a.raised_at + 8 * 3600, 'unixepoch')"}
 
 
-async def count_alarms(conn: aiosqlite.Connection, *, by: str, **filters: Any) -> dict[str, int]:
-    """``list_alarms``'s alarms (same ``filters``) counted ``by`` "severity" or by "day", the CST date
-    ('YYYY-MM-DD') they were raised on; a severity or a day without alarms is left out."""
+async def count_alarms(conn: aiosqlite.Connection, *, by: Sequence[str], **filters: Any) -> list[dict[str, Any]]:
+    """``list_alarms``'s alarms (same ``filters``) counted in SQL for each combination of ``by``: "severity",
+    "kind", "day" (the CST date 'YYYY-MM-DD' the alarm was raised on). One dict per combination that has
+    alarms: its ``by`` values and ``n``."""
     where, params = _conditions(**filters)
+    groups = [_GROUPS[name] for name in by]
+    columns = ", ".join(f"{group} AS {name}" for group, name in zip(groups, by))
     rows = await conn.execute_fetchall(
-        f"SELECT {_GROUPS[by]} AS grouped, count(*) AS n{_FROM} WHERE {' AND '.join(where)} GROUP BY grouped", params,
+        f"SELECT {columns}, count(*) AS n{_FROM} WHERE {' AND '.join(where)} GROUP BY {', '.join(groups)}", params,
     )  # fmt: skip
-    return {row["grouped"]: row["n"] for row in rows}
+    return [dict(zip(row.keys(), row)) for row in rows]
 
 
 async def alarm_samples(conn: aiosqlite.Connection, alarm_id: int) -> list[dict[str, Any]]:

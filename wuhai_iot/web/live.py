@@ -56,7 +56,8 @@ async def _snapshot(request: web.Request, user: User, page_path: str, device_cod
     filters = user.scope.filters()
     shown = await alarm_store.list_alarms(conn, status="open", most_urgent_first=True, limit=30, **filters)
     trapped = await lifts.trapped_now(conn, **filters) if user.can(Permission.VIEW_ELEVATORS) else []
-    severities = await alarm_store.count_alarms(conn, by="severity", status="open", **filters)
+    severities = {row["severity"]: row["n"]
+                  for row in await alarm_store.count_alarms(conn, by=["severity"], status="open", **filters)}
     counts = {severity: severities.get(severity, 0) for severity in SEVERITY_ORDER}
     counts.update(trapped=len(trapped), open=sum(severities.values()))
     context = {

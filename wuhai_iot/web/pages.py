@@ -93,7 +93,7 @@ async def page_furniture(request: web.Request, user: User) -> dict[str, Any]:
         filters = user.scope.filters()
         if user.can(P.VIEW_ELEVATORS):
             trapped = await lifts.trapped_now(conn, **filters)
-        open_count = sum((await alarm_store.count_alarms(conn, by="severity", status="open", **filters)).values())
+        open_count = sum(row["n"] for row in await alarm_store.count_alarms(conn, by=["severity"], status="open", **filters))
     return {
         "user": user,
         "csrf_token": user.csrf_token,
@@ -183,7 +183,8 @@ async def home(request: web.Request) -> web.StreamResponse:
     per_district = await lifts.count_lifts(conn, **rules_of(request), **filters)
     totals = {name: sum(counts[name] for counts in per_district.values()) for name in lifts.COUNTS}
     open_list = await alarm_store.list_alarms(conn, status="open", most_urgent_first=True, limit=30, **filters)
-    severities = await alarm_store.count_alarms(conn, by="severity", status="open", **filters)
+    severities = {row["severity"]: row["n"]
+                  for row in await alarm_store.count_alarms(conn, by=["severity"], status="open", **filters)}
     context: dict[str, Any] = {
         "district": filters.get("district_code"),
         "lifts_total": totals["lifts"],
@@ -209,7 +210,8 @@ async def home(request: web.Request) -> web.StreamResponse:
         context["per_district"] = [{"code": code, "name": name, **per_district.get(code, nothing)}
                                    for code, name in DISTRICTS.items()]  # fmt: skip
     days = [cst_today() - timedelta(days=i) for i in range(13, -1, -1)]
-    per_day = await alarm_store.count_alarms(conn, by="day", since=cst_day_bounds(days[0])[0], **filters)
+    per_day = {row["day"]: row["n"]
+               for row in await alarm_store.count_alarms(conn, by=["day"], since=cst_day_bounds(days[0])[0], **filters)}
     context["alarm_chart"] = charts.bar_chart([(day.strftime("%m-%d"), float(per_day.get(day.isoformat(), 0)))
                                                for day in days], title="近14日告警数", unit="起")  # fmt: skip
     return await page(request, "dashboard.html", context)
@@ -342,10 +344,8 @@ async def alarm_list(request: web.Request) -> web.Response:
         web_database(request), status=None if status == "all" else status, kind=kind,
         device_code=query.get("device_code") or None,
         since=cst_day_bounds(start)[0] if start else None, until=cst_day_bounds(end)[1] if end else None,
-        before_id=before, limit=200, **filters,
+        severity=severity, before_id=before, limit=200, **filters,
     )  # fmt: skip
-    if severity:
-        found = [a for a in found if a.severity == severity]
     if status == "open":
         found = most_urgent_first(found)
     lift_info = await lifts.lifts_by_code(web_database(request), {a.device_code for a in found if a.device_code})
