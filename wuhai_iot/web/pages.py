@@ -237,7 +237,7 @@ async def lift_list(request: web.Request) -> web.Response:
         "search": query.get("q", "").strip() or None, **rules_of(request), **lift_filters(request, user),
     }  # fmt: skip
     found = await lifts.list_lifts(conn, after=query.get("after") or None, limit=LIFTS_PER_PAGE + 1, **filters)
-    total = sum(counts["lifts"] for counts in (await lifts.count_lifts(conn, **filters)).values())
+    total = sum(counts["lifts"] for counts in (await lifts.count_lifts(conn, counts=["lifts"], **filters)).values())
     shown = found[:LIFTS_PER_PAGE]
     return await page(request, "lifts.html", {
         "lifts": shown, "total": total, "query": query,
