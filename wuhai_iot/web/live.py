@@ -21,8 +21,8 @@ from wuhai_iot import lifts
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import Platform
 from wuhai_iot.web.auth import Permission, User, request_user, requires, web_database
-from wuhai_iot.web.pages import lift_filters, rules_of
-from wuhai_iot.web.templating import SEVERITY_ORDER, render_fragment
+from wuhai_iot.web.pages import lift_filters, open_by_severity, rules_of
+from wuhai_iot.web.templating import render_fragment
 
 POLL_S = 0.5
 KEEPALIVE_S = 15.0
@@ -56,10 +56,8 @@ async def _snapshot(request: web.Request, user: User, page_path: str, device_cod
     filters = user.scope.filters()
     shown = await alarm_store.list_alarms(conn, status="open", most_urgent_first=True, limit=30, **filters)
     trapped = await lifts.trapped_now(conn, **filters) if user.can(Permission.VIEW_ELEVATORS) else []
-    severities = {row["severity"]: row["n"]
-                  for row in await alarm_store.count_alarms(conn, by=["severity"], status="open", **filters)}
-    counts = {severity: severities.get(severity, 0) for severity in SEVERITY_ORDER}
-    counts.update(trapped=len(trapped), open=sum(severities.values()))
+    counts = await open_by_severity(conn, filters)
+    counts.update(trapped=len(trapped), open=sum(counts.values()))
     context = {
         "user": user, "csrf_token": user.csrf_token, "path": page_path, "trapped": trapped,
         "open_alarms": shown,

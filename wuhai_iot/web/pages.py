@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from aiohttp import web
 
 from wuhai_iot import alarms as alarm_store
@@ -75,9 +76,16 @@ def scope_label(user: User) -> str:
 
 def most_urgent_first(found: list[alarm_store.Alarm]) -> list[alarm_store.Alarm]:
     """Open alarms as staff work through them: trapped first, then by severity, unhandled before
-    acknowledged, newest first."""
+    acknowledged, newest first (``alarms.MOST_URGENT_FIRST`` says the same in SQL)."""
     return sorted(found, key=lambda a: (a.kind != "trapped", SEVERITY_ORDER.index(a.severity), a.status != "raised",
                                         -a.raised_at.timestamp()))  # fmt: skip
+
+
+async def open_by_severity(conn: aiosqlite.Connection, filters: dict[str, Any]) -> dict[str, int]:
+    """Open alarms in scope counted per severity (every severity, in SEVERITY_ORDER)."""
+    found = await alarm_store.count_alarms(conn, by=["severity"], status="open", **filters)
+    counted = {row["severity"]: row["n"] for row in found}
+    return {severity: counted.get(severity, 0) for severity in SEVERITY_ORDER}
 
 
 def platform_of(request: web.Request) -> Platform:
@@ -93,7 +101,7 @@ async def page_furniture(request: web.Request, user: User) -> dict[str, Any]:
         filters = user.scope.filters()
         if user.can(P.VIEW_ELEVATORS):
             trapped = await lifts.trapped_now(conn, **filters)
-        open_count = sum(row["n"] for row in await alarm_store.count_alarms(conn, by=["severity"], status="open", **filters))
+        open_count = sum((await open_by_severity(conn, filters)).values())
     return {
         "user": user,
         "csrf_token": user.csrf_token,
@@ -183,8 +191,6 @@ async def home(request: web.Request) -> web.StreamResponse:
     per_district = await lifts.count_lifts(conn, **rules_of(request), **filters)
     totals = {name: sum(counts[name] for counts in per_district.values()) for name in lifts.COUNTS}
     open_list = await alarm_store.list_alarms(conn, status="open", most_urgent_first=True, limit=30, **filters)
-    severities = {row["severity"]: row["n"]
-                  for row in await alarm_store.count_alarms(conn, by=["severity"], status="open", **filters)}
     context: dict[str, Any] = {
         "district": filters.get("district_code"),
         "lifts_total": totals["lifts"],
@@ -192,7 +198,7 @@ async def home(request: web.Request) -> web.StreamResponse:
         "lifts_online": totals["online"],
         "maintenance_overdue": totals["maintenance_overdue"],
         "inspection_overdue": totals["inspection_overdue"],
-        "severities": {severity: severities.get(severity, 0) for severity in SEVERITY_ORDER},
+        "severities": await open_by_severity(conn, filters),
         "open_alarms": open_list,
         "lift_info": await lifts.lifts_by_code(conn, {a.device_code for a in open_list if a.device_code}),
         "fills": None,
@@ -220,8 +226,6 @@ async def home(request: web.Request) -> web.StreamResponse:
 # --- lifts ----------------------------------------------------------------------------------------------
 
 YES_NO = {"1": True, "0": False}
-
-
 LIFTS_PER_PAGE = 100
 
 
