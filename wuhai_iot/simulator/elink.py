@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import hashlib
 import hmac
 import struct
 
 from wuhai_iot.protocols import elink
 from wuhai_iot.protocols.base import Discarded
-from wuhai_iot.simulator.device import AckOutcome, DeviceSettings, DeviceStats, Outgoing
+from wuhai_iot.simulator.device import AckOutcome, Outgoing
 from wuhai_iot.simulator.lift import LiftSample, LiftTerminal
 
 FIRMWARE = "SIM-EL13"
@@ -56,19 +58,9 @@ class ElinkTerminal(LiftTerminal):
     protocol_name = "elink"
     buffer_limits = {"status": 3600, "other": 256}
 
-    def __init__(
-        self,
-        terminal_id: str,
-        key: str | None,
-        host: str,
-        port: int,
-        *,
-        settings: DeviceSettings | None = None,
-        stats: DeviceStats | None = None,
-        clock_offset_s: float = 0.0,
-    ) -> None:
-        super().__init__(terminal_id, key, host, port, settings=settings, stats=stats, clock_offset_s=clock_offset_s)
-        self._bcd = bytes.fromhex(terminal_id)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._bcd = bytes.fromhex(self.terminal_id)
         self._framer = elink.ElinkFramer()
         self._heartbeat_seqs: set[int] = set()
         self._records: dict[LiftSample, bytes] = {}

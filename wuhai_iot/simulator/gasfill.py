@@ -7,6 +7,8 @@ connection) it does not open the valve. FILL_RESULTs go through the outbox (kept
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncio
 import hashlib
 import hmac
@@ -17,7 +19,7 @@ from datetime import date
 from wuhai_iot import events as ev
 from wuhai_iot.protocols import gasfill
 from wuhai_iot.protocols.base import Discarded
-from wuhai_iot.simulator.device import AckOutcome, DeviceSettings, DeviceStats, SimulatedDevice
+from wuhai_iot.simulator.device import AckOutcome, SimulatedDevice
 
 FIRMWARE = "SIM-GF32"
 DECISION_WAIT_S = 3.0
@@ -39,19 +41,9 @@ class GasfillController(SimulatedDevice):
     default_heartbeat_s = float(gasfill.HEARTBEAT_INTERVAL_S)
     buffer_limits = {"fill_result": 500}
 
-    def __init__(
-        self,
-        terminal_id: str,
-        key: str | None,
-        host: str,
-        port: int,
-        *,
-        settings: DeviceSettings | None = None,
-        stats: DeviceStats | None = None,
-        clock_offset_s: float = 0.0,
-    ) -> None:
-        super().__init__(terminal_id, key, host, port, settings=settings, stats=stats, clock_offset_s=clock_offset_s)
-        station, _, scale = terminal_id.partition("-")
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        station, _, scale = self.terminal_id.partition("-")
         self.station, self.scale = int(station), int(scale)
         self._framer = gasfill.GasfillFramer()
         self._login_seq: int | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import hashlib
 import hmac
 from datetime import UTC, datetime
@@ -9,7 +11,7 @@ from datetime import UTC, datetime
 from wuhai_iot.events import Door
 from wuhai_iot.protocols import lmt
 from wuhai_iot.protocols.base import Discarded
-from wuhai_iot.simulator.device import AckOutcome, DeviceSettings, DeviceStats
+from wuhai_iot.simulator.device import AckOutcome
 from wuhai_iot.simulator.lift import LiftSample, LiftTerminal
 
 FIRMWARE = "SIM-LMT4"
@@ -47,18 +49,8 @@ class LmtTerminal(LiftTerminal):
     protocol_name = "lmt"
     buffer_limits = {"line": 2000}
 
-    def __init__(
-        self,
-        terminal_id: str,
-        key: str | None,
-        host: str,
-        port: int,
-        *,
-        settings: DeviceSettings | None = None,
-        stats: DeviceStats | None = None,
-        clock_offset_s: float = 0.0,
-    ) -> None:
-        super().__init__(terminal_id, key, host, port, settings=settings, stats=stats, clock_offset_s=clock_offset_s)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._framer = lmt.LmtFramer()
         self._login_seq: int | None = None
         self._heartbeat_seqs: set[int] = set()
