@@ -54,6 +54,80 @@ class Framer(abc.ABC):
         """Take the next bytes of the stream; return the frames (and discarded garbage) now complete."""
 
 
+class MarkerFramer(Framer):
+    """A framer for frames that begin with a marker and carry their own length and check (CRC).
+
+    Subclasses say what is at a marker (``frame_at``); this class does the resynchronisation the
+    vendor documents ask for: after garbage or a bad frame, drop one byte and look for the next
+    marker. Only the bytes of one unfinished frame are ever kept.
+    """
+
+    marker: bytes
+    overtake_incomplete = False
+    """When a candidate frame is still incomplete, let a whole valid frame that starts inside it win
+    (for protocols without escaping, where a marker byte inside damaged data looks like a long frame)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    @abc.abstractmethod
+    def frame_at(self, buf: bytearray, start: int, end: int) -> tuple[int, str]:
+        """At the marker at ``start``: (size, "") for a whole valid frame, (0, "") when more bytes are
+        needed to tell, (0, why) when there is no frame there."""
+
+    def feed(self, data: bytes) -> list[bytes | Discarded]:
+        buf = self._buffer
+        buf += data
+        out: list[bytes | Discarded] = []
+        pos, end = 0, len(buf)
+        garbage_from, garbage_reason = -1, ""
+        while True:
+            start = buf.find(self.marker, pos)
+            if start < 0:
+                # Keep a trailing byte that may begin the next (two-byte) marker.
+                keep = end - 1 if len(self.marker) > 1 and end > pos and buf[end - 1] == self.marker[0] else end
+                if keep > pos and garbage_from < 0:
+                    garbage_from, garbage_reason = pos, "no frame start"
+                pos = max(pos, keep)
+                break
+            if start > pos and garbage_from < 0:
+                garbage_from, garbage_reason = pos, "no frame start"
+            size, problem = self.frame_at(buf, start, end)
+            if not size and not problem and self.overtake_incomplete:
+                later = self._whole_frame_after(buf, start, end)
+                if later >= 0:
+                    problem, pos = "incomplete frame overtaken by a whole one", later
+                    if garbage_from < 0:
+                        garbage_from, garbage_reason = start, problem
+                    continue
+            if problem:
+                if garbage_from < 0:
+                    garbage_from, garbage_reason = start, problem
+                pos = start + 1
+                continue
+            if not size:
+                pos = start
+                break
+            if garbage_from >= 0:
+                out.append(Discarded(bytes(buf[garbage_from:start]), garbage_reason))
+                garbage_from = -1
+            out.append(bytes(buf[start : start + size]))
+            pos = start + size
+        if garbage_from >= 0:
+            out.append(Discarded(bytes(buf[garbage_from:pos]), garbage_reason))
+        del buf[:pos]
+        return out
+
+    def _whole_frame_after(self, buf: bytearray, start: int, end: int) -> int:
+        """The first marker after ``start`` that begins a whole valid frame, or -1."""
+        candidate = buf.find(self.marker, start + 1)
+        while candidate >= 0:
+            if self.frame_at(buf, candidate, end)[0]:
+                return candidate
+            candidate = buf.find(self.marker, candidate + 1)
+        return -1
+
+
 class Protocol(abc.ABC):
     """One wire protocol. Instances are stateless and shared by all connections."""
 

@@ -15,7 +15,7 @@ import construct as c
 
 from wuhai_iot import events as ev
 from wuhai_iot.plugins.hookspecs import hookimpl
-from wuhai_iot.protocols.base import DecodeError, Discarded, Framer, Protocol
+from wuhai_iot.protocols.base import DecodeError, MarkerFramer, Protocol
 
 MAGIC = b"EL"
 VERSION = 1
@@ -140,65 +140,26 @@ class ElinkWire:
     auth: bytes = b""
 
 
-class ElinkFramer(Framer):
+class ElinkFramer(MarkerFramer):
     """Cuts frames at the ``EL`` magic; on a bad CRC, length or version drops one byte (§1)."""
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
+    marker = MAGIC
 
-    def feed(self, data: bytes) -> list[bytes | Discarded]:
-        buf = self._buffer
-        buf += data
-        out: list[bytes | Discarded] = []
-        pos = 0
-        garbage_from = -1
-        garbage_reason = ""
-        end = len(buf)
-        while True:
-            start = buf.find(MAGIC, pos)
-            if start < 0:
-                # Keep a trailing "E" that may begin the next magic.
-                keep = end - 1 if end > pos and buf[end - 1] == MAGIC[0] else end
-                if keep > pos:
-                    if garbage_from < 0:
-                        garbage_from, garbage_reason = pos, "no frame start"
-                    pos = keep
-                break
-            if start > pos and garbage_from < 0:
-                garbage_from, garbage_reason = pos, "no frame start"
-            if end - start < 5:
-                pos = start
-                break
-            length = (buf[start + 3] << 8) | buf[start + 4]
-            if buf[start + 2] != VERSION or not MIN_LENGTH <= length <= MAX_LENGTH:
-                if garbage_from < 0:
-                    garbage_from = start
-                    garbage_reason = (
-                        f"unknown version {buf[start + 2]}"
-                        if buf[start + 2] != VERSION
-                        else f"length {length} outside {MIN_LENGTH}..{MAX_LENGTH}"
-                    )
-                pos = start + 1
-                continue
-            total = 7 + length
-            if end - start < total:
-                pos = start
-                break
-            crc = (buf[start + 5 + length] << 8) | buf[start + 6 + length]
-            if crc16(memoryview(buf)[start + 2 : start + 5 + length]) != crc:
-                if garbage_from < 0:
-                    garbage_from, garbage_reason = start, "bad CRC"
-                pos = start + 1
-                continue
-            if garbage_from >= 0:
-                out.append(Discarded(bytes(buf[garbage_from:start]), garbage_reason))
-                garbage_from = -1
-            out.append(bytes(buf[start : start + total]))
-            pos = start + total
-        if garbage_from >= 0:
-            out.append(Discarded(bytes(buf[garbage_from:pos]), garbage_reason))
-        del buf[:pos]
-        return out
+    def frame_at(self, buf: bytearray, start: int, end: int) -> tuple[int, str]:
+        if end - start < 5:
+            return 0, ""
+        if buf[start + 2] != VERSION:
+            return 0, f"unknown version {buf[start + 2]}"
+        length = (buf[start + 3] << 8) | buf[start + 4]
+        if not MIN_LENGTH <= length <= MAX_LENGTH:
+            return 0, f"length {length} outside {MIN_LENGTH}..{MAX_LENGTH}"
+        size = 7 + length
+        if end - start < size:
+            return 0, ""
+        crc = (buf[start + 5 + length] << 8) | buf[start + 6 + length]
+        if crc16(memoryview(buf)[start + 2 : start + 5 + length]) != crc:
+            return 0, "bad CRC"
+        return size, ""
 
 
 def _time(raw: int) -> datetime | None:

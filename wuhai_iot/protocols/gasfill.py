@@ -16,7 +16,7 @@ import crcmod.predefined
 
 from wuhai_iot import events as ev
 from wuhai_iot.plugins.hookspecs import hookimpl
-from wuhai_iot.protocols.base import DecodeError, Discarded, Framer, Protocol
+from wuhai_iot.protocols.base import DecodeError, MarkerFramer, Protocol
 
 STX, ETX = 0x02, 0x03
 MIN_LENGTH = 7  # CMD .. SCALE, empty body
@@ -145,7 +145,7 @@ def _frame_at(buf: bytes | bytearray, start: int, end: int) -> tuple[int, str]:
     return size, ""
 
 
-class GasfillFramer(Framer):
+class GasfillFramer(MarkerFramer):
     """Cuts frames at STX by LEN, CRC and ETX; on a bad LEN, CRC or ETX drops one byte (§1).
 
     Without escaping, an STX inside a damaged frame often reads as the start of a long frame
@@ -155,60 +155,11 @@ class GasfillFramer(Framer):
     and the candidate's bytes are discarded.
     """
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
+    marker = bytes([STX])
+    overtake_incomplete = True
 
-    def feed(self, data: bytes) -> list[bytes | Discarded]:
-        buf = self._buffer
-        buf += data
-        out: list[bytes | Discarded] = []
-        pos = 0
-        garbage_from = -1
-        garbage_reason = ""
-        end = len(buf)
-        while True:
-            start = buf.find(STX, pos)
-            if start < 0:
-                if end > pos and garbage_from < 0:
-                    garbage_from, garbage_reason = pos, "no frame start"
-                pos = end
-                break
-            if start > pos and garbage_from < 0:
-                garbage_from, garbage_reason = pos, "no frame start"
-            size, problem = _frame_at(buf, start, end)
-            if problem:
-                if garbage_from < 0:
-                    garbage_from, garbage_reason = start, problem
-                pos = start + 1
-                continue
-            if not size:
-                later = _whole_frame_after(buf, start, end)
-                if later < 0:
-                    pos = start
-                    break
-                if garbage_from < 0:
-                    garbage_from, garbage_reason = start, "incomplete frame overtaken by a whole one"
-                pos = later
-                continue
-            if garbage_from >= 0:
-                out.append(Discarded(bytes(buf[garbage_from:start]), garbage_reason))
-                garbage_from = -1
-            out.append(bytes(buf[start : start + size]))
-            pos = start + size
-        if garbage_from >= 0:
-            out.append(Discarded(bytes(buf[garbage_from:pos]), garbage_reason))
-        del buf[:pos]
-        return out
-
-
-def _whole_frame_after(buf: bytearray, start: int, end: int) -> int:
-    """The first STX after ``start`` that begins a whole valid frame, or -1."""
-    candidate = buf.find(STX, start + 1)
-    while candidate >= 0:
-        if _frame_at(buf, candidate, end)[0]:
-            return candidate
-        candidate = buf.find(STX, candidate + 1)
-    return -1
+    def frame_at(self, buf: bytearray, start: int, end: int) -> tuple[int, str]:
+        return _frame_at(buf, start, end)
 
 
 def _time(raw: int) -> datetime | None:
