@@ -8,9 +8,12 @@ import hmac
 import json
 
 import aiosqlite
-from conftest import TerminalClient, fixture_bytes
+import pytest
+from conftest import TerminalClient, fixture_bytes, import_census
 
 from wuhai_iot import events as ev
+from wuhai_iot import listener
+from wuhai_iot.config import Config
 from wuhai_iot.protocols.elink import ElinkProtocol, encode_frame
 from wuhai_iot.server import Platform
 
@@ -199,3 +202,12 @@ async def test_recent_frames_are_kept_for_debugging(platform: Platform) -> None:
     assert [(r.direction, r.note) for r in recent[:3]] == [("out", "ACCEPTED"), ("in", "STATUS"), ("in", "discarded: no frame start")]
     assert recent[1].data == STATUS
     await client.close()
+
+
+async def test_an_idle_connection_is_closed(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    await import_census(config.database.path)
+    monkeypatch.setattr(listener, "IDLE_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(listener, "SEEN_FLUSH_S", 0.1)
+    async with Platform(config) as running:
+        client = await logged_in(running)
+        assert await client.closed_by_platform(timeout=5)

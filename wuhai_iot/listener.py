@@ -99,6 +99,8 @@ class TerminalConnection:
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.connected_at = time.time()
         self.last_frame_at = self.connected_at
+        self.last_data_at = time.monotonic()
+        """When bytes last arrived (monotonic): a connection idle for IDLE_TIMEOUT_S is closed."""
         self.terminal: Terminal | None = None
         self._seq = 0
         self._closing = False
@@ -141,14 +143,10 @@ class TerminalConnection:
         try:
             while not self._closing:
                 await self._drained.wait()
-                try:
-                    async with asyncio.timeout(IDLE_TIMEOUT_S):
-                        data = await self.reader.read(READ_SIZE)
-                except TimeoutError:
-                    log.info("%s %s idle for %.0f s, closing", self.protocol.name, self.peer, IDLE_TIMEOUT_S)
-                    break
+                data = await self.reader.read(READ_SIZE)
                 if not data:
                     break
+                self.last_data_at = time.monotonic()
                 slice_started = time.perf_counter()
                 for item in framer.feed(data):
                     if not self._drained.is_set():
@@ -279,7 +277,7 @@ class Listener:
     async def start(self, host: str, port: int) -> int:
         """Start listening; return the port actually bound (``port`` 0 picks a free one)."""
         self.server = await asyncio.start_server(self._handle, host, port, limit=READ_SIZE)
-        self._flusher = asyncio.create_task(self._flush_seen(), name=f"{self.protocol.name}-seen")
+        self._flusher = asyncio.create_task(self._housekeeping(), name=f"{self.protocol.name}-housekeeping")
         return self.server.sockets[0].getsockname()[1]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -308,10 +306,16 @@ class Listener:
     def logged_in(self) -> Iterator[TerminalConnection]:
         return iter(list(self.by_terminal.values()))
 
-    async def _flush_seen(self) -> None:
+    async def _housekeeping(self) -> None:
+        """Every SEEN_FLUSH_S: close idle connections, record the terminals' last-frame times."""
         flushed: dict[str, float] = {}
         while True:
             await asyncio.sleep(SEEN_FLUSH_S)
+            idle_since = time.monotonic() - IDLE_TIMEOUT_S
+            for connection in list(self.connections):
+                if connection.last_data_at < idle_since:
+                    log.info("%s %s idle for %.0f s, closing", self.protocol.name, connection.peer, IDLE_TIMEOUT_S)
+                    connection.close()
             statements = []
             for connection in self.logged_in():
                 terminal = connection.terminal
