@@ -81,8 +81,8 @@ async def main(args: argparse.Namespace) -> None:
                 futures = []
                 for index, terminal in enumerate(terminals):
                     protocol = platform.protocols[terminal.protocol]
-                    message = protocol.decode(frame(terminal, seq, at, index + step), at)
-                    futures.append(platform.ingest.store(terminal, message))
+                    data = frame(terminal, seq, at, index + step)
+                    futures.append(platform.ingest.store(terminal, protocol.decode(data, at), data))
                 stored += sum(await asyncio.gather(*futures))
             elapsed = time.monotonic() - started
             after, _ = file_size(config.database.path)

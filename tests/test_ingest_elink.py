@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 
 import aiosqlite
 import pytest
@@ -61,9 +60,9 @@ async def test_vendor_examples_end_to_end(platform: Platform, database: aiosqlit
     assert row["device_code"] == "31101503022012000101"
     assert (row["floor"], row["direction"], row["door"], row["running"], row["occupied"]) == (7, "up", "closed", 1, 1)
     assert (row["speed_mps"], row["load_pct"], row["trip_count"], row["at"]) == (1.5, 35, 123456, 1764400005)
-    stored = await (await database.execute("SELECT type, seq, device_time, payload FROM messages")).fetchall()
+    stored = await (await database.execute("SELECT type, seq, device_time, frame FROM messages")).fetchall()
     assert [(r["type"], r["seq"], r["device_time"]) for r in stored] == [("STATUS", 2, 1764400005)]
-    assert json.loads(stored[0]["payload"])[0]["floor"] == 7
+    assert stored[0]["frame"] == STATUS, "the frame is kept exactly as received"
     session = await (await database.execute("SELECT * FROM terminal_sessions")).fetchone()
     assert (session["terminal_id"], session["online"], session["firmware"]) == (TERMINAL, 1, "EL200-13")
     await client.close()

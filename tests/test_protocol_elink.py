@@ -95,7 +95,7 @@ def test_maintenance_visit_frames_carry_card_and_items() -> None:
     (end,) = elink.decode(fixture_bytes("elink/maint_end.hex"), NOW).events
     assert isinstance(start, ev.MaintenanceStart) and start.card == 123456
     assert isinstance(end, ev.MaintenanceEnd) and (end.card, end.items) == (123456, 31)
-    assert '"items":31' in ev.events_json([end])
+    assert ev.event_record(end)["items"] == 31
 
 
 def test_batch_samples_keep_their_own_times() -> None:

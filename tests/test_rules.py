@@ -329,8 +329,8 @@ async def test_retention_prunes_old_messages_in_steps(
     await lift.replay("power_lost.jsonl", t0)
     old = (datetime.now(UTC) - timedelta(days=8)).timestamp()
     await platform.writer.write(
-        [("INSERT INTO messages (protocol, terminal_id, dedup_key, type, seq, device_time, received_at, payload)"
-          " VALUES ('elink', 'x', ?, 'STATUS', 1, 0, ?, '[]')", (f"old-{n}", old)) for n in range(5)]
+        [("INSERT INTO messages (protocol, terminal_id, dedup_key, type, seq, device_time, received_at)"
+          " VALUES ('elink', 'x', ?, 'STATUS', 1, 0, ?)", (f"old-{n}", old)) for n in range(5)]
     )  # fmt: skip
     running = monitoring(platform)
     platform.config.retention.prune_step_rows = 2

@@ -144,10 +144,10 @@ async def test_messages_sent_while_the_platform_is_down_arrive_once_after_it_res
     )
     assert counts == {("elink", "STATUS"): 1, ("elink", "STATUS_BATCH"): 3, ("elink", "FAULT"): 1,
                       ("lmt", "ST"): 6, ("lmt", "EV"): 1, ("gasfill", "FILL_RESULT"): 300}  # fmt: skip
-    batches = await stored(config, "SELECT payload FROM messages WHERE type = 'STATUS_BATCH' ORDER BY seq")
-    samples = [json.loads(payload) for (payload,) in batches]
+    batches = await stored(config, "SELECT frame FROM messages WHERE type = 'STATUS_BATCH' ORDER BY seq")
+    samples = [ElinkProtocol().decode(frame, datetime.now(UTC)).events for (frame,) in batches]
     assert [len(batch) for batch in samples] == [60, 60, 10]
-    assert [s["trip_count"] for batch in samples for s in batch] == list(range(130))
+    assert [s.trip_count for batch in samples for s in batch] == list(range(130))  # type: ignore[attr-defined]
     assert elink.stats.dropped == 0
 
 

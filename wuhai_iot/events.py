@@ -8,7 +8,6 @@ terminal says its clock is not set); ``received_at`` is when the platform read t
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 
@@ -268,14 +267,6 @@ def _json_default(value: object) -> object:
 _JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_UTC_Z
 
 
-def events_json(events: Sequence[Event]) -> str:
-    """The events as a JSON list of ``event_record`` dicts.
-
-    orjson, because this runs for every stored frame: it writes datetimes and enums natively.
-    """
-    return orjson.dumps(events, default=_json_default, option=_JSON_OPTIONS).decode()
-
-
 def event_json(event: Event) -> str:
-    """One event as the JSON of its ``event_record``."""
+    """One event as the JSON of its ``event_record`` (orjson: it writes datetimes and enums natively)."""
     return orjson.dumps(event, default=_json_default, option=_JSON_OPTIONS).decode()

@@ -51,7 +51,7 @@ RequestHandler = Callable[[Terminal, ev.Event], Awaitable[ev.Reply]]
 
 MESSAGE_INSERT = (
     "INSERT OR IGNORE INTO messages (protocol, terminal_id, dedup_key, type, seq, device_time,"
-    " received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " received_at, frame) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 STATE_UPSERT = (
     "INSERT INTO elevator_state (device_code, at, received_at, protocol, terminal_id, floor, direction,"
@@ -190,16 +190,16 @@ class Ingest:
         )  # fmt: skip
         return ev.AckResult.ACCEPTED, terminal
 
-    def store(self, terminal: Terminal, message: ev.Message) -> asyncio.Future[bool]:
-        """Store a message once; the future completes (True if new) when it is committed."""
+    def store(self, terminal: Terminal, message: ev.Message, frame: bytes) -> asyncio.Future[bool]:
+        """Store a message (its frame as received) once; the future completes (True if new) when it is
+        committed."""
         if message.dedup_key is None:
             raise ValueError(f"{message.type} messages are not stored")
-        payload = ev.events_json(message.events)
         device_time = int(message.device_time.timestamp()) if message.device_time else None
         dedup = (
             MESSAGE_INSERT,
             (terminal.protocol, terminal.terminal_id, message.dedup_key, message.type, message.seq,
-             device_time, message.received_at.timestamp(), payload),
+             device_time, message.received_at.timestamp(), frame),
         )  # fmt: skip
         events = message.events
 

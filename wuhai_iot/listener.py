@@ -205,7 +205,7 @@ class TerminalConnection:
             answer = await self.listener.ingest.answer(terminal, first)
             self.reply(message, answer, datetime.now(UTC))
         else:
-            stored = self.listener.ingest.store(terminal, message)
+            stored = self.listener.ingest.store(terminal, message, frame)
             stored.add_done_callback(lambda future: self._stored(message, future))
             self._unacknowledged += 1
             if self._unacknowledged >= MAX_UNACKNOWLEDGED:
