@@ -217,9 +217,11 @@ async def main(args: argparse.Namespace) -> None:
                     "dashboard /": lambda: (f"{base}/", None),
                     "lift list /lifts": lambda: (f"{base}/lifts", None),
                     "cylinder trace /cylinders?q=": lambda: (f"{base}/cylinders?q={rng.choice(traced)}", None),
+                    "rollout /rollout": lambda: (f"{base}/rollout", None),
                     "API /api/v1/elevators": lambda: (f"{base}/api/v1/elevators?limit=500", api),
                     "API /api/v1/cylinders/{code}": lambda: (f"{base}/api/v1/cylinders/{rng.choice(traced)}", api),
                     "API /api/v1/alarms?status=open": lambda: (f"{base}/api/v1/alarms?status=open", api),
+                    "API /api/v1/coverage": lambda: (f"{base}/api/v1/coverage", api),
                 }
                 results = {}
                 for name, make in cases.items():
