@@ -159,37 +159,37 @@ class Alarm:
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> Alarm:
-        keys = row.keys()
+        data = dict(zip(row.keys(), row))  # row["name"] looks each of ~28 columns up by name: one zip is cheaper
         return cls(
-            id=row["id"],
-            kind=row["kind"],
-            severity=row["severity"],
-            device_code=row["device_code"],
-            cylinder_code=row["cylinder_code"],
-            station_code=row["station_code"],
-            vendor_code=row["vendor_code"],
-            sources=set(filter(None, row["sources"].split(","))),
-            active_sources=set(filter(None, row["active_sources"].split(","))),
-            condition=row["condition"],
-            since=_dt(row["since"]),  # type: ignore[arg-type]
-            raised_at=_dt(row["raised_at"]),  # type: ignore[arg-type]
-            updated_at=_dt(row["updated_at"]),  # type: ignore[arg-type]
-            created_at=_dt(row["created_at"]),  # type: ignore[arg-type]
-            cleared_at=_dt(row["cleared_at"]),
-            cleared_by=row["cleared_by"],
-            repeats=row["repeats"],
-            episodes=row["episodes"],
-            flapping=bool(row["flapping"]),
-            merged_into=row["merged_into"],
-            detail=json.loads(row["detail"]),
-            status=row["status"],
-            acknowledged_by=row["acknowledged_by"],
-            acknowledged_at=_dt(row["acknowledged_at"]),
-            acknowledge_note=row["acknowledge_note"],
-            resolved_by=row["resolved_by"],
-            resolved_at=_dt(row["resolved_at"]),
-            resolve_note=row["resolve_note"],
-            district_code=row["district_code"] if "district_code" in keys else None,
+            id=data["id"],
+            kind=data["kind"],
+            severity=data["severity"],
+            device_code=data["device_code"],
+            cylinder_code=data["cylinder_code"],
+            station_code=data["station_code"],
+            vendor_code=data["vendor_code"],
+            sources=set(filter(None, data["sources"].split(","))),
+            active_sources=set(filter(None, data["active_sources"].split(","))),
+            condition=data["condition"],
+            since=_dt(data["since"]),  # type: ignore[arg-type]
+            raised_at=_dt(data["raised_at"]),  # type: ignore[arg-type]
+            updated_at=_dt(data["updated_at"]),  # type: ignore[arg-type]
+            created_at=_dt(data["created_at"]),  # type: ignore[arg-type]
+            cleared_at=_dt(data["cleared_at"]),
+            cleared_by=data["cleared_by"],
+            repeats=data["repeats"],
+            episodes=data["episodes"],
+            flapping=bool(data["flapping"]),
+            merged_into=data["merged_into"],
+            detail=json.loads(data["detail"]),
+            status=data["status"],
+            acknowledged_by=data["acknowledged_by"],
+            acknowledged_at=_dt(data["acknowledged_at"]),
+            acknowledge_note=data["acknowledge_note"],
+            resolved_by=data["resolved_by"],
+            resolved_at=_dt(data["resolved_at"]),
+            resolve_note=data["resolve_note"],
+            district_code=data.get("district_code"),
         )
 
 
