@@ -56,9 +56,14 @@ def district(code: str | None) -> dict[str, str] | None:
     return None if code is None else {"code": code, "name": DISTRICTS.get(code, code)}
 
 
+_PLAIN = frozenset({str, int, float, bool})
+
+
 def jsonable(value: Any) -> Any:
     """Times as ISO-8601 UTC strings, dates as ``YYYY-MM-DD``, dataclasses as objects, ``district_code`` as
     ``district: {"code", "name"}``, recursively."""
+    if value is None or type(value) in _PLAIN:  # most values: skip the checks below (500 lifts hold ~15,000)
+        return value
     if isinstance(value, datetime):
         return iso(value)
     if isinstance(value, date):
