@@ -177,7 +177,7 @@ async def coverage(conn: aiosqlite.Connection, *, today: date, district_code: st
     vehicles = await per_district(_COVERAGE_VEHICLES)
     results = []
     for code in [district_code] if district_code else list(DISTRICTS):
-        lifts, station, cylinder, vehicle = (figures.get(code) for figures in (elevators, stations, cylinders, vehicles))
+        lifts, station, cylinder, vehicle = (found.get(code) for found in (elevators, stations, cylinders, vehicles))
         figures = {
             "district_code": code,
             "elevators": _figure(lifts, "elevators"), "elevators_installed": _figure(lifts, "installed"),
