@@ -426,12 +426,19 @@ def test_arbitrary_bytes_only_ever_raise_decode_error(data: bytes) -> None:
         decode(data)
     except DecodeError:
         pass
-    for frame in gasfill.new_framer().feed(data):
+    framer = gasfill.new_framer()
+    items = framer.feed(data)
+    kept = bytes(framer._buffer)  # type: ignore[attr-defined]
+    # Nothing lost, nothing invented: frames and discarded bytes, in order, then what waits for more.
+    assert b"".join(i if isinstance(i, bytes) else i.data for i in items) + kept == data
+    assert len(kept) < 518
+    for frame in items:
         if isinstance(frame, bytes):
             try:
-                decode(frame)
+                message = decode(frame)
             except DecodeError:
-                pass
+                continue
+            assert message.protocol == "gasfill" and 0 <= message.seq <= 255
 
 
 @given(
