@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import import_census
 
 from wuhai_iot import events as ev
 from wuhai_iot.cli import main
 from wuhai_iot.config import Config
 from wuhai_iot.protocols.elink import ElinkProtocol
 from wuhai_iot.server import Platform
-from wuhai_iot.simulator.census import CensusSize, Census, generate_census, write_census
+from wuhai_iot.simulator.census import Census, CensusSize, generate_census, write_census
 from wuhai_iot.simulator.device import DeviceSettings, Fleet
 from wuhai_iot.simulator.elink import ElinkTerminal
 from wuhai_iot.simulator.gasfill import GasfillController
@@ -23,8 +24,6 @@ from wuhai_iot.simulator.lift import LiftSample
 from wuhai_iot.simulator.lmt import LmtTerminal
 from wuhai_iot.simulator.load import identities, run_load
 from wuhai_iot.storage import db
-
-from conftest import import_census
 
 FAST = DeviceSettings(backoff_initial_s=0.05, backoff_max_s=0.2, refused_retry_s=0.2)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 import aiosqlite
-from yarl import URL
 from web_support import PASSWORD, add_user, base_url, browser, login, session_csrf, token_for
+from yarl import URL
 
 from wuhai_iot import audit
 from wuhai_iot.server import Platform

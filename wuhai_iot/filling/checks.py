@@ -14,6 +14,7 @@ from wuhai_iot.config import RulesConfig
 from wuhai_iot.filling.cylinders import CylinderWeights, grams
 from wuhai_iot.storage.writer import Statement
 
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     kind: str

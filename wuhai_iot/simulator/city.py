@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from wuhai_iot.events import Direction, Door
 from wuhai_iot.clock import CST, add_years, cst_today
+from wuhai_iot.events import Direction, Door
 from wuhai_iot.simulator.census import Census, Row
 from wuhai_iot.simulator.device import DeviceSettings, Fleet, SimulatedDevice
 from wuhai_iot.simulator.elink import ElinkTerminal

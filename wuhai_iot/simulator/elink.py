@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import hashlib
 import hmac
 import struct
+from typing import Any
 
 from wuhai_iot.protocols import elink
 from wuhai_iot.protocols.base import Discarded

@@ -7,14 +7,13 @@ connection) it does not open the valve. FILL_RESULTs go through the outbox (kept
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncio
 import hashlib
 import hmac
 import time
 from collections import deque
 from datetime import date
+from typing import Any
 
 from wuhai_iot import events as ev
 from wuhai_iot.protocols import gasfill

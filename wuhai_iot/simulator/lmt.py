@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import hashlib
 import hmac
 from datetime import UTC, datetime
+from typing import Any
 
 from wuhai_iot.events import Door
 from wuhai_iot.protocols import lmt
