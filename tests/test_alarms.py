@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -119,7 +120,9 @@ async def test_flapping_collapses_into_one_alarm(
     assert recorder.changes[-1] == (newest.id, "raised")
 
 
-async def test_handling_and_its_audit_entry_commit_together(platform: Platform, database: aiosqlite.Connection) -> None:
+async def test_handling_and_its_audit_entry_commit_together(
+    platform: Platform, database: aiosqlite.Connection, recorder: Recorder
+) -> None:
     book = await alarm_book(platform)
     await platform.writer.write(book.raise_alarm(LIFT, "door_lock", at(0)))
     (alarm,) = await list_alarms(database)
@@ -127,6 +130,10 @@ async def test_handling_and_its_audit_entry_commit_together(platform: Platform, 
         await acknowledge_alarm(platform, alarm.id, user="王值班", also=lambda _: [(audit.INSERT, (None,) * 7)])
     stored = await get_alarm(database, alarm.id)
     assert stored is not None and stored.status == "raised", "... leaves the alarm unchanged"
+    await platform.writer.write([])  # whatever was queued for the hooks has been sent by now
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    assert (alarm.id, "acknowledged") not in recorder.changes, "... and announces no change that did not happen"
     resolved = await resolve_alarm(platform, alarm.id, user="王值班", note="门锁已修复", also=lambda changed: [
         audit.entry("王值班", "alarm.resolve", "alarm", changed.id, district_code=changed.district_code),
     ])  # fmt: skip

@@ -432,13 +432,18 @@ class AlarmBook:
                 if not keys:
                     del self._keys_of[key[0]]
 
-    def _changed_to(self, alarm: Alarm, change: str, *, upsert: bool) -> list[Statement]:
+    def _changed_to(self, alarm: Alarm, change: str, *, upsert: bool, notify: bool = True) -> list[Statement]:
         statements = [_upsert(alarm)] if upsert else []
         for observer in self.observers:
             statements += observer(alarm, change)
+        if notify:
+            self._notify(alarm, change)
+        return statements
+
+    def _notify(self, alarm: Alarm, change: str) -> None:
+        """Queue a change for the ``alarm_changed`` hook (sent once what holds it has committed)."""
         self._changes.append((dataclasses.replace(alarm, detail=dict(alarm.detail)), change))
         self._changed.set()
-        return statements
 
     # --- handling ---------------------------------------------------------------------------------
 
@@ -476,12 +481,15 @@ class AlarmBook:
         """Write a staff change with ``also``'s statements in one transaction. The in-memory copy changes
         first (a rule's upsert queued meanwhile must carry the new handling) and is put back if the write fails."""
         self._apply_handling(alarm)
-        statements = [change, *self._changed_to(alarm, alarm.status, upsert=False), *(also(alarm) if also else [])]
+        statements = [
+            change, *self._changed_to(alarm, alarm.status, upsert=False, notify=False), *(also(alarm) if also else [])
+        ]
         try:
             await self.writer.write(statements)
         except BaseException:
             self._apply_handling(before)
             raise
+        self._notify(alarm, alarm.status)  # only a change that committed is announced
 
     async def _for_action(self, alarm_id: int, filters: dict[str, Any]) -> Alarm:
         alarm = await get_alarm(self.conn, alarm_id, **filters)
