@@ -116,9 +116,11 @@ class CoreRecords:
 
     def consume(self, terminal: Terminal, events: Sequence[ev.Event]) -> list[Statement]:
         statements: list[Statement] = []
+        newest: ev.ElevatorStatus | None = None  # of a batch's samples, only the newest can be the state
         for event in events:
-            if isinstance(event, ev.ElevatorStatus) and terminal.device_code:
-                statements.append((STATE_UPSERT, _state_row(terminal, event)))
+            if isinstance(event, ev.ElevatorStatus):
+                if newest is None or event.time >= newest.time:
+                    newest = event
             elif isinstance(event, ev.CommandReply):
                 statements.append(
                     (
@@ -127,6 +129,8 @@ class CoreRecords:
                          terminal.terminal_id, event.command_seq),
                     )
                 )  # fmt: skip
+        if newest is not None and terminal.device_code:
+            statements.append((STATE_UPSERT, _state_row(terminal, newest)))
         return statements
 
 
