@@ -7,8 +7,12 @@ pipeline drives it; ``wuhai-iot decode`` drives it too, which is how vendors che
 from __future__ import annotations
 
 import abc
+import struct
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+import construct as c
 
 from wuhai_iot.events import Command, Message, Reply
 
@@ -44,6 +48,58 @@ class Discarded:
 
     data: bytes
     reason: str
+
+
+class FixedLayout:
+    """A construct ``Struct`` of fixed-size fields, read and written with ``struct``.
+
+    The construct definition stays the one description of a frame; this derives the equivalent
+    ``struct`` format for a protocol's hot messages (a lift's status, its ACK), thousands a second:
+    a compiled construct parse or build costs about 9 µs here, ``struct`` under 0.5 µs. Integers,
+    fixed ``Bytes`` and ``Const`` only; a ``Const`` is checked on ``unpack`` as construct would, and
+    filled in by ``pack``, which takes the other fields in order.
+    """
+
+    def __init__(self, definition: c.Struct) -> None:
+        codes: list[str] = []
+        byte_orders: set[str] = set()
+        self.names: tuple[str, ...] = tuple(field.name for field in definition.subcons)
+        self._consts: list[tuple[int, bytes | int]] = []
+        for index, field in enumerate(definition.subcons):
+            sub = field.subcon if isinstance(field, c.Renamed) else field
+            if isinstance(sub, c.Const):
+                self._consts.append((index, sub.value))
+                sub = sub.subcon
+            if isinstance(sub, c.FormatField) and sub.fmtstr[0] in "<>":
+                byte_orders.add(sub.fmtstr[0])
+                codes.append(sub.fmtstr[1:])
+            elif isinstance(sub, c.Bytes) and isinstance(sub.length, int):
+                codes.append(f"{sub.length}s")
+            else:
+                raise TypeError(f"{field.name}: {type(sub).__name__} has no fixed struct equivalent")
+        if len(byte_orders) > 1:
+            raise TypeError("fields of both byte orders")
+        self._struct = struct.Struct((byte_orders.pop() if byte_orders else ">") + "".join(codes))
+        self.size = self._struct.size
+        if self.size != definition.sizeof():
+            raise TypeError(f"struct size {self.size} differs from construct's {definition.sizeof()}")
+
+    def unpack(self, data: bytes, offset: int = 0) -> tuple[Any, ...]:
+        """Every field (constants included) of the layout at ``offset``; ``data`` may be longer."""
+        values = self._struct.unpack_from(data, offset)
+        for index, value in self._consts:
+            if values[index] != value:
+                raise ValueError(f"{self.names[index]} is {values[index]!r}, expected {value!r}")
+        return values
+
+    def pack(self, *values: Any) -> bytes:
+        """The bytes of the fields that are not constants, given in order."""
+        if self._consts:
+            all_values = list(values)
+            for index, value in self._consts:
+                all_values.insert(index, value)
+            return self._struct.pack(*all_values)
+        return self._struct.pack(*values)
 
 
 class Framer(abc.ABC):

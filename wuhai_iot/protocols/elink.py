@@ -8,6 +8,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,7 +16,7 @@ import construct as c
 
 from wuhai_iot import events as ev
 from wuhai_iot.plugins.hookspecs import hookimpl
-from wuhai_iot.protocols.base import DecodeError, MarkerFramer, Protocol
+from wuhai_iot.protocols.base import DecodeError, FixedLayout, MarkerFramer, Protocol
 
 MAGIC = b"EL"
 VERSION = 1
@@ -66,8 +67,7 @@ COMMAND_CODES = {
     ev.CommandCode.SET_CLOCK: 4,
 }
 
-# §1 header. The framer has already checked magic, version, length and CRC, so the compiled
-# parsers below only ever see frames of the exact size they expect.
+# §1 header.
 Header = c.Struct(
     "magic" / c.Const(MAGIC),
     "version" / c.Int8ub,
@@ -87,6 +87,7 @@ StatusRecord = c.Struct(
     "load" / c.Int8ub,
     "trips" / c.Int32ub,
 )
+BatchSample = c.Struct("time" / c.Int32ub, *StatusRecord.subcons)
 Bodies: dict[int, c.Construct] = {
     LOGIN: c.Struct(
         "firmware" / c.PaddedString(8, "ascii"),
@@ -96,10 +97,7 @@ Bodies: dict[int, c.Construct] = {
     HEARTBEAT: c.Struct("csq" / c.Int8ub),
     STATUS: StatusRecord,
     FAULT: c.Struct("code" / c.Int8ub, "state" / c.Int8ub, "floor" / c.Int8sb, "flags" / c.Int16ub),
-    STATUS_BATCH: c.Struct(
-        "count" / c.Int8ub,
-        "samples" / c.Array(c.this.count, c.Struct("time" / c.Int32ub, "record" / StatusRecord)),
-    ),
+    STATUS_BATCH: c.Struct("count" / c.Int8ub, "samples" / c.Array(c.this.count, BatchSample)),
     MAINT_START: c.Struct("card" / c.Int32ub),
     MAINT_END: c.Struct("card" / c.Int32ub, "items" / c.Int8ub),
     COMMAND_REPLY: c.Struct("command_seq" / c.Int16ub, "result" / c.Int8ub, "data" / c.GreedyBytes),
@@ -116,13 +114,19 @@ AckBody = c.Struct("acked_type" / c.Int8ub, "acked_seq" / c.Int16ub, "result" / 
 LoginAckBody = c.Struct(*AckBody.subcons, "platform_time" / c.Int32ub)
 ACK_BODY_SIZE, LOGIN_ACK_BODY_SIZE = AckBody.sizeof(), LoginAckBody.sizeof()
 
-_header = Header.compile()
-# One parser per message type for the whole frame (header and body, without the CRC): one parse a frame.
-_messages = {code: c.Struct(*Header.subcons, *body.subcons).compile() for code, body in Bodies.items()}
-# Building is our own output, so the compiled builders' skipped checks cost nothing.
-_build_header = _header.build
-_build_ack = c.Struct(*Header.subcons, *AckBody.subcons).compile().build
-_build_login_ack = c.Struct(*Header.subcons, *LoginAckBody.subcons).compile().build
+# A lift's status and its ACK come thousands a second: read and written through ``struct`` layouts
+# derived from the definitions above. The framer has already checked magic, version, length and CRC,
+# so the compiled parsers of the rarer types only ever see frames of the exact size they expect.
+_header = FixedLayout(Header)
+_status_record = FixedLayout(StatusRecord)
+_batch_sample = FixedLayout(BatchSample)
+_ack = FixedLayout(c.Struct(*Header.subcons, *AckBody.subcons))
+_login_ack = FixedLayout(c.Struct(*Header.subcons, *LoginAckBody.subcons))
+_messages = {
+    code: c.Struct(*Header.subcons, *body.subcons).compile()
+    for code, body in Bodies.items()
+    if code not in (STATUS, STATUS_BATCH)
+}
 
 
 def crc16(data: bytes | bytearray | memoryview) -> int:
@@ -166,9 +170,10 @@ def _time(raw: int) -> datetime | None:
     return datetime.fromtimestamp(raw, UTC) if raw else None
 
 
-def _status(head: dict[str, object], record: c.Container) -> ev.ElevatorStatus:
-    """A status record; ``head`` holds the event header fields (device_time included)."""
-    direction, door, flags = record["direction"], record["door"], record["flags"]
+def _status(
+    head: dict[str, object], floor: int, direction: int, door: int, flags: int, speed: int, load: int, trips: int
+) -> ev.ElevatorStatus:
+    """A status record (§3); ``head`` holds the event header fields (device_time included)."""
     if direction > 2 or door > 4:
         raise ValueError(f"direction {direction} or door {door} out of range")
     if flags & 0x08:
@@ -179,7 +184,6 @@ def _status(head: dict[str, object], record: c.Container) -> ev.ElevatorStatus:
         mode = "independent"
     else:
         mode = "normal"
-    floor, load = record["floor"], record["load"]
     return ev.ElevatorStatus(
         **head,  # type: ignore[arg-type]
         floor=None if floor == -128 else floor,
@@ -188,14 +192,14 @@ def _status(head: dict[str, object], record: c.Container) -> ev.ElevatorStatus:
         running=bool(flags & 0x01),
         door_zone=bool(flags & 0x02),
         occupied=bool(flags & 0x04),
-        speed_mps=record["speed"] / 1000,
+        speed_mps=speed / 1000,
         load_pct=None if load == 255 else load,
         power=bool(flags & 0x20),
         safety_circuit=bool(flags & 0x80),
         door_lock=bool(flags & 0x100),
         overload=bool(flags & 0x40),
         mode=mode,
-        trip_count=record["trips"],
+        trip_count=trips,
     )
 
 
@@ -213,19 +217,11 @@ class ElinkProtocol(Protocol):
         length = (frame[3] << 8) | frame[4]
         if len(frame) != 7 + length or crc16(frame[2 : 5 + length]) != int.from_bytes(frame[-2:], "big"):
             raise DecodeError("length or CRC does not match")
-        parser = _messages.get(frame[13])
-        try:
-            header = _header.parse(frame) if parser is None else parser.parse(frame[:-2])
-        except (c.ConstructError, IndexError) as exc:
-            header = _header.parse(frame)
-            body_error: str | None = str(exc)
-        else:
-            body_error = None
-        terminal = header["terminal"].hex()
+        _magic, _version, _length, terminal_bcd, code, seq, time_raw = _header.unpack(frame)
+        terminal = terminal_bcd.hex()
         if not terminal.isdigit():
             raise DecodeError(f"terminal id {terminal} is not packed BCD")
-        seq, code, time_raw = header["seq"], header["type"], header["time"]
-        wire = ElinkWire(code, header["terminal"], time_raw)
+        wire = ElinkWire(code, terminal_bcd, time_raw)
         name = TYPE_NAMES.get(code)
         if name is None:
             raise DecodeError(
@@ -241,10 +237,8 @@ class ElinkProtocol(Protocol):
             "received_at": received_at,
         }
         try:
-            if body_error is not None:
-                raise ValueError(body_error)
-            events, wire = self._decode_body(code, length - MIN_LENGTH, header, head, wire)
-        except (ValueError, c.ConstructError, IndexError) as exc:
+            events, wire = self._decode_body(code, frame, length - MIN_LENGTH, head, wire)
+        except (ValueError, c.ConstructError, IndexError, struct.error) as exc:
             raise DecodeError(f"bad {name} body: {exc}", terminal_id=terminal, seq=seq, wire=wire) from None
         if code in (LOGIN, HEARTBEAT):
             dedup = None
@@ -265,22 +259,25 @@ class ElinkProtocol(Protocol):
         )
 
     def _decode_body(
-        self, code: int, size: int, fields: c.Container, head: dict[str, object], wire: ElinkWire
+        self, code: int, frame: bytes, size: int, head: dict[str, object], wire: ElinkWire
     ) -> tuple[list[ev.Event], ElinkWire]:
-        """Events from the parsed ``fields`` of a frame whose body is ``size`` bytes."""
+        """Events from the body of a whole, checked ``frame``; the body is ``size`` bytes."""
         expected = FIXED_BODY_SIZES.get(code)
         if expected is not None and size != expected:
             raise ValueError(f"{size} bytes, expected {expected}")
         if code == STATUS:
-            return [_status(head, fields)], wire
+            return [_status(head, *_status_record.unpack(frame, HEADER_SIZE))], wire
         if code == STATUS_BATCH:
-            if not 1 <= fields.count <= 60 or size != 1 + 16 * fields.count:
-                raise ValueError(f"count {fields.count} does not fit {size} bytes")
-            samples = []
-            for sample in fields.samples:
-                sample_head = {**head, "device_time": _time(sample.time) or head["received_at"]}
-                samples.append(_status(sample_head, sample.record))
-            return list(samples), wire
+            count = frame[HEADER_SIZE]
+            if not 1 <= count <= 60 or size != 1 + _batch_sample.size * count:
+                raise ValueError(f"count {count} does not fit {size} bytes")
+            samples: list[ev.Event] = []
+            for offset in range(HEADER_SIZE + 1, HEADER_SIZE + size, _batch_sample.size):
+                sample_time, *record = _batch_sample.unpack(frame, offset)
+                sample_head = {**head, "device_time": _time(sample_time) or head["received_at"]}
+                samples.append(_status(sample_head, *record))
+            return samples, wire
+        fields = _messages[code].parse(frame[:-2])
         if code == LOGIN:
             wire = ElinkWire(wire.type_code, wire.terminal_bcd, wire.time_raw, fields.auth)
             return [ev.Login(**head, firmware=fields.firmware, report_interval_s=fields.interval)], wire
@@ -348,36 +345,20 @@ class ElinkProtocol(Protocol):
         self, terminal: bytes, acked_type: int, acked_seq: int, result: int, seq: int, now: datetime
     ) -> bytes:
         clock = int(now.timestamp())
-        fields = {
-            "version": VERSION,
-            "length": MIN_LENGTH + (ACK_BODY_SIZE if acked_type != LOGIN else LOGIN_ACK_BODY_SIZE),
-            "terminal": terminal,
-            "type": ACK,
-            "seq": seq % 65536,
-            "time": clock,
-            "acked_type": acked_type,
-            "acked_seq": acked_seq,
-            "result": int(result),
-            "platform_time": clock,
-        }
-        frame = (_build_login_ack if acked_type == LOGIN else _build_ack)(fields)
+        if acked_type == LOGIN:
+            length = MIN_LENGTH + LOGIN_ACK_BODY_SIZE
+            frame = _login_ack.pack(VERSION, length, terminal, ACK, seq % 65536, clock, acked_type, acked_seq,
+                                    int(result), clock)  # fmt: skip
+        else:
+            length = MIN_LENGTH + ACK_BODY_SIZE
+            frame = _ack.pack(VERSION, length, terminal, ACK, seq % 65536, clock, acked_type, acked_seq, int(result))
         return frame + crc16(frame[2:]).to_bytes(2, "big")
 
 
 def encode_frame(terminal_bcd: bytes, type_code: int, seq: int, time_raw: int, body: bytes) -> bytes:
     """Build a whole ELink frame (used for the platform's answers and by simulated terminals)."""
     length = MIN_LENGTH + len(body)
-    head = _build_header(
-        {
-            "version": VERSION,
-            "length": length,
-            "terminal": terminal_bcd,
-            "type": type_code,
-            "seq": seq % 65536,
-            "time": time_raw,
-        }
-    )
-    frame = head + body
+    frame = _header.pack(VERSION, length, terminal_bcd, type_code, seq % 65536, time_raw) + body
     return frame + crc16(frame[2:]).to_bytes(2, "big")
 
 
