@@ -27,7 +27,7 @@ from wuhai_iot.storage.writer import Statement
 
 log = logging.getLogger(__name__)
 
-CONTEXT_BEFORE_S = 60.0
+CONTEXT_BEFORE = timedelta(seconds=60)
 """Status records kept with an alarm start this long before it was raised."""
 CONTEXT_MAX_SAMPLES = 500
 """At most this many records are kept with one alarm (a lift out of service for weeks stays bounded)."""
@@ -56,13 +56,14 @@ def daily_add(device_code: str, at: datetime, *, runs: int = 0, running_s: float
 class LiftRuntime:
     """The engine's per-lift memory besides the rules' state."""
 
-    __slots__ = ("lift", "running", "recent", "kept", "states")
+    __slots__ = ("lift", "subject", "running", "recent", "kept", "states")
 
     def __init__(self, lift: Lift) -> None:
         self.lift = lift
+        self.subject = Subject(device_code=lift.device_code)
         self.running: bool | None = None
         self.recent: deque[ev.ElevatorStatus] = deque()
-        """Status records of the last CONTEXT_BEFORE_S (device time)."""
+        """Status records of the last CONTEXT_BEFORE (device time)."""
         self.kept: dict[int, int] = {}
         """Alarm id → records kept with it so far."""
         self.states: dict[str, dict[str, Any]] = {}
@@ -163,34 +164,36 @@ class RuleEngine:
 
     def _status(self, runtime: LiftRuntime, status: ev.ElevatorStatus) -> list[Statement]:
         lift = runtime.lift
-        if lift.last_sample_at is not None and status.time < lift.last_sample_at:
+        at = status.time
+        if lift.last_sample_at is not None and at < lift.last_sample_at:
             # A late sample (a batch, a resend): kept with the alarms, not the current state.
             return self._keep_with_alarms(runtime, [status], set())
         statements: list[Statement] = []
         if lift.last_sample_at is not None and runtime.running is not None:
-            gap = (status.time - lift.last_sample_at).total_seconds()
             runs = int(status.running and not runtime.running)
-            running_s = min(gap, RUNNING_GAP_MAX_S) if runtime.running else 0.0
+            running_s = min((at - lift.last_sample_at).total_seconds(), RUNNING_GAP_MAX_S) if runtime.running else 0.0
             if runs or running_s:
-                statements.append(daily_add(lift.device_code, status.time, runs=runs, running_s=running_s))
+                statements.append(daily_add(lift.device_code, at, runs=runs, running_s=running_s))
         runtime.running = status.running
-        lift.last_sample_at = status.time
-        lift.clock_offset_s = (status.received_at - status.time).total_seconds()
-        runtime.recent.append(status)
-        horizon = status.time - timedelta(seconds=CONTEXT_BEFORE_S)
-        while runtime.recent and runtime.recent[0].time < horizon:
-            runtime.recent.popleft()
-        subject = Subject(device_code=lift.device_code)
-        before = {alarm.id for alarm in self.book.active_for(subject)}
+        lift.last_sample_at = at
+        lift.clock_offset_s = (status.received_at - at).total_seconds()
+        recent = runtime.recent
+        recent.append(status)
+        horizon = at - CONTEXT_BEFORE
+        while recent[0].time < horizon:
+            recent.popleft()
+        before = {alarm.id for alarm in self.book.active_for(runtime.subject)}
         statements += self._run_rules(runtime, status)
-        return statements + self._keep_with_alarms(runtime, [status], before)
+        if before or runtime.kept or self.book.active_for(runtime.subject):
+            statements += self._keep_with_alarms(runtime, [status], before)
+        return statements
 
     def _keep_with_alarms(
         self, runtime: LiftRuntime, records: list[ev.ElevatorStatus], also: set[int]
     ) -> list[Statement]:
         """Keep records with the lift's active alarms (and ``also``: those just cleared by them);
         an alarm seen for the first time also gets the records of the minute before."""
-        active = {alarm.id: alarm for alarm in self.book.active_for(Subject(device_code=runtime.lift.device_code))}
+        active = {alarm.id: alarm for alarm in self.book.active_for(runtime.subject)}
         statements: list[Statement] = []
         for alarm_id in active.keys() | also:
             kept = runtime.kept.get(alarm_id)
@@ -207,8 +210,11 @@ class RuleEngine:
 
     def _run_rules(self, runtime: LiftRuntime, event: ev.Event) -> list[Statement]:
         statements: list[Statement] = []
+        states = runtime.states
         for rule in self.rules:
-            state = runtime.states.setdefault(rule.name, {})
+            state = states.get(rule.name)
+            if state is None:
+                state = states[rule.name] = {}
             before = dict(state)
             try:
                 transitions = rule.on_event(runtime.lift, event, state)
@@ -217,7 +223,8 @@ class RuleEngine:
                 state.clear()
                 state.update(before)
                 continue
-            statements += self._apply(runtime, rule, transitions, state, before)
+            if transitions or state != before:
+                statements += self._apply(runtime, rule, transitions, state, before)
         return statements
 
     # --- time -------------------------------------------------------------------------------------
@@ -250,7 +257,8 @@ class RuleEngine:
                     state.clear()
                     state.update(before)
                     continue
-                statements += self._apply(runtime, rule, transitions, state, before)
+                if transitions or state != before:
+                    statements += self._apply(runtime, rule, transitions, state, before)
         if device_codes is None:
             self.book.prune(now)
         return statements
@@ -276,7 +284,7 @@ class RuleEngine:
         before: dict[str, Any],
     ) -> list[Statement]:
         statements: list[Statement] = []
-        subject = Subject(device_code=runtime.lift.device_code)
+        subject = runtime.subject
         for transition in transitions:
             if transition.active:
                 statements += self.book.raise_alarm(
