@@ -124,6 +124,21 @@ async def test_batch_is_stored_and_acknowledged_once(platform: Platform, databas
     await client.close()
 
 
+async def test_a_burst_is_paced_and_every_message_acknowledged_once(
+    platform: Platform, database: aiosqlite.Connection
+) -> None:
+    """Far more frames in one write than may wait for their commit (reading pauses and resumes)."""
+    client = await logged_in(platform)
+    burst = 5 * listener.MAX_UNACKNOWLEDGED
+    heartbeat = encode_frame(BCD, 0x02, 9999, 1764400000, bytes([20]))
+    await client.send(b"".join(status_frame(seq, 1764400000 + seq, 3) for seq in range(burst)) + heartbeat)
+    acks = [ack_fields(await client.receive()) for _ in range(burst + 1)]
+    assert sorted(seq for kind, seq, result in acks if kind == 0x10 and result == 0) == list(range(burst))
+    assert (0x02, 9999, 0) in acks
+    assert await count(database, "SELECT count(*) FROM messages WHERE type = 'STATUS'") == burst
+    await client.close()
+
+
 async def test_unknown_terminal_gets_result_2_and_is_closed(platform: Platform) -> None:
     client = await TerminalClient.connect(platform, "elink")
     await client.send(login_frame(bytes.fromhex("8613000199999999"), key=None))

@@ -11,9 +11,10 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from wuhai_iot import events as ev
 from wuhai_iot.ingest import Ingest, Terminal
@@ -26,7 +27,6 @@ IDLE_TIMEOUT_S = 600.0
 """A connection with no byte for this long is closed (terminals send heartbeats every 30-60 s)."""
 SEEN_FLUSH_S = 10.0
 """How often the terminals' last-frame times are written to ``terminal_sessions``."""
-READ_SIZE = 65536
 SLICE_S = 0.002
 """Longest stretch spent on the frames of one read before yielding to the event loop."""
 MAX_UNACKNOWLEDGED = 64
@@ -82,31 +82,205 @@ class ProtocolCounters:
     logins_refused: int = 0
 
 
-class TerminalConnection:
-    """One terminal's TCP connection."""
+class TerminalConnection(asyncio.Protocol):
+    """One terminal's TCP connection.
 
-    def __init__(
-        self,
-        listener: Listener,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
+    Frames are handled in arrival order, synchronously in ``data_received`` where the answer needs
+    nothing but the frame (a status is queued for storage, a heartbeat answered). A login or a request
+    (a fill decision) waits for the database: the frames behind it queue up and reading pauses until it
+    is answered. Reading also pauses while MAX_UNACKNOWLEDGED messages wait for their commit, and when a
+    burst of frames has taken SLICE_S: the rest follows in the next turn of the event loop.
+    """
+
+    def __init__(self, listener: Listener) -> None:
         self.listener = listener
         self.protocol = listener.protocol
-        self.reader = reader
-        self.writer = writer
-        peer = writer.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
         self.connected_at = time.time()
         self.last_frame_at = self.connected_at
         self.last_data_at = time.monotonic()
         """When bytes last arrived (monotonic): a connection idle for IDLE_TIMEOUT_S is closed."""
         self.terminal: Terminal | None = None
+        self._framer = self.protocol.new_framer()
+        self._queued: collections.deque[bytes | Discarded] = collections.deque()
+        """Frames read but not handled yet (behind a login or request, or beyond a time slice)."""
+        self._waiting_for: asyncio.Task[None] | None = None
+        """The login or request being answered; nothing else is handled meanwhile."""
+        self._continuation: asyncio.Handle | None = None
         self._seq = 0
         self._closing = False
         self._unacknowledged = 0
-        self._drained = asyncio.Event()
-        self._drained.set()
+        self._stalled = False
+        self._reading = True
+        self._lost = False
+        self.closed = asyncio.get_running_loop().create_future()
+        """Done once the connection is gone and its session end is recorded."""
+
+    # --- asyncio.Protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.listener.connections.add(self)
+        self.listener.counters.connections += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.last_data_at = time.monotonic()
+        self._queued.extend(self._framer.feed(data))
+        self._handle_queued()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = self._lost = True
+        self._queued.clear()
+        if self._continuation is not None:
+            self._continuation.cancel()
+        self.listener.connections.discard(self)
+        self.listener.counters.connections -= 1
+        if self.terminal is None:
+            self.closed.set_result(None)
+        else:
+            self._record_session_end().add_done_callback(lambda _: self.closed.set_result(None))
+
+    def _record_session_end(self) -> asyncio.Future[bool]:
+        assert self.terminal is not None
+        listener = self.listener
+        listener.forget(self)
+        statement = listener.ingest.session_closed(self.terminal, self.connected_at, self.last_frame_at)
+        try:
+            return listener.ingest.writer.submit(WriteUnit(statements=[statement]))
+        except RuntimeError:
+            log.info("writer closed before %s's session end was recorded", self.terminal.terminal_id)
+            done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            done.set_result(False)
+            return done
+
+    # --- handling frames in order ----------------------------------------------------------------
+
+    def _handle_queued(self) -> None:
+        self._continuation = None
+        slice_started = time.perf_counter()
+        queued, counters = self._queued, self.listener.counters
+        while queued and not self._closing and self._waiting_for is None and not self._stalled:
+            if time.perf_counter() - slice_started > SLICE_S:
+                # A burst of frames must not stall the other connections: go on in the next loop turn.
+                self._continuation = asyncio.get_running_loop().call_soon(self._handle_queued)
+                break
+            item = queued.popleft()
+            if isinstance(item, Discarded):
+                counters.bytes_discarded += len(item.data)
+                self.listener.frame_log.add(self.protocol.name, self._log_id(), "in", item.data,
+                                            f"discarded: {item.reason}", datetime.now(UTC))  # fmt: skip
+                continue
+            counters.frames_in += 1
+            try:
+                answer_later = self._on_frame(item)
+            except Exception:
+                # Our fault, not the terminal's: no answer, so it resends; the connection goes on.
+                log.exception("%s %s: handling a frame failed", self.protocol.name, self._log_id())
+                continue
+            if answer_later is not None:
+                self._waiting_for = asyncio.create_task(self._answer_later(answer_later))
+        self._pace_reading()
+
+    async def _answer_later(self, answer: Coroutine[Any, Any, None]) -> None:
+        try:
+            await answer
+        except Exception:
+            log.exception("%s %s: handling a frame failed", self.protocol.name, self._log_id())
+        finally:
+            self._waiting_for = None
+        if not self._closing:
+            self._handle_queued()
+        elif self.transport is not None:
+            self.transport.close()
+
+    def _pace_reading(self) -> None:
+        """Read while nothing is queued (TCP backpressure holds the terminal otherwise)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._closing:
+            transport.close()
+            return
+        want = not self._queued and self._waiting_for is None and not self._stalled
+        if want != self._reading:
+            self._reading = want
+            if want:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+
+    def _on_frame(self, frame: bytes) -> Coroutine[Any, Any, None] | None:
+        """Handle one frame; return what must still be awaited before the next (a login, a request)."""
+        now = datetime.now(UTC)
+        protocol = self.protocol
+        try:
+            message = protocol.decode(frame, now)
+        except DecodeError as error:
+            self.listener.counters.decode_errors += 1
+            log_id = self._log_id(error.terminal_id)
+            self.listener.frame_log.add(protocol.name, log_id, "in", frame, error.reason, now)
+            self.send(protocol.encode_error(error, self.next_seq(), now), "error answer", now)
+            return None
+        self.listener.frame_log.add(protocol.name, message.terminal_id, "in", frame, message.type, now)
+        first = message.events[0] if message.events else None
+        if isinstance(first, ev.Login):
+            return self._login(message)
+        terminal = self.terminal
+        if terminal is None or terminal.terminal_id != message.terminal_id:
+            self._ack(message, ev.AckResult.NOT_LOGGED_IN, now)
+            return None
+        self.last_frame_at = now.timestamp()
+        if isinstance(first, ev.Heartbeat):
+            self._ack(message, ev.AckResult.ACCEPTED, now)
+        elif message.dedup_key is None:
+            assert first is not None
+            return self._request(terminal, message, first)
+        else:
+            stored = self.listener.ingest.store(terminal, message, frame)
+            stored.add_done_callback(lambda future: self._stored(message, future))
+            self._unacknowledged += 1
+            if self._unacknowledged >= MAX_UNACKNOWLEDGED:
+                self._stalled = True
+        return None
+
+    def _stored(self, message: ev.Message, future: asyncio.Future[bool]) -> None:
+        """Acknowledge a message once it is committed; if storing failed, stay silent: it is resent."""
+        self._unacknowledged -= 1
+        if self._stalled and self._unacknowledged < MAX_UNACKNOWLEDGED // 2:
+            self._stalled = False
+            if self._continuation is None and self._waiting_for is None and not self._closing:
+                self._handle_queued()
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            log.error("storing %s %s seq %s failed: %s", message.protocol, message.terminal_id,
+                      message.seq, future.exception())  # fmt: skip
+            return
+        self._ack(message, ev.AckResult.ACCEPTED, datetime.now(UTC))
+
+    async def _request(self, terminal: Terminal, message: ev.Message, request: ev.Event) -> None:
+        answer = await self.listener.ingest.answer(terminal, request)
+        self.reply(message, answer, datetime.now(UTC))
+
+    async def _login(self, message: ev.Message) -> None:
+        result, terminal = await self.listener.ingest.login(message, self.peer, self.connected_at)
+        self._ack(message, result, datetime.now(UTC))
+        if terminal is None:
+            self.listener.counters.logins_refused += 1
+            if result in (ev.AckResult.UNKNOWN_TERMINAL, ev.AckResult.AUTH_FAILED):
+                self._closing = True
+            return
+        if self.terminal is not None and self.terminal != terminal:
+            self.listener.forget(self)
+        self.terminal = terminal
+        self.last_frame_at = message.received_at.timestamp()
+        self.listener.remember(self)
+        if self._lost:  # the terminal hung up while its login was checked
+            self._record_session_end()
 
     # --- answers -------------------------------------------------------------------------------
 
@@ -116,9 +290,9 @@ class TerminalConnection:
         return seq
 
     def send(self, data: bytes | None, note: str, now: datetime) -> None:
-        if data is None or self.writer.is_closing():
+        if data is None or self.transport is None or self.transport.is_closing():
             return
-        self.writer.write(data)
+        self.transport.write(data)
         self.listener.counters.frames_out += 1
         self.listener.frame_log.add(self.protocol.name, self._log_id(), "out", data, note, now)
 
@@ -135,129 +309,16 @@ class TerminalConnection:
             return terminal_id
         return self.terminal.terminal_id if self.terminal else f"@{self.peer}"
 
-    # --- the read loop ---------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        framer = self.protocol.new_framer()
-        counters = self.listener.counters
-        try:
-            while not self._closing:
-                await self._drained.wait()
-                data = await self.reader.read(READ_SIZE)
-                if not data:
-                    break
-                self.last_data_at = time.monotonic()
-                slice_started = time.perf_counter()
-                for item in framer.feed(data):
-                    if not self._drained.is_set():
-                        await self._drained.wait()
-                        slice_started = time.perf_counter()
-                    elif time.perf_counter() - slice_started > SLICE_S:
-                        await asyncio.sleep(0)  # a burst of frames must not stall other connections
-                        slice_started = time.perf_counter()
-                    if isinstance(item, Discarded):
-                        counters.bytes_discarded += len(item.data)
-                        self.listener.frame_log.add(
-                            self.protocol.name, self._log_id(), "in", item.data, f"discarded: {item.reason}",
-                            datetime.now(UTC),
-                        )
-                        continue
-                    counters.frames_in += 1
-                    try:
-                        await self._on_frame(item)
-                    except Exception:
-                        # Our fault, not the terminal's: no answer, so it resends; the connection goes on.
-                        log.exception("%s %s: handling a frame failed", self.protocol.name, self._log_id())
-                    if self._closing:
-                        break
-                # A read that finds data buffered does not yield: let the writer and other connections run.
-                await asyncio.sleep(0)
-        except ConnectionError:
-            pass
-        finally:
-            await self._closed()
-
-    async def _on_frame(self, frame: bytes) -> None:
-        now = datetime.now(UTC)
-        protocol = self.protocol
-        try:
-            message = protocol.decode(frame, now)
-        except DecodeError as error:
-            self.listener.counters.decode_errors += 1
-            log_id = self._log_id(error.terminal_id)
-            self.listener.frame_log.add(protocol.name, log_id, "in", frame, error.reason, now)
-            self.send(protocol.encode_error(error, self.next_seq(), now), "error answer", now)
-            return
-        self.listener.frame_log.add(protocol.name, message.terminal_id, "in", frame, message.type, now)
-        first = message.events[0] if message.events else None
-        if isinstance(first, ev.Login):
-            await self._login(message)
-            return
-        terminal = self.terminal
-        if terminal is None or terminal.terminal_id != message.terminal_id:
-            self._ack(message, ev.AckResult.NOT_LOGGED_IN, now)
-            return
-        self.last_frame_at = now.timestamp()
-        if isinstance(first, ev.Heartbeat):
-            self._ack(message, ev.AckResult.ACCEPTED, now)
-        elif message.dedup_key is None:
-            assert first is not None
-            answer = await self.listener.ingest.answer(terminal, first)
-            self.reply(message, answer, datetime.now(UTC))
-        else:
-            stored = self.listener.ingest.store(terminal, message, frame)
-            stored.add_done_callback(lambda future: self._stored(message, future))
-            self._unacknowledged += 1
-            if self._unacknowledged >= MAX_UNACKNOWLEDGED:
-                self._drained.clear()
-
-    def _stored(self, message: ev.Message, future: asyncio.Future[bool]) -> None:
-        """Acknowledge a message once it is committed; if storing failed, stay silent: it is resent."""
-        self._unacknowledged -= 1
-        if self._unacknowledged < MAX_UNACKNOWLEDGED // 2:
-            self._drained.set()
-        if future.cancelled():
-            return
-        if future.exception() is not None:
-            log.error("storing %s %s seq %s failed: %s", message.protocol, message.terminal_id,
-                      message.seq, future.exception())  # fmt: skip
-            return
-        self._ack(message, ev.AckResult.ACCEPTED, datetime.now(UTC))
-
-    async def _login(self, message: ev.Message) -> None:
-        result, terminal = await self.listener.ingest.login(message, self.peer, self.connected_at)
-        self._ack(message, result, datetime.now(UTC))
-        if terminal is None:
-            self.listener.counters.logins_refused += 1
-            if result in (ev.AckResult.UNKNOWN_TERMINAL, ev.AckResult.AUTH_FAILED):
-                self._closing = True
-            return
-        if self.terminal is not None and self.terminal != terminal:
-            self.listener.forget(self)
-        self.terminal = terminal
-        self.last_frame_at = message.received_at.timestamp()
-        self.listener.remember(self)
-
-    async def _closed(self) -> None:
-        self._closing = True
-        if not self.writer.is_closing():
-            self.writer.close()
-        try:
-            await self.writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
-        if self.terminal is not None:
-            self.listener.forget(self)
-            try:
-                await self.listener.ingest.writer.write(
-                    [self.listener.ingest.session_closed(self.terminal, self.connected_at, self.last_frame_at)]
-                )
-            except RuntimeError:
-                log.info("writer closed before %s's session end was recorded", self.terminal.terminal_id)
-
     def close(self) -> None:
         self._closing = True
-        self.writer.close()
+        if self.transport is not None:
+            self.transport.close()
+
+    async def wait_closed(self) -> None:
+        """Until the connection is gone, its session end recorded and its last login or request answered."""
+        await self.closed
+        if self._waiting_for is not None:
+            await asyncio.wait([self._waiting_for])
 
 
 @dataclass
@@ -271,28 +332,14 @@ class Listener:
     connections: set[TerminalConnection] = field(default_factory=set)
     by_terminal: dict[str, TerminalConnection] = field(default_factory=dict)
     server: asyncio.Server | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _flusher: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> int:
         """Start listening; return the port actually bound (``port`` 0 picks a free one)."""
-        self.server = await asyncio.start_server(self._handle, host, port, limit=READ_SIZE)
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: TerminalConnection(self), host, port)
         self._flusher = asyncio.create_task(self._housekeeping(), name=f"{self.protocol.name}-housekeeping")
         return self.server.sockets[0].getsockname()[1]
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connection = TerminalConnection(self, reader, writer)
-        self.connections.add(connection)
-        self.counters.connections += 1
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            await connection.run()
-        finally:
-            self.connections.discard(connection)
-            self.counters.connections -= 1
-            self._tasks.discard(task)
 
     def remember(self, connection: TerminalConnection) -> None:
         assert connection.terminal is not None
@@ -334,10 +381,11 @@ class Listener:
             self._flusher.cancel()
         if self.server is not None:
             self.server.close()
-        for connection in list(self.connections):
+        connections = list(self.connections)
+        for connection in connections:
             connection.close()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=10)
+        if connections:
+            await asyncio.wait([asyncio.ensure_future(c.wait_closed()) for c in connections], timeout=10)
         if self.server is not None:
             await self.server.wait_closed()
 
