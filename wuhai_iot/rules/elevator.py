@@ -48,9 +48,11 @@ class DurationRule(Rule):
     def on_event(self, lift: Lift, event: ev.Event, state: dict[str, Any]) -> list[Transition]:
         if not isinstance(event, ev.ElevatorStatus):
             return []
+        holds = self.condition(lift, event)
+        if not state and not holds:  # the usual sample: nothing going on, nothing starting
+            return []
         t = event.time.timestamp()
         out = self._advance(state, t)
-        holds = self.condition(lift, event)
         if holds is None:
             return out
         if holds:
@@ -148,8 +150,7 @@ class Trapped(Rule):
     def on_event(self, lift: Lift, event: ev.Event, state: dict[str, Any]) -> list[Transition]:
         if not isinstance(event, ev.ElevatorStatus):
             return []
-        t = event.time.timestamp()
-        out = self._advance(state, t)
+        out = self._advance(state, event.time.timestamp()) if state else []
         if event.door is ev.Door.UNKNOWN and not event.running:
             return out
         if event.running or event.door is not ev.Door.CLOSED:
@@ -158,10 +159,10 @@ class Trapped(Rule):
             state.clear()
         elif event.occupied:
             if not state:
-                state.update(since=t, clear_since=None, raised=False, floor=event.floor)
+                state.update(since=event.time.timestamp(), clear_since=None, raised=False, floor=event.floor)
             state["clear_since"] = None
         elif event.occupied is False and state and state["clear_since"] is None:
-            state["clear_since"] = t
+            state["clear_since"] = event.time.timestamp()
         return out
 
     def on_tick(self, lift: Lift, now: Any, state: dict[str, Any]) -> list[Transition]:

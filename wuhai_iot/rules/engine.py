@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 import aiosqlite
@@ -35,6 +36,8 @@ RUNNING_GAP_MAX_S = 300.0
 """A gap between two samples longer than this is not counted as running time."""
 ONLINE_STEP_S = 60.0
 """Online time is added to the daily figures this often."""
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+"""What an empty rule state is compared with (most lifts' rules have nothing going on)."""
 
 STATE_UPSERT = (
     "INSERT INTO rule_state (rule, subject, state) VALUES (?, ?, ?)"
@@ -215,7 +218,7 @@ class RuleEngine:
             state = states.get(rule.name)
             if state is None:
                 state = states[rule.name] = {}
-            before = dict(state)
+            before = dict(state) if state else EMPTY
             try:
                 transitions = rule.on_event(runtime.lift, event, state)
             except Exception:  # a faulty rule must not stop ingestion (the message would never be stored)
@@ -281,7 +284,7 @@ class RuleEngine:
         rule: Rule,
         transitions: list[Transition],
         state: dict[str, Any],
-        before: dict[str, Any],
+        before: Mapping[str, Any],
     ) -> list[Statement]:
         statements: list[Statement] = []
         subject = runtime.subject
