@@ -49,14 +49,17 @@ class FrameRecord:
 
 
 class FrameLog:
-    """The last N raw frames of every terminal, in memory and bounded."""
+    """The last N raw frames of every terminal, in memory and bounded.
+
+    Kept as plain tuples of atoms, which the garbage collector stops tracking: tens of thousands of
+    records objects would be walked by every collection."""
 
     def __init__(self, per_terminal: int = 50, max_terminals: int = 50_000) -> None:
         self._per_terminal = per_terminal
         self._max_terminals = max_terminals
-        self._logs: collections.OrderedDict[tuple[str, str], collections.deque[FrameRecord]] = (
-            collections.OrderedDict()
-        )
+        self._logs: collections.OrderedDict[
+            tuple[str, str], collections.deque[tuple[datetime, str, bytes, str]]
+        ] = collections.OrderedDict()
 
     def add(self, protocol: str, terminal_id: str, direction: str, data: bytes, note: str, at: datetime) -> None:
         key = (protocol, terminal_id)
@@ -65,11 +68,11 @@ class FrameLog:
             frames = self._logs[key] = collections.deque(maxlen=self._per_terminal)
             if len(self._logs) > self._max_terminals:
                 self._logs.popitem(last=False)
-        frames.append(FrameRecord(at, direction, data, note))
+        frames.append((at, direction, data, note))
 
     def recent(self, protocol: str, terminal_id: str) -> list[FrameRecord]:
         """Newest first."""
-        return list(reversed(self._logs.get((protocol, terminal_id), ())))
+        return [FrameRecord(*record) for record in reversed(self._logs.get((protocol, terminal_id), ()))]
 
 
 @dataclass

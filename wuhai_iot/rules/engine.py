@@ -8,11 +8,13 @@ time-based part (durations reached without a new frame, offline terminals); the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import operator
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -28,9 +30,12 @@ from wuhai_iot.storage.writer import Statement
 
 log = logging.getLogger(__name__)
 
-CONTEXT_BEFORE = timedelta(seconds=60)
+CONTEXT_BEFORE_S = 60.0
 """Status records kept with an alarm start this long before it was raised."""
 CONTEXT_MAX_SAMPLES = 500
+CONTEXT_MAX_RECENT = 60
+"""At most this many of a lift's recent records are held for a future alarm (a flooding terminal's
+minute stays small in memory and for the garbage collector)."""
 """At most this many records are kept with one alarm (a lift out of service for weeks stays bounded)."""
 RUNNING_GAP_MAX_S = 300.0
 """A gap between two samples longer than this is not counted as running time."""
@@ -51,6 +56,27 @@ DAILY_ADD = (
 )
 """Additive, so the order of these statements in a batch never matters."""
 
+_STATUS_FIELDS = tuple(field.name for field in dataclasses.fields(ev.ElevatorStatus))
+_status_values = operator.attrgetter(*_STATUS_FIELDS)
+_ENUM_FIELDS = {_STATUS_FIELDS.index("direction"): ev.Direction, _STATUS_FIELDS.index("door"): ev.Door}
+
+
+def _compact(status: ev.ElevatorStatus) -> tuple[Any, ...]:
+    """A status as a tuple of plain values (enums as their values): the garbage collector stops
+    tracking such a tuple, so a lift's minute of recent records is walked by none of its collections."""
+    values = list(_status_values(status))
+    for index in _ENUM_FIELDS:
+        values[index] = values[index].value
+    return tuple(values)
+
+
+def _expand(values: tuple[Any, ...]) -> ev.ElevatorStatus:
+    fields = list(values)
+    for index, kind in _ENUM_FIELDS.items():
+        fields[index] = kind(fields[index])
+    return ev.ElevatorStatus(**dict(zip(_STATUS_FIELDS, fields, strict=True)))
+
+
 def daily_add(device_code: str, at: datetime, *, runs: int = 0, running_s: float = 0.0, faults: int = 0,
               online_s: float = 0.0) -> Statement:  # fmt: skip
     return DAILY_ADD, (device_code, cst_date(at).isoformat(), runs, running_s, faults, online_s)
@@ -65,8 +91,8 @@ class LiftRuntime:
         self.lift = lift
         self.subject = Subject(device_code=lift.device_code)
         self.running: bool | None = None
-        self.recent: deque[ev.ElevatorStatus] = deque()
-        """Status records of the last CONTEXT_BEFORE (device time)."""
+        self.recent: deque[tuple[float, tuple[Any, ...]]] = deque(maxlen=CONTEXT_MAX_RECENT)
+        """(device time, compact status) of the last CONTEXT_BEFORE_S."""
         self.kept: dict[int, int] = {}
         """Alarm id → records kept with it so far."""
         self.states: dict[str, dict[str, Any]] = {}
@@ -181,9 +207,9 @@ class RuleEngine:
         lift.last_sample_at = at
         lift.clock_offset_s = (status.received_at - at).total_seconds()
         recent = runtime.recent
-        recent.append(status)
-        horizon = at - CONTEXT_BEFORE
-        while recent[0].time < horizon:
+        at_s = at.timestamp()
+        recent.append((at_s, _compact(status)))
+        while recent[0][0] < at_s - CONTEXT_BEFORE_S:
             recent.popleft()
         before = {alarm.id for alarm in self.book.active_for(runtime.subject)}
         statements += self._run_rules(runtime, status)
@@ -200,7 +226,7 @@ class RuleEngine:
         statements: list[Statement] = []
         for alarm_id in active.keys() | also:
             kept = runtime.kept.get(alarm_id)
-            batch = records if kept is not None else list(runtime.recent)
+            batch = records if kept is not None else [_expand(values) for _, values in runtime.recent]
             kept = kept or 0
             batch = batch[: max(0, CONTEXT_MAX_SAMPLES - kept)]
             runtime.kept[alarm_id] = kept + len(batch)
