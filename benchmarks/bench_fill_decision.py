@@ -137,10 +137,10 @@ class LoopWatch:
         self.lag_ms: list[float] = []
         self.task = asyncio.create_task(self.watch())
 
-    async def timed(self, terminal: Terminal, request: Event) -> Reply:
+    def timed(self, terminal: Terminal, request: Event) -> Reply:
         started = time.perf_counter()
         try:
-            return await self.decide(terminal, request)
+            return self.decide(terminal, request)
         finally:
             self.handler_ms.append((time.perf_counter() - started) * 1000)
 

@@ -25,6 +25,8 @@ from filling_support import (
     platform,  # noqa: F401 - the fixture
 )
 
+from wuhai_iot import events as ev
+from wuhai_iot.ingest import Terminal
 from wuhai_iot.server import Platform
 
 UNKNOWN_TAG = "E0040000DEADBEEF"
@@ -249,6 +251,27 @@ async def test_database_failure_denies_with_99(platform: Platform, database: aio
     await committed(platform)
     row = await (await database.execute("SELECT permit, reason FROM fill_decisions ORDER BY id DESC")).fetchone()
     assert tuple(row) == (0, 99)
+    await post.close()
+
+
+async def test_a_coroutine_request_handler_is_awaited_and_its_failure_denies_with_99(platform: Platform) -> None:
+    """Request handlers may wait (a vendor's): their answer follows later, a failure still fails closed."""
+    decide = platform.ingest.request_handlers[ev.FillRequest]
+
+    async def slow(terminal: Terminal, request: ev.Event) -> ev.Reply:
+        await asyncio.sleep(0.01)
+        return decide(terminal, request)  # type: ignore[return-value]
+
+    async def broken(terminal: Terminal, request: ev.Event) -> ev.Reply:
+        await asyncio.sleep(0)
+        raise RuntimeError("the vendor's service is down")
+
+    post = await Controller.connect(platform)
+    platform.ingest.request_handlers[ev.FillRequest] = slow
+    assert (await post.request("LPG-OK-0001", 14_000)).permit
+    platform.ingest.request_handlers[ev.FillRequest] = broken
+    decision = await post.request("LPG-OK-0001", 14_000)
+    assert (decision.permit, decision.reason) == (False, 99)
     await post.close()
 
 

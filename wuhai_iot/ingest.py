@@ -7,6 +7,7 @@ and what is stored; it knows events and SQL statements, never a wire format.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -46,8 +47,12 @@ class EventConsumer(TypingProtocol):
     def consume(self, terminal: Terminal, events: Sequence[ev.Event]) -> list[Statement]: ...
 
 
-RequestHandler = Callable[[Terminal, ev.Event], Awaitable[ev.Reply]]
-"""Answers a request that is not simply stored (a fill request, a tag query)."""
+RequestHandler = Callable[[Terminal, ev.Event], ev.Reply | Awaitable[ev.Reply]]
+"""Answers a request that is not simply stored (a fill request, a tag query).
+
+A plain function answers in the same turn of the event loop that read the request, ahead of whatever
+else that turn holds: the fill decision does. A coroutine function may wait (the answer then follows
+in a later turn)."""
 
 MESSAGE_INSERT = (
     "INSERT OR IGNORE INTO messages (protocol, terminal_id, dedup_key, type, seq, device_time,"
@@ -215,14 +220,25 @@ class Ingest:
 
         return self.writer.submit(WriteUnit(dedup=dedup, on_new=derive))
 
-    async def answer(self, terminal: Terminal, event: ev.Event) -> ev.Reply:
-        """Answer a request (fill request, tag query) through its registered handler."""
+    def answer(self, terminal: Terminal, event: ev.Event) -> ev.Reply | Awaitable[ev.Reply]:
+        """Answer a request (fill request, tag query) through its registered handler: the reply, or
+        an awaitable of it when the handler is a coroutine function. A failing handler answers fail-closed."""
         handler = self.request_handlers.get(type(event))
         if handler is None:
             log.error("no handler for %s from %s; answering fail-closed", type(event).__name__, terminal)
             return fail_closed(event)
         try:
-            return await handler(terminal, event)
+            reply = handler(terminal, event)
+        except Exception:
+            log.exception("handling %s from %s failed; answering fail-closed", type(event).__name__, terminal)
+            return fail_closed(event)
+        if inspect.isawaitable(reply):
+            return self._awaited(reply, terminal, event)
+        return reply
+
+    async def _awaited(self, reply: Awaitable[ev.Reply], terminal: Terminal, event: ev.Event) -> ev.Reply:
+        try:
+            return await reply
         except Exception:
             log.exception("handling %s from %s failed; answering fail-closed", type(event).__name__, terminal)
             return fail_closed(event)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import logging
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -241,7 +242,10 @@ class TerminalConnection(asyncio.Protocol):
             self._ack(message, ev.AckResult.ACCEPTED, now)
         elif message.dedup_key is None:
             assert first is not None
-            return self._request(terminal, message, first)
+            answer = self.listener.ingest.answer(terminal, first)
+            if inspect.isawaitable(answer):
+                return self._answer_awaited(message, answer)
+            self.reply(message, answer, datetime.now(UTC))
         else:
             stored = self.listener.ingest.store(terminal, message, frame)
             stored.add_done_callback(lambda future: self._stored(message, future))
@@ -265,9 +269,8 @@ class TerminalConnection(asyncio.Protocol):
             return
         self._ack(message, ev.AckResult.ACCEPTED, datetime.now(UTC))
 
-    async def _request(self, terminal: Terminal, message: ev.Message, request: ev.Event) -> None:
-        answer = await self.listener.ingest.answer(terminal, request)
-        self.reply(message, answer, datetime.now(UTC))
+    async def _answer_awaited(self, message: ev.Message, answer: Awaitable[ev.Reply]) -> None:
+        self.reply(message, await answer, datetime.now(UTC))
 
     async def _login(self, message: ev.Message) -> None:
         result, terminal = await self.listener.ingest.login(message, self.peer, self.connected_at)

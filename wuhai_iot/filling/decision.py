@@ -227,7 +227,7 @@ class FillDecider:
         """Decisions by reason since start (0 = permitted), for /metrics."""
         self._last_id = last_decision_id
 
-    async def decide(self, terminal: Terminal, request: ev.FillRequest) -> ev.FillDecision:
+    def decide(self, terminal: Terminal, request: ev.FillRequest) -> ev.FillDecision:
         now = datetime.now(UTC)
         station = terminal.station_code or 0
         cylinder: CylinderWeights | None = None
@@ -291,7 +291,7 @@ class FillDecider:
             RecordedDecision(decision_id, request.tag, decision.permit, request.operator_card, cylinder),
         )  # fmt: skip
 
-    async def tag_info(self, terminal: Terminal, query: ev.TagQuery) -> ev.TagInfo:
+    def tag_info(self, terminal: Terminal, query: ev.TagQuery) -> ev.TagInfo:
         facts = self.conn.execute(TAG_QUERY, (query.tag,)).fetchone()
         if facts is None:
             return ev.TagInfo(found=False)
