@@ -24,6 +24,7 @@ from pathlib import Path
 
 from support import census_database, fresh_config, header
 
+from wuhai_iot.events import Message
 from wuhai_iot.ingest import Terminal
 from wuhai_iot.monitoring import monitoring
 from wuhai_iot.protocols import elink, lmt
@@ -57,6 +58,20 @@ def frame(terminal: Terminal, seq: int, at: datetime, sample_index: int) -> byte
     return lmt.encode_line(terminal.terminal_id, seq, lmt.cst_text(at), lmt.STATUS, status_payload(sample))
 
 
+def stored_future(platform: Platform, terminal: Terminal, message: Message, data: bytes) -> asyncio.Future[bool]:
+    """Store through the ingest path; the future gives True when the message was new."""
+    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def settle(outcome: bool | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    platform.ingest.store(terminal, message, data, settle)
+    return future
+
+
 async def main(args: argparse.Namespace) -> None:
     header(f"storage: {args.lifts} lifts reporting every {args.interval:.0f} s")
     with tempfile.TemporaryDirectory() as scratch:
@@ -82,7 +97,7 @@ async def main(args: argparse.Namespace) -> None:
                 for index, terminal in enumerate(terminals):
                     protocol = platform.protocols[terminal.protocol]
                     data = frame(terminal, seq, at, index + step)
-                    futures.append(platform.ingest.store(terminal, protocol.decode(data, at), data))
+                    futures.append(stored_future(platform, terminal, protocol.decode(data, at), data))
                 stored += sum(await asyncio.gather(*futures))
             elapsed = time.monotonic() - started
             after, _ = file_size(config.database.path)

@@ -6,7 +6,6 @@ and what is stored; it knows events and SQL statements, never a wire format.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -199,9 +198,11 @@ class Ingest:
         )  # fmt: skip
         return ev.AckResult.ACCEPTED, terminal
 
-    def store(self, terminal: Terminal, message: ev.Message, frame: bytes) -> asyncio.Future[bool]:
-        """Store a message (its frame as received) once; the future completes (True if new) when it is
-        committed."""
+    def store(
+        self, terminal: Terminal, message: ev.Message, frame: bytes, on_commit: Callable[[bool | BaseException], None]
+    ) -> None:
+        """Store a message (its frame as received) once; ``on_commit`` is called with True (new) or False
+        (stored before) once committed, or with the error that kept it from committing."""
         if message.dedup_key is None:
             raise ValueError(f"{message.type} messages are not stored")
         device_time = int(message.device_time.timestamp()) if message.device_time else None
@@ -218,7 +219,7 @@ class Ingest:
                 statements += consumer.consume(terminal, events)
             return statements
 
-        return self.writer.submit(WriteUnit(dedup=dedup, on_new=derive))
+        self.writer.enqueue(WriteUnit(dedup=dedup, on_new=derive, on_commit=on_commit))
 
     def answer(self, terminal: Terminal, event: ev.Event) -> ev.Reply | Awaitable[ev.Reply]:
         """Answer a request (fill request, tag query) through its registered handler: the reply, or

@@ -247,25 +247,21 @@ class TerminalConnection(asyncio.Protocol):
                 return self._answer_awaited(message, answer)
             self.reply(message, answer, datetime.now(UTC))
         else:
-            stored = self.listener.ingest.store(terminal, message, frame)
-            stored.add_done_callback(lambda future: self._stored(message, future))
+            self.listener.ingest.store(terminal, message, frame, lambda outcome: self._stored(message, outcome))
             self._unacknowledged += 1
             if self._unacknowledged >= MAX_UNACKNOWLEDGED:
                 self._stalled = True
         return None
 
-    def _stored(self, message: ev.Message, future: asyncio.Future[bool]) -> None:
+    def _stored(self, message: ev.Message, outcome: bool | BaseException) -> None:
         """Acknowledge a message once it is committed; if storing failed, stay silent: it is resent."""
         self._unacknowledged -= 1
         if self._stalled and self._unacknowledged < MAX_UNACKNOWLEDGED // 2:
             self._stalled = False
             if self._continuation is None and self._waiting_for is None and not self._closing:
-                self._handle_queued()
-        if future.cancelled():
-            return
-        if future.exception() is not None:
-            log.error("storing %s %s seq %s failed: %s", message.protocol, message.terminal_id,
-                      message.seq, future.exception())  # fmt: skip
+                self._continuation = asyncio.get_running_loop().call_soon(self._handle_queued)
+        if isinstance(outcome, BaseException):
+            log.error("storing %s %s seq %s failed: %s", message.protocol, message.terminal_id, message.seq, outcome)
             return
         self._ack(message, ev.AckResult.ACCEPTED, datetime.now(UTC))
 

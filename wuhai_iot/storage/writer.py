@@ -2,7 +2,8 @@
 
 Thousands of frames a second must not mean thousands of transactions, and a frame may be acknowledged
 only once it is committed. So callers submit a ``WriteUnit`` and get a future that completes when the
-transaction holding it has committed. A unit may carry a *dedup* insert (``INSERT OR IGNORE`` on a
+transaction holding it has committed, or, on the hot path, ``enqueue`` a unit whose ``on_commit`` is
+called then (a future and its scheduled callback cost more than the ACK they would carry). A unit may carry a *dedup* insert (``INSERT OR IGNORE`` on a
 unique key): it tells whether the unit is new, and only a new unit's ``on_new`` callback runs — inside
 the same transaction, so what it derives (an alarm, a latest state) commits together with the message.
 
@@ -41,7 +42,7 @@ _VALUES = re.compile(r"\bVALUES\s*(\(\s*\?(?:\s*,\s*\?)*\s*\))", re.IGNORECASE)
 LOOP_SLICE_S = 0.002
 """Longest stretch of work before yielding to the event loop: a large batch never stalls it for long
 (fill decisions wait behind whatever runs in the loop)."""
-ACK_CALLBACK_S = 0.00005
+ACK_CALLBACK_S = 0.00002
 """About what one committed unit's callback (encoding and writing its ACK) costs."""
 
 
@@ -52,6 +53,9 @@ class WriteUnit:
     """An ``INSERT OR IGNORE`` that inserts nothing when this unit was stored before."""
     on_new: Callable[[], list[Statement]] | None = None
     """Runs once the unit is known to be new; returns more statements for the same transaction."""
+    on_commit: Callable[[bool | BaseException], None] | None = None
+    """For ``enqueue``: called with True (new) or False (a duplicate) once committed, or with the error
+    that kept the unit from committing."""
 
 
 class BatchWriter:
@@ -60,7 +64,7 @@ class BatchWriter:
     def __init__(self, conn: aiosqlite.Connection, *, max_batch: int = 1000) -> None:
         self._conn = conn
         self._max_batch = max_batch
-        self._pending: list[tuple[WriteUnit, asyncio.Future[bool]]] = []
+        self._pending: list[tuple[WriteUnit, asyncio.Future[bool] | None]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -78,6 +82,15 @@ class BatchWriter:
         self._pending.append((unit, future))
         self._wakeup.set()
         return future
+
+    def enqueue(self, unit: WriteUnit) -> None:
+        """Queue a unit that reports through its ``on_commit`` instead of a future."""
+        if self._closing:
+            raise RuntimeError("the writer is closed")
+        if unit.on_commit is None:
+            raise ValueError("an enqueued unit needs on_commit")
+        self._pending.append((unit, None))
+        self._wakeup.set()
 
     async def write(self, statements: list[Statement]) -> None:
         """Commit plain statements (not deduplicated) and wait for it."""
@@ -105,28 +118,27 @@ class BatchWriter:
             if self._closing:
                 return
 
-    async def _commit_batch(self, batch: list[tuple[WriteUnit, asyncio.Future[bool]]]) -> None:
+    async def _commit_batch(self, batch: list[tuple[WriteUnit, asyncio.Future[bool] | None]]) -> None:
         try:
             results = await self._transaction([unit for unit, _ in batch])
         except Exception:
             log.exception("batch of %d units failed; retrying them one by one", len(batch))
             for unit, future in batch:
-                if future.cancelled():
+                if future is not None and future.cancelled():
                     continue
                 try:
                     (new,) = await self._transaction([unit])
                 except Exception as exc:  # noqa: BLE001 - the caller decides what a failed write means
-                    future.set_exception(exc)
+                    _settle(unit, future, exc)
                 else:
-                    future.set_result(new)
+                    _settle(unit, future, new)
             return
         self.batches += 1
         self.units += len(batch)
-        # The futures' callbacks (ACKs) run at the next yield: release them in slices, not all at once.
+        # What waits for these commits (ACKs) runs now: release it in slices, not all at once.
         per_slice = max(1, int(LOOP_SLICE_S / ACK_CALLBACK_S))
-        for index, ((_, future), new) in enumerate(zip(batch, results, strict=True), 1):
-            if not future.cancelled():
-                future.set_result(new)
+        for index, ((unit, future), new) in enumerate(zip(batch, results, strict=True), 1):
+            _settle(unit, future, new)
             if index % per_slice == 0:
                 await asyncio.sleep(0)
 
@@ -191,6 +203,21 @@ class BatchWriter:
             cursor = await self._conn.execute(statement, [value for row in chunk for value in row])
             changed += cursor.rowcount
         return changed
+
+
+def _settle(unit: WriteUnit, future: asyncio.Future[bool] | None, outcome: bool | BaseException) -> None:
+    if future is not None:
+        if future.cancelled():
+            return
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+    elif unit.on_commit is not None:
+        try:
+            unit.on_commit(outcome)
+        except Exception:
+            log.exception("a write unit's on_commit failed")
 
 
 @functools.lru_cache(maxsize=256)
