@@ -139,6 +139,21 @@ async def test_a_burst_is_paced_and_every_message_acknowledged_once(
     await client.close()
 
 
+async def test_a_message_that_cannot_be_stored_is_not_acknowledged_and_its_resend_is(
+    platform: Platform, database: aiosqlite.Connection
+) -> None:
+    client = await logged_in(platform)
+    await database.execute("ALTER TABLE messages RENAME TO messages_away")
+    await client.send(STATUS)
+    with pytest.raises(TimeoutError):
+        await client.receive(timeout=0.5)
+    await database.execute("ALTER TABLE messages_away RENAME TO messages")
+    await client.send(STATUS)  # the terminal's resend
+    assert ack_fields(await client.receive()) == (0x10, 2, 0)
+    assert await count(database, "SELECT count(*) FROM messages WHERE type = 'STATUS'") == 1
+    await client.close()
+
+
 async def test_unknown_terminal_gets_result_2_and_is_closed(platform: Platform) -> None:
     client = await TerminalClient.connect(platform, "elink")
     await client.send(login_frame(bytes.fromhex("8613000199999999"), key=None))
