@@ -3,6 +3,7 @@ calendar date in China Standard Time"). The database keeps Unix seconds (UTC) an
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
 CST = timezone(timedelta(hours=8), "CST")
@@ -12,6 +13,20 @@ CST = timezone(timedelta(hours=8), "CST")
 def cst_date(moment: datetime) -> date:
     """The CST calendar date of an aware moment."""
     return moment.astimezone(CST).date()
+
+
+def cst_day_text(moment: datetime) -> str:
+    """The CST calendar date of an aware moment as 'YYYY-MM-DD' (every status sample asks: cached)."""
+    return _day_text(int((moment.timestamp() + CST_OFFSET_S) // 86400))
+
+
+CST_OFFSET_S = 8 * 3600
+_EPOCH = date(1970, 1, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _day_text(days_since_epoch: int) -> str:
+    return (_EPOCH + timedelta(days=days_since_epoch)).isoformat()
 
 
 def cst_today(now: datetime | None = None) -> date:

@@ -22,7 +22,7 @@ import aiosqlite
 
 from wuhai_iot import events as ev
 from wuhai_iot.alarms import Alarm, AlarmBook, Subject
-from wuhai_iot.clock import cst_date
+from wuhai_iot.clock import cst_day_text
 from wuhai_iot.config import RulesConfig
 from wuhai_iot.ingest import Terminal
 from wuhai_iot.rules.base import Lift, Rule, Transition
@@ -79,7 +79,7 @@ def _expand(values: tuple[Any, ...]) -> ev.ElevatorStatus:
 
 def daily_add(device_code: str, at: datetime, *, runs: int = 0, running_s: float = 0.0, faults: int = 0,
               online_s: float = 0.0) -> Statement:  # fmt: skip
-    return DAILY_ADD, (device_code, cst_date(at).isoformat(), runs, running_s, faults, online_s)
+    return DAILY_ADD, (device_code, cst_day_text(at), runs, running_s, faults, online_s)
 
 
 class LiftRuntime:

@@ -1,0 +1,20 @@
+"""The CST date helpers: the cached day text agrees with the calendar, around midnight too."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wuhai_iot.clock import cst_date, cst_day_text
+
+
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
+def test_day_text_is_the_cst_calendar_date(moment: datetime) -> None:
+    assert cst_day_text(moment) == cst_date(moment).isoformat()
+
+
+def test_cst_midnight_is_16_00_utc() -> None:
+    assert cst_day_text(datetime(2026, 11, 29, 15, 59, 59, 999999, UTC)) == "2026-11-29"
+    assert cst_day_text(datetime(2026, 11, 29, 16, 0, tzinfo=UTC)) == "2026-11-30"
