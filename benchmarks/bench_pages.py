@@ -142,6 +142,10 @@ def seed_history(database: Path, census_dir: Path, args: argparse.Namespace) -> 
                " decision_id, permitted, operator_card, gross_before_g, gross_after_g, duration_s, outcome,"
                " ended_at, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", fills)  # fmt: skip
 
+    # Each cylinder's newest fill, as the fill records keep it.
+    conn.execute("UPDATE cylinders SET last_filled_at = (SELECT max(f.ended_at) FROM fills f"
+                 " WHERE f.cylinder_code = cylinders.cylinder_code)")
+
     # 30 days of raw status (sparse: see the module's docstring) and every lift's latest state.
     step = DAY_S / args.status_per_day
     messages, states = [], []

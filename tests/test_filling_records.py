@@ -19,9 +19,11 @@ from filling_support import (
     platform,  # noqa: F401 - the fixture
 )
 
+from wuhai_iot.clock import cst_today
 from wuhai_iot.config import Config
 from wuhai_iot.server import Platform
 from wuhai_iot.storage import db
+from wuhai_iot.web.queries import coverage
 
 
 async def alarms(database: aiosqlite.Connection) -> list[tuple[object, ...]]:
@@ -158,3 +160,18 @@ async def test_result_buffered_across_a_platform_restart(config: Config) -> None
         assert [row[0] for row in ids] == [1, 2, 3]
     finally:
         await conn.close()
+
+
+async def test_a_filled_cylinder_counts_once_in_the_rollout_figures(
+    platform: Platform, database: aiosqlite.Connection
+) -> None:
+    async def filled() -> int:
+        return sum(f["cylinders_filled_30d"] for f in await coverage(database, today=cst_today()))
+
+    before = await filled()
+    post = await Controller.connect(platform)
+    for _ in range(2):
+        decision = await post.request("LPG-FILL-0007", 14_000)
+        assert await post.result("LPG-FILL-0007", decision.request_seq, 14_000, LPG_FULL_G) == 0
+    assert await filled() == before + 1
+    await post.close()

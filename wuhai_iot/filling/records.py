@@ -21,6 +21,8 @@ FILL_INSERT = (
     " permitted, operator_card, gross_before_g, gross_after_g, duration_s, outcome, ended_at, received_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+CYLINDER_FILLED = "UPDATE cylinders SET last_filled_at = max(coalesce(last_filled_at, 0), ?) WHERE cylinder_code = ?"
+"""A cylinder's newest fill (the rollout counts the cylinders filled in the last 30 days by it)."""
 STORED_DECISION = (
     "SELECT d.id, d.permit, d.operator_card, c.cylinder_code, c.kind, c.tare_kg, c.rated_fill_kg"
     " FROM fill_decisions d LEFT JOIN cylinders c ON c.cylinder_code = d.cylinder_code"
@@ -83,6 +85,8 @@ class FillRecords:
                  result.duration_s, result.outcome, result.ended_at.timestamp(), result.received_at.timestamp()),
             )
         ]  # fmt: skip
+        if code is not None:
+            statements.append((CYLINDER_FILLED, (result.ended_at.timestamp(), code)))
         for finding in result_findings(result, permitted, cylinder, self.rules):
             finding.detail.update(scale=scale, request_seq=result.request_seq, tag=result.tag)
             statements += raise_finding(self.alarms, finding, station, code, result.ended_at)

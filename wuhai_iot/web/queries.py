@@ -140,18 +140,13 @@ SELECT s.district_code, count(*) AS stations, sum(s.scales IS NOT NULL AND s.sca
 FROM stations s GROUP BY s.district_code
 """
 # A cylinder's district follows from its vehicle and owner station, so the cylinders are counted per
-# (vehicle, owner station) on an index and the districts are looked up for those few groups only. The
-# cylinders filled since :fills_since are one range of the fills-by-time index.
+# (vehicle, owner station) in one pass over an index that also holds their tags and newest fills, and the
+# districts are looked up for those few groups only.
 _COVERAGE_CYLINDERS = f"""
-WITH filled AS (SELECT f.cylinder_code FROM fills f INDEXED BY fills_ended WHERE f.ended_at >= :fills_since
-  GROUP BY f.cylinder_code),
-groups AS (
-  SELECT c.vehicle_plate, c.owner_station, count(*) AS cylinders, count(c.tag_uid) AS tagged, 0 AS filled
-  FROM cylinders c INDEXED BY cylinders_district_keys GROUP BY c.vehicle_plate, c.owner_station
-  UNION ALL
-  SELECT c.vehicle_plate, c.owner_station, 0, 0, count(*)
-  FROM filled JOIN cylinders c INDEXED BY cylinders_code_district_keys ON c.cylinder_code = filled.cylinder_code
-  GROUP BY c.vehicle_plate, c.owner_station)
+WITH groups AS (
+  SELECT c.vehicle_plate, c.owner_station, count(*) AS cylinders, count(c.tag_uid) AS tagged,
+         sum(c.last_filled_at >= :fills_since) AS filled
+  FROM cylinders c INDEXED BY cylinders_district_keys GROUP BY c.vehicle_plate, c.owner_station)
 SELECT {CYLINDER_DISTRICT} AS district_code, sum(c.cylinders) AS cylinders, sum(c.tagged) AS tagged,
        sum(c.filled) AS filled
 FROM groups c GROUP BY district_code
