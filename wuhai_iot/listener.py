@@ -53,7 +53,7 @@ class FrameLog:
     """The last N raw frames of every terminal, in memory and bounded.
 
     Kept as plain tuples of atoms, which the garbage collector stops tracking: tens of thousands of
-    records objects would be walked by every collection."""
+    record objects would be walked by every collection."""
 
     def __init__(self, per_terminal: int = 50, max_terminals: int = 50_000) -> None:
         self._per_terminal = per_terminal
