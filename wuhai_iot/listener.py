@@ -28,7 +28,7 @@ IDLE_TIMEOUT_S = 600.0
 """A connection with no byte for this long is closed (terminals send heartbeats every 30-60 s)."""
 SEEN_FLUSH_S = 10.0
 """How often the terminals' last-frame times are written to ``terminal_sessions``."""
-SLICE_S = 0.002
+SLICE_S = 0.001
 """Longest stretch spent on the frames of one read before yielding to the event loop."""
 MAX_UNACKNOWLEDGED = 64
 """Stored messages of one connection waiting for their commit before it stops reading (TCP backpressure).

@@ -39,7 +39,7 @@ MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 MAX_ROWS_PER_STATEMENT = 500
 _VALUES = re.compile(r"\bVALUES\s*(\(\s*\?(?:\s*,\s*\?)*\s*\))", re.IGNORECASE)
 
-LOOP_SLICE_S = 0.002
+LOOP_SLICE_S = 0.001
 """Longest stretch of work before yielding to the event loop: a large batch never stalls it for long
 (fill decisions wait behind whatever runs in the loop)."""
 ACK_CALLBACK_S = 0.00002
