@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 
 CST = timezone(timedelta(hours=8), "CST")
 """China Standard Time (UTC+8, no daylight saving)."""
+CST_OFFSET_S = 8 * 3600
+_EPOCH = date(1970, 1, 1)
 
 
 def cst_date(moment: datetime) -> date:
@@ -18,10 +20,6 @@ def cst_date(moment: datetime) -> date:
 def cst_day_text(moment: datetime) -> str:
     """The CST calendar date of an aware moment as 'YYYY-MM-DD' (every status sample asks: cached)."""
     return _day_text(int((moment.timestamp() + CST_OFFSET_S) // 86400))
-
-
-CST_OFFSET_S = 8 * 3600
-_EPOCH = date(1970, 1, 1)
 
 
 @functools.lru_cache(maxsize=64)

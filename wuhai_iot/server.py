@@ -28,13 +28,13 @@ log = logging.getLogger(__name__)
 
 PLATFORM_KEY = web.AppKey("platform", "Platform")
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+"""Largest request body: a district's census CSV uploaded from the import page."""
 GC_THRESHOLDS = (2_000, 100, 100)
 """While serving, the cyclic garbage collector never walks what was loaded at start (``gc.freeze``) and
 runs its older generations rarely: with the defaults it took a third of the ingest CPU, walking the
 registry, the rules' state and the recent frames over and over. Young collections stay small, so that
 none holds a fill decision up for long. Ingest makes almost no reference cycles: reference counting
 frees its garbage at once."""
-"""Largest request body: a district's census CSV uploaded from the import page."""
 
 
 class Platform:

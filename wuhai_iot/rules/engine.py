@@ -33,10 +33,10 @@ log = logging.getLogger(__name__)
 CONTEXT_BEFORE_S = 60.0
 """Status records kept with an alarm start this long before it was raised."""
 CONTEXT_MAX_SAMPLES = 500
+"""At most this many records are kept with one alarm (a lift out of service for weeks stays bounded)."""
 CONTEXT_MAX_RECENT = 60
 """At most this many of a lift's recent records are held for a future alarm (a flooding terminal's
 minute stays small in memory and for the garbage collector)."""
-"""At most this many records are kept with one alarm (a lift out of service for weeks stays bounded)."""
 RUNNING_GAP_MAX_S = 300.0
 """A gap between two samples longer than this is not counted as running time."""
 ONLINE_STEP_S = 60.0

@@ -3,9 +3,10 @@
 Thousands of frames a second must not mean thousands of transactions, and a frame may be acknowledged
 only once it is committed. So callers submit a ``WriteUnit`` and get a future that completes when the
 transaction holding it has committed, or, on the hot path, ``enqueue`` a unit whose ``on_commit`` is
-called then (a future and its scheduled callback cost more than the ACK they would carry). A unit may carry a *dedup* insert (``INSERT OR IGNORE`` on a
-unique key): it tells whether the unit is new, and only a new unit's ``on_new`` callback runs — inside
-the same transaction, so what it derives (an alarm, a latest state) commits together with the message.
+called then (a future and its scheduled callback cost more than the ACK they would carry). A unit may
+carry a *dedup* insert (``INSERT OR IGNORE`` on a unique key): it tells whether the unit is new, and
+only a new unit's ``on_new`` callback runs — inside the same transaction, so what it derives (an alarm,
+a latest state) commits together with the message.
 
 Within one batch, statements are grouped by their SQL text in order of first appearance, keeping the
 order inside each group. Changes therefore should be idempotent upserts of whole rows, which makes
