@@ -59,9 +59,12 @@ async def in_thread(work: Callable[..., Any], *args: Any) -> Any:
 
 
 def wait_for(browser: Any, condition: Callable[[Any], Any], timeout: float = 10) -> Any:
+    """Poll ``condition``; an element the live page re-rendered between two looks at it is looked up again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, timeout, poll_frequency=0.1).until(condition)
+    waiting = WebDriverWait(browser, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,))
+    return waiting.until(condition)
 
 
 def visible_text(browser: Any, element_id: str) -> str:
