@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import orjson
 from support import census_database, fresh_config, header, simulate
 
 from wuhai_iot.ingest import MESSAGE_INSERT, STATE_UPSERT
@@ -67,16 +66,7 @@ class BarePipeline:
         floor, direction, door, flags, speed, load, trips = RECORD.unpack_from(frame, 20)
         terminal_id = terminal.hex()
         mode = next((name for bit, name in MODE_BITS if flags & bit), "normal")
-        record = {
-            "event": "ElevatorStatus", "protocol": "elink", "terminal_id": terminal_id, "seq": seq, "device_time": at,
-            "received_at": now, "floor": floor, "direction": DIRECTIONS[direction], "door": DOORS[door],
-            "running": bool(flags & 1), "door_zone": bool(flags & 2), "occupied": bool(flags & 4),
-            "speed_mps": speed / 1000, "load_pct": load, "power": bool(flags & 0x20),
-            "safety_circuit": bool(flags & 0x80), "door_lock": bool(flags & 0x100), "overload": bool(flags & 0x40),
-            "mode": mode, "trip_count": trips,
-        }  # fmt: skip
-        self.messages.append(("elink", terminal_id, f"{STATUS}:{seq}:{at}", "STATUS", seq, at, now,
-                              orjson.dumps([record]).decode()))  # fmt: skip
+        self.messages.append(("elink", terminal_id, f"{STATUS}:{seq}:{at}", "STATUS", seq, at, now, frame))
         self.states.append((self.lifts.get(terminal_id), at, now, "elink", terminal_id, floor, DIRECTIONS[direction],
                             DOORS[door], flags & 1, (flags >> 1) & 1, (flags >> 2) & 1, speed / 1000, load,
                             (flags >> 5) & 1, (flags >> 7) & 1, (flags >> 8) & 1, (flags >> 6) & 1, mode, trips))  # fmt: skip
