@@ -6,6 +6,7 @@ The vendor document is ../shared/protocols/elink.md; section numbers below refer
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import hmac
 import struct
@@ -166,7 +167,10 @@ class ElinkFramer(MarkerFramer):
         return size, ""
 
 
+@functools.lru_cache(maxsize=1024)
 def _time(raw: int) -> datetime | None:
+    """A device time (0: the terminal's clock is not set). Thousands of terminals report the same few
+    seconds, so the datetimes (immutable) are shared."""
     return datetime.fromtimestamp(raw, UTC) if raw else None
 
 
