@@ -64,6 +64,8 @@ class Visit:
     items: int | None = None
     flags: list[str] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
+    district_code: str | None = None
+    """The lift's district, when read from the database (None for a lift not in the registry)."""
 
     @property
     def duration_min(self) -> float | None:
@@ -89,6 +91,7 @@ class Visit:
             items=row["items"],
             flags=[f for f in row["flags"].split("|") if f],
             detail=json.loads(row["detail"]),
+            district_code=row["district_code"] if "district_code" in row.keys() else None,
         )
 
 
@@ -268,8 +271,11 @@ async def list_visits(
     limit: int = 500,
     district_code: str | None = None,
     maintenance_company: str | None = None,
+    by_id: bool = False,
+    before_id: int | None = None,
 ) -> list[Visit]:
-    """Visits newest first (by start, or end for a visit without start), with their flags."""
+    """Visits newest first (by start, or end for a visit without start; ``by_id``: by id, a stable order
+    for paging with ``before_id``), with their flags and districts."""
     where: list[str] = []
     params: list[Any] = []
     moment = "coalesce(v.started_at, v.ended_at)"
@@ -279,6 +285,7 @@ async def list_visits(
         (f"{moment} >= ?", since and since.timestamp()),
         (f"{moment} < ?", until and until.timestamp()),
         ("('|' || v.flags || '|') LIKE ?", flag and f"%|{flag}|%"),
+        ("v.id < ?", before_id),
     ):
         if value is not None:
             where.append(clause)
@@ -286,8 +293,9 @@ async def list_visits(
     if flagged is not None:
         where.append("v.flags != ''" if flagged else "v.flags = ''")
     _lift_scope(where, params, district_code, maintenance_company)
-    sql = "SELECT v.* FROM maintenance_visits v LEFT JOIN elevators e ON e.device_code = v.device_code"
+    sql = "SELECT v.*, e.district_code FROM maintenance_visits v LEFT JOIN elevators e ON e.device_code = v.device_code"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    rows = await (await conn.execute(f"{sql} ORDER BY {moment} DESC, v.id DESC LIMIT ?", [*params, limit])).fetchall()
+    order = "v.id DESC" if by_id else f"{moment} DESC, v.id DESC"
+    rows = await (await conn.execute(f"{sql} ORDER BY {order} LIMIT ?", [*params, limit])).fetchall()
     return [Visit.from_row(row) for row in rows]

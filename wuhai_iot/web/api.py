@@ -20,7 +20,7 @@ from typing import Any
 import aiosqlite
 from aiohttp import web
 
-from wuhai_iot import alarms, audit, lifts
+from wuhai_iot import alarms, audit, lifts, maintenance
 from wuhai_iot import events as ev
 from wuhai_iot.clock import cst_today
 from wuhai_iot.districts import DISTRICTS, UnknownDistrict, parse_district
@@ -334,40 +334,11 @@ async def alarm_resolve(request: web.Request) -> web.Response:
 # --- maintenance -------------------------------------------------------------------------------------
 
 
-async def visits_page(
-    conn: aiosqlite.Connection,
-    *,
-    device_code: str | None,
-    flagged: bool | None,
-    before_id: int | None,
-    limit: int,
-    district_code: str | None,
-    maintenance_company: str | None,
-) -> list[dict[str, Any]]:
-    """Maintenance visits newest first by id (keyset-paged: ``queries.list_visits`` has no cursor)."""
-    where, params = ["1"], []
-    for sql, value in (("m.device_code = ?", device_code), ("m.id < ?", before_id),
-                       ("e.district_code = ?", district_code), ("e.maintenance_company = ?", maintenance_company)):  # fmt: skip
-        if value is not None:
-            where.append(sql)
-            params.append(value)
-    if flagged is not None:
-        where.append("m.flags != ''" if flagged else "m.flags = ''")
-    rows = await conn.execute_fetchall(
-        "SELECT m.*, e.district_code FROM maintenance_visits m JOIN elevators e ON e.device_code = m.device_code"
-        f" WHERE {' AND '.join(where)} ORDER BY m.id DESC LIMIT ?", (*params, limit),
-    )  # fmt: skip
-    return [
-        {"id": row["id"], "device_code": row["device_code"], "district_code": row["district_code"], "card": row["card"],
-         "worker_name": row["worker_name"], "worker_company": row["worker_company"],
-         "started_at": utc(row["started_at"]), "ended_at": utc(row["ended_at"]), "duration_min": row["duration_min"],
-         "items": row["items"], "flags": [flag for flag in row["flags"].split("|") if flag]}
-        for row in rows
-    ]  # fmt: skip
-
-
-def utc(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+def visit_json(visit: maintenance.Visit) -> dict[str, Any]:
+    return {"id": visit.id, "device_code": visit.device_code, "district_code": visit.district_code,
+            "card": visit.card, "worker_name": visit.worker_name, "worker_company": visit.worker_company,
+            "started_at": visit.started_at, "ended_at": visit.ended_at, "duration_min": visit.duration_min,
+            "items": visit.items, "flags": visit.flags}  # fmt: skip
 
 
 @routes.get("/api/v1/maintenance/visits")
@@ -382,12 +353,12 @@ async def maintenance_visits(request: web.Request) -> web.Response:
     district_code, outside = district_filter(request, user)
     if outside:
         return respond({"items": [], "next": None})
-    items = await visits_page(
+    visits = await maintenance.list_visits(
         web_database(request), device_code=request.query.get("device_code") or None,
-        flagged=None if flagged_text is None else flagged_text == "true", before_id=before_id, limit=limit + 1,
-        **(_lift_filters(user) | {"district_code": district_code}),
+        flagged=None if flagged_text is None else flagged_text == "true", by_id=True, before_id=before_id,
+        limit=limit + 1, **(_lift_filters(user) | {"district_code": district_code}),
     )  # fmt: skip
-    return paged(items, limit, key=lambda visit: visit["id"])
+    return paged(visits, limit, key=lambda visit: visit.id, shape=visit_json)
 
 
 # --- cylinders, vehicles, stations, coverage ----------------------------------------------------------
