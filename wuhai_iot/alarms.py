@@ -82,16 +82,19 @@ class Subject:
     device_code: str | None = None
     cylinder_code: str | None = None
     station_code: int | None = None
+    key: str = field(init=False, repr=False, compare=False)
+    """``lift:…``, ``cylinder:…`` or ``station:…``; computed once (a lift's is looked up per sample)."""
 
-    @property
-    def key(self) -> str:
+    def __post_init__(self) -> None:
         if self.device_code:
-            return f"lift:{self.device_code}"
-        if self.cylinder_code:
-            return f"cylinder:{self.cylinder_code}"
-        if self.station_code is not None:
-            return f"station:{self.station_code}"
-        raise ValueError("an alarm subject needs a device, cylinder or station code")
+            key = f"lift:{self.device_code}"
+        elif self.cylinder_code:
+            key = f"cylinder:{self.cylinder_code}"
+        elif self.station_code is not None:
+            key = f"station:{self.station_code}"
+        else:
+            raise ValueError("an alarm subject needs a device, cylinder or station code")
+        object.__setattr__(self, "key", key)
 
 
 def _dt(value: float | None) -> datetime | None:
@@ -284,7 +287,9 @@ class AlarmBook:
 
     def active_for(self, subject: Subject) -> list[Alarm]:
         """Every active alarm of a subject."""
-        keys = self._keys_of.get(subject.key, ())
+        keys = self._keys_of.get(subject.key)
+        if not keys:
+            return []
         return [alarm for key in keys for alarm in self._recent[key] if alarm.condition == "active"]
 
     def _episodes(self, key: tuple[str, str, str | None]) -> list[Alarm]:

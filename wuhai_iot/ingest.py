@@ -87,29 +87,28 @@ COMMAND_REPLIED = (
 )
 
 
-def _flag(value: bool | None) -> int | None:
-    return None if value is None else int(value)
-
-
 def _state_row(terminal: Terminal, status: ev.ElevatorStatus) -> tuple[object, ...]:
+    # Booleans as 0/1 (None stays NULL); enums as ``_value_`` (their ``value`` property is slow).
+    door_zone, occupied, power = status.door_zone, status.occupied, status.power
+    safety_circuit, door_lock, overload = status.safety_circuit, status.door_lock, status.overload
     return (
         terminal.device_code,
-        status.time.timestamp(),
+        (status.device_time or status.received_at).timestamp(),
         status.received_at.timestamp(),
         terminal.protocol,
         terminal.terminal_id,
         status.floor,
-        status.direction.value,
-        status.door.value,
+        status.direction._value_,
+        status.door._value_,
         int(status.running),
-        _flag(status.door_zone),
-        _flag(status.occupied),
+        None if door_zone is None else int(door_zone),
+        None if occupied is None else int(occupied),
         status.speed_mps,
         status.load_pct,
-        _flag(status.power),
-        _flag(status.safety_circuit),
-        _flag(status.door_lock),
-        _flag(status.overload),
+        None if power is None else int(power),
+        None if safety_circuit is None else int(safety_circuit),
+        None if door_lock is None else int(door_lock),
+        None if overload is None else int(overload),
         status.mode,
         status.trip_count,
     )

@@ -57,17 +57,17 @@ DAILY_ADD = (
 """Additive, so the order of these statements in a batch never matters."""
 
 _STATUS_FIELDS = tuple(field.name for field in dataclasses.fields(ev.ElevatorStatus))
-_status_values = operator.attrgetter(*_STATUS_FIELDS)
 _ENUM_FIELDS = {_STATUS_FIELDS.index("direction"): ev.Direction, _STATUS_FIELDS.index("door"): ev.Door}
+_status_values = operator.attrgetter(
+    *(f"{name}._value_" if index in _ENUM_FIELDS else name for index, name in enumerate(_STATUS_FIELDS))
+)
 
 
 def _compact(status: ev.ElevatorStatus) -> tuple[Any, ...]:
-    """A status as a tuple of plain values (enums as their values): the garbage collector stops
-    tracking such a tuple, so a lift's minute of recent records is walked by none of its collections."""
-    values = list(_status_values(status))
-    for index in _ENUM_FIELDS:
-        values[index] = values[index].value
-    return tuple(values)
+    """A status as a tuple of plain values (enums as their values, read as ``_value_``: the public
+    ``value`` property costs ten times more): the garbage collector stops tracking such a tuple, so a
+    lift's minute of recent records is walked by none of its collections."""
+    return _status_values(status)  # type: ignore[no-any-return]
 
 
 def _expand(values: tuple[Any, ...]) -> ev.ElevatorStatus:
@@ -193,14 +193,15 @@ class RuleEngine:
 
     def _status(self, runtime: LiftRuntime, status: ev.ElevatorStatus) -> list[Statement]:
         lift = runtime.lift
-        at = status.time
-        if lift.last_sample_at is not None and at < lift.last_sample_at:
+        at = status.device_time or status.received_at
+        last_sample_at = lift.last_sample_at
+        if last_sample_at is not None and at < last_sample_at:
             # A late sample (a batch, a resend): kept with the alarms, not the current state.
             return self._keep_with_alarms(runtime, [status], set())
         statements: list[Statement] = []
-        if lift.last_sample_at is not None and runtime.running is not None:
+        if last_sample_at is not None and runtime.running is not None:
             runs = int(status.running and not runtime.running)
-            running_s = min((at - lift.last_sample_at).total_seconds(), RUNNING_GAP_MAX_S) if runtime.running else 0.0
+            running_s = min((at - last_sample_at).total_seconds(), RUNNING_GAP_MAX_S) if runtime.running else 0.0
             if runs or running_s:
                 statements.append(daily_add(lift.device_code, at, runs=runs, running_s=running_s))
         runtime.running = status.running
@@ -209,11 +210,13 @@ class RuleEngine:
         recent = runtime.recent
         at_s = at.timestamp()
         recent.append((at_s, _compact(status)))
-        while recent[0][0] < at_s - CONTEXT_BEFORE_S:
+        oldest_s = at_s - CONTEXT_BEFORE_S
+        while recent[0][0] < oldest_s:
             recent.popleft()
-        before = {alarm.id for alarm in self.book.active_for(runtime.subject)}
+        active_for = self.book.active_for
+        before = {alarm.id for alarm in active_for(runtime.subject)}
         statements += self._run_rules(runtime, status)
-        if before or runtime.kept or self.book.active_for(runtime.subject):
+        if before or runtime.kept or active_for(runtime.subject):
             statements += self._keep_with_alarms(runtime, [status], before)
         return statements
 
@@ -239,20 +242,21 @@ class RuleEngine:
 
     def _run_rules(self, runtime: LiftRuntime, event: ev.Event) -> list[Statement]:
         statements: list[Statement] = []
-        states = runtime.states
+        states, lift = runtime.states, runtime.lift
         for rule in self.rules:
             state = states.get(rule.name)
             if state is None:
                 state = states[rule.name] = {}
             before = dict(state) if state else EMPTY
             try:
-                transitions = rule.on_event(runtime.lift, event, state)
+                transitions = rule.on_event(lift, event, state)
             except Exception:  # a faulty rule must not stop ingestion (the message would never be stored)
-                log.exception("rule %s failed on %s of %s", rule.name, type(event).__name__, runtime.lift.device_code)
+                log.exception("rule %s failed on %s of %s", rule.name, type(event).__name__, lift.device_code)
                 state.clear()
                 state.update(before)
                 continue
-            if transitions or state != before:
+            # (``before is EMPTY``: the usual case, and a dict compares with a mapping proxy slowly.)
+            if transitions or (state if before is EMPTY else state != before):
                 statements += self._apply(runtime, rule, transitions, state, before)
         return statements
 
