@@ -25,6 +25,7 @@ from pathlib import Path
 
 from support import census_database, fresh_config, header, rss_bytes
 
+from wuhai_iot.runner import run
 from wuhai_iot.server import Platform
 from wuhai_iot.simulator.census import CensusSize
 from wuhai_iot.simulator.device import DeviceSettings
@@ -109,4 +110,4 @@ if __name__ == "__main__":
     parser.add_argument("--hold", type=float, default=150.0, help="seconds to hold them after connecting")
     parser.add_argument("--heartbeat", type=float, default=30.0, help="heartbeat interval of the terminals (s)")
     parser.add_argument("--processes", type=int, default=2, help="load processes sharing the terminals")
-    asyncio.run(main(parser.parse_args()))
+    run(main(parser.parse_args()))

@@ -29,6 +29,7 @@ from support import census_database, fresh_config, header, percentile, simulate
 from wuhai_iot.events import Event, FillRequest, Reply
 from wuhai_iot.ingest import Terminal
 from wuhai_iot.protocols.gasfill import FILL_DECISION, FILL_REQUEST, LOGIN, Bodies, GasfillFramer, encode_frame
+from wuhai_iot.runner import run
 from wuhai_iot.server import Platform
 from wuhai_iot.simulator.census import CensusSize
 from wuhai_iot.storage import db
@@ -213,4 +214,4 @@ if __name__ == "__main__":
     if arguments.post:
         print(json.dumps(post_requests(arguments.post, arguments.requests, arguments.cylinders, arguments.seed)))
     else:
-        asyncio.run(main(arguments))
+        run(main(arguments))

@@ -27,6 +27,7 @@ from pathlib import Path
 from support import census_database, fresh_config, header, simulate
 
 from wuhai_iot.ingest import MESSAGE_INSERT, STATE_UPSERT
+from wuhai_iot.runner import run
 from wuhai_iot.server import Platform
 from wuhai_iot.simulator.census import CensusSize
 from wuhai_iot.simulator.load import raise_open_file_limit
@@ -175,4 +176,4 @@ if __name__ == "__main__":
     parser.add_argument("--terminals", default="1000,10000", help="comma-separated fleet sizes")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of load per measurement")
     parser.add_argument("--profile", action="store_true", help="cProfile the platform's event-loop thread")
-    asyncio.run(main(parser.parse_args()))
+    run(main(parser.parse_args()))

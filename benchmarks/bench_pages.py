@@ -17,7 +17,6 @@ Target: p95 <= 100 ms for the dashboard, the lift list and a cylinder trace.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import json
 import pstats
@@ -33,6 +32,7 @@ from support import census_database, fresh_config, header, percentile
 
 from wuhai_iot import users
 from wuhai_iot.ingest import MESSAGE_INSERT, STATE_UPSERT
+from wuhai_iot.runner import run
 from wuhai_iot.server import Platform
 from wuhai_iot.simulator.census import CensusSize, read_census
 from wuhai_iot.storage import db
@@ -256,4 +256,4 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=40, help="requests per page")
     parser.add_argument("--data", metavar="DIR", help="keep the seeded city here and reuse it on the next run")
     parser.add_argument("--profile", metavar="NAME", help="cProfile the requests of the case whose name contains NAME")
-    asyncio.run(main(parser.parse_args()))
+    run(main(parser.parse_args()))

@@ -28,6 +28,7 @@ from wuhai_iot.events import Message
 from wuhai_iot.ingest import Terminal
 from wuhai_iot.monitoring import monitoring
 from wuhai_iot.protocols import elink, lmt
+from wuhai_iot.runner import run
 from wuhai_iot.server import Platform
 from wuhai_iot.simulator.census import CensusSize
 from wuhai_iot.simulator.elink import status_record
@@ -141,4 +142,4 @@ if __name__ == "__main__":
     parser.add_argument("--lifts", type=int, default=5000)
     parser.add_argument("--interval", type=float, default=30.0, help="report interval (s)")
     parser.add_argument("--minutes", type=float, default=20.0, help="simulated minutes to store")
-    asyncio.run(main(parser.parse_args()))
+    run(main(parser.parse_args()))

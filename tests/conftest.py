@@ -13,12 +13,19 @@ import pytest
 from wuhai_iot.config import Config, ProtocolConfig
 from wuhai_iot.plugins import protocols
 from wuhai_iot.protocols.base import Discarded, Protocol
+from wuhai_iot.runner import loop_factory
 from wuhai_iot.server import Platform
 from wuhai_iot.storage import db
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "device_fixtures"
 CENSUS = Path(__file__).resolve().parent / "data" / "census"
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
+    """Every async test runs on the event loop the platform runs on (uvloop where installed)."""
+    factory = loop_factory()
+    return {"platform-loop": factory or asyncio.new_event_loop}
 
 
 def fixture_bytes(name: str) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -37,13 +36,14 @@ def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    from wuhai_iot.runner import run
     from wuhai_iot.server import Platform
 
     if args.print_config:
         print(args.settings.to_toml())
         return 0
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(Platform(args.settings).run_forever())
+    run(Platform(args.settings).run_forever())
     return 0
 
 

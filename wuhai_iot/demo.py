@@ -22,6 +22,7 @@ from typing import Any
 from wuhai_iot.census import exit_status, import_files
 from wuhai_iot.config import Config, load_config
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.runner import run
 from wuhai_iot.server import Platform
 from wuhai_iot.simulator.census import Census, CensusSize, generate_census, read_census, write_census
 from wuhai_iot.simulator.city import City
@@ -168,7 +169,7 @@ def demo_command(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await run_demo(options, stop)
 
-    asyncio.run(main())
+    run(main())
     return 0
 
 

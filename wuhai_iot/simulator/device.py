@@ -24,7 +24,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, cast
 
 log = logging.getLogger(__name__)
 
@@ -260,8 +260,7 @@ class SimulatedDevice(asyncio.Protocol):
     # --- asyncio.Protocol -------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         self.stats.connects += 1
         self.state = State.LOGGING_IN
         self._reset_parser()
