@@ -53,6 +53,9 @@ A plain function answers in the same turn of the event loop that read the reques
 else that turn holds: the fill decision does. A coroutine function may wait (the answer then follows
 in a later turn)."""
 
+StoredCallback = Callable[[Terminal, ev.Message, bool | BaseException], None]
+"""Told that a stored message committed: True (new), False (stored before), or the error."""
+
 MESSAGE_INSERT = (
     "INSERT OR IGNORE INTO messages (protocol, terminal_id, dedup_key, type, seq, device_time,"
     " received_at, frame) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -197,11 +200,10 @@ class Ingest:
         )  # fmt: skip
         return ev.AckResult.ACCEPTED, terminal
 
-    def store(
-        self, terminal: Terminal, message: ev.Message, frame: bytes, on_commit: Callable[[bool | BaseException], None]
-    ) -> None:
-        """Store a message (its frame as received) once; ``on_commit`` is called with True (new) or False
-        (stored before) once committed, or with the error that kept it from committing."""
+    def store(self, terminal: Terminal, message: ev.Message, frame: bytes, on_commit: StoredCallback) -> None:
+        """Store a message (its frame as received) once; ``on_commit(terminal, message, outcome)`` is
+        called once committed, the outcome being True (new) or False (stored before), or the error that
+        kept it from committing."""
         if message.dedup_key is None:
             raise ValueError(f"{message.type} messages are not stored")
         device_time = int(message.device_time.timestamp()) if message.device_time else None
@@ -210,15 +212,14 @@ class Ingest:
             (terminal.protocol, terminal.terminal_id, message.dedup_key, message.type, message.seq,
              device_time, message.received_at.timestamp(), frame),
         )  # fmt: skip
-        events = message.events
+        self.writer.enqueue(WriteUnit(dedup=dedup, on_new=self._consume, on_commit=on_commit, args=(terminal, message)))
 
-        def derive() -> list[Statement]:
-            statements: list[Statement] = []
-            for consumer in self.consumers:
-                statements += consumer.consume(terminal, events)
-            return statements
-
-        self.writer.enqueue(WriteUnit(dedup=dedup, on_new=derive, on_commit=on_commit))
+    def _consume(self, terminal: Terminal, message: ev.Message) -> list[Statement]:
+        """What a new message's events add to its transaction (the consumers' statements)."""
+        statements: list[Statement] = []
+        for consumer in self.consumers:
+            statements += consumer.consume(terminal, message.events)
+        return statements
 
     def answer(self, terminal: Terminal, event: ev.Event) -> ev.Reply | Awaitable[ev.Reply]:
         """Answer a request (fill request, tag query) through its registered handler: the reply, or

@@ -246,13 +246,13 @@ class TerminalConnection(asyncio.Protocol):
                 return self._answer_awaited(message, answer)
             self.reply(message, answer, datetime.now(UTC))
         else:
-            self.listener.ingest.store(terminal, message, frame, lambda outcome: self._stored(message, outcome))
+            self.listener.ingest.store(terminal, message, frame, self._stored)
             self._unacknowledged += 1
             if self._unacknowledged >= MAX_UNACKNOWLEDGED:
                 self._stalled = True
         return None
 
-    def _stored(self, message: ev.Message, outcome: bool | BaseException) -> None:
+    def _stored(self, terminal: Terminal, message: ev.Message, outcome: bool | BaseException) -> None:
         """Acknowledge a message once it is committed; if storing failed, stay silent: it is resent."""
         self._unacknowledged -= 1
         if self._stalled and self._unacknowledged < MAX_UNACKNOWLEDGED // 2:

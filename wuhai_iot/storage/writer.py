@@ -27,7 +27,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -49,14 +49,19 @@ ACK_CALLBACK_S = 0.00002
 
 @dataclass(slots=True)
 class WriteUnit:
-    statements: list[Statement] = field(default_factory=list)
+    statements: Sequence[Statement] = ()
     dedup: Statement | None = None
     """An ``INSERT OR IGNORE`` that inserts nothing when this unit was stored before."""
-    on_new: Callable[[], list[Statement]] | None = None
-    """Runs once the unit is known to be new; returns more statements for the same transaction."""
-    on_commit: Callable[[bool | BaseException], None] | None = None
-    """For ``enqueue``: called with True (new) or False (a duplicate) once committed, or with the error
-    that kept the unit from committing."""
+    on_new: Callable[..., list[Statement]] | None = None
+    """``on_new(*args)`` runs once the unit is known to be new; returns more statements for the same
+    transaction."""
+    on_commit: Callable[..., None] | None = None
+    """For ``enqueue``: ``on_commit(*args, outcome)``, the outcome being True (new) or False (a duplicate)
+    once committed, or the error that kept the unit from committing."""
+    args: tuple[Any, ...] = ()
+    """What the callbacks are called with (as ``loop.call_soon`` does: no closure per message)."""
+    future: asyncio.Future[bool] | None = None
+    """For ``submit``: the future it returned."""
 
 
 class BatchWriter:
@@ -65,7 +70,7 @@ class BatchWriter:
     def __init__(self, conn: aiosqlite.Connection, *, max_batch: int = 1000) -> None:
         self._conn = conn
         self._max_batch = max_batch
-        self._pending: list[tuple[WriteUnit, asyncio.Future[bool] | None]] = []
+        self._pending: list[WriteUnit] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -80,7 +85,8 @@ class BatchWriter:
         if self._closing:
             raise RuntimeError("the writer is closed")
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((unit, future))
+        unit.future = future
+        self._pending.append(unit)
         self._wakeup.set()
         return future
 
@@ -90,7 +96,7 @@ class BatchWriter:
             raise RuntimeError("the writer is closed")
         if unit.on_commit is None:
             raise ValueError("an enqueued unit needs on_commit")
-        self._pending.append((unit, None))
+        self._pending.append(unit)
         self._wakeup.set()
 
     async def write(self, statements: list[Statement]) -> None:
@@ -119,27 +125,27 @@ class BatchWriter:
             if self._closing:
                 return
 
-    async def _commit_batch(self, batch: list[tuple[WriteUnit, asyncio.Future[bool] | None]]) -> None:
+    async def _commit_batch(self, batch: list[WriteUnit]) -> None:
         try:
-            results = await self._transaction([unit for unit, _ in batch])
+            results = await self._transaction(batch)
         except Exception:
             log.exception("batch of %d units failed; retrying them one by one", len(batch))
-            for unit, future in batch:
-                if future is not None and future.cancelled():
+            for unit in batch:
+                if unit.future is not None and unit.future.cancelled():
                     continue
                 try:
                     (new,) = await self._transaction([unit])
                 except Exception as exc:  # noqa: BLE001 - the caller decides what a failed write means
-                    _settle(unit, future, exc)
+                    _settle(unit, exc)
                 else:
-                    _settle(unit, future, new)
+                    _settle(unit, new)
             return
         self.batches += 1
         self.units += len(batch)
         # What waits for these commits (ACKs) runs now: release it in slices, not all at once.
         per_slice = max(1, int(LOOP_SLICE_S / ACK_CALLBACK_S))
-        for index, ((unit, future), new) in enumerate(zip(batch, results, strict=True), 1):
-            _settle(unit, future, new)
+        for index, (unit, new) in enumerate(zip(batch, results, strict=True), 1):
+            _settle(unit, new)
             if index % per_slice == 0:
                 await asyncio.sleep(0)
 
@@ -153,7 +159,7 @@ class BatchWriter:
             for unit, is_new in zip(units, new, strict=True):
                 if is_new and unit.on_new is not None:
                     # Derive once: a retried unit must not feed its events to the rules twice.
-                    unit.statements = unit.statements + unit.on_new()
+                    unit.statements = [*unit.statements, *unit.on_new(*unit.args)]
                     unit.on_new = None
                     if time.perf_counter() - slice_started > LOOP_SLICE_S:
                         await asyncio.sleep(0)  # consumers run in the loop: let fill decisions through
@@ -206,7 +212,8 @@ class BatchWriter:
         return changed
 
 
-def _settle(unit: WriteUnit, future: asyncio.Future[bool] | None, outcome: bool | BaseException) -> None:
+def _settle(unit: WriteUnit, outcome: bool | BaseException) -> None:
+    future = unit.future
     if future is not None:
         if future.cancelled():
             return
@@ -216,7 +223,7 @@ def _settle(unit: WriteUnit, future: asyncio.Future[bool] | None, outcome: bool 
             future.set_result(outcome)
     elif unit.on_commit is not None:
         try:
-            unit.on_commit(outcome)
+            unit.on_commit(*unit.args, outcome)
         except Exception:
             log.exception("a write unit's on_commit failed")
 
