@@ -8,8 +8,10 @@ terminal says its clock is not set); ``received_at`` is when the platform read t
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
+from typing import TypeVar
 
 import orjson
 
@@ -246,6 +248,30 @@ def _field_names(cls: type) -> tuple[str, ...]:
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
     return names
+
+
+E = TypeVar("E", bound=Event)
+
+
+def positional_factory(cls: type[E]) -> Callable[..., E]:
+    """A constructor of the event class ``cls`` taking every field positionally, in field order.
+
+    For decoders' hot messages (thousands of status samples a second): a frozen dataclass's ``__init__``
+    sets each field through ``object.__setattr__``, which costs about 2 µs for a status's 19 fields;
+    the slots' own descriptors take half that. The instance is the same (equal, frozen, hashable);
+    like the generated ``__init__`` of ``dataclasses`` itself, the function is built as source text.
+    """
+    names = _field_names(cls)
+    namespace: dict[str, object] = {"new": object.__new__, "cls": cls}
+    body = ["    instance = new(cls)"]
+    for name in names:
+        namespace[f"set_{name}"] = getattr(cls, name).__set__  # the slot's member descriptor
+        body.append(f"    set_{name}(instance, {name})")
+    source = f"def make({', '.join(names)}):\n" + "\n".join(body) + "\n    return instance\n"
+    exec(source, namespace)  # noqa: S102 - text built from the dataclass's own field names
+    make = namespace["make"]
+    make.__qualname__ = f"positional_factory({cls.__name__})"  # type: ignore[attr-defined]
+    return make  # type: ignore[return-value]
 
 
 def event_record(event: Event) -> dict[str, object]:

@@ -10,8 +10,8 @@ import functools
 import hashlib
 import hmac
 import struct
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import construct as c
 
@@ -135,9 +135,8 @@ def crc16(data: bytes | bytearray | memoryview) -> int:
     return binascii.crc_hqx(data, 0xFFFF)
 
 
-@dataclass(frozen=True, slots=True)
-class ElinkWire:
-    """What an answer to an ELink frame needs from it."""
+class ElinkWire(NamedTuple):
+    """What an answer to an ELink frame needs from it (a tuple: one per status frame, thousands a second)."""
 
     type_code: int
     terminal_bcd: bytes
@@ -167,6 +166,11 @@ class ElinkFramer(MarkerFramer):
         return size, ""
 
 
+_new_status = ev.positional_factory(ev.ElevatorStatus)
+"""ElevatorStatus(protocol, terminal_id, seq, device_time, received_at, floor, direction, door, running,
+door_zone, occupied, speed_mps, load_pct, power, safety_circuit, door_lock, overload, mode, trip_count)"""
+
+
 @functools.lru_cache(maxsize=1024)
 def _time(raw: int) -> datetime | None:
     """A device time (0: the terminal's clock is not set). Thousands of terminals report the same few
@@ -175,9 +179,10 @@ def _time(raw: int) -> datetime | None:
 
 
 def _status(
-    head: dict[str, object], floor: int, direction: int, door: int, flags: int, speed: int, load: int, trips: int
+    terminal: str, seq: int, device_time: datetime | None, received_at: datetime,
+    floor: int, direction: int, door: int, flags: int, speed: int, load: int, trips: int,
 ) -> ev.ElevatorStatus:
-    """A status record (§3); ``head`` holds the event header fields (device_time included)."""
+    """A status record (§3) and the header fields of its event."""
     if direction > 2 or door > 4:
         raise ValueError(f"direction {direction} or door {door} out of range")
     if flags & 0x08:
@@ -188,23 +193,23 @@ def _status(
         mode = "independent"
     else:
         mode = "normal"
-    return ev.ElevatorStatus(
-        **head,  # type: ignore[arg-type]
-        floor=None if floor == -128 else floor,
-        direction=DIRECTIONS[direction],
-        door=DOORS[door],
-        running=bool(flags & 0x01),
-        door_zone=bool(flags & 0x02),
-        occupied=bool(flags & 0x04),
-        speed_mps=speed / 1000,
-        load_pct=None if load == 255 else load,
-        power=bool(flags & 0x20),
-        safety_circuit=bool(flags & 0x80),
-        door_lock=bool(flags & 0x100),
-        overload=bool(flags & 0x40),
-        mode=mode,
-        trip_count=trips,
-    )
+    return _new_status(
+        "elink", terminal, seq, device_time, received_at,
+        None if floor == -128 else floor,  # floor
+        DIRECTIONS[direction],
+        DOORS[door],
+        bool(flags & 0x01),  # running
+        bool(flags & 0x02),  # door_zone
+        bool(flags & 0x04),  # occupied
+        speed / 1000,  # speed_mps
+        None if load == 255 else load,  # load_pct
+        bool(flags & 0x20),  # power
+        bool(flags & 0x80),  # safety_circuit
+        bool(flags & 0x100),  # door_lock
+        bool(flags & 0x40),  # overload
+        mode,
+        trips,  # trip_count
+    )  # fmt: skip
 
 
 class ElinkProtocol(Protocol):
@@ -270,7 +275,8 @@ class ElinkProtocol(Protocol):
         if expected is not None and size != expected:
             raise ValueError(f"{size} bytes, expected {expected}")
         if code == STATUS:
-            return [_status(head, *_status_record.unpack(frame, HEADER_SIZE))], wire
+            header = head["terminal_id"], head["seq"], head["device_time"], head["received_at"]
+            return [_status(*header, *_status_record.unpack(frame, HEADER_SIZE))], wire  # type: ignore[arg-type]
         if code == STATUS_BATCH:
             count = frame[HEADER_SIZE]
             if not 1 <= count <= 60 or size != 1 + _batch_sample.size * count:
@@ -278,12 +284,13 @@ class ElinkProtocol(Protocol):
             samples: list[ev.Event] = []
             for offset in range(HEADER_SIZE + 1, HEADER_SIZE + size, _batch_sample.size):
                 sample_time, *record = _batch_sample.unpack(frame, offset)
-                sample_head = {**head, "device_time": _time(sample_time) or head["received_at"]}
-                samples.append(_status(sample_head, *record))
+                received_at = head["received_at"]
+                samples.append(_status(head["terminal_id"], head["seq"], _time(sample_time) or received_at,  # type: ignore[arg-type]
+                                       received_at, *record))  # type: ignore[arg-type]  # fmt: skip
             return samples, wire
         fields = _messages[code].parse(frame[:-2])
         if code == LOGIN:
-            wire = ElinkWire(wire.type_code, wire.terminal_bcd, wire.time_raw, fields.auth)
+            wire = wire._replace(auth=fields.auth)
             return [ev.Login(**head, firmware=fields.firmware, report_interval_s=fields.interval)], wire
         if code == HEARTBEAT:
             return [ev.Heartbeat(**head, signal=None if fields.csq == 99 else fields.csq)], wire
