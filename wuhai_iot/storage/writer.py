@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import re
 import sqlite3
@@ -165,7 +166,10 @@ class BatchWriter:
                         await asyncio.sleep(0)  # consumers run in the loop: let fill decisions through
                         slice_started = time.perf_counter()
                 for sql, params in unit.statements:
-                    groups.setdefault(sql, []).append(params)
+                    rows = groups.get(sql)
+                    if rows is None:
+                        rows = groups[sql] = []
+                    rows.append(params)
             for sql, rows in groups.items():
                 await self._execute_rows(sql, rows)
             await conn.execute("COMMIT")
@@ -207,7 +211,7 @@ class BatchWriter:
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
             statement = prefix + ", ".join([group] * len(chunk)) + suffix
-            cursor = await self._conn.execute(statement, [value for row in chunk for value in row])
+            cursor = await self._conn.execute(statement, list(itertools.chain.from_iterable(chunk)))
             changed += cursor.rowcount
         return changed
 
