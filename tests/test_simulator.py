@@ -226,6 +226,19 @@ async def test_simulate_reports_acks_and_latency_for_each_protocol(
         assert report.acks >= count and report.latency_p50_ms is not None and report.latency_p99_ms is not None
 
 
+async def test_a_full_window_holds_a_terminal_back_until_its_ack_and_the_rate_is_never_exceeded(
+    city: Platform, census: tuple[Census, Path]
+) -> None:
+    _, directory = census
+    terminals = identities("elink", 8, directory)
+    report = await run_load("elink", terminals, "127.0.0.1", city.ports["elink"], rate=500, duration_s=0.6, window=1,
+                            census_dir=directory)  # fmt: skip
+    assert report.errors == 0 and report.resends == 0
+    assert report.throttled > 0  # one unanswered message per terminal: most of 4,000 frames/s had to wait
+    assert report.acks == report.messages > 2 * len(terminals)  # ACKs brought the terminals back, all answered
+    assert report.messages <= 500 * len(terminals) * report.duration_s + len(terminals)
+
+
 async def test_the_simulate_command_prints_its_report(
     city: Platform, census: tuple[Census, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

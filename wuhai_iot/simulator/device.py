@@ -155,6 +155,8 @@ class SimulatedDevice(asyncio.Protocol):
         self.heartbeat_s = self.settings.heartbeat_s or self.default_heartbeat_s
         self.state = State.STOPPED
         self.on_online: Callable[[SimulatedDevice], None] | None = None
+        self.on_acknowledged: Callable[[SimulatedDevice], None] | None = None
+        """Called when a message left the outbox on its ACK (a load generator refills its window)."""
         self._seq = 0
         self._transport: asyncio.Transport | None = None
         self._outbox: dict[int, Outgoing] = {}
@@ -336,6 +338,8 @@ class SimulatedDevice(asyncio.Protocol):
                 self.stats.latencies.append(time.monotonic() - item.created)
         else:
             self.stats.rejected += 1
+        if self.on_acknowledged is not None:
+            self.on_acknowledged(self)
 
     def _heartbeat_answered(self, outcome: AckOutcome) -> None:
         if outcome is AckOutcome.RELOGIN:
