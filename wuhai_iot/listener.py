@@ -297,8 +297,7 @@ class TerminalConnection(asyncio.Protocol):
         transport.write(data)
         listener = self.listener
         listener.counters.frames_out += 1
-        log_id = self.terminal.terminal_id if self.terminal else self._log_id()
-        listener.frame_log.add(self.protocol.name, log_id, "out", data, note, now)
+        listener.frame_log.add(self.protocol.name, self._log_id(), "out", data, note, now)
 
     def reply(self, message: ev.Message, reply: ev.Reply, now: datetime) -> None:
         data = self.protocol.encode_reply(message, reply, self.next_seq(), now)

@@ -238,15 +238,9 @@ class ElinkProtocol(Protocol):
                 terminal_id=terminal, seq=seq, wire=wire, unsupported=True,
             )  # fmt: skip
         device_time = _time(time_raw)
-        head = {
-            "protocol": self.name,
-            "terminal_id": terminal,
-            "seq": seq,
-            "device_time": device_time,
-            "received_at": received_at,
-        }
         try:
-            events, wire = self._decode_body(code, frame, length - MIN_LENGTH, head, wire)
+            events, wire = self._decode_body(code, frame, length - MIN_LENGTH, terminal, seq, device_time,
+                                             received_at, wire)  # fmt: skip
         except (ValueError, c.ConstructError, IndexError, struct.error) as exc:
             raise DecodeError(f"bad {name} body: {exc}", terminal_id=terminal, seq=seq, wire=wire) from None
         if code in (LOGIN, HEARTBEAT):
@@ -268,15 +262,15 @@ class ElinkProtocol(Protocol):
         )
 
     def _decode_body(
-        self, code: int, frame: bytes, size: int, head: dict[str, object], wire: ElinkWire
+        self, code: int, frame: bytes, size: int,
+        terminal: str, seq: int, device_time: datetime | None, received_at: datetime, wire: ElinkWire,
     ) -> tuple[list[ev.Event], ElinkWire]:
         """Events from the body of a whole, checked ``frame``; the body is ``size`` bytes."""
         expected = FIXED_BODY_SIZES.get(code)
         if expected is not None and size != expected:
             raise ValueError(f"{size} bytes, expected {expected}")
         if code == STATUS:
-            header = head["terminal_id"], head["seq"], head["device_time"], head["received_at"]
-            return [_status(*header, *_status_record.unpack(frame, HEADER_SIZE))], wire  # type: ignore[arg-type]
+            return [_status(terminal, seq, device_time, received_at, *_status_record.unpack(frame, HEADER_SIZE))], wire
         if code == STATUS_BATCH:
             count = frame[HEADER_SIZE]
             if not 1 <= count <= 60 or size != 1 + _batch_sample.size * count:
@@ -284,10 +278,10 @@ class ElinkProtocol(Protocol):
             samples: list[ev.Event] = []
             for offset in range(HEADER_SIZE + 1, HEADER_SIZE + size, _batch_sample.size):
                 sample_time, *record = _batch_sample.unpack(frame, offset)
-                received_at = head["received_at"]
-                samples.append(_status(head["terminal_id"], head["seq"], _time(sample_time) or received_at,  # type: ignore[arg-type]
-                                       received_at, *record))  # type: ignore[arg-type]  # fmt: skip
+                samples.append(_status(terminal, seq, _time(sample_time) or received_at, received_at, *record))
             return samples, wire
+        head = {"protocol": self.name, "terminal_id": terminal, "seq": seq, "device_time": device_time,
+                "received_at": received_at}  # fmt: skip
         fields = _messages[code].parse(frame[:-2])
         if code == LOGIN:
             wire = wire._replace(auth=fields.auth)
