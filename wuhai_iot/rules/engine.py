@@ -276,13 +276,14 @@ class RuleEngine:
         statements: list[Statement] = []
         runtimes = self.lifts.values() if device_codes is None else (self.lifts[code] for code in device_codes)
         for runtime in runtimes:
+            states = runtime.states
             for rule in self.rules:
-                state = runtime.states.get(rule.name)
+                state = states.get(rule.name)
                 if not state and not rule.ticks_when_idle:
                     continue
                 if state is None:
-                    state = runtime.states[rule.name] = {}
-                before = dict(state)
+                    state = states[rule.name] = {}
+                before = dict(state) if state else EMPTY
                 try:
                     transitions = rule.on_tick(runtime.lift, now, state)
                 except Exception:
@@ -290,7 +291,7 @@ class RuleEngine:
                     state.clear()
                     state.update(before)
                     continue
-                if transitions or state != before:
+                if transitions or (state if before is EMPTY else state != before):
                     statements += self._apply(runtime, rule, transitions, state, before)
         if device_codes is None:
             self.book.prune(now)
