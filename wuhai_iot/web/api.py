@@ -17,7 +17,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-import aiosqlite
 from aiohttp import web
 
 from wuhai_iot import alarms, audit, lifts, maintenance
