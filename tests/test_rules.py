@@ -7,6 +7,7 @@ platform's own once-a-second tick is switched off (``tick_interval_s = 0``).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -177,6 +178,26 @@ async def test_offline_after_180_s_and_back(platform: Platform, database: aiosql
     (alarm,) = await list_alarms(database)
     assert (alarm.kind, alarm.condition, alarm.severity) == ("offline", "cleared", "minor")
     await back.close()
+
+
+async def test_the_tick_tells_the_engine_of_heartbeats_and_only_of_new_ones(
+    platform: Platform, database: aiosqlite.Connection
+) -> None:
+    lift = await LiftTerminal.connect(platform)
+    t0 = start_of_sequence()
+    await lift.status(t0)
+    connection = next(iter(platform.listeners["elink"].by_terminal.values()))
+    engine_lift = monitoring(platform).engine.runtime(LIFT).lift
+    await monitoring(platform).advance(at(time.time() + 60))
+    assert engine_lift.last_frame_at == at(connection.last_frame_at)
+    engine_lift.last_frame_at = at(0)  # the next tick must not tell the engine the same frame again
+    await monitoring(platform).advance(at(time.time() + 61))
+    assert engine_lift.last_frame_at == at(0)
+    await asyncio.sleep(0.01)
+    await lift.send(0x02, t0 + 5, bytes([20]))  # a heartbeat: read by the connection, not stored
+    await monitoring(platform).advance(at(time.time() + 62))
+    assert engine_lift.last_frame_at == at(connection.last_frame_at) > at(0)
+    await lift.close()
 
 
 async def test_restart_in_the_middle_of_trapped(config: Config) -> None:

@@ -55,6 +55,9 @@ class Monitoring:
     conn: aiosqlite.Connection
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _online_at: datetime | None = None
+    _seen: dict[str, float] = field(default_factory=dict)
+    """Lift → the last-frame time of its terminal already told to the engine (most lifts report every
+    30 s; the tick runs every second)."""
 
     async def advance(self, now: datetime | None = None) -> None:
         """Let time pass to ``now`` (platform clock), committed in order with the frames before it.
@@ -78,6 +81,9 @@ class Monitoring:
                 terminal = connection.terminal
                 if terminal is not None and terminal.device_code:
                     connected.add(terminal.device_code)
+                    if self._seen.get(terminal.device_code) == connection.last_frame_at:
+                        continue
+                    self._seen[terminal.device_code] = connection.last_frame_at
                     self.engine.see_frame(
                         terminal.device_code,
                         datetime.fromtimestamp(connection.last_frame_at, UTC),
