@@ -83,9 +83,6 @@ class FixedLayout:
         self.size = self._struct.size
         if self.size != definition.sizeof():
             raise TypeError(f"struct size {self.size} differs from construct's {definition.sizeof()}")
-        all_leading = [index for index, _ in self._consts] == list(range(len(self._consts)))
-        self._leading = tuple(value for _, value in self._consts) if all_leading else None
-        """The constants, when they are the first fields (a magic number): packed without inserting them."""
 
     def unpack(self, data: bytes, offset: int = 0) -> tuple[Any, ...]:
         """Every field (constants included) of the layout at ``offset``; ``data`` may be longer."""
@@ -97,8 +94,6 @@ class FixedLayout:
 
     def pack(self, *values: Any) -> bytes:
         """The bytes of the fields that are not constants, given in order."""
-        if self._leading is not None:
-            return self._struct.pack(*self._leading, *values)
         if self._consts:
             all_values = list(values)
             for index, value in self._consts:
