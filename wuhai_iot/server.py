@@ -55,18 +55,18 @@ class Platform:
         self._runner: web.AppRunner | None = None
 
     async def open_database(self) -> aiosqlite.Connection:
-        """A new connection to the platform's database (the writer, pipeline and pages each have one)."""
+        """A new connection to the platform's database (the pipeline and the pages each have one; the
+        batch writer opens its own on its thread)."""
         conn = await db.connect(self.config.database.path, migrate=not self._connections)
         self._connections.append(conn)
         return conn
 
     async def start(self) -> None:
-        write_conn = await self.open_database()
-        # No process is connected yet: sessions recorded as online belong to a previous run.
-        await write_conn.execute("UPDATE terminal_sessions SET online = 0 WHERE online = 1")
-        self.writer = BatchWriter(write_conn)
-        self.writer.start()
         self.reader = await self.open_database()
+        # No process is connected yet: sessions recorded as online belong to a previous run.
+        await self.reader.execute("UPDATE terminal_sessions SET online = 0 WHERE online = 1")
+        self.writer = BatchWriter(self.config.database.path)
+        await self.writer.start()
         self.ingest = Ingest(self.writer, self.reader, self.protocols)
         await call_async("platform_starting", platform=self)
 

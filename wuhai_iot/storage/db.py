@@ -54,6 +54,15 @@ async def connect(path: Path | str, *, migrate: bool = True) -> aiosqlite.Connec
     return conn
 
 
+def connect_sync(path: Path | str) -> sqlite3.Connection:
+    """A plain connection with the same pragmas, for a thread of its own (the batch writer's); in
+    autocommit mode like ``connect``. The schema must be up to date (``connect`` migrates)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
 async def apply_migrations(conn: aiosqlite.Connection) -> list[int]:
     """Apply every migration not yet recorded; return the numbers applied."""
     await conn.execute(

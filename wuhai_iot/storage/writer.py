@@ -8,6 +8,14 @@ carry a *dedup* insert (``INSERT OR IGNORE`` on a unique key): it tells whether 
 only a new unit's ``on_new`` callback runs — inside the same transaction, so what it derives (an alarm,
 a latest state) commits together with the message.
 
+The writer owns one SQLite connection on one thread of its own, and hands that thread whole steps of a
+transaction, not statements: a statement at a time (as ``aiosqlite`` does) costs an event-loop turn per
+statement, and under load a turn is tens of milliseconds. A batch's transaction is two steps:
+
+1. ``BEGIN`` and the dedup inserts (thread); then the new units' ``on_new`` (event loop);
+2. the derived statements and ``COMMIT`` (thread) — chained in the same step with step 1 of the next
+   batch. While the thread commits, the event loop acknowledges the batch committed before.
+
 Within one batch, statements are grouped by their SQL text in order of first appearance, keeping the
 order inside each group. Changes therefore should be idempotent upserts of whole rows, which makes
 their order across different statements irrelevant.
@@ -28,14 +36,17 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
-import aiosqlite
+from wuhai_iot.storage import db
 
 log = logging.getLogger(__name__)
 
 Statement = tuple[str, Sequence[Any]]
+_T = TypeVar("_T")
 
 MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 MAX_ROWS_PER_STATEMENT = 500
@@ -68,9 +79,11 @@ class WriteUnit:
 class BatchWriter:
     """Runs submitted units on its own connection, many per transaction."""
 
-    def __init__(self, conn: aiosqlite.Connection, *, max_batch: int = 1000) -> None:
-        self._conn = conn
+    def __init__(self, path: Path | str, *, max_batch: int = 1000) -> None:
+        self._path = path
         self._max_batch = max_batch
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._db: sqlite3.Connection | None = None
         self._pending: list[WriteUnit] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -78,7 +91,9 @@ class BatchWriter:
         self.batches = 0
         self.units = 0
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Open the connection (on the writer's thread) and start writing."""
+        self._db = await self._call(db.connect_sync, self._path)
         self._task = asyncio.create_task(self._run(), name="batch-writer")
 
     def submit(self, unit: WriteUnit) -> asyncio.Future[bool]:
@@ -109,111 +124,125 @@ class BatchWriter:
         return len(self._pending)
 
     async def close(self) -> None:
-        """Commit everything already submitted, then stop."""
+        """Commit everything already submitted, then stop and close the connection."""
         self._closing = True
         self._wakeup.set()
         if self._task is not None:
             await self._task
+        if self._db is not None:
+            await self._call(self._db.close)
+            self._db = None
+        self._thread.shutdown()
+
+    def _call(self, function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        """Run ``function(*args)`` on the writer's thread."""
+        return asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
+
+    def _take(self) -> list[WriteUnit]:
+        batch = self._pending[: self._max_batch]
+        del self._pending[: self._max_batch]
+        return batch
 
     async def _run(self) -> None:
+        conn = self._db
+        assert conn is not None
+        batch: list[WriteUnit] = []  # the open transaction's units: begun, their dedup inserts run
+        new: list[bool] = []  # which of them are new
+        done: tuple[list[WriteUnit], list[bool]] = ([], [])  # committed, their callbacks not run yet
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                await self._commit_batch(batch)
-            if self._closing:
-                return
-
-    async def _commit_batch(self, batch: list[WriteUnit]) -> None:
-        try:
-            results = await self._transaction(batch)
-        except Exception:
-            log.exception("batch of %d units failed; retrying them one by one", len(batch))
-            for unit in batch:
-                if unit.future is not None and unit.future.cancelled():
+            if not batch:
+                await self._release(*done)
+                done = ([], [])
+                if not self._pending:
+                    if self._closing:
+                        return
+                    await self._wakeup.wait()
+                    self._wakeup.clear()
                     continue
+                batch = self._take()
                 try:
-                    (new,) = await self._transaction([unit])
-                except Exception as exc:  # noqa: BLE001 - the caller decides what a failed write means
-                    _settle(unit, exc)
-                else:
-                    _settle(unit, new)
-            return
-        self.batches += 1
-        self.units += len(batch)
-        # What waits for these commits (ACKs) runs now: release it in slices, not all at once.
+                    new = await self._call(_begin, conn, batch)
+                except Exception:
+                    log.exception("beginning a batch of %d units failed; retrying them one by one", len(batch))
+                    await self._one_by_one(conn, batch)
+                    batch = []
+                    continue
+            try:
+                groups = await self._derive(batch, new)
+            except Exception:
+                log.exception("deriving a batch of %d units failed; retrying them one by one", len(batch))
+                await self._call(_rollback, conn)
+                await self._one_by_one(conn, batch)
+                batch = []
+                continue
+            following = self._take()
+            step = self._call(_commit_and_begin, conn, groups, following)
+            await self._release(*done)  # the batch before: its callbacks run while this one commits
+            done = ([], [])
+            try:
+                began = await step
+            except Exception:
+                log.exception("committing a batch of %d units failed; retrying them one by one", len(batch))
+                self._pending[:0] = following
+                await self._one_by_one(conn, batch)
+                batch = []
+                continue
+            self.batches += 1
+            self.units += len(batch)
+            done = (batch, new)
+            if isinstance(began, Exception):
+                log.error("beginning a batch of %d units failed (%s); retrying them one by one", len(following), began)
+                await self._release(*done)
+                done = ([], [])
+                await self._one_by_one(conn, following)
+                batch = []
+            else:
+                batch, new = following, began
+
+    async def _one_by_one(self, conn: sqlite3.Connection, units: list[WriteUnit]) -> None:
+        """Each unit in a transaction of its own (after a batch failed): one bad unit fails alone."""
+        for unit in units:
+            if unit.future is not None and unit.future.cancelled():
+                continue
+            try:
+                (is_new,) = await self._call(_begin, conn, [unit])
+                try:
+                    groups = await self._derive([unit], [is_new])
+                except BaseException:
+                    await self._call(_rollback, conn)
+                    raise
+                await self._call(_commit_and_begin, conn, groups, [])
+            except Exception as exc:  # noqa: BLE001 - the caller decides what a failed write means
+                _settle(unit, exc)
+            else:
+                _settle(unit, is_new)
+
+    async def _release(self, units: list[WriteUnit], new: list[bool]) -> None:
+        """Run committed units' callbacks (ACKs), in slices of the event loop's time."""
         per_slice = max(1, int(LOOP_SLICE_S / ACK_CALLBACK_S))
-        for index, (unit, new) in enumerate(zip(batch, results, strict=True), 1):
-            _settle(unit, new)
+        for index, (unit, is_new) in enumerate(zip(units, new, strict=True), 1):
+            _settle(unit, is_new)
             if index % per_slice == 0:
                 await asyncio.sleep(0)
 
-    async def _transaction(self, units: list[WriteUnit]) -> list[bool]:
-        conn = self._conn
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            new = await self._deduplicate(units)
-            groups: dict[str, list[Sequence[Any]]] = {}
-            slice_started = time.perf_counter()
-            for unit, is_new in zip(units, new, strict=True):
-                if is_new and unit.on_new is not None:
-                    # Derive once: a retried unit must not feed its events to the rules twice.
-                    unit.statements = [*unit.statements, *unit.on_new(*unit.args)]
-                    unit.on_new = None
-                    if time.perf_counter() - slice_started > LOOP_SLICE_S:
-                        await asyncio.sleep(0)  # consumers run in the loop: let fill decisions through
-                        slice_started = time.perf_counter()
-                for sql, params in unit.statements:
-                    rows = groups.get(sql)
-                    if rows is None:
-                        rows = groups[sql] = []
-                    rows.append(params)
-            for sql, rows in groups.items():
-                await self._execute_rows(sql, rows)
-            await conn.execute("COMMIT")
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
-        return new
-
-    async def _deduplicate(self, units: list[WriteUnit]) -> list[bool]:
-        """Run the dedup inserts; a unit without one is always new."""
-        new = [True] * len(units)
-        groups: dict[str, list[int]] = {}
-        for index, unit in enumerate(units):
-            if unit.dedup is not None:
-                groups.setdefault(unit.dedup[0], []).append(index)
-        conn = self._conn
-        for sql, indexes in groups.items():
-            rows = [units[i].dedup[1] for i in indexes]  # type: ignore[index]
-            await conn.execute("SAVEPOINT dedup")
-            if await self._execute_rows(sql, rows) == len(rows):
-                await conn.execute("RELEASE dedup")
-                continue
-            # Some were stored before (resends): find out which, one by one. Rare.
-            await conn.execute("ROLLBACK TO dedup")
-            await conn.execute("RELEASE dedup")
-            for index, row in zip(indexes, rows, strict=True):
-                cursor = await conn.execute(sql, row)
-                new[index] = cursor.rowcount == 1
-        return new
-
-    async def _execute_rows(self, sql: str, rows: list[Sequence[Any]]) -> int:
-        """Run ``sql`` for every row; return how many rows it changed."""
-        split = _split_values(sql)
-        if split is None or len(rows) == 1:
-            return (await self._conn.executemany(sql, rows)).rowcount
-        prefix, group, suffix = split
-        per_statement = max(1, min(MAX_ROWS_PER_STATEMENT, MAX_VARIABLES // group.count("?")))
-        changed = 0
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            statement = prefix + ", ".join([group] * len(chunk)) + suffix
-            cursor = await self._conn.execute(statement, list(itertools.chain.from_iterable(chunk)))
-            changed += cursor.rowcount
-        return changed
+    async def _derive(self, batch: list[WriteUnit], new: list[bool]) -> dict[str, list[Sequence[Any]]]:
+        """Run the new units' ``on_new`` (in the event loop, in slices) and group every statement by SQL."""
+        groups: dict[str, list[Sequence[Any]]] = {}
+        slice_started = time.perf_counter()
+        for unit, is_new in zip(batch, new, strict=True):
+            if is_new and unit.on_new is not None:
+                # Derive once: a retried unit must not feed its events to the rules twice.
+                unit.statements = [*unit.statements, *unit.on_new(*unit.args)]
+                unit.on_new = None
+                if time.perf_counter() - slice_started > LOOP_SLICE_S:
+                    await asyncio.sleep(0)  # consumers run in the loop: let fill decisions through
+                    slice_started = time.perf_counter()
+            for sql, params in unit.statements:
+                rows = groups.get(sql)
+                if rows is None:
+                    rows = groups[sql] = []
+                rows.append(params)
+        return groups
 
 
 def _settle(unit: WriteUnit, outcome: bool | BaseException) -> None:
@@ -230,6 +259,81 @@ def _settle(unit: WriteUnit, outcome: bool | BaseException) -> None:
             unit.on_commit(*unit.args, outcome)
         except Exception:
             log.exception("a write unit's on_commit failed")
+
+
+# --- on the writer's thread ---------------------------------------------------------------------------
+
+
+def _begin(conn: sqlite3.Connection, units: list[WriteUnit]) -> list[bool]:
+    """Begin a transaction and run the units' dedup inserts: which units are new (rolled back on failure)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        return _deduplicate(conn, units)
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
+def _commit_and_begin(
+    conn: sqlite3.Connection, groups: dict[str, list[Sequence[Any]]], following: list[WriteUnit]
+) -> list[bool] | Exception:
+    """Run the open transaction's statements and commit; then begin the next with ``following``.
+
+    A failed commit raises (rolled back); a failed begin is returned, not raised: the commit held."""
+    try:
+        for sql, rows in groups.items():
+            _execute_rows(conn, sql, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    if not following:
+        return []
+    try:
+        return _begin(conn, following)
+    except Exception as exc:  # noqa: BLE001 - returned to the event loop, which retries one by one
+        return exc
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _deduplicate(conn: sqlite3.Connection, units: list[WriteUnit]) -> list[bool]:
+    """Run the dedup inserts; a unit without one is always new."""
+    new = [True] * len(units)
+    groups: dict[str, list[int]] = {}
+    for index, unit in enumerate(units):
+        if unit.dedup is not None:
+            groups.setdefault(unit.dedup[0], []).append(index)
+    for sql, indexes in groups.items():
+        rows = [units[i].dedup[1] for i in indexes]  # type: ignore[index]
+        conn.execute("SAVEPOINT dedup")
+        if _execute_rows(conn, sql, rows) == len(rows):
+            conn.execute("RELEASE dedup")
+            continue
+        # Some were stored before (resends): find out which, one by one. Rare.
+        conn.execute("ROLLBACK TO dedup")
+        conn.execute("RELEASE dedup")
+        for index, row in zip(indexes, rows, strict=True):
+            new[index] = conn.execute(sql, row).rowcount == 1
+    return new
+
+
+def _execute_rows(conn: sqlite3.Connection, sql: str, rows: list[Sequence[Any]]) -> int:
+    """Run ``sql`` for every row; return how many rows it changed."""
+    split = _split_values(sql)
+    if split is None or len(rows) == 1:
+        return conn.executemany(sql, rows).rowcount
+    prefix, group, suffix = split
+    per_statement = max(1, min(MAX_ROWS_PER_STATEMENT, MAX_VARIABLES // group.count("?")))
+    changed = 0
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        statement = prefix + ", ".join([group] * len(chunk)) + suffix
+        changed += conn.execute(statement, list(itertools.chain.from_iterable(chunk))).rowcount
+    return changed
 
 
 @functools.lru_cache(maxsize=256)

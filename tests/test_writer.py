@@ -1,0 +1,163 @@
+"""The batch writer against a real SQLite file: dedup, derived statements in the same transaction,
+callbacks only after the commit, and a bad unit failing alone wherever in the pipeline it fails."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from wuhai_iot.storage.writer import BatchWriter, Statement, WriteUnit
+
+SCHEMA = (
+    "CREATE TABLE messages (key TEXT PRIMARY KEY, body TEXT NOT NULL)",
+    "CREATE TABLE derived (key TEXT NOT NULL, note TEXT NOT NULL)",
+)
+MESSAGE = "INSERT OR IGNORE INTO messages (key, body) VALUES (?, ?)"
+DERIVED = "INSERT INTO derived (key, note) VALUES (?, ?)"
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> Path:
+    path = tmp_path / "writer.sqlite3"
+    with sqlite3.connect(path) as conn:
+        for statement in SCHEMA:
+            conn.execute(statement)
+    return path
+
+
+@pytest.fixture
+async def writer(database: Path) -> AsyncIterator[BatchWriter]:
+    writer = BatchWriter(database, max_batch=10)
+    await writer.start()
+    yield writer
+    await writer.close()
+
+
+def committed(database: Path, table: str) -> list[tuple[str, ...]]:
+    """What another connection sees: only committed rows."""
+    with sqlite3.connect(database) as conn:
+        return sorted(conn.execute(f"SELECT * FROM {table}"))
+
+
+class Recorder:
+    """Callbacks of enqueued units: what each derived, and what another connection saw at its commit."""
+
+    def __init__(self, database: Path) -> None:
+        self.database = database
+        self.derived: list[str] = []
+        self.outcomes: dict[str, bool | BaseException] = {}
+        self.visible_at_commit: dict[str, bool] = {}
+        self.done = asyncio.Event()
+        self.expected = 0
+
+    def on_new(self, key: str, note: str | None = "ok") -> list[Statement]:
+        self.derived.append(key)
+        return [(DERIVED, (key, note))]
+
+    def on_commit(self, key: str, note: str | None, outcome: bool | BaseException) -> None:
+        self.outcomes[key] = outcome
+        self.visible_at_commit[key] = (key, "body") in committed(self.database, "messages")
+        if len(self.outcomes) == self.expected:
+            self.done.set()
+
+    def unit(self, key: str, *, dedup: str = MESSAGE, note: str | None = "ok") -> WriteUnit:
+        self.expected += 1
+        return WriteUnit(dedup=(dedup, (key, "body")), on_new=self.on_new, on_commit=self.on_commit, args=(key, note))
+
+
+async def test_units_commit_with_what_they_derive_and_are_acknowledged_only_after_the_commit(
+    writer: BatchWriter, database: Path
+) -> None:
+    recorder = Recorder(database)
+    for n in range(35):  # four batches of at most ten, pipelined
+        writer.enqueue(recorder.unit(f"m{n}"))
+    await asyncio.wait_for(recorder.done.wait(), 10)
+    assert recorder.outcomes == {f"m{n}": True for n in range(35)}
+    assert all(recorder.visible_at_commit.values())
+    assert committed(database, "derived") == sorted((f"m{n}", "ok") for n in range(35))
+    assert writer.batches >= 4 and writer.units == 35
+
+
+async def test_a_unit_stored_before_is_not_derived_again(writer: BatchWriter, database: Path) -> None:
+    recorder = Recorder(database)
+    await writer.submit(WriteUnit(dedup=(MESSAGE, ("resent", "body"))))
+    for key in ("fresh", "resent", "fresh"):
+        writer.enqueue(recorder.unit(key))
+    recorder.expected = 2  # "fresh" twice: the outcome of the second replaces the first
+    await writer.write([])
+    assert recorder.derived == ["fresh"]
+    assert recorder.outcomes == {"fresh": False, "resent": False}
+    assert committed(database, "derived") == [("fresh", "ok")]
+
+
+async def test_a_unit_whose_derived_statement_fails_fails_alone_and_nothing_is_derived_twice(
+    writer: BatchWriter, database: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder(database)
+    for n in range(8):
+        writer.enqueue(recorder.unit(f"m{n}", note=None if n == 3 else "ok"))  # NOT NULL fails at commit
+    await asyncio.wait_for(recorder.done.wait(), 10)
+    assert "committing a batch of 8 units failed" in caplog.text
+    assert isinstance(recorder.outcomes.pop("m3"), sqlite3.IntegrityError)
+    assert recorder.outcomes == {f"m{n}": True for n in range(8) if n != 3}
+    assert sorted(recorder.derived) == sorted(f"m{n}" for n in range(8))
+    assert committed(database, "messages") == sorted((f"m{n}", "body") for n in range(8) if n != 3)
+    assert committed(database, "derived") == sorted((f"m{n}", "ok") for n in range(8) if n != 3)
+
+
+async def test_a_unit_whose_dedup_insert_fails_in_the_next_batch_fails_alone(
+    writer: BatchWriter, database: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The next batch begins in the same step as the one before commits: its failure must not undo
+    that commit, and only the bad unit of it fails."""
+    recorder = Recorder(database)
+
+    def on_new_queueing_more(key: str, note: str | None) -> list[Statement]:
+        if key == "m0":  # while the first batch derives: these become the following batch
+            writer.enqueue(recorder.unit("later-1"))
+            writer.enqueue(recorder.unit("bad", dedup=MESSAGE.replace("messages", "no_such_table")))
+            writer.enqueue(recorder.unit("later-2"))
+        return recorder.on_new(key, note)
+
+    for n in range(3):
+        unit = recorder.unit(f"m{n}")
+        unit.on_new = on_new_queueing_more
+        writer.enqueue(unit)
+    await asyncio.wait_for(recorder.done.wait(), 10)
+    assert "beginning a batch of 3 units failed" in caplog.text
+    assert isinstance(recorder.outcomes.pop("bad"), sqlite3.OperationalError)
+    assert recorder.outcomes == {"m0": True, "m1": True, "m2": True, "later-1": True, "later-2": True}
+    assert committed(database, "derived") == sorted((key, "ok") for key in ("m0", "m1", "m2", "later-1", "later-2"))
+
+
+async def test_a_failing_on_new_fails_its_unit_alone(writer: BatchWriter, database: Path) -> None:
+    recorder = Recorder(database)
+
+    def broken(key: str, note: str | None) -> list[Statement]:
+        raise RuntimeError("a consumer failed")
+
+    units = [recorder.unit(f"m{n}") for n in range(4)]
+    units[1].on_new = broken
+    for unit in units:
+        writer.enqueue(unit)
+    await asyncio.wait_for(recorder.done.wait(), 10)
+    assert isinstance(recorder.outcomes.pop("m1"), RuntimeError)
+    assert recorder.outcomes == {"m0": True, "m2": True, "m3": True}
+    assert committed(database, "messages") == [("m0", "body"), ("m2", "body"), ("m3", "body")]
+
+
+async def test_closing_commits_everything_submitted(database: Path) -> None:
+    writer = BatchWriter(database, max_batch=10)
+    await writer.start()
+    recorder = Recorder(database)
+    for n in range(25):
+        writer.enqueue(recorder.unit(f"m{n}"))
+    await writer.close()
+    assert len(recorder.outcomes) == 25 and all(outcome is True for outcome in recorder.outcomes.values())
+    assert len(committed(database, "derived")) == 25
+    with pytest.raises(RuntimeError):
+        writer.enqueue(recorder.unit("too-late"))
