@@ -277,28 +277,51 @@ class HeavyLoad(Rule):
         return []
 
 
+class FaultsSeen(Rule[ev.ElevatorFault]):
+    """A rule of faults only: the engine must not call it for anything else."""
+
+    name = "faults_seen_test"
+    events = (ev.ElevatorFault,)
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def on_event(self, lift: Lift, event: ev.ElevatorFault, state: dict[str, Any]) -> list[Transition]:
+        self.seen.append(event.kind)
+        return []
+
+
 class RulePlugin:
+    def __init__(self) -> None:
+        self.faults_seen = FaultsSeen()
+
     @hookimpl
     def register_rules(self, config: Config) -> list[Rule]:
-        return [HeavyLoad()]
+        return [HeavyLoad(), self.faults_seen]
 
 
 @pytest.fixture
-def rule_plugin() -> Iterator[None]:
-    get_plugin_manager().register(RulePlugin(), name="heavy-load-rule")
-    yield
+def rule_plugin() -> Iterator[RulePlugin]:
+    plugin = RulePlugin()
+    get_plugin_manager().register(plugin, name="heavy-load-rule")
+    yield plugin
     get_plugin_manager().unregister(name="heavy-load-rule")
 
 
-async def test_register_rules_adds_a_deployment_rule(config: Config, rule_plugin: None) -> None:
+async def test_register_rules_adds_a_deployment_rule(config: Config, rule_plugin: RulePlugin) -> None:
     config.rules.tick_interval_s = 0
     await import_census(config.database.path)
     async with Platform(config) as running:
         assert "heavy_load_test" in [rule.name for rule in monitoring(running).engine.rules]
         lift = await LiftTerminal.connect(running)
-        await lift.status(start_of_sequence())  # load 30 %
+        t0 = start_of_sequence()
+        await lift.status(t0)  # load 30 %
         conn = await running.open_database()
         assert [(a.kind, a.detail) for a in await list_alarms(conn)] == [("door_fault", {"load_pct": 30})]
+        assert rule_plugin.faults_seen.seen == []  # a status is not for a rule of faults
+        await lift.fault(t0 + 1, 5, True)
+        await lift.status(t0 + 2)
+        assert rule_plugin.faults_seen.seen == ["overspeed"]
         await lift.close()
 
 

@@ -18,8 +18,13 @@ def cst_date(moment: datetime) -> date:
 
 
 def cst_day_text(moment: datetime) -> str:
-    """The CST calendar date of an aware moment as 'YYYY-MM-DD' (every status sample asks: cached)."""
-    return _day_text(int((moment.timestamp() + CST_OFFSET_S) // 86400))
+    """The CST calendar date of an aware moment as 'YYYY-MM-DD'."""
+    return cst_day_text_of(moment.timestamp())
+
+
+def cst_day_text_of(unix_s: float) -> str:
+    """The CST calendar date of a moment in Unix seconds as 'YYYY-MM-DD' (every status sample asks: cached)."""
+    return _day_text(int((unix_s + CST_OFFSET_S) // 86400))
 
 
 @functools.lru_cache(maxsize=64)

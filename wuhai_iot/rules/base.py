@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from wuhai_iot import events as ev
+
+E = TypeVar("E", bound=ev.Event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +51,18 @@ class Lift:
         return now - timedelta(seconds=self.clock_offset_s)
 
 
-class Rule:
-    """Base of every rule. Override ``on_event`` and/or ``on_tick``."""
+class Rule(Generic[E]):
+    """Base of every rule. Override ``on_event`` and/or ``on_tick``.
+
+    ``Rule[ElevatorStatus]`` with ``events = (ElevatorStatus,)``: a rule of status samples only."""
 
     name: str = ""
+    events: tuple[type[ev.Event], ...] = (ev.Event,)
+    """The event classes ``on_event`` is called for (the engine does not call it for others)."""
     ticks_when_idle: bool = False
     """Call ``on_tick`` even while the rule's state for a lift is empty (the offline rule)."""
 
-    def on_event(self, lift: Lift, event: ev.Event, state: dict[str, Any]) -> list[Transition]:
+    def on_event(self, lift: Lift, event: E, state: dict[str, Any]) -> list[Transition]:
         """A new event of the lift (status samples arrive in device-time order; late ones are not passed)."""
         return []
 

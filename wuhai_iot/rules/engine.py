@@ -13,7 +13,7 @@ import json
 import logging
 import operator
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -22,7 +22,7 @@ import aiosqlite
 
 from wuhai_iot import events as ev
 from wuhai_iot.alarms import Alarm, AlarmBook, Subject
-from wuhai_iot.clock import cst_day_text
+from wuhai_iot.clock import cst_day_text, cst_day_text_of
 from wuhai_iot.config import RulesConfig
 from wuhai_iot.ingest import Terminal
 from wuhai_iot.rules.base import Lift, Rule, Transition
@@ -43,6 +43,7 @@ ONLINE_STEP_S = 60.0
 """Online time is added to the daily figures this often."""
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 """What an empty rule state is compared with (most lifts' rules have nothing going on)."""
+NO_ALARMS: frozenset[int] = frozenset()
 
 STATE_UPSERT = (
     "INSERT INTO rule_state (rule, subject, state) VALUES (?, ?, ?)"
@@ -85,17 +86,20 @@ def daily_add(device_code: str, at: datetime, *, runs: int = 0, running_s: float
 class LiftRuntime:
     """The engine's per-lift memory besides the rules' state."""
 
-    __slots__ = ("lift", "subject", "running", "recent", "kept", "states")
+    __slots__ = ("lift", "subject", "running", "last_sample_s", "recent", "kept", "states")
 
-    def __init__(self, lift: Lift) -> None:
+    def __init__(self, lift: Lift, rules: int) -> None:
         self.lift = lift
         self.subject = Subject(device_code=lift.device_code)
         self.running: bool | None = None
+        self.last_sample_s = 0.0
+        """``lift.last_sample_at`` in Unix seconds."""
         self.recent: deque[tuple[float, tuple[Any, ...]]] = deque(maxlen=CONTEXT_MAX_RECENT)
         """(device time, compact status) of the last CONTEXT_BEFORE_S."""
         self.kept: dict[int, int] = {}
         """Alarm id → records kept with it so far."""
-        self.states: dict[str, dict[str, Any]] = {}
+        self.states: list[dict[str, Any]] = [{} for _ in range(rules)]
+        """Each rule's state for this lift, in the engine's order of rules."""
 
 
 class RuleEngine:
@@ -107,10 +111,13 @@ class RuleEngine:
         if duplicates or "" in names:
             raise ValueError(f"rule names must be unique and not empty: {sorted(duplicates)}")
         self.book = book
-        self.rules = list(rules)
+        self.rules = tuple(rules)
         self.settings = settings
         self.lifts: dict[str, LiftRuntime] = {}
         self.registry: dict[str, dict[str, Any]] = {}
+        self._index = {rule.name: index for index, rule in enumerate(self.rules)}
+        self._rules_for: dict[type[ev.Event], list[tuple[int, Rule]]] = {}
+        """Event class → the rules (and their index) whose ``on_event`` takes it."""
         self._online_at: datetime | None = None
         book.observers.append(self._count_faults)
 
@@ -136,17 +143,19 @@ class RuleEngine:
         for row in await states.fetchall():
             runtime = self.runtime(row["device_code"])
             runtime.lift.last_sample_at = datetime.fromtimestamp(row["at"], UTC)
+            runtime.last_sample_s = row["at"]
             runtime.lift.clock_offset_s = row["received_at"] - row["at"]
             runtime.running = None if row["running"] is None else bool(row["running"])
         stored = await conn.execute("SELECT rule, subject, state FROM rule_state WHERE subject LIKE 'lift:%'")
         for row in await stored.fetchall():
             state = json.loads(row["state"])
-            if state:
-                self.runtime(row["subject"].removeprefix("lift:")).states[row["rule"]] = state
+            index = self._index.get(row["rule"])  # (a rule no longer registered: its state is left)
+            if state and index is not None:
+                self.runtime(row["subject"].removeprefix("lift:")).states[index] = state
         if started_at is not None:
             for runtime in self.lifts.values():
                 lift = runtime.lift
-                already_offline = any(state.get("offline") for state in runtime.states.values())
+                already_offline = any(state.get("offline") for state in runtime.states)
                 if lift.last_frame_at is not None and not already_offline:
                     lift.last_frame_at = max(lift.last_frame_at, started_at)
 
@@ -165,7 +174,7 @@ class RuleEngine:
     def runtime(self, device_code: str) -> LiftRuntime:
         runtime = self.lifts.get(device_code)
         if runtime is None:
-            runtime = self.lifts[device_code] = LiftRuntime(Lift(device_code))
+            runtime = self.lifts[device_code] = LiftRuntime(Lift(device_code), len(self.rules))
             self._apply_registry(runtime.lift, self.registry.get(device_code))
         return runtime
 
@@ -197,31 +206,35 @@ class RuleEngine:
         last_sample_at = lift.last_sample_at
         if last_sample_at is not None and at < last_sample_at:
             # A late sample (a batch, a resend): kept with the alarms, not the current state.
-            return self._keep_with_alarms(runtime, [status], set())
-        statements: list[Statement] = []
-        if last_sample_at is not None and runtime.running is not None:
-            runs = int(status.running and not runtime.running)
-            running_s = min((at - last_sample_at).total_seconds(), RUNNING_GAP_MAX_S) if runtime.running else 0.0
-            if runs or running_s:
-                statements.append(daily_add(lift.device_code, at, runs=runs, running_s=running_s))
-        runtime.running = status.running
-        lift.last_sample_at = at
-        lift.clock_offset_s = (status.received_at - at).total_seconds()
-        recent = runtime.recent
+            return self._keep_with_alarms(runtime, [status], NO_ALARMS)
+        # (In seconds, not datetimes: this runs for every sample.)
         at_s = at.timestamp()
+        statements: list[Statement] = []
+        was_running = runtime.running
+        if last_sample_at is not None and was_running is not None:
+            runs = int(status.running and not was_running)
+            running_s = min(at_s - runtime.last_sample_s, RUNNING_GAP_MAX_S) if was_running else 0.0
+            if runs or running_s:
+                statements.append((DAILY_ADD, (lift.device_code, cst_day_text_of(at_s), runs, running_s, 0, 0.0)))
+        runtime.running = status.running
+        runtime.last_sample_s = at_s
+        lift.last_sample_at = at
+        lift.clock_offset_s = status.received_at.timestamp() - at_s
+        recent = runtime.recent
         recent.append((at_s, _compact(status)))
         oldest_s = at_s - CONTEXT_BEFORE_S
         while recent[0][0] < oldest_s:
             recent.popleft()
-        active_for = self.book.active_for
-        before = {alarm.id for alarm in active_for(runtime.subject)}
-        statements += self._run_rules(runtime, status)
-        if before or runtime.kept or active_for(runtime.subject):
-            statements += self._keep_with_alarms(runtime, [status], before)
-        return statements
+        active = self.book.active_for(runtime.subject)
+        before = {alarm.id for alarm in active} if active else NO_ALARMS
+        derived = self._run_rules(runtime, status)
+        # (An alarm can have become active only through a transition, which derives statements.)
+        if before or runtime.kept or (derived and self.book.active_for(runtime.subject)):
+            derived += self._keep_with_alarms(runtime, [status], before)
+        return statements + derived if statements else derived
 
     def _keep_with_alarms(
-        self, runtime: LiftRuntime, records: list[ev.ElevatorStatus], also: set[int]
+        self, runtime: LiftRuntime, records: list[ev.ElevatorStatus], also: Set[int]
     ) -> list[Statement]:
         """Keep records with the lift's active alarms (and ``also``: those just cleared by them);
         an alarm seen for the first time also gets the records of the minute before."""
@@ -243,10 +256,13 @@ class RuleEngine:
     def _run_rules(self, runtime: LiftRuntime, event: ev.Event) -> list[Statement]:
         statements: list[Statement] = []
         states, lift = runtime.states, runtime.lift
-        for rule in self.rules:
-            state = states.get(rule.name)
-            if state is None:
-                state = states[rule.name] = {}
+        rules = self._rules_for.get(type(event))
+        if rules is None:
+            rules = self._rules_for[type(event)] = [
+                (index, rule) for index, rule in enumerate(self.rules) if isinstance(event, rule.events)
+            ]
+        for index, rule in rules:
+            state = states[index]
             before = dict(state) if state else EMPTY
             try:
                 transitions = rule.on_event(lift, event, state)
@@ -276,13 +292,9 @@ class RuleEngine:
         statements: list[Statement] = []
         runtimes = self.lifts.values() if device_codes is None else (self.lifts[code] for code in device_codes)
         for runtime in runtimes:
-            states = runtime.states
-            for rule in self.rules:
-                state = states.get(rule.name)
+            for rule, state in zip(self.rules, runtime.states, strict=True):
                 if not state and not rule.ticks_when_idle:
                     continue
-                if state is None:
-                    state = states[rule.name] = {}
                 before = dict(state) if state else EMPTY
                 try:
                     transitions = rule.on_tick(runtime.lift, now, state)
@@ -338,4 +350,3 @@ class RuleEngine:
         if change == "raised" and alarm.device_code and alarm.kind != "offline":
             return [daily_add(alarm.device_code, alarm.raised_at, faults=1)]
         return []
-
