@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import operator
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,31 +91,22 @@ COMMAND_REPLIED = (
 )
 
 
+_state_values = operator.attrgetter(
+    "floor", "direction._value_", "door._value_", "running", "door_zone", "occupied", "speed_mps", "load_pct",
+    "power", "safety_circuit", "door_lock", "overload", "mode", "trip_count",
+)  # fmt: skip
+"""A status's columns of ``elevator_state`` after the first five, in order. (Booleans bind as 0/1 and None
+as NULL; enums as ``_value_``: their ``value`` property is slow.)"""
+
+
 def _state_row(terminal: Terminal, status: ev.ElevatorStatus) -> tuple[object, ...]:
-    # Booleans as 0/1 (None stays NULL); enums as ``_value_`` (their ``value`` property is slow).
-    door_zone, occupied, power = status.door_zone, status.occupied, status.power
-    safety_circuit, door_lock, overload = status.safety_circuit, status.door_lock, status.overload
     return (
         terminal.device_code,
         (status.device_time or status.received_at).timestamp(),
         status.received_at.timestamp(),
         terminal.protocol,
         terminal.terminal_id,
-        status.floor,
-        status.direction._value_,
-        status.door._value_,
-        int(status.running),
-        None if door_zone is None else int(door_zone),
-        None if occupied is None else int(occupied),
-        status.speed_mps,
-        status.load_pct,
-        None if power is None else int(power),
-        None if safety_circuit is None else int(safety_circuit),
-        None if door_lock is None else int(door_lock),
-        None if overload is None else int(overload),
-        status.mode,
-        status.trip_count,
-    )
+    ) + _state_values(status)
 
 
 class CoreRecords:
@@ -164,6 +156,7 @@ class Ingest:
         self.protocols = protocols
         self.consumers: list[EventConsumer] = [CoreRecords()]
         self.request_handlers: dict[type[ev.Event], RequestHandler] = {}
+        self._on_new = self._consume  # (one bound method, not one per stored message)
 
     async def login(
         self, message: ev.Message, peer: str, connected_at: float
@@ -212,7 +205,7 @@ class Ingest:
             (terminal.protocol, terminal.terminal_id, message.dedup_key, message.type, message.seq,
              device_time, message.received_at.timestamp(), frame),
         )  # fmt: skip
-        self.writer.enqueue(WriteUnit(dedup=dedup, on_new=self._consume, on_commit=on_commit, args=(terminal, message)))
+        self.writer.enqueue(WriteUnit(dedup=dedup, on_new=self._on_new, on_commit=on_commit, args=(terminal, message)))
 
     def _consume(self, terminal: Terminal, message: ev.Message) -> list[Statement]:
         """What a new message's events add to its transaction (the consumers' statements)."""

@@ -120,6 +120,7 @@ class TerminalConnection(asyncio.Protocol):
         self._lost = False
         self.closed = asyncio.get_running_loop().create_future()
         """Done once the connection is gone and its session end is recorded."""
+        self._on_commit = self._stored  # (one bound method, not one per stored message)
 
     # --- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -246,7 +247,7 @@ class TerminalConnection(asyncio.Protocol):
                 return self._answer_awaited(message, answer)
             self.reply(message, answer, datetime.now(UTC))
         else:
-            self.listener.ingest.store(terminal, message, frame, self._stored)
+            self.listener.ingest.store(terminal, message, frame, self._on_commit)
             self._unacknowledged += 1
             if self._unacknowledged >= MAX_UNACKNOWLEDGED:
                 self._stalled = True

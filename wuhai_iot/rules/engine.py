@@ -64,15 +64,16 @@ _status_values = operator.attrgetter(
 )
 
 
-def _compact(status: ev.ElevatorStatus) -> tuple[Any, ...]:
-    """A status as a tuple of plain values (enums as their values, read as ``_value_``: the public
-    ``value`` property costs ten times more): the garbage collector stops tracking such a tuple, so a
-    lift's minute of recent records is walked by none of its collections."""
-    return _status_values(status)  # type: ignore[no-any-return]
+def _compact(at_s: float, status: ev.ElevatorStatus) -> tuple[Any, ...]:
+    """A status as one flat tuple of plain values, its device time in seconds first (enums as their
+    values, read as ``_value_``: the public ``value`` property costs ten times more). The garbage
+    collector stops tracking such a tuple at its first look, so a lift's minute of recent records is
+    walked by none of its older collections (a tuple holding another tuple takes it two looks)."""
+    return (at_s,) + _status_values(status)  # type: ignore[no-any-return]
 
 
-def _expand(values: tuple[Any, ...]) -> ev.ElevatorStatus:
-    fields = list(values)
+def _expand(record: tuple[Any, ...]) -> ev.ElevatorStatus:
+    fields = list(record[1:])
     for index, kind in _ENUM_FIELDS.items():
         fields[index] = kind(fields[index])
     return ev.ElevatorStatus(**dict(zip(_STATUS_FIELDS, fields, strict=True)))
@@ -94,8 +95,8 @@ class LiftRuntime:
         self.running: bool | None = None
         self.last_sample_s = 0.0
         """``lift.last_sample_at`` in Unix seconds."""
-        self.recent: deque[tuple[float, tuple[Any, ...]]] = deque(maxlen=CONTEXT_MAX_RECENT)
-        """(device time, compact status) of the last CONTEXT_BEFORE_S."""
+        self.recent: deque[tuple[Any, ...]] = deque(maxlen=CONTEXT_MAX_RECENT)
+        """Compact statuses (device time in seconds first) of the last CONTEXT_BEFORE_S."""
         self.kept: dict[int, int] = {}
         """Alarm id → records kept with it so far."""
         self.states: list[dict[str, Any]] = [{} for _ in range(rules)]
@@ -221,7 +222,7 @@ class RuleEngine:
         lift.last_sample_at = at
         lift.clock_offset_s = status.received_at.timestamp() - at_s
         recent = runtime.recent
-        recent.append((at_s, _compact(status)))
+        recent.append(_compact(at_s, status))
         oldest_s = at_s - CONTEXT_BEFORE_S
         while recent[0][0] < oldest_s:
             recent.popleft()
@@ -242,7 +243,7 @@ class RuleEngine:
         statements: list[Statement] = []
         for alarm_id in active.keys() | also:
             kept = runtime.kept.get(alarm_id)
-            batch = records if kept is not None else [_expand(values) for _, values in runtime.recent]
+            batch = records if kept is not None else [_expand(record) for record in runtime.recent]
             kept = kept or 0
             batch = batch[: max(0, CONTEXT_MAX_SAMPLES - kept)]
             runtime.kept[alarm_id] = kept + len(batch)
