@@ -127,12 +127,14 @@ class MarkerFramer(Framer):
         self._buffer = bytearray()
 
     @abc.abstractmethod
-    def frame_at(self, buf: bytearray, start: int, end: int) -> tuple[int, str]:
+    def frame_at(self, buf: bytes | bytearray, start: int, end: int) -> tuple[int, str]:
         """At the marker at ``start``: (size, "") for a whole valid frame, (0, "") when more bytes are
         needed to tell, (0, why) when there is no frame there."""
 
     def feed(self, data: bytes) -> list[bytes | Discarded]:
         buf = self._buffer
+        if not buf and data.startswith(self.marker) and self.frame_at(data, 0, len(data))[0] == len(data):
+            return [data]  # the usual read: one whole frame, nothing kept from before (no copies)
         buf += data
         out: list[bytes | Discarded] = []
         pos, end = 0, len(buf)

@@ -149,7 +149,7 @@ class ElinkFramer(MarkerFramer):
 
     marker = MAGIC
 
-    def frame_at(self, buf: bytearray, start: int, end: int) -> tuple[int, str]:
+    def frame_at(self, buf: bytes | bytearray, start: int, end: int) -> tuple[int, str]:
         if end - start < 5:
             return 0, ""
         if buf[start + 2] != VERSION:

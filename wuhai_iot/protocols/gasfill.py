@@ -158,7 +158,7 @@ class GasfillFramer(MarkerFramer):
     marker = bytes([STX])
     overtake_incomplete = True
 
-    def frame_at(self, buf: bytearray, start: int, end: int) -> tuple[int, str]:
+    def frame_at(self, buf: bytes | bytearray, start: int, end: int) -> tuple[int, str]:
         return _frame_at(buf, start, end)
 
 
