@@ -150,6 +150,33 @@ async def test_a_failing_on_new_fails_its_unit_alone(writer: BatchWriter, databa
     assert committed(database, "messages") == [("m0", "body"), ("m2", "body"), ("m3", "body")]
 
 
+async def test_callbacks_run_in_the_order_units_were_queued_even_when_a_later_batch_fails(
+    writer: BatchWriter, database: Path
+) -> None:
+    """A terminal's ACKs go out in order: the batch committed before a failing one is acknowledged first."""
+    recorder = Recorder(database)
+
+    def broken(key: str, note: str | None) -> list[Statement]:
+        raise RuntimeError("a consumer failed")
+
+    def on_new_queueing_more(key: str, note: str | None) -> list[Statement]:
+        if key == "m0":  # becomes the following batch, begun while this one commits
+            for n in range(10, 13):
+                unit = recorder.unit(f"m{n}")
+                if n == 11:
+                    unit.on_new = broken
+                writer.enqueue(unit)
+        return recorder.on_new(key, note)
+
+    for n in range(10):
+        unit = recorder.unit(f"m{n}")
+        unit.on_new = on_new_queueing_more
+        writer.enqueue(unit)
+    await asyncio.wait_for(recorder.done.wait(), 10)
+    assert list(recorder.outcomes) == [f"m{n}" for n in range(13)]
+    assert isinstance(recorder.outcomes["m11"], RuntimeError)
+
+
 async def test_closing_commits_everything_submitted(database: Path) -> None:
     writer = BatchWriter(database, max_batch=10)
     await writer.start()

@@ -172,6 +172,8 @@ class BatchWriter:
             except Exception:
                 log.exception("deriving a batch of %d units failed; retrying them one by one", len(batch))
                 await self._call(_rollback, conn)
+                await self._release(*done)  # (a terminal's ACKs stay in order)
+                done = ([], [])
                 await self._one_by_one(conn, batch)
                 batch = []
                 continue
