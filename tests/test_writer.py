@@ -21,7 +21,7 @@ DERIVED = "INSERT INTO derived (key, note) VALUES (?, ?)"
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> Path:
+def database(tmp_path: Path) -> Path:
     path = tmp_path / "writer.sqlite3"
     with sqlite3.connect(path) as conn:
         for statement in SCHEMA:
