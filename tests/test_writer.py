@@ -69,6 +69,26 @@ class Recorder:
         return WriteUnit(dedup=(dedup, (key, "body")), on_new=self.on_new, on_commit=self.on_commit, args=(key, note))
 
 
+def broken(key: str, note: str | None) -> list[Statement]:
+    raise RuntimeError("a consumer failed")
+
+
+def enqueue_with_following(writer: BatchWriter, recorder: Recorder, count: int, following: list[WriteUnit]) -> None:
+    """Queue units m0 … m{count-1}; while m0 derives, queue ``following``: they become the batch begun
+    in the same step as the first one commits."""
+
+    def on_new_queueing_more(key: str, note: str | None) -> list[Statement]:
+        if key == "m0":
+            for unit in following:
+                writer.enqueue(unit)
+        return recorder.on_new(key, note)
+
+    for n in range(count):
+        unit = recorder.unit(f"m{n}")
+        unit.on_new = on_new_queueing_more
+        writer.enqueue(unit)
+
+
 async def test_units_commit_with_what_they_derive_and_are_acknowledged_only_after_the_commit(
     writer: BatchWriter, database: Path
 ) -> None:
@@ -115,18 +135,8 @@ async def test_a_unit_whose_dedup_insert_fails_in_the_next_batch_fails_alone(
     """The next batch begins in the same step as the one before commits: its failure must not undo
     that commit, and only the bad unit of it fails."""
     recorder = Recorder(database)
-
-    def on_new_queueing_more(key: str, note: str | None) -> list[Statement]:
-        if key == "m0":  # while the first batch derives: these become the following batch
-            writer.enqueue(recorder.unit("later-1"))
-            writer.enqueue(recorder.unit("bad", dedup=MESSAGE.replace("messages", "no_such_table")))
-            writer.enqueue(recorder.unit("later-2"))
-        return recorder.on_new(key, note)
-
-    for n in range(3):
-        unit = recorder.unit(f"m{n}")
-        unit.on_new = on_new_queueing_more
-        writer.enqueue(unit)
+    bad = recorder.unit("bad", dedup=MESSAGE.replace("messages", "no_such_table"))
+    enqueue_with_following(writer, recorder, 3, [recorder.unit("later-1"), bad, recorder.unit("later-2")])
     await asyncio.wait_for(recorder.done.wait(), 10)
     assert "beginning a batch of 3 units failed" in caplog.text
     assert isinstance(recorder.outcomes.pop("bad"), sqlite3.OperationalError)
@@ -136,10 +146,6 @@ async def test_a_unit_whose_dedup_insert_fails_in_the_next_batch_fails_alone(
 
 async def test_a_failing_on_new_fails_its_unit_alone(writer: BatchWriter, database: Path) -> None:
     recorder = Recorder(database)
-
-    def broken(key: str, note: str | None) -> list[Statement]:
-        raise RuntimeError("a consumer failed")
-
     units = [recorder.unit(f"m{n}") for n in range(4)]
     units[1].on_new = broken
     for unit in units:
@@ -155,23 +161,9 @@ async def test_callbacks_run_in_the_order_units_were_queued_even_when_a_later_ba
 ) -> None:
     """A terminal's ACKs go out in order: the batch committed before a failing one is acknowledged first."""
     recorder = Recorder(database)
-
-    def broken(key: str, note: str | None) -> list[Statement]:
-        raise RuntimeError("a consumer failed")
-
-    def on_new_queueing_more(key: str, note: str | None) -> list[Statement]:
-        if key == "m0":  # becomes the following batch, begun while this one commits
-            for n in range(10, 13):
-                unit = recorder.unit(f"m{n}")
-                if n == 11:
-                    unit.on_new = broken
-                writer.enqueue(unit)
-        return recorder.on_new(key, note)
-
-    for n in range(10):
-        unit = recorder.unit(f"m{n}")
-        unit.on_new = on_new_queueing_more
-        writer.enqueue(unit)
+    following = [recorder.unit(f"m{n}") for n in range(10, 13)]
+    following[1].on_new = broken
+    enqueue_with_following(writer, recorder, 10, following)
     await asyncio.wait_for(recorder.done.wait(), 10)
     assert list(recorder.outcomes) == [f"m{n}" for n in range(13)]
     assert isinstance(recorder.outcomes["m11"], RuntimeError)
