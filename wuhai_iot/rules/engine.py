@@ -79,9 +79,10 @@ def _expand(record: tuple[Any, ...]) -> ev.ElevatorStatus:
     return ev.ElevatorStatus(**dict(zip(_STATUS_FIELDS, fields, strict=True)))
 
 
-def daily_add(device_code: str, at: datetime, *, runs: int = 0, running_s: float = 0.0, faults: int = 0,
+def daily_add(device_code: str, day: str, runs: int = 0, running_s: float = 0.0, faults: int = 0,
               online_s: float = 0.0) -> Statement:  # fmt: skip
-    return DAILY_ADD, (device_code, cst_day_text(at), runs, running_s, faults, online_s)
+    """Add to a lift's figures of a CST day ('YYYY-MM-DD', ``cst_day_text``)."""
+    return DAILY_ADD, (device_code, day, runs, running_s, faults, online_s)
 
 
 class LiftRuntime:
@@ -216,7 +217,7 @@ class RuleEngine:
             runs = int(status.running and not was_running)
             running_s = min(at_s - runtime.last_sample_s, RUNNING_GAP_MAX_S) if was_running else 0.0
             if runs or running_s:
-                statements.append((DAILY_ADD, (lift.device_code, cst_day_text_of(at_s), runs, running_s, 0, 0.0)))
+                statements.append(daily_add(lift.device_code, cst_day_text_of(at_s), runs, running_s))
         runtime.running = status.running
         runtime.last_sample_s = at_s
         lift.last_sample_at = at
@@ -318,7 +319,8 @@ class RuleEngine:
         step = min((now - previous).total_seconds(), 2 * ONLINE_STEP_S)
         if step <= 0:
             return []
-        return [daily_add(code, now, online_s=step) for code in sorted(connected)]
+        day = cst_day_text(now)
+        return [daily_add(code, day, online_s=step) for code in sorted(connected)]
 
     # --- applying transitions ---------------------------------------------------------------------
 
@@ -349,5 +351,5 @@ class RuleEngine:
 
     def _count_faults(self, alarm: Alarm, change: str) -> list[Statement]:
         if change == "raised" and alarm.device_code and alarm.kind != "offline":
-            return [daily_add(alarm.device_code, alarm.raised_at, faults=1)]
+            return [daily_add(alarm.device_code, cst_day_text(alarm.raised_at), faults=1)]
         return []
