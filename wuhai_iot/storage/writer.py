@@ -82,7 +82,7 @@ class BatchWriter:
     def __init__(self, path: Path | str, *, max_batch: int = 1000) -> None:
         self._path = path
         self._max_batch = max_batch
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._db: sqlite3.Connection | None = None
         self._pending: list[WriteUnit] = []
         self._wakeup = asyncio.Event()
@@ -132,11 +132,11 @@ class BatchWriter:
         if self._db is not None:
             await self._call(self._db.close)
             self._db = None
-        self._thread.shutdown()
+        self._executor.shutdown()
 
     def _call(self, function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
         """Run ``function(*args)`` on the writer's thread."""
-        return asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
+        return asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     def _take(self) -> list[WriteUnit]:
         batch = self._pending[: self._max_batch]
