@@ -102,7 +102,7 @@ as NULL; enums as ``_value_``: their ``value`` property is slow.)"""
 def _state_row(terminal: Terminal, status: ev.ElevatorStatus) -> tuple[object, ...]:
     return (
         terminal.device_code,
-        (status.device_time or status.received_at).timestamp(),
+        status.time.timestamp(),
         status.received_at.timestamp(),
         terminal.protocol,
         terminal.terminal_id,

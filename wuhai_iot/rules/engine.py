@@ -204,7 +204,7 @@ class RuleEngine:
 
     def _status(self, runtime: LiftRuntime, status: ev.ElevatorStatus) -> list[Statement]:
         lift = runtime.lift
-        at = status.device_time or status.received_at
+        at = status.time
         last_sample_at = lift.last_sample_at
         if last_sample_at is not None and at < last_sample_at:
             # A late sample (a batch, a resend): kept with the alarms, not the current state.
