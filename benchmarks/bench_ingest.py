@@ -71,7 +71,7 @@ class BarePipeline:
         floor, direction, door, flags, speed, load, trips = RECORD.unpack_from(frame, 20)
         terminal_id = terminal.hex()
         mode = next((name for bit, name in MODE_BITS if flags & bit), "normal")
-        self.messages.append(("elink", terminal_id, f"{STATUS}:{seq}:{at}", "STATUS", seq, at, now, frame))
+        self.messages.append(("elink", terminal_id, f"{at}:{STATUS}:{seq}", "STATUS", seq, at, now, frame))
         self.states.append((self.lifts.get(terminal_id), at, now, "elink", terminal_id, floor, DIRECTIONS[direction],
                             DOORS[door], flags & 1, (flags >> 1) & 1, (flags >> 2) & 1, speed / 1000, load,
                             (flags >> 5) & 1, (flags >> 7) & 1, (flags >> 8) & 1, (flags >> 6) & 1, mode, trips))  # fmt: skip

@@ -50,7 +50,7 @@ def test_vendor_status_example_decodes_exactly() -> None:
     assert (status.running, status.door_zone, status.occupied) == (True, False, True)
     assert (status.power, status.safety_circuit, status.door_lock, status.overload) == (True, True, True, False)
     assert (status.speed_mps, status.load_pct, status.trip_count, status.mode) == (1.5, 35, 123456, "normal")
-    assert message.dedup_key == "16:2:1764400005"
+    assert message.dedup_key == "1764400005:16:2"
 
 
 def test_login_ack_carries_platform_time_and_reencodes_the_example() -> None:
@@ -108,7 +108,7 @@ def test_unset_clock_uses_receive_time() -> None:
     message = elink.decode(fixture_bytes("elink/status_clock_unset.hex"), NOW)
     (status,) = message.events
     assert status.device_time is None and status.time == NOW
-    assert message.dedup_key == "16:12:0@2025-11-29"
+    assert message.dedup_key == "0@2025-11-29:16:12"
 
 
 def test_unsupported_type_and_bad_content_keep_terminal_and_seq() -> None:

@@ -67,7 +67,7 @@ def test_spec_login() -> None:
 
 def test_spec_status() -> None:
     message = decode(line("spec_status.line"))
-    assert (message.type, message.seq, message.dedup_key) == ("ST", 17, "ST:17:20261129083000")
+    assert (message.type, message.seq, message.dedup_key) == ("ST", 17, "20261129083000:ST:17")
     assert message.events == [
         ev.ElevatorStatus(
             protocol="lmt", terminal_id=TERMINAL, seq=17, device_time=NOW, received_at=RECEIVED,
@@ -79,7 +79,7 @@ def test_spec_status() -> None:
 
 def test_spec_trap_in_basement() -> None:
     message = decode(line("spec_trap_raised.line"))
-    assert (message.type, message.seq, message.dedup_key) == ("EV", 18, "EV:18:20261129083000")
+    assert (message.type, message.seq, message.dedup_key) == ("EV", 18, "20261129083000:EV:18")
     assert message.events == [
         ev.ElevatorFault(protocol="lmt", terminal_id=TERMINAL, seq=18, device_time=NOW, received_at=RECEIVED,
                          kind="trapped", vendor_code="TRAP", active=True, floor=-1)  # fmt: skip
@@ -88,7 +88,7 @@ def test_spec_trap_in_basement() -> None:
 
 def test_spec_maintenance_start() -> None:
     message = decode(line("spec_maint_start.line"))
-    assert (message.type, message.seq, message.dedup_key) == ("MS", 19, "MS:19:20261129083000")
+    assert (message.type, message.seq, message.dedup_key) == ("MS", 19, "20261129083000:MS:19")
     assert message.events == [
         ev.MaintenanceStart(protocol="lmt", terminal_id=TERMINAL, seq=19, device_time=NOW, received_at=RECEIVED,
                             card=123456)  # fmt: skip
@@ -193,7 +193,7 @@ def test_command_reply() -> None:
     message = decode(line("command_reply.line"))
     (reply,) = message.events
     assert isinstance(reply, ev.CommandReply)
-    assert (message.dedup_key, reply.command_seq, reply.result) == ("RS:21:20261129083204", 7, "done")
+    assert (message.dedup_key, reply.command_seq, reply.result) == ("20261129083204:RS:21", 7, "done")
     (refused,) = decode(encode_line(TERMINAL, 22, "20261129083204", "RS", "res=NO;cmd=8")).events
     assert isinstance(refused, ev.CommandReply) and (refused.command_seq, refused.result) == (8, "refused")
 
@@ -202,7 +202,7 @@ def test_maintenance_end() -> None:
     message = decode(line("maint_end.line"))
     (end,) = message.events
     assert isinstance(end, ev.MaintenanceEnd)
-    assert (message.dedup_key, end.card, end.items) == ("ME:40:20261129091530", 123456, 31)
+    assert (message.dedup_key, end.card, end.items) == ("20261129091530:ME:40", 123456, 31)
     assert end.device_time == datetime(2026, 11, 29, 1, 15, 30, tzinfo=UTC)
 
 

@@ -235,7 +235,11 @@ class Message:
     received_at: datetime
     events: list[Event] = field(default_factory=list)
     dedup_key: str | None = None
-    """Equal for a resend of the same message; ``None`` for messages that are never stored (heartbeats)."""
+    """Equal for a resend of the same message; ``None`` for messages that are never stored (heartbeats).
+
+    Lead it with the device time where the message has one (``"1764400005:16:2"``): the index that
+    finds resends is ordered by this key, so a batch of messages from many terminals lands on its last
+    few pages instead of one page per terminal."""
     wire: object = None
     """Protocol-private details needed to answer this message (e.g. the raw type code)."""
 

@@ -248,7 +248,7 @@ class ElinkProtocol(Protocol):
         else:
             # A terminal without a clock sends time 0; its resends are recognised within the UTC day.
             clock = str(time_raw) if time_raw else f"0@{received_at.date().isoformat()}"
-            dedup = f"{code}:{seq}:{clock}"
+            dedup = f"{clock}:{code}:{seq}"  # (time first: see ``Message.dedup_key``)
         return ev.Message(
             protocol=self.name,
             terminal_id=terminal,

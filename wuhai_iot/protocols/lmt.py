@@ -380,7 +380,7 @@ class LmtProtocol(Protocol):
             device_time=device_time,
             received_at=received_at,
             events=events,
-            dedup_key=None if type_ in NOT_STORED else f"{type_}:{seq}:{time_text}",
+            dedup_key=None if type_ in NOT_STORED else f"{time_text}:{type_}:{seq}",  # (time first)
             wire=LmtWire(time_text, pairs.get("key") if type_ == LOGIN else None),
         )
 

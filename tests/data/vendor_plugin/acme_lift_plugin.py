@@ -51,7 +51,7 @@ class AcmeProtocol(Protocol):
                                         door=ev.Door.CLOSED, door_zone=None, occupied=None, speed_mps=None)]
         else:
             raise DecodeError(f"bad {kind} line", terminal_id=terminal, seq=seq)
-        dedup = None if kind == "LOGIN" else f"{kind}:{seq}:{parts[3]}"
+        dedup = None if kind == "LOGIN" else f"{parts[3]}:{kind}:{seq}"
         return ev.Message(protocol=self.name, terminal_id=terminal, type=kind, seq=seq,
                           device_time=head["device_time"], received_at=received_at, events=events,
                           dedup_key=dedup)
