@@ -2,8 +2,10 @@
 
 uvloop (libuv, in C) does the event loop's own work (reading sockets, writing answers, scheduling
 callbacks) in C instead of asyncio's Python selector loop; with thousands of terminals that work is a
-good part of every frame's cost (ingest measured about 10 % faster). It is not available on Windows,
-where asyncio's own loop runs the same code.
+good part of every frame's cost (ingest measured about 10 % faster). The load generator
+(``wuhai-iot simulate``) runs on it too: on asyncio's loop it cost 45 µs of CPU a frame, 31 µs on uvloop,
+and a generator that is the slowest part of a load test measures itself. uvloop is not available on
+Windows, where asyncio's own loop runs the same code.
 """
 
 from __future__ import annotations

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.runner import run
 from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
 from wuhai_iot.simulator.load import DEFAULT_PORTS, identities, run_load
 
@@ -55,7 +55,7 @@ def simulate_command(args: argparse.Namespace) -> int:
         print(f"wuhai-iot simulate: {exc}", file=sys.stderr)
         return 2
     port = args.port or DEFAULT_PORTS[args.protocol]
-    report = asyncio.run(
+    report = run(
         run_load(args.protocol, terminals, args.host, port, rate=args.rate, duration_s=args.duration,
                  window=args.window, census_dir=census)
     )  # fmt: skip
