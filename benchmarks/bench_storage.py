@@ -63,7 +63,7 @@ def stored_future(platform: Platform, terminal: Terminal, message: Message, data
     """Store through the ingest path; the future gives True when the message was new."""
     future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
-    def settle(outcome: bool | BaseException) -> None:
+    def settle(_terminal: Terminal, _message: Message, outcome: bool | BaseException) -> None:
         if isinstance(outcome, BaseException):
             future.set_exception(outcome)
         else:
