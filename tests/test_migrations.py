@@ -16,18 +16,6 @@ from wuhai_iot.storage import db
 RECEIVED = datetime(2026, 11, 29, 0, 30, 2, tzinfo=UTC)
 
 
-def migrated_up_to(path: Path, last: int) -> None:
-    """A database as the version whose newest migration was ``last`` left it."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-    for number, file in db.migrations():
-        if number <= last:
-            for statement in db._statements(file.read_text(encoding="utf-8")):
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (number, file.stem))
-    conn.close()
-
-
 def earlier_key(key: str) -> str:
     """Keys used to end with the device time: 'time:code:seq' was 'code:seq:time'."""
     time, rest = key.split(":", 1)
@@ -38,7 +26,9 @@ async def test_stored_dedup_keys_lead_with_the_time_and_a_resend_after_the_upgra
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "earlier.sqlite3"
-    migrated_up_to(path, 9)
+    earlier = await db.connect(path, migrate=False)
+    await db.apply_migrations(earlier, through=9)
+    await earlier.close()
     messages = [
         ElinkProtocol().decode(fixture_bytes("elink/status_vendor_example.hex"), RECEIVED),
         LmtProtocol().decode((FIXTURES / "lmt" / "spec_status.line").read_bytes(), RECEIVED),

@@ -63,8 +63,8 @@ def connect_sync(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
-async def apply_migrations(conn: aiosqlite.Connection) -> list[int]:
-    """Apply every migration not yet recorded; return the numbers applied."""
+async def apply_migrations(conn: aiosqlite.Connection, *, through: int | None = None) -> list[int]:
+    """Apply every migration not yet recorded (up to number ``through``); return the numbers applied."""
     await conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
         " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')))"
@@ -72,7 +72,7 @@ async def apply_migrations(conn: aiosqlite.Connection) -> list[int]:
     applied = {row[0] async for row in await conn.execute("SELECT version FROM schema_migrations")}
     done = []
     for number, file in migrations():
-        if number in applied:
+        if number in applied or (through is not None and number > through):
             continue
         # BEGIN IMMEDIATE so that two processes starting together do not both migrate.
         await conn.execute("BEGIN IMMEDIATE")
