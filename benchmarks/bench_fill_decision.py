@@ -26,9 +26,15 @@ from pathlib import Path
 
 from support import census_database, fresh_config, header, percentile, simulate
 
-from wuhai_iot.events import Event, FillRequest, Reply
-from wuhai_iot.ingest import Terminal
-from wuhai_iot.protocols.gasfill import FILL_DECISION, FILL_REQUEST, LOGIN, Bodies, GasfillFramer, encode_frame
+from wuhai_iot.events import Event, FillRequest, Reply, Terminal
+from wuhai_iot.protocols.gasfill import (
+    FILL_DECISION,
+    FILL_REQUEST,
+    LOGIN,
+    Bodies,
+    GasfillFramer,
+    encode_frame,
+)
 from wuhai_iot.runner import run
 from wuhai_iot.server import Platform
 from wuhai_iot.simulator.census import CensusSize

@@ -24,9 +24,8 @@ from pathlib import Path
 
 from support import census_database, fresh_config, header
 
-from wuhai_iot.events import Message
-from wuhai_iot.ingest import Terminal
-from wuhai_iot.monitoring import monitoring
+from wuhai_iot.elevators.plugin import monitoring
+from wuhai_iot.events import Message, Terminal
 from wuhai_iot.protocols import elink, lmt
 from wuhai_iot.runner import run
 from wuhai_iot.server import Platform

@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from wuhai_iot.census import import_files
 from wuhai_iot.config import Config, ProtocolConfig
 from wuhai_iot.plugins import protocols
+from wuhai_iot.registry.census import import_files
 from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
 from wuhai_iot.storage import db
 

@@ -48,7 +48,7 @@ def config(tmp_path: Path) -> Config:
 
 async def import_census(path: Path, files: list[Path] | None = None) -> None:
     """Import census files (default: the examples in tests/data/census) into the database at ``path``."""
-    from wuhai_iot.census import import_files
+    from wuhai_iot.registry.census import import_files
 
     conn = await db.connect(path)
     try:

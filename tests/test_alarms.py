@@ -10,21 +10,12 @@ from datetime import UTC, datetime, timedelta
 import aiosqlite
 import pytest
 
-from wuhai_iot import audit
-from wuhai_iot.alarms import (
-    Alarm,
-    AlarmAlreadyResolved,
-    AlarmNotFound,
-    Subject,
-    acknowledge_alarm,
-    alarm_book,
-    get_alarm,
-    list_alarms,
-    open_alarms,
-    resolve_alarm,
-)
+from wuhai_iot.alarms.book import acknowledge_alarm, alarm_book, resolve_alarm
+from wuhai_iot.alarms.model import Alarm, AlarmAlreadyResolved, AlarmNotFound, Subject
+from wuhai_iot.alarms.queries import get_alarm, list_alarms, open_alarms
 from wuhai_iot.plugins import get_plugin_manager, hookimpl
 from wuhai_iot.server import Platform
+from wuhai_iot.storage import audit
 
 LIFT = Subject(device_code="31101503022012000101")
 CYLINDER = Subject(cylinder_code="LPG-YSP35.5-0012345", station_code=150301)

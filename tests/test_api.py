@@ -14,10 +14,11 @@ import pytest
 from conftest import TerminalClient, fixture_bytes
 from web_support import add_user, base_url, token_for
 
-from wuhai_iot import audit
-from wuhai_iot.alarms import Subject, alarm_book
+from wuhai_iot.alarms.book import alarm_book
+from wuhai_iot.alarms.model import Subject
 from wuhai_iot.protocols.elink import COMMAND
 from wuhai_iot.server import Platform
+from wuhai_iot.storage import audit
 
 HBW_LIFT = "31101503022012000101"     # 海勃湾区, 乌海市某电梯工程有限公司, ELink terminal
 WUDA_LIFT = "31101503042010000044"    # 乌达区, 乌海市某电梯工程有限公司, LMT terminal

@@ -7,10 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from wuhai_iot.census import import_files
 from wuhai_iot.cli import main
 from wuhai_iot.clock import add_years
-from wuhai_iot.simulator.census import CensusSize, generate_census, read_census, write_census
+from wuhai_iot.registry.census import import_files
+from wuhai_iot.simulator.census import (
+    CensusSize,
+    generate_census,
+    read_census,
+    write_census,
+)
 from wuhai_iot.storage import db
 
 TODAY = date(2026, 11, 29)

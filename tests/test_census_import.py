@@ -10,8 +10,8 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from wuhai_iot.census import CensusError, FileReport, import_files, kind_of
-from wuhai_iot.districts import UnknownDistrict, parse_district
+from wuhai_iot.registry.census import CensusError, FileReport, import_files, kind_of
+from wuhai_iot.registry.districts import UnknownDistrict, parse_district
 from wuhai_iot.storage import db
 
 CENSUS = Path(__file__).resolve().parent / "data" / "census"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from wuhai_iot.demo import DemoOptions, run_demo
 from wuhai_iot.simulator.census import CensusSize
+from wuhai_iot.simulator.demo import DemoOptions, run_demo
 
 SMALL = ["--lifts", "20", "--stations", "3", "--cylinders", "300", "--vehicles", "20"]
 

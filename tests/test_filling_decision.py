@@ -26,7 +26,7 @@ from filling_support import (
 )
 
 from wuhai_iot import events as ev
-from wuhai_iot.ingest import Terminal
+from wuhai_iot.events import Terminal
 from wuhai_iot.server import Platform
 
 UNKNOWN_TAG = "E0040000DEADBEEF"

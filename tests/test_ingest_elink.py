@@ -11,8 +11,8 @@ import pytest
 from conftest import TerminalClient, fixture_bytes, import_census
 
 from wuhai_iot import events as ev
-from wuhai_iot import listener
 from wuhai_iot.config import Config
+from wuhai_iot.pipeline import listener
 from wuhai_iot.protocols.elink import ElinkProtocol, encode_frame
 from wuhai_iot.server import Platform
 
@@ -192,7 +192,7 @@ async def test_bad_content_and_unsupported_type(platform: Platform) -> None:
 
 async def test_command_out_and_reply_in(platform: Platform, database: aiosqlite.Connection) -> None:
     client = await logged_in(platform)
-    seq = await platform.send_command("elink", TERMINAL, ev.Command(ev.CommandCode.SET_INTERVAL, 60), "tester")
+    seq = await platform.send_command("elink", TERMINAL, ev.TerminalCommand(ev.CommandCode.SET_INTERVAL, 60), "tester")
     command = await client.receive()
     assert command[13] == 0x90 and int.from_bytes(command[14:16], "big") == seq
     assert command[20:23] == bytes([2, 0, 60])

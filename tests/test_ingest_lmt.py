@@ -128,7 +128,7 @@ async def test_lines_before_login_get_login(platform: Platform, database: aiosql
 
 async def test_command_out_and_reply_in(platform: Platform, database: aiosqlite.Connection) -> None:
     client = await logged_in(platform)
-    seq = await platform.send_command("lmt", TERMINAL, ev.Command(ev.CommandCode.SET_INTERVAL, 60), "tester")
+    seq = await platform.send_command("lmt", TERMINAL, ev.TerminalCommand(ev.CommandCode.SET_INTERVAL, 60), "tester")
     assert answer(await client.receive()) == (TERMINAL, seq, "CMD", "iv=60")
     await client.send(encode_line(TERMINAL, 20, "20261129083300", "RS", f"cmd={seq};res=OK"))
     assert answer(await client.receive())[1:] == (20, "ACK", "OK")

@@ -11,7 +11,7 @@ import aiosqlite
 import pytest
 from conftest import import_census
 
-from wuhai_iot.lifts import get_lift, list_lifts
+from wuhai_iot.elevators.queries import get_lift, list_lifts
 from wuhai_iot.storage import db
 
 HBW_LIFT = "31101503022012000101"     # ELink terminal installed 2026-11-01

@@ -11,12 +11,21 @@ from datetime import UTC, datetime
 import aiosqlite
 import pytest
 from conftest import import_census
-from lift_support import CARD, LIFT, LIFT_2, LIFT_3, CardReader, at, register_extra_terminals, start_of_sequence
+from lift_support import (
+    CARD,
+    LIFT,
+    LIFT_2,
+    LIFT_3,
+    CardReader,
+    at,
+    register_extra_terminals,
+    start_of_sequence,
+)
 
 from wuhai_iot.config import Config
-from wuhai_iot.lifts import list_lifts
-from wuhai_iot.maintenance import list_visits
-from wuhai_iot.monitoring import monitoring
+from wuhai_iot.elevators.maintenance import list_visits
+from wuhai_iot.elevators.plugin import monitoring
+from wuhai_iot.elevators.queries import list_lifts
 from wuhai_iot.server import Platform
 
 MINUTE = 60

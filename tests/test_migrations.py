@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import FIXTURES, fixture_bytes
 
-from wuhai_iot.ingest import MESSAGE_INSERT
+from wuhai_iot.pipeline.ingest import MESSAGE_INSERT
 from wuhai_iot.protocols.elink import ElinkProtocol
 from wuhai_iot.protocols.lmt import LmtProtocol
 from wuhai_iot.storage import db

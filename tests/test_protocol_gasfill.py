@@ -364,7 +364,7 @@ def test_cylinder_code_longer_than_20_is_refused() -> None:
 
 def test_encode_command_is_refused() -> None:
     with pytest.raises(ValueError, match="no platform commands"):
-        gasfill.encode_command("150301-2", ev.Command(ev.CommandCode.RESTART), 1, NOW)
+        gasfill.encode_command("150301-2", ev.TerminalCommand(ev.CommandCode.RESTART), 1, NOW)
 
 
 # --- errors ---

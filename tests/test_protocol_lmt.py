@@ -399,21 +399,21 @@ def test_login_ack_carries_platform_time_only_when_ok() -> None:
 @pytest.mark.parametrize(
     ("command", "payload"),
     [
-        (ev.Command(ev.CommandCode.REPORT_STATUS), "q=ST"),
-        (ev.Command(ev.CommandCode.SET_INTERVAL, 60), "iv=60"),
-        (ev.Command(ev.CommandCode.RESTART), "reboot=1"),
+        (ev.TerminalCommand(ev.CommandCode.REPORT_STATUS), "q=ST"),
+        (ev.TerminalCommand(ev.CommandCode.SET_INTERVAL, 60), "iv=60"),
+        (ev.TerminalCommand(ev.CommandCode.RESTART), "reboot=1"),
     ],
 )
-def test_commands(command: ev.Command, payload: str) -> None:
+def test_commands(command: ev.TerminalCommand, payload: str) -> None:
     body = f"LMT,{TERMINAL},7,20261129083000,CMD,{payload}"
     assert lmt.encode_command(TERMINAL, command, 7, NOW) == f"#{body}*{xor(body)}\r\n".encode()
 
 
 def test_commands_lmt_cannot_express() -> None:
     with pytest.raises(ValueError, match="set_clock"):
-        lmt.encode_command(TERMINAL, ev.Command(ev.CommandCode.SET_CLOCK), 7, NOW)
+        lmt.encode_command(TERMINAL, ev.TerminalCommand(ev.CommandCode.SET_CLOCK), 7, NOW)
     with pytest.raises(ValueError, match="interval"):
-        lmt.encode_command(TERMINAL, ev.Command(ev.CommandCode.SET_INTERVAL), 7, NOW)
+        lmt.encode_command(TERMINAL, ev.TerminalCommand(ev.CommandCode.SET_INTERVAL), 7, NOW)
 
 
 # --- login authentication ------------------------------------------------------------------------------

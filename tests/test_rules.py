@@ -19,15 +19,16 @@ from conftest import import_census
 from lift_support import LIFT, LiftTerminal, alarm_rows, at, start_of_sequence
 
 from wuhai_iot import events as ev
-from wuhai_iot.alarms import alarm_samples, list_alarms, resolve_alarm
+from wuhai_iot.alarms.book import resolve_alarm
+from wuhai_iot.alarms.queries import alarm_samples, list_alarms
+from wuhai_iot.alarms.webhook import webhook_notifier
 from wuhai_iot.config import Config
-from wuhai_iot.lifts import daily_figures, get_lift
-from wuhai_iot.monitoring import monitoring
+from wuhai_iot.elevators.plugin import monitoring
+from wuhai_iot.elevators.queries import daily_figures, get_lift
+from wuhai_iot.elevators.rescue import list_rescues
+from wuhai_iot.elevators.rules.base import LiftContext, Rule, Transition
 from wuhai_iot.plugins import get_plugin_manager, hookimpl
-from wuhai_iot.rescue import list_rescues
-from wuhai_iot.rules.base import Lift, Rule, Transition
 from wuhai_iot.server import Platform
-from wuhai_iot.webhook import webhook_notifier
 
 
 @pytest.fixture
@@ -271,7 +272,7 @@ class HeavyLoad(Rule):
 
     name = "heavy_load_test"
 
-    def on_event(self, lift: Lift, event: ev.Event, state: dict[str, Any]) -> list[Transition]:
+    def on_event(self, lift: LiftContext, event: ev.Event, state: dict[str, Any]) -> list[Transition]:
         if isinstance(event, ev.ElevatorStatus) and event.load_pct is not None and event.load_pct > 25:
             return [Transition("door_fault", True, event.time, detail={"load_pct": event.load_pct})]
         return []
@@ -286,7 +287,7 @@ class FaultsSeen(Rule[ev.ElevatorFault]):
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def on_event(self, lift: Lift, event: ev.ElevatorFault, state: dict[str, Any]) -> list[Transition]:
+    def on_event(self, lift: LiftContext, event: ev.ElevatorFault, state: dict[str, Any]) -> list[Transition]:
         self.seen.append(event.kind)
         return []
 
@@ -408,9 +409,9 @@ async def test_after_a_restart_terminals_get_time_to_reconnect(config: Config) -
 def test_trapped_rule_alone() -> None:
     """A rule is a plain object: events and a state dict in, transitions out."""
     from wuhai_iot.config import RulesConfig
-    from wuhai_iot.rules.elevator import Trapped
+    from wuhai_iot.elevators.rules.builtin import Trapped
 
-    rule, lift, state = Trapped(RulesConfig()), Lift(LIFT), {}
+    rule, lift, state = Trapped(RulesConfig()), LiftContext(LIFT), {}
     now = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
     def sample(offset: int, occupied: bool) -> ev.ElevatorStatus:

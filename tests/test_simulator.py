@@ -20,7 +20,7 @@ from wuhai_iot.simulator.census import Census, CensusSize, generate_census, writ
 from wuhai_iot.simulator.device import DeviceSettings, Fleet
 from wuhai_iot.simulator.elink import ElinkTerminal
 from wuhai_iot.simulator.gasfill import GasfillController
-from wuhai_iot.simulator.lift import LiftSample
+from wuhai_iot.simulator.lift_terminal import LiftSample
 from wuhai_iot.simulator.lmt import LmtTerminal
 from wuhai_iot.simulator.load import identities, run_load
 from wuhai_iot.storage import db

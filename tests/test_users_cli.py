@@ -15,9 +15,9 @@ import pytest
 from conftest import import_census
 from web_support import add_user, base_url, browser, login, token_for
 
-from wuhai_iot import audit
 from wuhai_iot.cli import main
 from wuhai_iot.server import Platform
+from wuhai_iot.storage import audit
 
 PASSWORD = "district officer 1"
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import aiohttp
 import aiosqlite
-from web_support import PASSWORD, add_user, base_url, browser, login, session_csrf, token_for
+from web_support import (
+    PASSWORD,
+    add_user,
+    base_url,
+    browser,
+    login,
+    session_csrf,
+    token_for,
+)
 from yarl import URL
 
-from wuhai_iot import audit
+from wuhai_iot.registry.users import Role
 from wuhai_iot.server import Platform
-from wuhai_iot.users import Role
+from wuhai_iot.storage import audit
 from wuhai_iot.web.auth import LOGIN_FAILURES_ALLOWED, SESSION_COOKIE, Scope, User
 
 

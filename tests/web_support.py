@@ -6,7 +6,7 @@ import re
 
 import aiohttp
 
-from wuhai_iot import users
+from wuhai_iot.registry import users
 from wuhai_iot.server import Platform
 from wuhai_iot.storage import db
 from wuhai_iot.web.auth import SESSION_COOKIE, csrf_for

@@ -215,7 +215,21 @@ class CommandCode(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Command:
+class Terminal:
+    """A registered terminal that has logged in on a connection."""
+
+    protocol: str
+    terminal_id: str
+    device_code: str | None = None
+    """The lift it watches (elink, lmt)."""
+    station_code: int | None = None
+    """The filling station and post (gasfill)."""
+    scale: int | None = None
+    report_interval_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalCommand:
     """A command the platform sends to a terminal."""
 
     code: CommandCode

@@ -17,8 +17,8 @@ from aiohttp import web
 
 from wuhai_iot import events as ev
 from wuhai_iot.config import Config
-from wuhai_iot.ingest import Ingest
-from wuhai_iot.listener import FrameLog, Listener
+from wuhai_iot.pipeline.ingest import Ingest
+from wuhai_iot.pipeline.listener import FrameLog, Listener
 from wuhai_iot.plugins import get_plugin_manager, protocols
 from wuhai_iot.plugins.manager import call_async
 from wuhai_iot.storage import db
@@ -137,7 +137,7 @@ class Platform:
         await self.stop()
 
     async def send_command(
-        self, protocol: str, terminal_id: str, command: ev.Command, requested_by: str | None = None
+        self, protocol: str, terminal_id: str, command: ev.TerminalCommand, requested_by: str | None = None
     ) -> int:
         """Queue a command to a connected terminal; LookupError when it is not connected."""
         listener = self.listeners.get(protocol)

@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from wuhai_iot import events as ev
-from wuhai_iot.alarms import AlarmBook, Subject
+from wuhai_iot.alarms.book import AlarmBook
+from wuhai_iot.alarms.model import Subject
 from wuhai_iot.config import RulesConfig
 from wuhai_iot.filling.cylinders import CylinderWeights, grams
 from wuhai_iot.storage.writer import Statement

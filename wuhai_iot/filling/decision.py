@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from wuhai_iot import events as ev
-from wuhai_iot.alarms import AlarmBook
+from wuhai_iot.alarms.book import AlarmBook
 from wuhai_iot.clock import CST, add_years, cst_date, cst_today
 from wuhai_iot.config import RulesConfig
+from wuhai_iot.events import Terminal
 from wuhai_iot.filling.checks import raise_finding, request_findings
 from wuhai_iot.filling.cylinders import HOUSEHOLD, VEHICLE_KINDS, CylinderWeights, grams
-from wuhai_iot.ingest import Terminal, fail_closed
+from wuhai_iot.pipeline.ingest import fail_closed
 from wuhai_iot.storage.writer import BatchWriter, Statement, WriteUnit
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,14 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from wuhai_iot import events as ev
-from wuhai_iot.alarms import alarm_book
-from wuhai_iot.filling.decision import FillDecider, RecentDecisions, open_decision_connection
+from wuhai_iot.alarms.book import alarm_book
+from wuhai_iot.filling.decision import (
+    FillDecider,
+    RecentDecisions,
+    open_decision_connection,
+)
 from wuhai_iot.filling.records import FillRecords
-from wuhai_iot.filling.registry_commands import add_commands
+from wuhai_iot.filling.registry_changes import add_commands
 from wuhai_iot.plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:

@@ -8,12 +8,12 @@ from contextlib import closing
 from pathlib import Path
 
 from wuhai_iot import events as ev
-from wuhai_iot.alarms import AlarmBook
+from wuhai_iot.alarms.book import AlarmBook
 from wuhai_iot.config import RulesConfig
+from wuhai_iot.events import Terminal
 from wuhai_iot.filling.checks import raise_finding, result_findings
 from wuhai_iot.filling.cylinders import CylinderWeights, grams
 from wuhai_iot.filling.decision import RecentDecisions, RecordedDecision
-from wuhai_iot.ingest import Terminal
 from wuhai_iot.storage.writer import Statement
 
 FILL_INSERT = (

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
-from wuhai_iot.alarms import Alarm, list_alarms
+from wuhai_iot.alarms.model import Alarm
+from wuhai_iot.alarms.queries import list_alarms
 from wuhai_iot.clock import cst_midnight, cst_today
 from wuhai_iot.filling.decision import tag_status
 

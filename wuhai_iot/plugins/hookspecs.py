@@ -11,10 +11,10 @@ import pluggy
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from wuhai_iot.alarms import Alarm
+    from wuhai_iot.alarms.model import Alarm
     from wuhai_iot.config import Config
+    from wuhai_iot.elevators.rules.base import Rule
     from wuhai_iot.protocols.base import Protocol
-    from wuhai_iot.rules.base import Rule
     from wuhai_iot.server import Platform
 
 hookspec = pluggy.HookspecMarker("wuhai_iot")
@@ -57,7 +57,7 @@ def register_routes(app: "web.Application", platform: "Platform") -> None:
 
 @hookspec
 def register_rules(config: "Config") -> list["Rule"]:
-    """Return rules for the rule engine (``wuhai_iot.rules.base.Rule``), built with ``config.rules``.
+    """Return rules for the rule engine (``wuhai_iot.elevators.rules.base.Rule``), built with ``config.rules``.
 
     Rule names must be unique across plugins; a rule's state is stored under its name.
     """

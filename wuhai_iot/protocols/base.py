@@ -14,7 +14,7 @@ from typing import Any
 
 import construct as c
 
-from wuhai_iot.events import Command, Message, Reply
+from wuhai_iot.events import Message, Reply, TerminalCommand
 
 
 class DecodeError(Exception):
@@ -216,7 +216,7 @@ class Protocol(abc.ABC):
         """The answer to an undecodable frame, or None when the protocol says to stay silent."""
 
     @abc.abstractmethod
-    def encode_command(self, terminal_id: str, command: Command, seq: int, now: datetime) -> bytes:
+    def encode_command(self, terminal_id: str, command: TerminalCommand, seq: int, now: datetime) -> bytes:
         """Encode a command to a terminal; ``seq`` identifies it in the terminal's reply."""
 
     def sequence_modulus(self) -> int:

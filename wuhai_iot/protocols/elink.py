@@ -335,7 +335,7 @@ class ElinkProtocol(Protocol):
         result = ev.AckResult.UNSUPPORTED if error.unsupported else ev.AckResult.BAD_CONTENT
         return self._ack(wire.terminal_bcd, wire.type_code, error.seq, result, seq, now)
 
-    def encode_command(self, terminal_id: str, command: ev.Command, seq: int, now: datetime) -> bytes:
+    def encode_command(self, terminal_id: str, command: ev.TerminalCommand, seq: int, now: datetime) -> bytes:
         body = bytes([COMMAND_CODES[command.code]])
         if command.code is ev.CommandCode.SET_INTERVAL:
             if command.argument is None or not 5 <= command.argument <= 3600:

@@ -325,7 +325,7 @@ class GasfillProtocol(Protocol):
         wire: GasfillWire = error.wire  # type: ignore[assignment]
         return _ack(wire, error.seq, ev.AckResult.BAD_CONTENT, seq)
 
-    def encode_command(self, terminal_id: str, command: ev.Command, seq: int, now: datetime) -> bytes:
+    def encode_command(self, terminal_id: str, command: ev.TerminalCommand, seq: int, now: datetime) -> bytes:
         raise ValueError(
             f"GF-3 controllers take no platform commands ({command.code.value} for {terminal_id})"
         )

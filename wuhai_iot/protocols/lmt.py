@@ -407,7 +407,7 @@ class LmtProtocol(Protocol):
             return None
         return encode_line(error.terminal_id, error.seq, cst_text(now), ACK, "ERR")
 
-    def encode_command(self, terminal_id: str, command: ev.Command, seq: int, now: datetime) -> bytes:
+    def encode_command(self, terminal_id: str, command: ev.TerminalCommand, seq: int, now: datetime) -> bytes:
         if not TERMINAL_RE.fullmatch(terminal_id):
             raise ValueError(f"{terminal_id!r} is not a 15-digit LMT terminal id")
         if command.code is ev.CommandCode.REPORT_STATUS:

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from wuhai_iot.census import KIND_ORDER, KINDS
 from wuhai_iot.clock import add_years, cst_today
-from wuhai_iot.districts import DISTRICTS
+from wuhai_iot.registry.census import KIND_ORDER, KINDS
+from wuhai_iot.registry.districts import DISTRICTS
 
 Row = dict[str, str]
 Census = dict[str, list[Row]]

@@ -26,7 +26,7 @@ from wuhai_iot.simulator.census import Census, Row
 from wuhai_iot.simulator.device import DeviceSettings, Fleet, SimulatedDevice
 from wuhai_iot.simulator.elink import ElinkTerminal
 from wuhai_iot.simulator.gasfill import GasfillController
-from wuhai_iot.simulator.lift import LiftSample, LiftTerminal
+from wuhai_iot.simulator.lift_terminal import LiftSample, LiftTerminal
 from wuhai_iot.simulator.lmt import LmtTerminal
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from typing import Any
 from wuhai_iot.protocols import elink
 from wuhai_iot.protocols.base import Discarded
 from wuhai_iot.simulator.device import AckOutcome, Outgoing
-from wuhai_iot.simulator.lift import LiftSample, LiftTerminal
+from wuhai_iot.simulator.lift_terminal import LiftSample, LiftTerminal
 
 FIRMWARE = "SIM-EL13"
 MAX_BATCH = 60

@@ -11,7 +11,7 @@ from wuhai_iot.events import Door
 from wuhai_iot.protocols import lmt
 from wuhai_iot.protocols.base import Discarded
 from wuhai_iot.simulator.device import AckOutcome
-from wuhai_iot.simulator.lift import LiftSample, LiftTerminal
+from wuhai_iot.simulator.lift_terminal import LiftSample, LiftTerminal
 
 FIRMWARE = "SIM-LMT4"
 EVENT_CODES = {kind: word for word, kind in lmt.FAULT_KINDS.items()}

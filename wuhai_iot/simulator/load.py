@@ -21,10 +21,15 @@ from pathlib import Path
 
 from wuhai_iot.events import Direction, Door
 from wuhai_iot.simulator.census import ELINK_PREFIX, LMT_PREFIX, read_census
-from wuhai_iot.simulator.device import DeviceSettings, DeviceStats, Fleet, SimulatedDevice
+from wuhai_iot.simulator.device import (
+    DeviceSettings,
+    DeviceStats,
+    Fleet,
+    SimulatedDevice,
+)
 from wuhai_iot.simulator.elink import ElinkTerminal
 from wuhai_iot.simulator.gasfill import GasfillController
-from wuhai_iot.simulator.lift import LiftSample, LiftTerminal
+from wuhai_iot.simulator.lift_terminal import LiftSample, LiftTerminal
 from wuhai_iot.simulator.lmt import LmtTerminal
 
 DEVICE_CLASSES: dict[str, type[SimulatedDevice]] = {

@@ -19,15 +19,34 @@ from typing import Any
 
 from aiohttp import web
 
-from wuhai_iot import alarms, audit, lifts, maintenance
 from wuhai_iot import events as ev
+from wuhai_iot.alarms.book import acknowledge_alarm, resolve_alarm
+from wuhai_iot.alarms.model import (
+    SEVERITY,
+    STATUSES,
+    Alarm,
+    AlarmAlreadyResolved,
+    AlarmNotFound,
+)
+from wuhai_iot.alarms.queries import alarm_samples, get_alarm, list_alarms
 from wuhai_iot.clock import cst_today
-from wuhai_iot.districts import DISTRICTS, UnknownDistrict, parse_district
+from wuhai_iot.elevators import maintenance
+from wuhai_iot.elevators import queries as lifts
 from wuhai_iot.filling import trace
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.registry.districts import DISTRICTS, UnknownDistrict, parse_district
 from wuhai_iot.server import PLATFORM_KEY, Platform
+from wuhai_iot.storage import audit
 from wuhai_iot.web import queries
-from wuhai_iot.web.auth import Permission, User, is_api, json_error, request_user, requires, web_database
+from wuhai_iot.web.auth import (
+    Permission,
+    User,
+    is_api,
+    json_error,
+    request_user,
+    requires,
+    web_database,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +100,7 @@ def respond(data: Any, status: int = 200) -> web.Response:
     return web.json_response(jsonable(data), status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
 
-def alarm_json(alarm: alarms.Alarm) -> dict[str, Any]:
+def alarm_json(alarm: Alarm) -> dict[str, Any]:
     record = {name: getattr(alarm, name) for name in ALARM_FIELDS}
     record["district_code"] = alarm.district_code
     return record
@@ -240,7 +259,7 @@ async def elevator_command(request: web.Request) -> web.Response:
     for terminal in lift.terminal_list:
         try:
             seq = await platform.send_command(terminal["protocol"], terminal["terminal_id"],
-                                              ev.Command(code, argument), requested_by=user.name)  # fmt: skip
+                                              ev.TerminalCommand(code, argument), requested_by=user.name)  # fmt: skip
         except LookupError:
             continue  # not connected now
         except ValueError as exc:
@@ -265,16 +284,16 @@ async def alarm_list(request: web.Request) -> web.Response:
     user = request_user(request)
     limit, before_id = page_parameters(request, int)
     status = request.query.get("status") or None
-    if status is not None and status != "open" and status not in alarms.STATUSES:
+    if status is not None and status != "open" and status not in STATUSES:
         raise json_error(400, "status must be open, raised, acknowledged or resolved")
     kind = request.query.get("kind") or None
-    if kind is not None and kind not in alarms.SEVERITY:
+    if kind is not None and kind not in SEVERITY:
         raise json_error(400, f"unknown alarm kind {kind!r}")
     district_code, outside = district_filter(request, user)
     if outside:
         return respond({"items": [], "next": None})
     filters = user.scope.filters() | ({"district_code": district_code} if district_code else {})
-    items = await alarms.list_alarms(
+    items = await list_alarms(
         web_database(request), status=status, kind=kind, device_code=request.query.get("device_code") or None,
         before_id=before_id, limit=limit + 1, **filters,
     )  # fmt: skip
@@ -292,10 +311,10 @@ def _alarm_id(request: web.Request) -> int:
 @requires(Permission.VIEW_ALARMS, hidden=True)
 async def alarm_detail(request: web.Request) -> web.Response:
     user = request_user(request)
-    alarm = await alarms.get_alarm(web_database(request), _alarm_id(request), **user.scope.filters())
+    alarm = await get_alarm(web_database(request), _alarm_id(request), **user.scope.filters())
     if alarm is None:
         raise json_error(404, "no such alarm")
-    return respond(alarm_json(alarm) | {"samples": await alarms.alarm_samples(web_database(request), alarm.id)})
+    return respond(alarm_json(alarm) | {"samples": await alarm_samples(web_database(request), alarm.id)})
 
 
 async def _handle_alarm(request: web.Request, action: str) -> web.Response:
@@ -305,15 +324,15 @@ async def _handle_alarm(request: web.Request, action: str) -> web.Response:
     if not isinstance(note, str) or len(note) > MAX_NOTE_LENGTH:
         raise json_error(400, f"note must be text of at most {MAX_NOTE_LENGTH} characters")
     platform = platform_of(request)
-    handle = alarms.acknowledge_alarm if action == "acknowledge" else alarms.resolve_alarm
+    handle = acknowledge_alarm if action == "acknowledge" else resolve_alarm
     try:
         alarm = await handle(platform, alarm_id, user=user.name, note=note, also=lambda changed: [audit.entry(
             user.name, f"alarm.{action}", "alarm", changed.id, district_code=changed.district_code,
             details={"kind": changed.kind, "note": note},
         )], **user.scope.filters())  # fmt: skip
-    except alarms.AlarmNotFound:
+    except AlarmNotFound:
         raise json_error(404, "no such alarm") from None
-    except alarms.AlarmAlreadyResolved:
+    except AlarmAlreadyResolved:
         raise json_error(409, "the alarm is already resolved") from None
     return respond(alarm_json(alarm))
 

@@ -54,11 +54,17 @@ from urllib.parse import quote
 import aiosqlite
 from aiohttp import web
 
-from wuhai_iot import audit
-from wuhai_iot.districts import DISTRICTS
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.registry.districts import DISTRICTS
+from wuhai_iot.registry.users import (
+    Role,
+    dummy_hash,
+    new_secret,
+    secret_hash,
+    verify_password,
+)
 from wuhai_iot.server import PLATFORM_KEY, Platform
-from wuhai_iot.users import Role, dummy_hash, new_secret, secret_hash, verify_password
+from wuhai_iot.storage import audit
 from wuhai_iot.web.templating import render
 
 log = logging.getLogger(__name__)

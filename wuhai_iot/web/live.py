@@ -16,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from wuhai_iot import alarms as alarm_store
-from wuhai_iot import lifts
+from wuhai_iot.alarms.queries import list_alarms
+from wuhai_iot.elevators import queries as lifts
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import Platform
 from wuhai_iot.web.auth import Permission, User, request_user, requires, web_database
@@ -54,7 +54,7 @@ async def _snapshot(request: web.Request, user: User, page_path: str, device_cod
     """Counts and HTML fragments for the elements of the open page, keyed by element id."""
     conn = web_database(request)
     filters = user.scope.filters()
-    shown = await alarm_store.list_alarms(conn, status="open", most_urgent_first=True, limit=30, **filters)
+    shown = await list_alarms(conn, status="open", most_urgent_first=True, limit=30, **filters)
     trapped = await lifts.trapped_now(conn, **filters) if user.can(Permission.VIEW_ELEVATORS) else []
     counts = await open_by_severity(conn, filters)
     counts.update(trapped=len(trapped), open=sum(counts.values()))
@@ -73,7 +73,7 @@ async def _snapshot(request: web.Request, user: User, page_path: str, device_cod
             fragments["lift-state"] = render_fragment(
                 "_lift_state.html", {"state": lift.state, "lift_online": lift.online, "lift_trapped": lift.trapped}
             )
-            lift_alarms = await alarm_store.list_alarms(conn, device_code=device_code, limit=30, **filters)
+            lift_alarms = await list_alarms(conn, device_code=device_code, limit=30, **filters)
             fragments["lift-alarms"] = render_fragment("_lift_alarms.html", {**context, "alarms": lift_alarms})
     return {"counts": counts, "fragments": fragments}
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import aiosqlite
 from aiohttp import web
 
-from wuhai_iot.alarms import SEVERITY
+from wuhai_iot.alarms.model import SEVERITY
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import PLATFORM_KEY, Platform
 from wuhai_iot.web.auth import Permission, requires, web_database

@@ -15,14 +15,18 @@ from typing import Any
 import aiosqlite
 from aiohttp import web
 
-from wuhai_iot import alarms as alarm_store
-from wuhai_iot import audit, lifts, maintenance, rescue
 from wuhai_iot import events as ev
+from wuhai_iot.alarms.book import acknowledge_alarm, resolve_alarm
+from wuhai_iot.alarms.model import Alarm, AlarmAlreadyResolved, AlarmNotFound
+from wuhai_iot.alarms.queries import alarm_samples, count_alarms, get_alarm, list_alarms
 from wuhai_iot.clock import CST, cst_day_bounds, cst_today
-from wuhai_iot.districts import DISTRICTS, UnknownDistrict, parse_district
+from wuhai_iot.elevators import maintenance, rescue
+from wuhai_iot.elevators import queries as lifts
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.registry.districts import DISTRICTS, UnknownDistrict, parse_district
+from wuhai_iot.registry.users import Role
 from wuhai_iot.server import PLATFORM_KEY, Platform
-from wuhai_iot.users import Role
+from wuhai_iot.storage import audit
 from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
 from wuhai_iot.web.auth import User, request_user, requires, web_database
@@ -74,7 +78,7 @@ def scope_label(user: User) -> str:
     return "全市"
 
 
-def most_urgent_first(found: list[alarm_store.Alarm]) -> list[alarm_store.Alarm]:
+def most_urgent_first(found: list[Alarm]) -> list[Alarm]:
     """Open alarms as staff work through them: trapped first, then by severity, unhandled before
     acknowledged, newest first (``alarms.MOST_URGENT_FIRST`` says the same in SQL)."""
     return sorted(found, key=lambda a: (a.kind != "trapped", SEVERITY_ORDER.index(a.severity), a.status != "raised",
@@ -83,7 +87,7 @@ def most_urgent_first(found: list[alarm_store.Alarm]) -> list[alarm_store.Alarm]
 
 async def open_by_severity(conn: aiosqlite.Connection, filters: dict[str, Any]) -> dict[str, int]:
     """Open alarms in scope counted per severity (every severity, in SEVERITY_ORDER)."""
-    found = await alarm_store.count_alarms(conn, by=["severity"], status="open", **filters)
+    found = await count_alarms(conn, by=["severity"], status="open", **filters)
     counted = {row["severity"]: row["n"] for row in found}
     return {severity: counted.get(severity, 0) for severity in SEVERITY_ORDER}
 
@@ -190,7 +194,7 @@ async def home(request: web.Request) -> web.StreamResponse:
     filters = lift_filters(request, user)
     per_district = await lifts.count_lifts(conn, **rules_of(request), **filters)
     totals = {name: sum(counts[name] for counts in per_district.values()) for name in lifts.COUNTS}
-    open_list = await alarm_store.list_alarms(conn, status="open", most_urgent_first=True, limit=30, **filters)
+    open_list = await list_alarms(conn, status="open", most_urgent_first=True, limit=30, **filters)
     context: dict[str, Any] = {
         "district": filters.get("district_code"),
         "lifts_total": totals["lifts"],
@@ -217,7 +221,7 @@ async def home(request: web.Request) -> web.StreamResponse:
                                    for code, name in DISTRICTS.items()]  # fmt: skip
     days = [cst_today() - timedelta(days=i) for i in range(13, -1, -1)]
     per_day = {row["day"]: row["n"]
-               for row in await alarm_store.count_alarms(conn, by=["day"], since=cst_day_bounds(days[0])[0], **filters)}
+               for row in await count_alarms(conn, by=["day"], since=cst_day_bounds(days[0])[0], **filters)}
     context["alarm_chart"] = charts.bar_chart([(day.strftime("%m-%d"), float(per_day.get(day.isoformat(), 0)))
                                                for day in days], title="近14日告警数", unit="起")  # fmt: skip
     return await page(request, "dashboard.html", context)
@@ -273,7 +277,7 @@ async def lift_detail(request: web.Request) -> web.Response:
     frames.sort(key=lambda item: item[1].at, reverse=True)
     context = {
         "lift": lift,
-        "alarms": await alarm_store.list_alarms(conn, device_code=code, limit=30, **user.scope.filters()),
+        "alarms": await list_alarms(conn, device_code=code, limit=30, **user.scope.filters()),
         "visits": await maintenance.list_visits(conn, device_code=code, limit=20),
         "rescues": await rescue.list_rescues(conn, device_code=code, limit=10),
         "frames": frames[:40],
@@ -304,7 +308,7 @@ async def lift_command(request: web.Request) -> web.Response:
         raise back_to(form, default, "bad_command")
     platform = platform_of(request)
     try:
-        seq = await platform.send_command(terminal["protocol"], terminal["terminal_id"], ev.Command(code, argument),
+        seq = await platform.send_command(terminal["protocol"], terminal["terminal_id"], ev.TerminalCommand(code, argument),
                                           requested_by=user.name)  # fmt: skip
     except LookupError:
         raise back_to(form, default, "not_connected") from None
@@ -344,7 +348,7 @@ async def alarm_list(request: web.Request) -> web.Response:
         before = int(query["before"]) if query.get("before") else None
     except ValueError:
         raise web.HTTPBadRequest(text="无效的分页参数") from None
-    found = await alarm_store.list_alarms(
+    found = await list_alarms(
         web_database(request), status=None if status == "all" else status, kind=kind,
         device_code=query.get("device_code") or None,
         since=cst_day_bounds(start)[0] if start else None, until=cst_day_bounds(end)[1] if end else None,
@@ -367,12 +371,12 @@ async def alarm_detail(request: web.Request) -> web.Response:
         alarm_id = int(request.match_info["id"])
     except ValueError:
         raise web.HTTPNotFound() from None
-    alarm = await alarm_store.get_alarm(conn, alarm_id, **user.scope.filters())
+    alarm = await get_alarm(conn, alarm_id, **user.scope.filters())
     if alarm is None:
         raise web.HTTPNotFound(text="没有这条告警，或不在您的管辖范围内。")
     lift_info = await lifts.lifts_by_code(conn, {alarm.device_code} if alarm.device_code else set())
     return await page(request, "alarm.html", {
-        "alarm": alarm, "lift_info": lift_info, "samples": await alarm_store.alarm_samples(conn, alarm_id),
+        "alarm": alarm, "lift_info": lift_info, "samples": await alarm_samples(conn, alarm_id),
     })  # fmt: skip
 
 
@@ -384,16 +388,16 @@ async def _handle_alarm(request: web.Request, action: str) -> web.Response:
     except ValueError:
         raise web.HTTPNotFound() from None
     note = str(form.get("note", "")).strip()[:500]
-    handle = alarm_store.acknowledge_alarm if action == "acknowledge" else alarm_store.resolve_alarm
+    handle = acknowledge_alarm if action == "acknowledge" else resolve_alarm
     platform = platform_of(request)
     try:
         await handle(platform, alarm_id, user=user.name, note=note, also=lambda changed: [audit.entry(
             user.name, f"alarm.{action}", "alarm", changed.id, district_code=changed.district_code,
             details={"note": note, "kind": changed.kind},
         )], **user.scope.filters())  # fmt: skip
-    except alarm_store.AlarmNotFound:
+    except AlarmNotFound:
         raise web.HTTPNotFound(text="没有这条告警，或不在您的管辖范围内。") from None
-    except alarm_store.AlarmAlreadyResolved:
+    except AlarmAlreadyResolved:
         raise back_to(form, "/alarms", "already_resolved") from None
     raise back_to(form, "/alarms", "acknowledged" if action == "acknowledge" else "resolved")
 

@@ -12,11 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from wuhai_iot import audit, census, users
 from wuhai_iot.clock import cst_today
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.registry import census, users
 from wuhai_iot.server import Platform
-from wuhai_iot.storage import db
+from wuhai_iot.storage import audit, db
 from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
 from wuhai_iot.web.auth import request_user, requires, web_database

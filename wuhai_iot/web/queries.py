@@ -1,7 +1,7 @@
 """Page-specific aggregates: the station list's daily figures, fill counts and denials for the dashboard,
 rollout coverage and the monthly report.
 
-Object look-ups live next to their subsystem: lifts in ``wuhai_iot.lifts``, cylinders, vehicles and
+Object look-ups live next to their subsystem: lifts in ``wuhai_iot.elevators.queries``, cylinders, vehicles and
 stations in ``wuhai_iot.filling.trace``, alarms in ``wuhai_iot.alarms``. Like them, these functions take
 an aiosqlite connection and the scope filters (``district_code``, ``station_code``).
 """
@@ -14,11 +14,11 @@ from typing import Any
 
 import aiosqlite
 
-from wuhai_iot import alarms as alarm_store
-from wuhai_iot import rescue
+from wuhai_iot.alarms.queries import count_alarms
 from wuhai_iot.clock import cst_midnight
-from wuhai_iot.districts import DISTRICTS
+from wuhai_iot.elevators import rescue
 from wuhai_iot.filling.trace import CYLINDER_DISTRICT
+from wuhai_iot.registry.districts import DISTRICTS
 
 DAY_S = 86400
 
@@ -206,7 +206,7 @@ async def monthly_figures(
     alarms_by_day = await _alarms_per_day(conn, **month)
     critical_by_day = await _alarms_per_day(conn, severity="critical", **month)
     trapped_by_day = await _alarms_per_day(conn, kind="trapped", **month)
-    by_kind = await alarm_store.count_alarms(conn, by=["kind"], **month)
+    by_kind = await count_alarms(conn, by=["kind"], **month)
     district_filter, district_params = ("", []) if district_code is None else (" AND district = ?", [district_code])
     online_rows = await conn.execute_fetchall(
         "SELECT * FROM (SELECT d.day, sum(d.online_s) AS online_s, e.district_code AS district FROM lift_daily d"
@@ -268,4 +268,4 @@ async def monthly_figures(
 
 
 async def _alarms_per_day(conn: aiosqlite.Connection, **filters: Any) -> Counter[str]:
-    return Counter({row["day"]: row["n"] for row in await alarm_store.count_alarms(conn, by=["day"], **filters)})
+    return Counter({row["day"]: row["n"] for row in await count_alarms(conn, by=["day"], **filters)})

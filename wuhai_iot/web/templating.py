@@ -14,7 +14,7 @@ import jinja2
 from aiohttp import web
 
 from wuhai_iot.clock import CST
-from wuhai_iot.districts import DISTRICTS
+from wuhai_iot.registry.districts import DISTRICTS
 
 SEVERITY_LABELS = {"critical": "严重", "major": "重要", "minor": "一般"}
 SEVERITY_ORDER = ("critical", "major", "minor")

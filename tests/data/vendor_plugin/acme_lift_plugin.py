@@ -68,7 +68,7 @@ class AcmeProtocol(Protocol):
     def encode_error(self, error: DecodeError, seq: int, now: datetime) -> bytes | None:
         return None if error.seq is None else f"NO {error.seq} 1\r\n".encode()
 
-    def encode_command(self, terminal_id: str, command: ev.Command, seq: int, now: datetime) -> bytes:
+    def encode_command(self, terminal_id: str, command: ev.TerminalCommand, seq: int, now: datetime) -> bytes:
         raise ValueError("ACME boxes take no commands")
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from wuhai_iot import events as ev
 from wuhai_iot.config import Config, RulesConfig
+from wuhai_iot.elevators.rules.base import LiftContext, Rule, Transition, moment
 from wuhai_iot.plugins.hookspecs import hookimpl
-from wuhai_iot.rules.base import Lift, Rule, Transition, moment
 
 # (An enum member read through its class costs fifteen times a module global, on every sample.)
 CLOSED, UNKNOWN = ev.Door.CLOSED, ev.Door.UNKNOWN
@@ -24,7 +24,7 @@ class TerminalFaults(Rule[ev.ElevatorFault]):
     name = "terminal_faults"
     events = (ev.ElevatorFault,)
 
-    def on_event(self, lift: Lift, event: ev.ElevatorFault, state: dict[str, Any]) -> list[Transition]:
+    def on_event(self, lift: LiftContext, event: ev.ElevatorFault, state: dict[str, Any]) -> list[Transition]:
         detail = {"floor": event.floor} if event.floor is not None else None
         return [Transition(event.kind, event.active, event.time, source="device",
                            vendor_code=event.vendor_code, detail=detail)]  # fmt: skip
@@ -42,13 +42,13 @@ class DurationRule(Rule[ev.ElevatorStatus]):
     after_s: float = math.inf
     records: int | None = None
 
-    def condition(self, lift: Lift, status: ev.ElevatorStatus) -> bool | None:
+    def condition(self, lift: LiftContext, status: ev.ElevatorStatus) -> bool | None:
         raise NotImplementedError
 
-    def detail(self, lift: Lift, status: ev.ElevatorStatus) -> dict[str, Any]:
+    def detail(self, lift: LiftContext, status: ev.ElevatorStatus) -> dict[str, Any]:
         return {"after_s": self.after_s} | ({"records": self.records} if self.records else {})
 
-    def on_event(self, lift: Lift, event: ev.ElevatorStatus, state: dict[str, Any]) -> list[Transition]:
+    def on_event(self, lift: LiftContext, event: ev.ElevatorStatus, state: dict[str, Any]) -> list[Transition]:
         holds = self.condition(lift, event)
         if not state and not holds:  # the usual sample: nothing going on, nothing starting
             return []
@@ -68,7 +68,7 @@ class DurationRule(Rule[ev.ElevatorStatus]):
             state.clear()
         return out
 
-    def on_tick(self, lift: Lift, now: Any, state: dict[str, Any]) -> list[Transition]:
+    def on_tick(self, lift: LiftContext, now: Any, state: dict[str, Any]) -> list[Transition]:
         return self._advance(state, lift.device_now(now).timestamp()) if state else []
 
     def _advance(self, state: dict[str, Any], t: float) -> list[Transition]:
@@ -87,7 +87,7 @@ class StoppedOutsideZone(DurationRule):
     def __init__(self, rules: RulesConfig) -> None:
         self.after_s = rules.stopped_outside_zone_s
 
-    def condition(self, lift: Lift, status: ev.ElevatorStatus) -> bool | None:
+    def condition(self, lift: LiftContext, status: ev.ElevatorStatus) -> bool | None:
         if status.door_zone is None:
             return None
         return not status.running and not status.door_zone
@@ -100,7 +100,7 @@ class DoorOpenMoving(DurationRule):
         self.after_s = rules.door_open_moving_s
         self.records = rules.door_open_moving_records
 
-    def condition(self, lift: Lift, status: ev.ElevatorStatus) -> bool | None:
+    def condition(self, lift: LiftContext, status: ev.ElevatorStatus) -> bool | None:
         if status.door is UNKNOWN:
             return None
         return status.running and status.door is not CLOSED
@@ -112,7 +112,7 @@ class PowerLost(DurationRule):
     def __init__(self, rules: RulesConfig) -> None:
         self.after_s = rules.power_lost_s
 
-    def condition(self, lift: Lift, status: ev.ElevatorStatus) -> bool | None:
+    def condition(self, lift: LiftContext, status: ev.ElevatorStatus) -> bool | None:
         return None if status.power is None else not status.power
 
 
@@ -125,12 +125,12 @@ class Overspeed(DurationRule):
         self.factor = rules.overspeed_factor
         self.records = rules.overspeed_records
 
-    def condition(self, lift: Lift, status: ev.ElevatorStatus) -> bool | None:
+    def condition(self, lift: LiftContext, status: ev.ElevatorStatus) -> bool | None:
         if status.speed_mps is None or not lift.rated_speed_mps:
             return None
         return status.speed_mps > self.factor * lift.rated_speed_mps
 
-    def detail(self, lift: Lift, status: ev.ElevatorStatus) -> dict[str, Any]:
+    def detail(self, lift: LiftContext, status: ev.ElevatorStatus) -> dict[str, Any]:
         return {"records": self.records, "factor": self.factor, "rated_speed_mps": lift.rated_speed_mps,
                 "speed_mps": status.speed_mps}  # fmt: skip
 
@@ -149,7 +149,7 @@ class Trapped(Rule[ev.ElevatorStatus]):
         self.after_s = rules.trapped_after_s
         self.clear_s = rules.trapped_clear_s
 
-    def on_event(self, lift: Lift, event: ev.ElevatorStatus, state: dict[str, Any]) -> list[Transition]:
+    def on_event(self, lift: LiftContext, event: ev.ElevatorStatus, state: dict[str, Any]) -> list[Transition]:
         out = self._advance(state, event.time.timestamp()) if state else []
         if event.door is UNKNOWN and not event.running:
             return out
@@ -165,7 +165,7 @@ class Trapped(Rule[ev.ElevatorStatus]):
             state["clear_since"] = event.time.timestamp()
         return out
 
-    def on_tick(self, lift: Lift, now: Any, state: dict[str, Any]) -> list[Transition]:
+    def on_tick(self, lift: LiftContext, now: Any, state: dict[str, Any]) -> list[Transition]:
         return self._advance(state, lift.device_now(now).timestamp()) if state else []
 
     def _advance(self, state: dict[str, Any], t: float) -> list[Transition]:
@@ -198,16 +198,16 @@ class Offline(Rule[ev.Event]):
         self.factor = rules.offline_interval_factor
         self.min_s = rules.offline_min_s
 
-    def threshold(self, lift: Lift) -> float:
+    def threshold(self, lift: LiftContext) -> float:
         return max(self.factor * (lift.report_interval_s or 0), self.min_s)
 
-    def on_event(self, lift: Lift, event: ev.Event, state: dict[str, Any]) -> list[Transition]:
+    def on_event(self, lift: LiftContext, event: ev.Event, state: dict[str, Any]) -> list[Transition]:
         if state.get("offline"):
             state.clear()
             return [Transition("offline", False, event.received_at)]
         return []
 
-    def on_tick(self, lift: Lift, now: Any, state: dict[str, Any]) -> list[Transition]:
+    def on_tick(self, lift: LiftContext, now: Any, state: dict[str, Any]) -> list[Transition]:
         if lift.last_frame_at is None:
             return []
         silent_s = (now - lift.last_frame_at).total_seconds()

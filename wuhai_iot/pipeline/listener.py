@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from wuhai_iot import events as ev
-from wuhai_iot.ingest import Ingest, Terminal
+from wuhai_iot.events import Terminal
+from wuhai_iot.pipeline.ingest import Ingest
 from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol
 from wuhai_iot.storage.writer import WriteUnit
 
@@ -394,7 +395,7 @@ class Listener:
         if self.server is not None:
             await self.server.wait_closed()
 
-    async def send_command(self, terminal_id: str, command: ev.Command, requested_by: str | None) -> int:
+    async def send_command(self, terminal_id: str, command: ev.TerminalCommand, requested_by: str | None) -> int:
         """Send a command to a connected terminal; return the sequence its reply will carry."""
         connection = self.by_terminal.get(terminal_id)
         if connection is None:

@@ -1,5 +1,5 @@
 """Maintenance visits (TSG T5002-2017): building, flagging and listing them (the overdue flags of lifts
-are in ``wuhai_iot.lifts``).
+are in ``wuhai_iot.elevators.queries``).
 
 A visit is a card swipe at start (MaintenanceStart) and at end (MaintenanceEnd) at a lift. Each visit
 is checked against the registered workers and the lift's maintenance company and flagged with every
@@ -27,7 +27,7 @@ import aiosqlite
 from wuhai_iot import events as ev
 from wuhai_iot.clock import cst_date
 from wuhai_iot.config import RulesConfig
-from wuhai_iot.ingest import Terminal
+from wuhai_iot.events import Terminal
 from wuhai_iot.storage.writer import Statement
 
 CARD_MEMORY = timedelta(hours=24)

@@ -1,15 +1,8 @@
-"""Alarms: one place for their lifecycle, whatever raised them (a lift's rule or terminal, a filling check).
+"""The alarm book: the active and recently cleared alarms in memory, and the one place that changes them.
 
-An alarm has a *condition* (active / cleared, set by the device or a rule) and a *handling*
-(raised → acknowledged → resolved, set by staff). One episode is one alarm: while an alarm of a kind on a
-subject is active, repeats update it; a flapping condition (raised and cleared ``flapping_count`` times in
-``flapping_window_s``) collapses into one alarm marked flapping.
-
-The ``AlarmBook`` keeps the active and recently cleared alarms in memory and turns raise/clear calls into
-whole-row upserts (ids allocated here), so a consumer can return them inside the transaction of the
-message that caused them. Staff actions go through the batch writer. Notifications (the
-``alarm_changed`` hook) are sent from a background task after the change has committed.
-See docs/alarms.md.
+It turns raise/clear calls into whole-row upserts (ids allocated here), so a consumer can return them inside
+the transaction of the message that caused them. Staff actions go through the batch writer. Notifications
+(the ``alarm_changed`` hook) are sent from a background task after the change has committed.
 """
 
 from __future__ import annotations
@@ -22,13 +15,21 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
 from wuhai_iot import events as ev
+from wuhai_iot.alarms.model import (
+    SEVERITY,
+    Alarm,
+    AlarmAlreadyResolved,
+    AlarmNotFound,
+    Subject,
+    _ts,
+)
+from wuhai_iot.alarms.queries import get_alarm
 from wuhai_iot.config import RulesConfig
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.storage.writer import BatchWriter, Statement
@@ -37,163 +38,6 @@ if TYPE_CHECKING:
     from wuhai_iot.server import Platform
 
 log = logging.getLogger(__name__)
-
-SEVERITY: dict[str, str] = {
-    "trapped": "critical",
-    "door_open_moving": "critical",
-    "overshoot_top": "critical",
-    "overshoot_bottom": "critical",
-    "overspeed": "critical",
-    "stopped_outside_zone": "major",
-    "door_fault": "minor",
-    "power_lost": "major",
-    "safety_circuit": "major",
-    "door_lock": "major",
-    "alarm_button": "major",
-    "reopening": "minor",
-    "unknown_fault": "minor",
-    "offline": "minor",
-    "fill_without_permit": "critical",
-    "overfill": "major",
-    "weight_tampering": "major",
-    "short_fill": "minor",
-}
-"""Severity of every alarm kind (domain.md)."""
-
-STATUSES = ("raised", "acknowledged", "resolved")
-
-
-class AlarmError(Exception):
-    """A staff action on an alarm cannot be done."""
-
-
-class AlarmNotFound(AlarmError, LookupError):
-    """No such alarm, or it is outside the caller's filters (the API answers 404)."""
-
-
-class AlarmAlreadyResolved(AlarmError):
-    """The alarm is resolved: it can be neither acknowledged nor resolved again (the API answers 409)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Subject:
-    """What an alarm is about: a lift, or a cylinder (at a station), or a station."""
-
-    device_code: str | None = None
-    cylinder_code: str | None = None
-    station_code: int | None = None
-    key: str = field(init=False, repr=False, compare=False)
-    """``lift:…``, ``cylinder:…`` or ``station:…``; computed once (a lift's is looked up per sample)."""
-
-    def __post_init__(self) -> None:
-        if self.device_code:
-            key = f"lift:{self.device_code}"
-        elif self.cylinder_code:
-            key = f"cylinder:{self.cylinder_code}"
-        elif self.station_code is not None:
-            key = f"station:{self.station_code}"
-        else:
-            raise ValueError("an alarm subject needs a device, cylinder or station code")
-        object.__setattr__(self, "key", key)
-
-
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def _ts(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-@dataclass(slots=True)
-class Alarm:
-    """One alarm. Times are timezone-aware UTC."""
-
-    id: int
-    kind: str
-    severity: str
-    device_code: str | None
-    cylinder_code: str | None
-    station_code: int | None
-    vendor_code: str | None
-    sources: set[str]
-    active_sources: set[str]
-    condition: str
-    since: datetime
-    raised_at: datetime
-    updated_at: datetime
-    created_at: datetime
-    cleared_at: datetime | None = None
-    cleared_by: str | None = None
-    repeats: int = 1
-    episodes: int = 1
-    flapping: bool = False
-    merged_into: int | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-    status: str = "raised"
-    acknowledged_by: str | None = None
-    acknowledged_at: datetime | None = None
-    acknowledge_note: str | None = None
-    resolved_by: str | None = None
-    resolved_at: datetime | None = None
-    resolve_note: str | None = None
-    district_code: str | None = None
-    """Filled by queries (the lift's or the station's district)."""
-
-    @property
-    def subject(self) -> Subject:
-        return Subject(self.device_code, self.cylinder_code, self.station_code)
-
-    @property
-    def open(self) -> bool:
-        return self.status != "resolved"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (times ISO-8601 UTC with Z) for notifiers and the JSON API."""
-        record: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, datetime):
-                value = value.isoformat().replace("+00:00", "Z")
-            elif isinstance(value, set):
-                value = sorted(value)
-            record[f.name] = value
-        return record
-
-    @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Alarm:
-        data = dict(zip(row.keys(), row))  # row["name"] looks each of ~28 columns up by name: one zip is cheaper
-        return cls(
-            id=data["id"],
-            kind=data["kind"],
-            severity=data["severity"],
-            device_code=data["device_code"],
-            cylinder_code=data["cylinder_code"],
-            station_code=data["station_code"],
-            vendor_code=data["vendor_code"],
-            sources=set(filter(None, data["sources"].split(","))),
-            active_sources=set(filter(None, data["active_sources"].split(","))),
-            condition=data["condition"],
-            since=_dt(data["since"]),  # type: ignore[arg-type]
-            raised_at=_dt(data["raised_at"]),  # type: ignore[arg-type]
-            updated_at=_dt(data["updated_at"]),  # type: ignore[arg-type]
-            created_at=_dt(data["created_at"]),  # type: ignore[arg-type]
-            cleared_at=_dt(data["cleared_at"]),
-            cleared_by=data["cleared_by"],
-            repeats=data["repeats"],
-            episodes=data["episodes"],
-            flapping=bool(data["flapping"]),
-            merged_into=data["merged_into"],
-            detail=json.loads(data["detail"]),
-            status=data["status"],
-            acknowledged_by=data["acknowledged_by"],
-            acknowledged_at=_dt(data["acknowledged_at"]),
-            acknowledge_note=data["acknowledge_note"],
-            resolved_by=data["resolved_by"],
-            resolved_at=_dt(data["resolved_at"]),
-            resolve_note=data["resolve_note"],
-            district_code=data.get("district_code"),
-        )
 
 
 ALARM_UPSERT = (
@@ -584,148 +428,7 @@ async def platform_stopping(platform: Platform) -> None:
         await task
 
 
-# --- queries (the web pages and the JSON API) -------------------------------------------------------
-
-_FROM = (
-    " FROM alarms a LEFT JOIN elevators e ON e.device_code = a.device_code"
-    " LEFT JOIN stations s ON s.station_code = a.station_code"
-)
-_SELECT = "SELECT a.*, coalesce(e.district_code, s.district_code) AS district_code" + _FROM
-
-
-def _scope(
-    where: list[str],
-    params: list[Any],
-    *,
-    district_code: str | None = None,
-    maintenance_company: str | None = None,
-    station_code: int | None = None,
-) -> None:
-    if district_code is not None:
-        where.append("coalesce(e.district_code, s.district_code) = ?")
-        params.append(district_code)
-    if maintenance_company is not None:
-        where.append("e.maintenance_company = ?")
-        params.append(maintenance_company)
-    if station_code is not None:
-        where.append("a.station_code = ?")
-        params.append(station_code)
-
-
-async def get_alarm(
-    conn: aiosqlite.Connection,
-    alarm_id: int,
-    *,
-    district_code: str | None = None,
-    maintenance_company: str | None = None,
-    station_code: int | None = None,
-) -> Alarm | None:
-    """One alarm, or None when it does not exist or is outside the filters."""
-    where, params = ["a.id = ?"], [alarm_id]
-    _scope(where, params, district_code=district_code, maintenance_company=maintenance_company,
-           station_code=station_code)  # fmt: skip
-    row = await (await conn.execute(f"{_SELECT} WHERE {' AND '.join(where)}", params)).fetchone()
-    return None if row is None else Alarm.from_row(row)
-
-
-def _conditions(
-    *,
-    status: str | None = None,
-    kind: str | None = None,
-    severity: str | None = None,
-    condition: str | None = None,
-    device_code: str | None = None,
-    cylinder_code: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    district_code: str | None = None,
-    maintenance_company: str | None = None,
-    station_code: int | None = None,
-) -> tuple[list[str], list[Any]]:
-    """The filters of ``list_alarms`` as SQL conditions and their parameters."""
-    where, params = ["a.merged_into IS NULL"], []
-    if status == "open":
-        where.append("a.status != 'resolved'")
-    elif status is not None:
-        if status not in STATUSES:
-            raise ValueError(f"unknown alarm status {status!r}")
-        where.append("a.status = ?")
-        params.append(status)
-    for column, value in (("kind", kind), ("severity", severity), ("condition", condition),
-                          ("device_code", device_code), ("cylinder_code", cylinder_code)):  # fmt: skip
-        if value is not None:
-            where.append(f"a.{column} = ?")
-            params.append(value)
-    if since is not None:
-        where.append("a.raised_at >= ?")
-        params.append(since.timestamp())
-    if until is not None:
-        where.append("a.raised_at < ?")
-        params.append(until.timestamp())
-    _scope(where, params, district_code=district_code, maintenance_company=maintenance_company,
-           station_code=station_code)  # fmt: skip
-    return where, params
-
-
-MOST_URGENT_FIRST = ("a.kind != 'trapped', CASE a.severity WHEN 'critical' THEN 0 WHEN 'major' THEN 1 ELSE 2 END,"
-                     " a.status != 'raised', a.raised_at DESC, a.id DESC")  # fmt: skip
-"""Open alarms as staff work through them: trapped first, then by severity, unhandled before acknowledged,
-newest first."""
-
-
-async def list_alarms(
-    conn: aiosqlite.Connection,
-    *,
-    before_id: int | None = None,
-    limit: int = 50,
-    most_urgent_first: bool = False,
-    **filters: Any,
-) -> list[Alarm]:
-    """Alarms newest first (by id; ``before_id`` is the cursor), or ``most_urgent_first`` (see
-    MOST_URGENT_FIRST; no cursor). ``filters``: ``status`` ('open' means not resolved), ``kind``,
-    ``severity``, ``condition``, ``device_code``, ``cylinder_code``, ``since`` and ``until`` (raised), and the scope
-    (``district_code``, ``maintenance_company``, ``station_code``). Episodes merged into a flapping alarm are
-    left out."""
-    if before_id is not None and most_urgent_first:
-        raise ValueError("the cursor pages alarms by id only")
-    where, params = _conditions(**filters)
-    if before_id is not None:
-        where.append("a.id < ?")
-        params.append(before_id)
-    order = MOST_URGENT_FIRST if most_urgent_first else "a.id DESC"
-    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
-    rows = await (await conn.execute(sql, [*params, limit])).fetchall()
-    return [Alarm.from_row(row) for row in rows]
-
-
-async def open_alarms(conn: aiosqlite.Connection, **filters: Any) -> list[Alarm]:
-    """Every alarm not yet resolved, newest first."""
-    return await list_alarms(conn, status="open", limit=10_000, **filters)
-
-
-_GROUPS = {"severity": "a.severity", "kind": "a.kind", "day": "date(a.raised_at + 8 * 3600, 'unixepoch')"}
-
-
-async def count_alarms(conn: aiosqlite.Connection, *, by: Sequence[str], **filters: Any) -> list[dict[str, Any]]:
-    """``list_alarms``'s alarms (same ``filters``) counted in SQL for each combination of ``by``: "severity",
-    "kind", "day" (the CST date 'YYYY-MM-DD' the alarm was raised on). One dict per combination that has
-    alarms: its ``by`` values and ``n``."""
-    where, params = _conditions(**filters)
-    groups = [_GROUPS[name] for name in by]
-    columns = ", ".join(f"{group} AS {name}" for group, name in zip(groups, by))
-    rows = await conn.execute_fetchall(
-        f"SELECT {columns}, count(*) AS n{_FROM} WHERE {' AND '.join(where)} GROUP BY {', '.join(groups)}", params,
-    )  # fmt: skip
-    return [dict(zip(row.keys(), row)) for row in rows]
-
-
-async def alarm_samples(conn: aiosqlite.Connection, alarm_id: int) -> list[dict[str, Any]]:
-    """The status records kept with an alarm, oldest first."""
-    rows = await (
-        await conn.execute("SELECT record FROM alarm_samples WHERE alarm_id = ? ORDER BY at", (alarm_id,))
-    ).fetchall()
-    return [json.loads(row[0]) for row in rows]
-
+# --- staff actions ----------------------------------------------------------------------------------
 
 async def acknowledge_alarm(
     platform: Platform, alarm_id: int, *, user: str, note: str = "", also: Also | None = None, **filters: Any

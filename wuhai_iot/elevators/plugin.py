@@ -16,14 +16,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from wuhai_iot.alarms import AlarmBook, alarm_book
+from wuhai_iot.alarms.book import AlarmBook, alarm_book
 from wuhai_iot.clock import cst_date
-from wuhai_iot.maintenance import MaintenanceTracker
+from wuhai_iot.elevators.maintenance import MaintenanceTracker
+from wuhai_iot.elevators.rescue import RescueTracker
+from wuhai_iot.elevators.rules.base import Rule
+from wuhai_iot.elevators.rules.engine import (
+    CONTEXT_MAX_SAMPLES,
+    ONLINE_STEP_S,
+    RuleEngine,
+)
 from wuhai_iot.plugins import get_plugin_manager
 from wuhai_iot.plugins.hookspecs import hookimpl
-from wuhai_iot.rescue import RescueTracker
-from wuhai_iot.rules.base import Rule
-from wuhai_iot.rules.engine import CONTEXT_MAX_SAMPLES, ONLINE_STEP_S, RuleEngine
 from wuhai_iot.storage.writer import Statement, WriteUnit
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ class Transition:
 
 
 @dataclass(slots=True)
-class Lift:
+class LiftContext:
     """What the engine knows about a lift, shared by its rules (read-only for them)."""
 
     device_code: str
@@ -62,11 +62,11 @@ class Rule(Generic[E]):
     ticks_when_idle: bool = False
     """Call ``on_tick`` even while the rule's state for a lift is empty (the offline rule)."""
 
-    def on_event(self, lift: Lift, event: E, state: dict[str, Any]) -> list[Transition]:
+    def on_event(self, lift: LiftContext, event: E, state: dict[str, Any]) -> list[Transition]:
         """A new event of the lift (status samples arrive in device-time order; late ones are not passed)."""
         return []
 
-    def on_tick(self, lift: Lift, now: datetime, state: dict[str, Any]) -> list[Transition]:
+    def on_tick(self, lift: LiftContext, now: datetime, state: dict[str, Any]) -> list[Transition]:
         """Time passed: ``now`` is the platform clock (use ``lift.device_now(now)`` for durations)."""
         return []
 

@@ -23,8 +23,8 @@ from typing import Any
 import aiosqlite
 
 from wuhai_iot.clock import add_years
-from wuhai_iot.districts import UnknownDistrict, parse_district
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.registry.districts import UnknownDistrict, parse_district
 from wuhai_iot.storage.db import connect
 
 EXIT_OK, EXIT_UNREADABLE, EXIT_REJECTED = 0, 2, 3
@@ -160,7 +160,9 @@ def iso_date(value: str) -> str:
 
 def registered_protocol(value: str) -> str:
     """The name of a protocol some plugin serves (built-in or a vendor's)."""
-    from wuhai_iot.plugins.manager import protocols  # the manager imports this module: not at import time
+    from wuhai_iot.plugins.manager import (
+        protocols,  # the manager imports this module: not at import time
+    )
 
     names = sorted(protocols())
     return choice(*names)(value)

@@ -17,7 +17,7 @@ import aiohttp
 from wuhai_iot.plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from wuhai_iot.alarms import Alarm
+    from wuhai_iot.alarms.model import Alarm
     from wuhai_iot.config import NotifyConfig
     from wuhai_iot.server import Platform
 

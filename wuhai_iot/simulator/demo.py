@@ -19,16 +19,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wuhai_iot.census import exit_status, import_files
 from wuhai_iot.config import Config, load_config
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.registry.census import exit_status, import_files
+from wuhai_iot.registry.users import UserError, add_user
 from wuhai_iot.runner import run
 from wuhai_iot.server import Platform
-from wuhai_iot.simulator.census import Census, CensusSize, generate_census, read_census, write_census
+from wuhai_iot.simulator.census import (
+    Census,
+    CensusSize,
+    generate_census,
+    read_census,
+    write_census,
+)
 from wuhai_iot.simulator.city import City
-from wuhai_iot.simulator.commands import add_size_options, size_from
+from wuhai_iot.simulator.cli import add_size_options, size_from
 from wuhai_iot.storage import db
-from wuhai_iot.users import UserError, add_user
 
 DEFAULT_DIR = Path("wuhai-demo")
 CONFIG_FILE = "wuhai-iot.toml"

@@ -21,11 +21,12 @@ from typing import Any
 import aiosqlite
 
 from wuhai_iot import events as ev
-from wuhai_iot.alarms import Alarm, AlarmBook, Subject
+from wuhai_iot.alarms.book import AlarmBook
+from wuhai_iot.alarms.model import Alarm, Subject
 from wuhai_iot.clock import cst_day_text, cst_day_text_of
 from wuhai_iot.config import RulesConfig
-from wuhai_iot.ingest import Terminal
-from wuhai_iot.rules.base import Lift, Rule, Transition
+from wuhai_iot.elevators.rules.base import LiftContext, Rule, Transition
+from wuhai_iot.events import Terminal
 from wuhai_iot.storage.writer import Statement
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class LiftRuntime:
 
     __slots__ = ("lift", "subject", "running", "last_sample_s", "recent", "kept", "states")
 
-    def __init__(self, lift: Lift, rules: int) -> None:
+    def __init__(self, lift: LiftContext, rules: int) -> None:
         self.lift = lift
         self.subject = Subject(device_code=lift.device_code)
         self.running: bool | None = None
@@ -168,7 +169,7 @@ class RuleEngine:
         for device_code, runtime in self.lifts.items():
             self._apply_registry(runtime.lift, self.registry.get(device_code))
 
-    def _apply_registry(self, lift: Lift, row: dict[str, Any] | None) -> None:
+    def _apply_registry(self, lift: LiftContext, row: dict[str, Any] | None) -> None:
         if row is not None:
             lift.rated_speed_mps = row["rated_speed_mps"]
             lift.extra = row
@@ -176,7 +177,7 @@ class RuleEngine:
     def runtime(self, device_code: str) -> LiftRuntime:
         runtime = self.lifts.get(device_code)
         if runtime is None:
-            runtime = self.lifts[device_code] = LiftRuntime(Lift(device_code), len(self.rules))
+            runtime = self.lifts[device_code] = LiftRuntime(LiftContext(device_code), len(self.rules))
             self._apply_registry(runtime.lift, self.registry.get(device_code))
         return runtime
 

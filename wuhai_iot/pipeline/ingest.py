@@ -1,6 +1,6 @@
 """The ingest pipeline: decoded messages → login checks → consumers (rules) → storage → answers.
 
-Connections (``listener.py``) hand every decoded message here. This module decides what the answer is
+Connections (``pipeline/listener.py``) hand every decoded message here. This module decides what the answer is
 and what is stored; it knows events and SQL statements, never a wire format.
 """
 
@@ -10,31 +10,17 @@ import inspect
 import logging
 import operator
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol as TypingProtocol
 
 import aiosqlite
 
 from wuhai_iot import events as ev
+from wuhai_iot.events import Terminal
 from wuhai_iot.protocols.base import Protocol
 from wuhai_iot.storage.writer import BatchWriter, Statement, WriteUnit
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Terminal:
-    """A registered terminal that has logged in on a connection."""
-
-    protocol: str
-    terminal_id: str
-    device_code: str | None = None
-    """The lift it watches (elink, lmt)."""
-    station_code: int | None = None
-    """The filling station and post (gasfill)."""
-    scale: int | None = None
-    report_interval_s: int | None = None
 
 
 class EventConsumer(TypingProtocol):

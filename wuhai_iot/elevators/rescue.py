@@ -15,9 +15,10 @@ from typing import Any
 import aiosqlite
 
 from wuhai_iot import events as ev
-from wuhai_iot.alarms import Alarm, AlarmBook
+from wuhai_iot.alarms.book import AlarmBook
+from wuhai_iot.alarms.model import Alarm
 from wuhai_iot.config import RulesConfig
-from wuhai_iot.ingest import Terminal
+from wuhai_iot.events import Terminal
 from wuhai_iot.storage.writer import BatchWriter, Statement, WriteUnit
 
 ARRIVAL_WATCH = timedelta(hours=24)

@@ -27,9 +27,9 @@ from typing import Any
 
 import aiosqlite
 
-from wuhai_iot import audit
-from wuhai_iot.districts import DISTRICTS, UnknownDistrict, parse_district
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.registry.districts import DISTRICTS, UnknownDistrict, parse_district
+from wuhai_iot.storage import audit
 from wuhai_iot.storage.db import connect
 
 EXIT_USAGE = 2

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiosqlite
 
-from wuhai_iot import audit
+from wuhai_iot.storage import audit
 from wuhai_iot.storage.db import connect
 
 EXIT_NOT_FOUND, EXIT_REFUSED = 1, 3
