@@ -30,7 +30,8 @@ from pathlib import Path
 
 from support import census_database, fresh_config, header, simulate
 
-from wuhai_iot.pipeline.ingest import MESSAGE_INSERT, STATE_UPSERT
+from wuhai_iot.elevators.state import STATE_UPSERT
+from wuhai_iot.pipeline.ingest import MESSAGE_INSERT
 from wuhai_iot.runner import run
 from wuhai_iot.server import Platform
 from wuhai_iot.simulator.census import CensusSize

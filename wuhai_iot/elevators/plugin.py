@@ -1,7 +1,7 @@
 """Elevator monitoring wired into the platform: rule engine, rescue, maintenance, time ticks, retention.
 
-``platform_starting`` builds the pieces, attaches them as event consumers (their statements commit with
-the message that caused them) and starts two background tasks: the tick (every ``rules.tick_interval_s``;
+``platform_starting`` builds the pieces (latest state, rule engine, rescues, maintenance), attaches them as
+event consumers (their statements commit with the message that caused them) and starts two background tasks: the tick (every ``rules.tick_interval_s``;
 duration and offline conditions fire on time without a frame) and the retention pruner (small deletes
 through the writer that never stall ingestion). ``monitoring(platform)`` gives tests and the web layer
 the running pieces; ``advance(now)`` runs one tick at an explicit time.
@@ -20,6 +20,7 @@ from wuhai_iot.alarms.book import AlarmBook, alarm_book
 from wuhai_iot.clock import cst_date
 from wuhai_iot.elevators.maintenance import MaintenanceTracker
 from wuhai_iot.elevators.rescue import RescueTracker
+from wuhai_iot.elevators.state import LatestState
 from wuhai_iot.elevators.rules.base import Rule
 from wuhai_iot.elevators.rules.engine import (
     CONTEXT_MAX_SAMPLES,
@@ -190,7 +191,7 @@ async def platform_starting(platform: Platform) -> None:
     maintenance = MaintenanceTracker(platform.config.rules, engine.registry)
     await maintenance.load(conn)
     running = Monitoring(platform, book, engine, rescue, maintenance, conn)
-    platform.ingest.consumers += [engine, rescue, maintenance]
+    platform.ingest.consumers += [LatestState(), engine, rescue, maintenance]
     interval = platform.config.rules.tick_interval_s
     if interval > 0:
         running.tasks.append(asyncio.create_task(running._ticking(interval), name="monitoring-tick"))

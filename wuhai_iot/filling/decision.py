@@ -30,7 +30,6 @@ from wuhai_iot.config import RulesConfig
 from wuhai_iot.events import Terminal
 from wuhai_iot.filling.checks import raise_finding, request_findings
 from wuhai_iot.filling.cylinders import HOUSEHOLD, VEHICLE_KINDS, CylinderWeights, grams
-from wuhai_iot.pipeline.ingest import fail_closed
 from wuhai_iot.storage.writer import BatchWriter, Statement, WriteUnit
 
 log = logging.getLogger(__name__)
@@ -39,6 +38,12 @@ PERMIT, TAG_UNKNOWN, INSPECTION_OVERDUE, SCRAPPED = 0, 1, 2, 3
 NOT_OWNER, WRONG_MEDIUM, BLACKLISTED, STATION_NOT_LICENSED = 4, 5, 6, 7
 NO_VEHICLE_CERTIFICATE, ALREADY_FULL, REFILL_TOO_SOON, OPERATOR_UNKNOWN = 8, 9, 10, 11
 PLATFORM_ERROR = 99
+UNDECIDED_MESSAGE = "平台暂时无法判定，禁止充装"
+
+
+def undecided(request: ev.Event) -> ev.FillDecision:
+    """Fail closed: the answer to a fill request that cannot be decided or recorded is a denial (99)."""
+    return ev.FillDecision(permit=False, reason=PLATFORM_ERROR, message=UNDECIDED_MESSAGE)
 
 # Everything the ten checks need, in one statement of indexed point look-ups (stations, workers and
 # vehicles by primary key, cylinders by the unique tag, the last completed fill by fills_cylinder).
@@ -242,8 +247,7 @@ class FillDecider:
             self._record(terminal, request, decision, cylinder, now)
         except Exception:
             log.exception("fill decision for %s seq %d failed: denying (99)", terminal.terminal_id, request.seq)
-            decision = fail_closed(request)  # type: ignore[assignment]
-            assert isinstance(decision, ev.FillDecision)
+            decision = undecided(request)
             try:
                 self._record(terminal, request, decision, None, now)
             except Exception:

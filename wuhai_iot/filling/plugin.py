@@ -15,6 +15,7 @@ from wuhai_iot.filling.decision import (
     FillDecider,
     RecentDecisions,
     open_decision_connection,
+    undecided,
 )
 from wuhai_iot.filling.records import FillRecords
 from wuhai_iot.filling.registry_changes import add_commands
@@ -37,8 +38,8 @@ async def platform_starting(platform: Platform) -> None:
     rules = platform.config.rules
     recent = RecentDecisions()
     decider = FillDecider(conn, platform.writer, rules, recent, last_decision, book)
-    platform.ingest.request_handlers[ev.FillRequest] = decider.decide  # type: ignore[assignment]
-    platform.ingest.request_handlers[ev.TagQuery] = decider.tag_info  # type: ignore[assignment]
+    platform.ingest.answer_requests(ev.FillRequest, decider.decide, undecided)  # type: ignore[arg-type]
+    platform.ingest.answer_requests(ev.TagQuery, decider.tag_info)  # type: ignore[arg-type]
     platform.ingest.consumers.append(FillRecords(platform.config.database.path, recent, rules, last_fill, book))
     # Fill decisions since start by reason (0 = permitted, 99 = platform error), for /metrics.
     counts: collections.Counter[int] = decider.counts

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import operator
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol as TypingProtocol
@@ -33,6 +32,9 @@ class EventConsumer(TypingProtocol):
     def consume(self, terminal: Terminal, events: Sequence[ev.Event]) -> list[Statement]: ...
 
 
+FailureAnswer = Callable[[ev.Event], ev.Reply]
+"""The answer to a request whose handler failed (it must not fail itself)."""
+
 RequestHandler = Callable[[Terminal, ev.Event], ev.Reply | Awaitable[ev.Reply]]
 """Answers a request that is not simply stored (a fill request, a tag query).
 
@@ -47,18 +49,6 @@ MESSAGE_INSERT = (
     "INSERT OR IGNORE INTO messages (protocol, terminal_id, dedup_key, type, seq, device_time,"
     " received_at, frame) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-STATE_UPSERT = (
-    "INSERT INTO elevator_state (device_code, at, received_at, protocol, terminal_id, floor, direction,"
-    " door, running, door_zone, occupied, speed_mps, load_pct, power, safety_circuit, door_lock,"
-    " overload, mode, trip_count) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-    " ON CONFLICT (device_code) DO UPDATE SET at=excluded.at, received_at=excluded.received_at,"
-    " protocol=excluded.protocol, terminal_id=excluded.terminal_id, floor=excluded.floor,"
-    " direction=excluded.direction, door=excluded.door, running=excluded.running,"
-    " door_zone=excluded.door_zone, occupied=excluded.occupied, speed_mps=excluded.speed_mps,"
-    " load_pct=excluded.load_pct, power=excluded.power, safety_circuit=excluded.safety_circuit,"
-    " door_lock=excluded.door_lock, overload=excluded.overload, mode=excluded.mode,"
-    " trip_count=excluded.trip_count WHERE excluded.at >= elevator_state.at"
-)
 SESSION_UPSERT = (
     "INSERT INTO terminal_sessions (protocol, terminal_id, online, peer, firmware, report_interval_s,"
     " connected_at, last_frame_at) VALUES (?, ?, 1, ?, ?, ?, ?, ?)"
@@ -71,60 +61,35 @@ SESSION_CLOSED = (
     "UPDATE terminal_sessions SET online = 0, disconnected_at = ?, last_frame_at = ?"
     " WHERE protocol = ? AND terminal_id = ? AND connected_at = ?"
 )
+COMMAND_SENT = (
+    "INSERT INTO commands (protocol, terminal_id, seq, code, argument, requested_by, sent_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 COMMAND_REPLIED = (
     "UPDATE commands SET status = ?, replied_at = ? WHERE id = (SELECT max(id) FROM commands"
     " WHERE protocol = ? AND terminal_id = ? AND seq = ? AND status = 'sent')"
 )
 
 
-_state_values = operator.attrgetter(
-    "floor", "direction._value_", "door._value_", "running", "door_zone", "occupied", "speed_mps", "load_pct",
-    "power", "safety_circuit", "door_lock", "overload", "mode", "trip_count",
-)  # fmt: skip
-"""A status's columns of ``elevator_state`` after the first five, in order. (Booleans bind as 0/1 and None
-as NULL; enums as ``_value_``: their ``value`` property is slow.)"""
-
-
-def _state_row(terminal: Terminal, status: ev.ElevatorStatus) -> tuple[object, ...]:
-    return (
-        terminal.device_code,
-        status.time.timestamp(),
-        status.received_at.timestamp(),
-        terminal.protocol,
-        terminal.terminal_id,
-    ) + _state_values(status)
-
-
-class CoreRecords:
-    """The core's own consumer: each lift's latest state and the replies to commands."""
+class CommandReplies:
+    """The core's own consumer: a terminal's reply closes the command it answers (see ``command_sent``)."""
 
     def consume(self, terminal: Terminal, events: Sequence[ev.Event]) -> list[Statement]:
-        statements: list[Statement] = []
-        newest: ev.ElevatorStatus | None = None  # of a batch's samples, only the newest can be the state
-        for event in events:
-            if isinstance(event, ev.ElevatorStatus):
-                if newest is None or event.time >= newest.time:
-                    newest = event
-            elif isinstance(event, ev.CommandReply):
-                statements.append(
-                    (
-                        COMMAND_REPLIED,
-                        (event.result, event.received_at.timestamp(), terminal.protocol,
-                         terminal.terminal_id, event.command_seq),
-                    )
-                )  # fmt: skip
-        if newest is not None and terminal.device_code:
-            statements.append((STATE_UPSERT, _state_row(terminal, newest)))
-        return statements
+        return [
+            (
+                COMMAND_REPLIED,
+                (event.result, event.received_at.timestamp(), terminal.protocol,
+                 terminal.terminal_id, event.command_seq),
+            )
+            for event in events
+            if isinstance(event, ev.CommandReply)
+        ]  # fmt: skip
 
 
-FAIL_CLOSED_MESSAGE = "平台暂时无法判定，禁止充装"
+def cannot_answer(event: ev.Event) -> ev.Reply:
+    """The core's answer to a request nobody can decide: the message is refused (BAD_CONTENT).
 
-
-def fail_closed(event: ev.Event) -> ev.Reply:
-    """The answer when a request cannot be decided: a fill is denied (reason 99), never permitted."""
-    if isinstance(event, ev.FillRequest):
-        return ev.FillDecision(permit=False, reason=99, message=FAIL_CLOSED_MESSAGE)
+    A domain that needs a stricter answer (a fill is denied) registers it with ``answer_requests``."""
     return ev.Ack(ev.AckResult.BAD_CONTENT, datetime.now(UTC))
 
 
@@ -140,9 +105,18 @@ class Ingest:
         self.writer = writer
         self.reader = reader
         self.protocols = protocols
-        self.consumers: list[EventConsumer] = [CoreRecords()]
+        self.consumers: list[EventConsumer] = [CommandReplies()]
         self.request_handlers: dict[type[ev.Event], RequestHandler] = {}
+        self.failure_answers: dict[type[ev.Event], FailureAnswer] = {}
+        """What a request type is answered when its handler fails (default ``cannot_answer``)."""
         self._on_new = self._consume  # (one bound method, not one per stored message)
+
+    def answer_requests(
+        self, event_type: type[ev.Event], handler: RequestHandler, failure: FailureAnswer = cannot_answer
+    ) -> None:
+        """Answer requests of ``event_type`` with ``handler``; when it raises, answer ``failure(request)``."""
+        self.request_handlers[event_type] = handler
+        self.failure_answers[event_type] = failure
 
     async def login(
         self, message: ev.Message, peer: str, connected_at: float
@@ -202,16 +176,17 @@ class Ingest:
 
     def answer(self, terminal: Terminal, event: ev.Event) -> ev.Reply | Awaitable[ev.Reply]:
         """Answer a request (fill request, tag query) through its registered handler: the reply, or
-        an awaitable of it when the handler is a coroutine function. A failing handler answers fail-closed."""
+        an awaitable of it when the handler is a coroutine function. A failing handler answers its
+        registered failure answer."""
         handler = self.request_handlers.get(type(event))
         if handler is None:
-            log.error("no handler for %s from %s; answering fail-closed", type(event).__name__, terminal)
-            return fail_closed(event)
+            log.error("no handler for %s from %s; refusing it", type(event).__name__, terminal)
+            return cannot_answer(event)
         try:
             reply = handler(terminal, event)
         except Exception:
             log.exception("handling %s from %s failed; answering fail-closed", type(event).__name__, terminal)
-            return fail_closed(event)
+            return self.failure_answers.get(type(event), cannot_answer)(event)
         if inspect.isawaitable(reply):
             return self._awaited(reply, terminal, event)
         return reply
@@ -221,10 +196,17 @@ class Ingest:
             return await reply
         except Exception:
             log.exception("handling %s from %s failed; answering fail-closed", type(event).__name__, terminal)
-            return fail_closed(event)
+            return self.failure_answers.get(type(event), cannot_answer)(event)
 
     def session_seen(self, terminal: Terminal, at: float) -> Statement:
         return SESSION_SEEN, (at, terminal.protocol, terminal.terminal_id)
+
+    def command_sent(
+        self, terminal: Terminal, seq: int, command: ev.TerminalCommand, requested_by: str | None, at: float
+    ) -> Statement:
+        """The record of a command sent to a terminal; its reply closes it (``CommandReplies``)."""
+        return COMMAND_SENT, (terminal.protocol, terminal.terminal_id, seq, command.code.value, command.argument,
+                              requested_by, at)  # fmt: skip
 
     def session_closed(self, terminal: Terminal, connected_at: float, last_frame_at: float) -> Statement:
         now = datetime.now(UTC).timestamp()

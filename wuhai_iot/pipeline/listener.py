@@ -403,15 +403,9 @@ class Listener:
         now = datetime.now(UTC)
         seq = connection.next_seq()
         data = self.protocol.encode_command(terminal_id, command, seq, now)
+        assert connection.terminal is not None
         await self.ingest.writer.write(
-            [
-                (
-                    "INSERT INTO commands (protocol, terminal_id, seq, code, argument, requested_by, sent_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (self.protocol.name, terminal_id, seq, command.code.value, command.argument,
-                     requested_by, now.timestamp()),
-                )
-            ]
-        )  # fmt: skip
+            [self.ingest.command_sent(connection.terminal, seq, command, requested_by, now.timestamp())]
+        )
         connection.send(data, f"COMMAND {command.code.value}", now)
         return seq

@@ -40,7 +40,7 @@ def platform_starting(platform: "Platform") -> "Awaitable[None] | None":
     """Called once the database and ingest pipeline exist, before any listener accepts a connection.
 
     Attach consumers and request handlers here (``platform.ingest.consumers``,
-    ``platform.ingest.request_handlers``) and start background tasks. May return an awaitable.
+    ``platform.ingest.answer_requests``) and start background tasks. May return an awaitable.
     """
 
 
