@@ -32,9 +32,9 @@ def test_environment_variable_names_the_file(tmp_path: Path, monkeypatch: pytest
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[web]\nprot = 1\n", "unknown key 'prot' in [web]"),
-        ("[rules]\ntrapped_after_s = 'soon'\n", "trapped_after_s must be a number"),
-        ("[webb]\n", "unknown section(s) webb"),
+        ("[web]\nprot = 1\n", "web.prot: unknown key"),
+        ("[rules]\ntrapped_after_s = 'soon'\n", "rules.trapped_after_s: must be a number"),
+        ("[webb]\n", "webb: unknown section"),
         ("[web\n", "not valid TOML"),
     ],
 )

@@ -48,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.settings = load_config(args.config)
     except ConfigError as exc:
-        print(f"wuhai-iot: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"wuhai-iot: {line}", file=sys.stderr)
         return EXIT_USAGE
     try:
         return int(args.handler(args) or 0)

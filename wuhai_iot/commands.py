@@ -10,18 +10,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wuhai_iot import events as ev
+from wuhai_iot import logs
+from wuhai_iot.config import check_config
 from wuhai_iot.plugins import protocols
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.protocols.base import DecodeError, Discarded
 
 EXIT_INVALID_FRAME = 1
+EXIT_BAD_CONFIG = 2
+EXIT_CANNOT_START = 3
+"""``serve``: a port cannot be bound, the database cannot be opened or is from a newer release."""
 
 
 @hookimpl
 def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
     serve = subparsers.add_parser("serve", help="run the platform: web pages, API and every protocol listener")
     serve.add_argument("--print-config", action="store_true", help="print the effective configuration and exit")
-    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--check-config", action="store_true",
+                       help="check every key of the configuration, print one line per problem, exit 0 or 2")  # fmt: skip
+    serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                       help="overrides [log] level")  # fmt: skip
     serve.set_defaults(handler=serve_command)
 
     decode = subparsers.add_parser(
@@ -36,14 +44,29 @@ def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    """Check the configuration (and bind nothing when it is wrong), then serve until SIGINT/SIGTERM."""
     from wuhai_iot.runner import run
-    from wuhai_iot.server import Platform
+    from wuhai_iot.server import Platform, StartError
 
+    config = args.settings
     if args.print_config:
-        print(args.settings.to_toml())
+        print(config.to_toml())
         return 0
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(Platform(args.settings).run_forever())
+    problems = check_config(config)
+    where = f"{config.source}: " if config.source else ""
+    for problem in problems:
+        print(f"wuhai-iot: {where}{problem}", file=sys.stderr)
+    if problems:
+        return EXIT_BAD_CONFIG
+    if args.check_config:
+        print(f"wuhai-iot: {where or 'built-in defaults: '}configuration OK")
+        return 0
+    logs.configure(config.log, args.log_level)
+    try:
+        run(Platform(config).run_forever())
+    except StartError as exc:
+        logging.getLogger("wuhai_iot.server").error("%s", exc)
+        return EXIT_CANNOT_START
     return 0
 
 

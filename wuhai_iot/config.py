@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,12 @@ ENV_VAR = "WUHAI_IOT_CONFIG"
 
 
 class ConfigError(ValueError):
-    """The configuration file cannot be read or has a wrong key or value."""
+    """The configuration file cannot be read or has wrong keys or values."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+        """One ``section.key: what is wrong`` a problem."""
 
 
 @dataclass
@@ -30,6 +37,9 @@ class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     session_hours: int = 8
+    certificate: Path | None = None
+    """With ``key``: the web port serves HTTPS from this PEM certificate (chain) file."""
+    key: Path | None = None
 
 
 @dataclass
@@ -89,6 +99,15 @@ class NotifyConfig:
 
 
 @dataclass
+class LogConfig:
+    level: str = "INFO"
+    format: str = "text"
+    """``text`` (one readable line) or ``json`` (one object a line)."""
+    file: Path | None = None
+    """None: standard error (which the journal and ``docker logs`` collect)."""
+
+
+@dataclass
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     web: WebConfig = field(default_factory=WebConfig)
@@ -96,6 +115,7 @@ class Config:
     rules: RulesConfig = field(default_factory=RulesConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     source: Path | None = None
     """The file this was read from, if any."""
 
@@ -105,10 +125,11 @@ class Config:
     def to_toml(self) -> str:
         """The effective configuration, as TOML (``serve --print-config``)."""
         lines: list[str] = []
-        for section in ("database", "web", "rules", "retention", "notify"):
+        for section in SECTIONS:
             lines.append(f"[{section}]")
             for key, value in dataclasses.asdict(getattr(self, section)).items():
-                lines.append(f"{key} = {_toml_value(value)}")
+                if value is not None:
+                    lines.append(f"{key} = {_toml_value(value)}")
             lines.append("")
         for name, proto in sorted(self.protocols.items()):
             lines.append(f"[protocols.{name}]")
@@ -119,6 +140,11 @@ class Config:
         return "\n".join(lines)
 
 
+SECTIONS: dict[str, type] = {"database": DatabaseConfig, "web": WebConfig, "rules": RulesConfig,
+                             "retention": RetentionConfig, "notify": NotifyConfig, "log": LogConfig}  # fmt: skip
+"""The sections beside ``[protocols.NAME]``, each a dataclass whose fields are its keys."""
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -127,32 +153,73 @@ def _toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _section(cls: type, data: Any, where: str, base: Path) -> Any:
+PORT_KEYS = {"port"}
+"""Keys holding a TCP port: 1-65535, or 0 for one the operating system picks (tests do)."""
+AT_LEAST_ONE = {"web.session_hours", "retention.raw_frames_per_terminal", "retention.prune_step_rows",
+                "retention.raw_status_days", "retention.records_years", "notify.webhook_timeout_s"}  # fmt: skip
+"""Keys that must be at least 1 (every other number must not be negative)."""
+CHOICES = {"log.level": ("DEBUG", "INFO", "WARNING", "ERROR"), "log.format": ("text", "json")}
+
+
+def _check_value(name: str, kind: Any, value: Any) -> tuple[Any, str | None]:
+    """``value`` for key ``name`` (``section.key``) of type ``kind``: (the value, or what is wrong with it)."""
+    optional = isinstance(kind, types.UnionType) and type(None) in kind.__args__
+    if optional:
+        kind = next(k for k in kind.__args__ if k is not type(None))
+    key = name.rsplit(".", 1)[-1]
+    if kind is Path:
+        if not isinstance(value, str) or not value.strip():
+            return None, f"must be a path (a string), not {value!r}"
+        return Path(value), None
+    if kind is bool:
+        return value, None if isinstance(value, bool) else f"must be true or false, not {value!r}"
+    if kind is str:
+        if not isinstance(value, str):
+            return None, f"must be a string, not {value!r}"
+        choices = CHOICES.get(name)
+        if choices and value not in choices:
+            return None, f"must be one of {', '.join(choices)}, not {value!r}"
+        return value, None
+    if kind in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, f"must be a number, not {value!r}"
+        if kind is int and not isinstance(value, int):
+            return None, f"must be a whole number, not {value!r}"
+        if key in PORT_KEYS and not 0 <= value <= 65535:
+            return None, f"must be a port from 1 to 65535 (0: any free port), not {value!r}"
+        if name in AT_LEAST_ONE and value < 1:
+            return None, f"must be at least 1, not {value!r}"
+        if value < 0:
+            return None, f"must not be negative, not {value!r}"
+        return value, None
+    raise TypeError(f"no check for {kind!r}")  # pragma: no cover - a new field type needs one here
+
+
+def _section(cls: type, data: Any, where: str, base: Path, problems: list[str]) -> Any:
+    """The section ``[where]`` read into ``cls``; what is wrong is added to ``problems`` (defaults kept)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"[{where}] must be a table")
-    known = {f.name: f for f in dataclasses.fields(cls)}
+        problems.append(f"{where}: must be a table ([{where}])")
+        return cls()
+    hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for key, value in data.items():
-        if key not in known:
-            raise ConfigError(f"unknown key {key!r} in [{where}]; known: {', '.join(known)}")
-        default = getattr(cls(), key)
-        if isinstance(default, Path):
-            value = Path(value)
-            values[key] = value if value.is_absolute() else base / value
+        if key not in hints:
+            problems.append(f"{where}.{key}: unknown key; known in [{where}]: {', '.join(hints)}")
             continue
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise ConfigError(f"[{where}] {key} must be true or false")
-        if isinstance(default, (int, float)) and not isinstance(default, bool):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"[{where}] {key} must be a number")
-            if value < 0:
-                raise ConfigError(f"[{where}] {key} must not be negative")
-        values[key] = value
+        checked, problem = _check_value(f"{where}.{key}", hints[key], value)
+        if problem:
+            problems.append(f"{where}.{key}: {problem}")
+            continue
+        if isinstance(checked, Path) and not checked.is_absolute():
+            checked = base / checked
+        values[key] = checked
     return cls(**values)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read the configuration named by ``path`` or ``WUHAI_IOT_CONFIG``; defaults when neither is set."""
+    """Read the configuration named by ``path`` or ``WUHAI_IOT_CONFIG``; defaults when neither is set.
+
+    Every key is checked; ConfigError lists every problem found, one a line."""
     if path is None:
         path = os.environ.get(ENV_VAR) or None
     if path is None:
@@ -164,22 +231,77 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read configuration {file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"configuration {file} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"configuration {file} is not valid TOML: {exc}") from None
     base = file.parent
-    sections = {"database": DatabaseConfig, "web": WebConfig, "rules": RulesConfig, "retention": RetentionConfig,
-                "notify": NotifyConfig}
-    unknown = set(data) - set(sections) - {"protocols"}
-    if unknown:
-        raise ConfigError(f"unknown section(s) {', '.join(sorted(unknown))} in {file}")
     config = Config(source=file)
     config.database.path = base / config.database.path
-    for name, cls in sections.items():
-        if name in data:
-            setattr(config, name, _section(cls, data[name], name, base))
-    protocols = data.get("protocols", {})
-    if not isinstance(protocols, dict):
-        raise ConfigError("[protocols] must hold one table per protocol")
-    for name, section in protocols.items():
-        config.protocols[name] = _section(ProtocolConfig, section, f"protocols.{name}", base)
+    problems: list[str] = []
+    for name, section in data.items():  # (in the file's order, so that problems are too)
+        if name in SECTIONS:
+            setattr(config, name, _section(SECTIONS[name], section, name, base, problems))
+        elif name == "protocols" and isinstance(section, dict):
+            for protocol, settings in section.items():
+                config.protocols[protocol] = _section(ProtocolConfig, settings, f"protocols.{protocol}", base, problems)
+        elif name == "protocols":
+            problems.append("protocols: must hold one table per protocol ([protocols.NAME])")
+        else:
+            problems.append(f"{name}: unknown section; known: {', '.join([*SECTIONS, 'protocols'])}")
+    if problems:
+        raise ConfigError("\n".join(f"{file}: {problem}" for problem in problems), problems)
     return config
+
+
+def check_config(config: Config) -> list[str]:
+    """What keeps ``serve`` from running with this configuration, beyond the values' types and ranges
+    (``load_config`` checks those): folders that must be writable, files that must be readable, ports
+    that must differ. One ``section.key: what is wrong`` a problem; empty when all is well."""
+    problems: list[str] = []
+    problems += _writable_folder("database.path", config.database.path.parent)
+    if config.log.file is not None:
+        problems += _writable_folder("log.file", config.log.file.parent)
+    if (config.web.certificate is None) != (config.web.key is None):
+        problems.append("web.certificate: HTTPS needs both web.certificate and web.key")
+    for key in ("certificate", "key"):
+        file = getattr(config.web, key)
+        if file is not None and not os.access(file, os.R_OK):
+            problems.append(f"web.{key}: cannot read {file}")
+    if config.web.certificate is not None and config.web.key is not None and not problems:
+        import ssl
+
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(config.web.certificate, config.web.key)
+        except (ssl.SSLError, OSError) as exc:
+            problems.append(f"web.certificate: not a certificate and key pair that match ({exc})")
+    from wuhai_iot.plugins import protocols
+
+    used: dict[tuple[str, int], str] = {}
+    if config.web.port:
+        used[(config.web.host, config.web.port)] = "web.port"
+    for name, protocol in sorted(protocols().items()):
+        settings = config.protocol(name)
+        port = protocol.default_port if settings.port is None else settings.port
+        if settings.enabled and port:
+            other = used.setdefault((settings.host, port), f"protocols.{name}.port")
+            if other != f"protocols.{name}.port":
+                problems.append(f"protocols.{name}.port: {port} is also {other}")
+    for name in sorted(set(config.protocols) - set(protocols())):
+        problems.append(f"protocols.{name}: no such protocol; installed: {', '.join(sorted(protocols()))}")
+    return problems
+
+
+def _writable_folder(key: str, folder: Path) -> list[str]:
+    """The folder exists and can be written, or can be created below a writable one."""
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return [f"{key}: {existing} is not a folder"]
+    if not os.access(existing, os.W_OK | os.X_OK):
+        missing = "" if existing == folder else f" (to create {folder})"
+        return [f"{key}: the folder {existing} is not writable by this user{missing}"]
+    return []

@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import signal
+import ssl
 from datetime import UTC, datetime
 
 import aiosqlite
@@ -40,6 +41,10 @@ MIDDLE_GC_INTERVAL_S = 60.0
 about every second under load, each time walking the messages waiting for their commit (some 100,000
 objects, ≈ 20 ms of the event loop); by the clock, cyclic garbage (web requests make some) still goes
 within a minute, at any load."""
+
+
+class StartError(Exception):
+    """The platform cannot start: a port is taken, the database is from a newer release, ..."""
 
 
 class Platform:
@@ -80,7 +85,10 @@ class Platform:
             settings = self.config.protocol(name)
             listener = Listener(protocol, self.ingest, self.frame_log)
             port = protocol.default_port if settings.port is None else settings.port
-            self.ports[name] = await listener.start(settings.host, port)
+            try:
+                self.ports[name] = await listener.start(settings.host, port)
+            except OSError as exc:
+                raise StartError(f"cannot listen for {protocol.title} on {settings.host}:{port}: {exc.strerror}") from exc
             self.listeners[name] = listener
             log.info("%s listening on %s:%d", protocol.title, settings.host, self.ports[name])
 
@@ -90,15 +98,29 @@ class Platform:
         get_plugin_manager().hook.register_routes(app=app, platform=self)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.web.host, self.config.web.port)
-        await site.start()
+        web_config = self.config.web
+        site = web.TCPSite(self._runner, web_config.host, web_config.port, ssl_context=self._ssl_context())
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartError(f"cannot listen for the web on {web_config.host}:{web_config.port}: {exc.strerror}") from exc
         self.ports["web"] = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.started_at = datetime.now(UTC)
-        log.info("web on http://%s:%d/", self.config.web.host, self.ports["web"])
+        scheme = "https" if web_config.certificate else "http"
+        log.info("web on %s://%s:%d/", scheme, web_config.host, self.ports["web"])
         self._gc_thresholds = gc.get_threshold()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         self._collector = asyncio.create_task(self._collect_middle_generation(), name="gc-middle-generation")
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        """HTTPS from ``[web] certificate`` and ``key``; session cookies are then marked Secure."""
+        web_config = self.config.web
+        if web_config.certificate is None or web_config.key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(web_config.certificate, web_config.key)
+        return context
 
     async def _collect_middle_generation(self) -> None:
         while True:

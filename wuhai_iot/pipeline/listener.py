@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from wuhai_iot import events as ev
 from wuhai_iot.events import Terminal
+from wuhai_iot.logs import fields
 from wuhai_iot.pipeline.ingest import Ingest
 from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol
 from wuhai_iot.storage.writer import WriteUnit
@@ -131,6 +132,8 @@ class TerminalConnection(asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.listener.connections.add(self)
         self.listener.counters.connections += 1
+        log.info("%s connection from %s", self.protocol.name, self.peer,
+                 extra=fields(protocol=self.protocol.name, peer=self.peer))  # fmt: skip
 
     def data_received(self, data: bytes) -> None:
         self.last_data_at = time.monotonic()
@@ -144,6 +147,9 @@ class TerminalConnection(asyncio.Protocol):
             self._continuation.cancel()
         self.listener.connections.discard(self)
         self.listener.counters.connections -= 1
+        device = self.terminal.terminal_id if self.terminal else None
+        log.info("%s connection from %s closed%s", self.protocol.name, self.peer, f" ({device})" if device else "",
+                 extra=fields(protocol=self.protocol.name, device=device, peer=self.peer))  # fmt: skip
         if self.terminal is None:
             self.closed.set_result(None)
         else:
@@ -272,13 +278,18 @@ class TerminalConnection(asyncio.Protocol):
     async def _login(self, message: ev.Message) -> None:
         result, terminal = await self.listener.ingest.login(message, self.peer, self.connected_at)
         self._ack(message, result, datetime.now(UTC))
+        context = fields(protocol=self.protocol.name, device=message.terminal_id, peer=self.peer)
         if terminal is None:
+            reason = result._name_.lower()
+            log.warning("%s login of %s from %s refused: %s", self.protocol.name, message.terminal_id, self.peer,
+                        reason, extra={**context, "reason": reason})  # fmt: skip
             self.listener.counters.logins_refused += 1
             if result in (ev.AckResult.UNKNOWN_TERMINAL, ev.AckResult.AUTH_FAILED):
                 self._closing = True
             return
         if self.terminal is not None and self.terminal != terminal:
             self.listener.forget(self)
+        log.info("%s login of %s from %s accepted", self.protocol.name, message.terminal_id, self.peer, extra=context)
         self.terminal = terminal
         self.last_frame_at = message.received_at.timestamp()
         self.listener.remember(self)

@@ -54,6 +54,7 @@ from urllib.parse import quote
 import aiosqlite
 from aiohttp import web
 
+from wuhai_iot.logs import fields
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.registry.districts import DISTRICTS
 from wuhai_iot.registry.users import (
@@ -421,6 +422,15 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _log_sign_in(request: web.Request, name: str, refused: str | None) -> None:
+    """One line per sign-in: the user name and the address, and why it was refused (never the password)."""
+    context = fields(user=name, peer=request.remote, reason=refused)
+    if refused is None:
+        log.info("sign-in of %s from %s", name, request.remote, extra=context)
+    else:
+        log.warning("sign-in of %s from %s refused: %s", name, request.remote, refused, extra=context)
+
+
 @public
 async def login_submit(request: web.Request) -> web.StreamResponse:
     platform: Platform = request.app[PLATFORM_KEY]
@@ -433,6 +443,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="CSRF token missing or wrong (reload the login page and try again)")
     throttle = request.app[THROTTLE_KEY]
     if throttle.blocked(name):
+        _log_sign_in(request, name, "too many failed sign-ins")
         return _render_login(request, csrf=cookie_csrf, error="登录失败次数过多，请15分钟后再试。", name=name, status=429)
     row = await (await request.app[WEB_DB_KEY].execute(
         f"SELECT {USER_COLUMNS}, u.password_hash, u.active FROM users u WHERE u.name = ?", (name,)
@@ -440,10 +451,12 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     stored_hash = row["password_hash"] if row is not None else await asyncio.to_thread(dummy_hash)
     password_ok = await asyncio.to_thread(verify_password, password, stored_hash)
     if row is None or not password_ok or not row["active"]:
+        _log_sign_in(request, name, "unknown user" if row is None else "wrong password" if not password_ok else "disabled")
         throttle.failed(name)
         await audit.record(platform.writer, None, "login.failed", "user", name, details={"peer": request.remote})
         return _render_login(request, csrf=cookie_csrf, error="用户名或密码错误。", name=name, status=401)
     throttle.succeeded(name)
+    _log_sign_in(request, name, None)
     session_token = new_secret()
     now = time.time()
     lifetime_s = platform.config.web.session_hours * 3600

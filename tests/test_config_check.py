@@ -1,0 +1,126 @@
+"""``serve --check-config`` and the check ``serve`` runs first: one line per problem, naming section.key;
+exit 2, never a traceback, and nothing bound."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wuhai_iot.config import ConfigError, check_config, load_config
+
+
+def serve(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wuhai_iot", "serve", *args],
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+BAD = """
+[database]
+path = 5
+
+[web]
+port = 70000
+host = 8
+session_hours = 0
+certificate = "cert.pem"
+
+[protocols.elink]
+port = 5701.5
+enabled = "yes"
+
+[rules]
+trapped_after_s = -1
+
+[log]
+level = "LOUD"
+format = "xml"
+colour = true
+"""
+EXPECTED = [
+    "database.path: must be a path (a string), not 5",
+    "web.port: must be a port from 1 to 65535 (0: any free port), not 70000",
+    "web.host: must be a string, not 8",
+    "web.session_hours: must be at least 1, not 0",
+    "protocols.elink.port: must be a whole number, not 5701.5",
+    "protocols.elink.enabled: must be true or false, not 'yes'",
+    "rules.trapped_after_s: must not be negative, not -1",
+    "log.level: must be one of DEBUG, INFO, WARNING, ERROR, not 'LOUD'",
+    "log.format: must be one of text, json, not 'xml'",
+    "log.colour: unknown key",
+]
+
+
+def test_every_wrong_key_is_one_line_naming_it_and_exit_2(tmp_path: Path) -> None:
+    file = tmp_path / "bad.toml"
+    file.write_text(BAD, encoding="utf-8")
+    for args in (["--check-config"], []):
+        result = serve(*args, "--config", str(file))
+        assert result.returncode == 2, result
+        assert "Traceback" not in result.stderr and result.stdout == ""
+        lines = result.stderr.splitlines()
+        assert len(lines) == len(EXPECTED), lines
+        for line, expected in zip(lines, EXPECTED, strict=True):
+            assert line.startswith(f"wuhai-iot: {file}: {expected}"), (line, expected)
+    with pytest.raises(ConfigError) as caught:
+        load_config(file)
+    assert [problem.split(";")[0] for problem in caught.value.problems] == EXPECTED
+
+
+def test_database_path_five_is_a_sentence_and_nothing_is_bound(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port that serve would bind if it got that far
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    file = tmp_path / "c.toml"
+    file.write_text(f"[database]\npath = 5\n[web]\nport = {port}\n", encoding="utf-8")
+    result = serve("--config", str(file))
+    assert (result.returncode, result.stderr) == (2, f"wuhai-iot: {file}: database.path: must be a path (a string), not 5\n")
+    assert not list(tmp_path.glob("**/*.sqlite3"))
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", port))  # still free: serve never bound it
+
+
+def test_folders_files_and_ports_are_checked_before_anything_starts(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+    file = tmp_path / "c.toml"
+    file.write_text(
+        '[database]\npath = "afile/db/x.sqlite3"\n[log]\nfile = "afile/wuhai.log"\n'
+        '[web]\ncertificate = "missing.pem"\nport = 5701\n[protocols.nosuch]\nport = 1\n',
+        encoding="utf-8",
+    )
+    problems = check_config(load_config(file))
+    assert problems == [
+        f"database.path: {tmp_path / 'afile'} is not a folder",
+        f"log.file: {tmp_path / 'afile'} is not a folder",
+        "web.certificate: HTTPS needs both web.certificate and web.key",
+        f"web.certificate: cannot read {tmp_path / 'missing.pem'}",
+        "protocols.elink.port: 5701 is also web.port",
+        "protocols.nosuch: no such protocol; installed: elink, gasfill, lmt",
+    ]
+    result = serve("--check-config", "--config", str(file))
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == len(problems)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="running as root: every folder is writable")
+def test_a_folder_this_user_cannot_write_is_a_problem(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    file = tmp_path / "c.toml"
+    file.write_text('[database]\npath = "locked/db/x.sqlite3"\n', encoding="utf-8")
+    assert check_config(load_config(file)) == [
+        f"database.path: the folder {locked} is not writable by this user (to create {locked / 'db'})"
+    ]
+
+
+def test_a_good_configuration_checks_ok(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text('[database]\npath = "data/x.sqlite3"\n[log]\nformat = "json"\nfile = "log/wuhai.log"\n',
+                    encoding="utf-8")  # fmt: skip
+    result = serve("--check-config", "--config", str(file))
+    assert (result.returncode, result.stderr) == (0, ""), result
+    assert "configuration OK" in result.stdout
+    assert not (tmp_path / "data").exists(), "checking creates nothing"
