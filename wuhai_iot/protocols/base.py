@@ -7,6 +7,8 @@ pipeline drives it; ``wuhai-iot decode`` drives it too, which is how vendors che
 from __future__ import annotations
 
 import abc
+import enum
+import re
 import struct
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +16,7 @@ from typing import Any
 
 import construct as c
 
-from wuhai_iot.events import Message, Reply, TerminalCommand
+from wuhai_iot.events import CommandCode, Message, Reply, TerminalCommand
 
 
 class DecodeError(Exception):
@@ -186,14 +188,68 @@ class MarkerFramer(Framer):
         return -1
 
 
+class Binding(enum.StrEnum):
+    """What a protocol's terminals are installed on; the census binds each registered terminal to one."""
+
+    LIFT = "lift"
+    """A registered elevator, named by ``device_code`` in terminals.csv."""
+    STATION_SCALE = "station_scale"
+    """One scale of a registered filling station; the protocol reads station and scale from the terminal id
+    (``Protocol.station_scale``)."""
+    VEHICLE = "vehicle"
+    """A registered vehicle, named by ``plate`` in terminals.csv."""
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalIdFormat:
+    """What a protocol's terminal ids look like: a regular expression and the words for error messages."""
+
+    pattern: str
+    """Matched against the whole id (``re.fullmatch``)."""
+    description: str
+    """Completes "'abc' is not ...", e.g. ``16 digits``."""
+
+    def check(self, terminal_id: str) -> str:
+        """The id itself when it has this format; ValueError naming the format otherwise."""
+        if not (terminal_id.isascii() and re.fullmatch(self.pattern, terminal_id)):
+            raise ValueError(f"{terminal_id!r} is not {self.description}")
+        return terminal_id
+
+
 class Protocol(abc.ABC):
-    """One wire protocol. Instances are stateless and shared by all connections."""
+    """One wire protocol. Instances are shared by all connections: per-connection state lives in the framer.
+
+    Besides the framer, decoder and encoders, a protocol owns its identity: what its terminal ids look like,
+    what its terminals are installed on, whether its frames are text, which commands it carries and how a
+    connection's first bytes can be recognised. The census, ``wuhai-iot decode``, the pages and the ``auto``
+    listener ask the protocol; none of them keeps a table of protocol names.
+    """
 
     name: str
     """Short name used in configuration, terminals.csv and the CLI (``elink``)."""
     title: str
     """Human name with the vendor document's version."""
     default_port: int
+    terminal_id_format: TerminalIdFormat
+    """The form of a terminal id, checked when terminals.csv is imported."""
+    binds_to: Binding = Binding.LIFT
+    text_frames: bool = False
+    """True when a frame is a line of text: ``wuhai-iot decode`` and capture files then take it as text."""
+    commands: frozenset[CommandCode] = frozenset()
+    """The platform commands ``encode_command`` can express (the lift page offers only these)."""
+
+    def canonical_terminal_id(self, terminal_id: str) -> str:
+        """The id as the terminal sends it after decoding; ValueError (with the format's words) when invalid."""
+        return self.terminal_id_format.check(terminal_id)
+
+    def station_scale(self, terminal_id: str) -> tuple[int, int]:
+        """Station code and scale number of a canonical terminal id (``Binding.STATION_SCALE`` protocols)."""
+        raise NotImplementedError(f"{self.name} terminals are not bound to station scales")
+
+    def sniff(self, first_bytes: bytes) -> bool | None:
+        """Whether a connection that began with ``first_bytes`` speaks this protocol: True, False, or None
+        while more bytes are needed to tell. Used by the ``auto`` listener; the default never claims one."""
+        return False
 
     @abc.abstractmethod
     def new_framer(self) -> Framer:
@@ -205,7 +261,9 @@ class Protocol(abc.ABC):
 
     @abc.abstractmethod
     def verify_login(self, message: Message, key: str | None) -> bool:
-        """Check a LOGIN message's authentication against the terminal's secret (None: no secret)."""
+        """Check a LOGIN message's authentication against the terminal's secret (None or "": no secret,
+        always True). ``key`` is the census ``key`` cell as text; ``wuhai_iot.protocols.blocks.hmac_login_ok``
+        does the usual HMAC-SHA256 check."""
 
     @abc.abstractmethod
     def encode_reply(self, message: Message, reply: Reply, seq: int, now: datetime) -> bytes:
@@ -215,9 +273,10 @@ class Protocol(abc.ABC):
     def encode_error(self, error: DecodeError, seq: int, now: datetime) -> bytes | None:
         """The answer to an undecodable frame, or None when the protocol says to stay silent."""
 
-    @abc.abstractmethod
     def encode_command(self, terminal_id: str, command: TerminalCommand, seq: int, now: datetime) -> bytes:
-        """Encode a command to a terminal; ``seq`` identifies it in the terminal's reply."""
+        """Encode a command to a terminal; ``seq`` identifies it in the terminal's reply. Only codes listed
+        in ``commands`` are asked for; the default has none."""
+        raise ValueError(f"{self.title} takes no platform commands ({command.code.value} for {terminal_id})")
 
     def sequence_modulus(self) -> int:
         """The platform's own sequence numbers wrap at this value."""

@@ -5,10 +5,7 @@ The vendor document is ../shared/protocols/elink.md; section numbers below refer
 
 from __future__ import annotations
 
-import binascii
 import functools
-import hashlib
-import hmac
 import struct
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -17,7 +14,8 @@ import construct as c
 
 from wuhai_iot import events as ev
 from wuhai_iot.plugins.hookspecs import hookimpl
-from wuhai_iot.protocols.base import DecodeError, FixedLayout, MarkerFramer, Protocol
+from wuhai_iot.protocols.base import Binding, DecodeError, FixedLayout, Protocol, TerminalIdFormat
+from wuhai_iot.protocols.blocks import LengthCrcFramer, crc16_ccitt_false, hmac_login_ok
 
 MAGIC = b"EL"
 VERSION = 1
@@ -130,9 +128,7 @@ _messages = {
 }
 
 
-def crc16(data: bytes | bytearray | memoryview) -> int:
-    """CRC-16/CCITT-FALSE (binascii's crc_hqx is exactly this with init 0xFFFF)."""
-    return binascii.crc_hqx(data, 0xFFFF)
+crc16 = crc16_ccitt_false
 
 
 class ElinkWire(NamedTuple):
@@ -144,26 +140,19 @@ class ElinkWire(NamedTuple):
     auth: bytes = b""
 
 
-class ElinkFramer(MarkerFramer):
+class ElinkFramer(LengthCrcFramer):
     """Cuts frames at the ``EL`` magic; on a bad CRC, length or version drops one byte (§1)."""
 
     marker = MAGIC
+    length_at = 3
+    length_range = range(MIN_LENGTH, MAX_LENGTH + 1)
+    length_adds = 7
+    crc = crc16_ccitt_false
+    crc_from = 2
 
-    def frame_at(self, buf: bytes | bytearray, start: int, end: int) -> tuple[int, str]:
-        if end - start < 5:
-            return 0, ""
-        if buf[start + 2] != VERSION:
-            return 0, f"unknown version {buf[start + 2]}"
-        length = (buf[start + 3] << 8) | buf[start + 4]
-        if not MIN_LENGTH <= length <= MAX_LENGTH:
-            return 0, f"length {length} outside {MIN_LENGTH}..{MAX_LENGTH}"
-        size = 7 + length
-        if end - start < size:
-            return 0, ""
-        crc = (buf[start + 5 + length] << 8) | buf[start + 6 + length]
-        if crc16(memoryview(buf)[start + 2 : start + 5 + length]) != crc:
-            return 0, "bad CRC"
-        return size, ""
+    def check_header(self, buf: bytes | bytearray, start: int) -> str:
+        version = buf[start + 2]
+        return "" if version == VERSION else f"unknown version {version}"
 
 
 _new_status = ev.positional_factory(ev.ElevatorStatus)
@@ -216,6 +205,15 @@ class ElinkProtocol(Protocol):
     name = "elink"
     title = "ELink-200 v1.3"
     default_port = 5701
+    terminal_id_format = TerminalIdFormat("[0-9]{16}", "16 digits (an ELink terminal id, §1)")
+    binds_to = Binding.LIFT
+    commands = frozenset(COMMAND_CODES)
+
+    def sniff(self, first_bytes: bytes) -> bool | None:
+        """Magic ``EL`` and version 1 (§1)."""
+        if len(first_bytes) < 3:
+            return None if MAGIC.startswith(first_bytes) else False
+        return first_bytes[:2] == MAGIC and first_bytes[2] == VERSION
 
     def new_framer(self) -> ElinkFramer:
         return ElinkFramer()
@@ -315,12 +313,9 @@ class ElinkProtocol(Protocol):
         return [reply], wire
 
     def verify_login(self, message: ev.Message, key: str | None) -> bool:
-        if not key:
-            return True
+        """§2: auth = first 16 bytes of HMAC-SHA256(key, terminal id BCD + device time)."""
         wire: ElinkWire = message.wire  # type: ignore[assignment]
-        material = wire.terminal_bcd + wire.time_raw.to_bytes(4, "big")
-        expected = hmac.new(key.encode(), material, hashlib.sha256).digest()[:16]
-        return hmac.compare_digest(expected, wire.auth)
+        return hmac_login_ok(key, wire.terminal_bcd + wire.time_raw.to_bytes(4, "big"), wire.auth)
 
     def encode_reply(self, message: ev.Message, reply: ev.Reply, seq: int, now: datetime) -> bytes:
         if not isinstance(reply, ev.Ack):

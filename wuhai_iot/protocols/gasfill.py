@@ -5,18 +5,17 @@ The vendor document is ../shared/protocols/gasfill.md; section numbers below ref
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import re
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import construct as c
-import crcmod.predefined
 
 from wuhai_iot import events as ev
 from wuhai_iot.plugins.hookspecs import hookimpl
-from wuhai_iot.protocols.base import DecodeError, MarkerFramer, Protocol
+from wuhai_iot.protocols.base import Binding, DecodeError, Protocol, TerminalIdFormat
+from wuhai_iot.protocols.blocks import LengthCrcFramer, crc16_modbus, hmac_login_ok
 
 STX, ETX = 0x02, 0x03
 MIN_LENGTH = 7  # CMD .. SCALE, empty body
@@ -50,6 +49,9 @@ OUTCOMES = range(4)
 TAG_SIZES = range(4, 17)
 CYLINDER_CODE_SIZE = 20
 MAX_DISPLAY_MESSAGE = 60
+MAX_SCALE = 64
+"""Scales of one station (the census's ``stations.scales`` allows as many)."""
+TERMINAL_ID = re.compile(r"([0-9]+)-([0-9]+)")
 
 # §1 header. The framer has already checked STX, LEN, CRC and ETX, and decode() checks every body's
 # exact size (a tag's length byte included) first, so the compiled parsers only see what they expect.
@@ -111,7 +113,7 @@ TagInfoBody = c.Struct(
 _header = Header.compile()
 _bodies = {code: body.compile() for code, body in Bodies.items()}
 
-crc16 = crcmod.predefined.mkPredefinedCrcFun("modbus")
+crc16 = crc16_modbus
 """CRC-16/MODBUS, in crcmod-plus's C extension (a 40-byte frame: ~0.3 µs; a Python table: ~4 µs)."""
 
 
@@ -126,26 +128,7 @@ class GasfillWire:
     auth: bytes = b""
 
 
-def _frame_at(buf: bytes | bytearray, start: int, end: int) -> tuple[int, str]:
-    """Look at the STX at ``start``: (size, "") for a whole valid frame, (0, "") when more bytes
-    are needed to tell, (0, why) when there is no frame there."""
-    if end - start < 3:
-        return 0, ""
-    length = buf[start + 1] | (buf[start + 2] << 8)
-    if not MIN_LENGTH <= length <= MAX_LENGTH:
-        return 0, f"length {length} outside {MIN_LENGTH}..{MAX_LENGTH}"
-    size = 6 + length
-    if end - start < size:
-        return 0, ""
-    if buf[start + 5 + length] != ETX:
-        return 0, "no ETX"
-    crc = buf[start + 3 + length] | (buf[start + 4 + length] << 8)
-    if crc16(memoryview(buf)[start + 1 : start + 3 + length]) != crc:
-        return 0, "bad CRC"
-    return size, ""
-
-
-class GasfillFramer(MarkerFramer):
+class GasfillFramer(LengthCrcFramer):
     """Cuts frames at STX by LEN, CRC and ETX; on a bad LEN, CRC or ETX drops one byte (§1).
 
     Without escaping, an STX inside a damaged frame often reads as the start of a long frame
@@ -157,9 +140,19 @@ class GasfillFramer(MarkerFramer):
 
     marker = bytes([STX])
     overtake_incomplete = True
+    length_at = 1
+    length_order = "little"
+    length_range = range(MIN_LENGTH, MAX_LENGTH + 1)
+    length_adds = 6
+    crc = crc16_modbus
+    crc_from = 1
+    crc_order = "little"
+    trailer = bytes([ETX])
+    trailer_name = "ETX"
 
-    def frame_at(self, buf: bytes | bytearray, start: int, end: int) -> tuple[int, str]:
-        return _frame_at(buf, start, end)
+
+_frame_at = GasfillFramer().frame_at
+"""(size, "") for a whole valid frame at an offset, (0, "") when more bytes are needed, (0, why) otherwise."""
 
 
 def _time(raw: int) -> datetime | None:
@@ -184,6 +177,28 @@ class GasfillProtocol(Protocol):
     name = "gasfill"
     title = "GF-3 filling-scale controller v3.2"
     default_port = 5710
+    terminal_id_format = TerminalIdFormat(
+        TERMINAL_ID.pattern, f"<station_code>-<scale> (a GF-3 scale: station 1–{0xFFFF_FFFF}, scale 1–{MAX_SCALE})"
+    )
+    binds_to = Binding.STATION_SCALE
+
+    def canonical_terminal_id(self, terminal_id: str) -> str:
+        """``<station>-<scale>`` without leading zeros, as ``decode`` names the terminal."""
+        match = TERMINAL_ID.fullmatch(terminal_id) if terminal_id.isascii() else None
+        station, scale = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+        if not (1 <= station <= 0xFFFF_FFFF and 1 <= scale <= MAX_SCALE):
+            raise ValueError(f"{terminal_id!r} is not {self.terminal_id_format.description}")
+        return f"{station}-{scale}"
+
+    def station_scale(self, terminal_id: str) -> tuple[int, int]:
+        station, scale = terminal_id.split("-")
+        return int(station), int(scale)
+
+    def sniff(self, first_bytes: bytes) -> bool | None:
+        """STX, then a LEN of 7..512 (§1): enough to tell GF-3 from the other protocols' first bytes."""
+        if len(first_bytes) < 3:
+            return None if first_bytes[:1] in (b"", bytes([STX])) else False
+        return first_bytes[0] == STX and MIN_LENGTH <= int.from_bytes(first_bytes[1:3], "little") <= MAX_LENGTH
 
     def new_framer(self) -> GasfillFramer:
         return GasfillFramer()
@@ -276,12 +291,10 @@ class GasfillProtocol(Protocol):
         return result, wire, dedup
 
     def verify_login(self, message: ev.Message, key: str | None) -> bool:
-        if not key:
-            return True
+        """§2: auth = first 16 bytes of HMAC-SHA256(key, station + scale + clock, little-endian)."""
         wire: GasfillWire = message.wire  # type: ignore[assignment]
         material = wire.station.to_bytes(4, "little") + bytes([wire.scale]) + wire.clock.to_bytes(4, "little")
-        expected = hmac.new(key.encode(), material, hashlib.sha256).digest()[:16]
-        return hmac.compare_digest(expected, wire.auth)
+        return hmac_login_ok(key, material, wire.auth)
 
     def encode_reply(self, message: ev.Message, reply: ev.Reply, seq: int, now: datetime) -> bytes:
         wire: GasfillWire = message.wire  # type: ignore[assignment]
@@ -324,11 +337,6 @@ class GasfillProtocol(Protocol):
             return None
         wire: GasfillWire = error.wire  # type: ignore[assignment]
         return _ack(wire, error.seq, ev.AckResult.BAD_CONTENT, seq)
-
-    def encode_command(self, terminal_id: str, command: ev.TerminalCommand, seq: int, now: datetime) -> bytes:
-        raise ValueError(
-            f"GF-3 controllers take no platform commands ({command.code.value} for {terminal_id})"
-        )
 
 
 def _ack(wire: GasfillWire, acked_seq: int, result: ev.AckResult, seq: int) -> bytes:

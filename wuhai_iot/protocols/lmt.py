@@ -21,10 +21,6 @@ checksum, and answer ``ERR`` where the terminal and sequence could be read):
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
-import operator
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,15 +29,12 @@ from typing import TypedDict, TypeVar
 from wuhai_iot import events as ev
 from wuhai_iot.clock import CST
 from wuhai_iot.plugins.hookspecs import hookimpl
-from wuhai_iot.protocols.base import DecodeError, Discarded, Framer, Protocol
+from wuhai_iot.protocols.base import Binding, DecodeError, Protocol, TerminalIdFormat
+from wuhai_iot.protocols.blocks import LineFramer, hmac_login_ok, parse_key_values, xor_checksum
 
 PROTO = "LMT"
 MAX_LINE = 512
 """Longest line, line ending included."""
-OVERLONG_PREFIX = MAX_LINE + 1
-"""How much of a too-long line the framer keeps: enough to read its header and to know it is too long."""
-
-"""China Standard Time: the zone of every LMT time field."""
 TIME_FORMAT = "%Y%m%d%H%M%S"
 
 TERMINAL_RE = re.compile(r"[0-9]{15}")
@@ -90,9 +83,8 @@ ACK_WORDS = {
 }
 
 
-def checksum(body: bytes) -> int:
-    """XOR of every byte between ``#`` and ``*``."""
-    return functools.reduce(operator.xor, body, 0)
+checksum = xor_checksum
+"""The XOR of every byte between ``#`` and ``*``."""
 
 
 def cst_text(moment: datetime) -> str:
@@ -118,40 +110,11 @@ class LmtWire:
     """The LOGIN line's ``key`` payload."""
 
 
-class LmtFramer(Framer):
-    """Cuts lines at ``\\n``; keeps at most the first 513 bytes of a line (see the module docstring)."""
+class LmtFramer(LineFramer):
+    """Cuts lines at ``\n``; of a longer line than 512 bytes, emits the first 513 (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._line = bytearray()
-        self._skipping = False
-
-    def feed(self, data: bytes) -> list[bytes | Discarded]:
-        out: list[bytes | Discarded] = []
-        pos, end = 0, len(data)
-        while pos < end:
-            newline = data.find(b"\n", pos)
-            if self._skipping:
-                stop = end if newline < 0 else newline + 1
-                out.append(Discarded(data[pos:stop], f"rest of a line longer than {MAX_LINE} bytes"))
-                self._skipping = newline < 0
-                pos = stop
-                continue
-            room = OVERLONG_PREFIX - len(self._line)
-            if newline >= 0 and newline + 1 - pos <= room:
-                self._line += data[pos : newline + 1]
-                pos = newline + 1
-                line = bytes(self._line)
-                self._line.clear()
-                out.append(Discarded(line, "empty line") if line in (b"\n", b"\r\n") else line)
-                continue
-            take = min(room, end - pos)
-            self._line += data[pos : pos + take]
-            pos += take
-            if len(self._line) == OVERLONG_PREFIX:
-                out.append(bytes(self._line))
-                self._line.clear()
-                self._skipping = True
-        return out
+        super().__init__(MAX_LINE, emit_overlong_prefix=True)
 
 
 class Readable(TypedDict, total=False):
@@ -219,20 +182,6 @@ def _device_time(text: str) -> datetime:
     if not TIME_RE.fullmatch(text):
         raise ValueError("not 14 digits")
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=CST).astimezone(UTC)
-
-
-def _payload(text: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in text.split(";"):
-        if not item:
-            continue
-        key, equals, value = item.partition("=")
-        if not equals or not key:
-            raise ValueError(f"{item!r} is not key=value")
-        if key in pairs:
-            raise ValueError(f"key {key!r} given twice")
-        pairs[key] = value
-    return pairs
 
 
 T = TypeVar("T")
@@ -344,6 +293,17 @@ class LmtProtocol(Protocol):
     name = "lmt"
     title = "LMT-4 v4"
     default_port = 5702
+    terminal_id_format = TerminalIdFormat(TERMINAL_RE.pattern, "15 digits (an LMT terminal id)")
+    binds_to = Binding.LIFT
+    text_frames = True
+    commands = frozenset({ev.CommandCode.REPORT_STATUS, ev.CommandCode.SET_INTERVAL, ev.CommandCode.RESTART})
+
+    def sniff(self, first_bytes: bytes) -> bool | None:
+        """A line starting ``#LMT,``."""
+        head = b"#" + PROTO.encode() + b","
+        if len(first_bytes) < len(head):
+            return None if head.startswith(first_bytes) else False
+        return first_bytes.startswith(head)
 
     def new_framer(self) -> LmtFramer:
         return LmtFramer()
@@ -368,7 +328,7 @@ class LmtProtocol(Protocol):
         head = Head(protocol=self.name, terminal_id=terminal, seq=seq, device_time=device_time,
                     received_at=received_at)  # fmt: skip
         try:
-            pairs = _payload(fields[5] if len(fields) > 5 else "")
+            pairs = parse_key_values(fields[5] if len(fields) > 5 else "")
             events = _events(type_, head, pairs)
         except ValueError as exc:
             raise DecodeError(f"bad {type_} payload: {exc}", **header) from None
@@ -385,14 +345,10 @@ class LmtProtocol(Protocol):
         )
 
     def verify_login(self, message: ev.Message, key: str | None) -> bool:
-        if not key:
-            return True
+        """``key`` = the first 32 hex digits (lower case) of HMAC-SHA256(secret, terminal id + time text)."""
         wire: LmtWire = message.wire  # type: ignore[assignment]
-        if wire.key is None:
-            return False
         material = (message.terminal_id + wire.time_text).encode("ascii")
-        expected = hmac.new(key.encode(), material, hashlib.sha256).hexdigest()[:32]
-        return hmac.compare_digest(expected, wire.key)
+        return hmac_login_ok(key, material, wire.key, 32, hex_digest=True)
 
     def encode_reply(self, message: ev.Message, reply: ev.Reply, seq: int, now: datetime) -> bytes:
         if not isinstance(reply, ev.Ack):

@@ -24,6 +24,8 @@ import aiosqlite
 
 from wuhai_iot.clock import add_years
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.protocols.base import Binding
+from wuhai_iot.protocols.gasfill import MAX_SCALE
 from wuhai_iot.registry.districts import UnknownDistrict, parse_district
 from wuhai_iot.storage.db import connect
 
@@ -39,7 +41,6 @@ CYLINDER_MEDIUM = {"household_lpg": "LPG", "vehicle_cng": "CNG", "vehicle_lng": 
 """The medium each cylinder kind holds (industrial cylinders hold any)."""
 
 UINT32_MAX = 0xFFFF_FFFF
-MAX_SCALE = 64
 
 
 class CensusError(ValueError):
@@ -160,12 +161,9 @@ def iso_date(value: str) -> str:
 
 def registered_protocol(value: str) -> str:
     """The name of a protocol some plugin serves (built-in or a vendor's)."""
-    from wuhai_iot.plugins.manager import (
-        protocols,  # the manager imports this module: not at import time
-    )
+    from wuhai_iot.plugins.manager import protocols  # (the manager imports this module)
 
-    names = sorted(protocols())
-    return choice(*names)(value)
+    return choice(*sorted(protocols()))(value)
 
 
 def choice(*allowed: str) -> Parser:
@@ -491,31 +489,33 @@ def _check_cylinder(row: dict[str, Any], registry: Registry) -> Iterator[tuple[s
         row[DERIVED] = True
 
 
-TERMINAL_ID_DIGITS = {"elink": 16, "lmt": 15}
-_SCALE_ID = re.compile(r"(\d+)-(\d+)")
-
-
 def _check_terminal(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str, str]]:
-    protocol, terminal_id, lift = row["protocol"], row["terminal_id"], row.get("device_code")
+    """The protocol says what its ids look like and what its terminals are installed on."""
+    from wuhai_iot.plugins.manager import protocols  # (the manager imports this module)
+
+    protocol = protocols()[row["protocol"]]
+    lift = row.get("device_code")
     row["station_code"] = row["scale"] = None
-    if protocol == "gasfill":
-        match = _SCALE_ID.fullmatch(terminal_id)
-        station, scale = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-        if not (match and 1 <= station <= UINT32_MAX and 1 <= scale <= MAX_SCALE):
-            yield "terminal_id", f"{terminal_id!r} is not <station_code>-<scale> with a scale 1–{MAX_SCALE}"
-        elif station not in registry.stations:
-            yield "terminal_id", f"station {station} is not registered"
-        row.update(terminal_id=f"{station}-{scale}", station_code=station, scale=scale)
-        if lift is not None:
-            yield "device_code", "a gasfill terminal belongs to a station, not a lift"
+    try:
+        row["terminal_id"] = terminal_id = protocol.canonical_terminal_id(row["terminal_id"])
+    except ValueError as exc:
+        yield "terminal_id", str(exc)
         return
-    length = TERMINAL_ID_DIGITS.get(protocol)  # a vendor plugin's ids are the vendor's business
-    if length and not (terminal_id.isascii() and terminal_id.isdigit() and len(terminal_id) == length):
-        yield "terminal_id", f"{terminal_id!r} is not {length} digits (an {protocol} terminal id)"
-    if lift is None:
-        yield "device_code", f"required for an {protocol} terminal (the lift it is installed on)"
-    elif lift not in registry.elevators:
-        yield "device_code", f"lift {lift} is not registered"
+    binding = protocol.binds_to
+    if binding is Binding.STATION_SCALE:
+        station, scale = protocol.station_scale(terminal_id)
+        if station not in registry.stations:
+            yield "terminal_id", f"station {station} is not registered"
+        row.update(station_code=station, scale=scale)
+        if lift is not None:
+            yield "device_code", f"a {protocol.name} terminal belongs to a station, not a lift"
+    elif binding is Binding.LIFT:
+        if lift is None:
+            yield "device_code", f"required for an {protocol.name} terminal (the lift it is installed on)"
+        elif lift not in registry.elevators:
+            yield "device_code", f"lift {lift} is not registered"
+    else:
+        yield "protocol", f"{protocol.name} terminals are installed on a {binding.value}, which the census cannot bind yet"
 
 
 ROW_CHECKS: dict[str, RowCheck] = {

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from wuhai_iot import events as ev
 from wuhai_iot.plugins import hookimpl
-from wuhai_iot.protocols.base import DecodeError, Discarded, Framer, Protocol
+from wuhai_iot.protocols.base import DecodeError, Discarded, Framer, Protocol, TerminalIdFormat
 
 
 class LineFramer(Framer):
@@ -31,6 +31,7 @@ class AcmeProtocol(Protocol):
     name = "acme"
     title = "ACME lift box (example vendor plugin)"
     default_port = 5799
+    terminal_id_format = TerminalIdFormat("T-[0-9]{1,8}", "T- and up to 8 digits (an ACME terminal id)")
 
     def new_framer(self) -> Framer:
         return LineFramer()
