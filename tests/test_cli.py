@@ -72,3 +72,21 @@ def test_decode_explains_an_invalid_frame(capsys: pytest.CaptureFixture[str]) ->
     assert "discarded 3 bytes (no frame start)" in capsys.readouterr().out
     assert main(["decode", "nosuch", "00"]) == 2
     assert main(["decode", "elink", "zz"]) == 2
+
+
+def test_decode_reads_a_frames_file_of_hex_or_text_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A binary protocol's fixture file is a frames file as it is ('#' lines are comments).
+    assert main(["decode", "elink", "--file", str(FIXTURES / "elink" / "status_batch_3.hex")]) == 0
+    assert "elink STATUS_BATCH terminal" in capsys.readouterr().out
+    # A text protocol takes its frames as text, one a line; ';' starts a comment, '<' an answer (skipped).
+    spec_login = (FIXTURES / "lmt" / "spec_login.line").read_bytes().decode().strip()
+    spec_status = (FIXTURES / "lmt" / "spec_status.line").read_bytes().decode().strip()
+    frames = tmp_path / "lmt.frames"
+    frames.write_text(f"; a terminal's start\n{spec_login}\n< #LMT,whatever\n+0.5 {spec_status}\n", encoding="utf-8")
+    assert main(["decode", "lmt", "--file", str(frames)]) == 0
+    out = capsys.readouterr().out
+    assert "lmt LOGIN terminal" in out and "lmt ST terminal" in out and "whatever" not in out
+    # Text given on the command line is taken as text for a text protocol only.
+    assert main(["decode", "lmt", spec_status]) == 0
+    assert main(["decode", "elink", spec_status]) == 2
+    assert main(["decode", "elink"]) == 2  # neither frames nor --file

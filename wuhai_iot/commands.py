@@ -7,14 +7,16 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from wuhai_iot import events as ev
 from wuhai_iot import logs
+from wuhai_iot.captures import frame_bytes, read_frames
 from wuhai_iot.config import check_config
 from wuhai_iot.plugins import protocols
 from wuhai_iot.plugins.hookspecs import hookimpl
-from wuhai_iot.protocols.base import DecodeError, Discarded
+from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol
 
 EXIT_INVALID_FRAME = 1
 EXIT_BAD_CONFIG = 2
@@ -35,11 +37,13 @@ def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
     decode = subparsers.add_parser(
         "decode",
         help="decode frames and print their normalised events, or why they are invalid",
-        description="Decode one or more frames given as hex (spaces allowed). "
+        description="Decode frames given as hex (spaces allowed) or, for a text protocol, as their text; "
+        "or a frames file (--file: one frame a line, see wuhai_iot/captures.py). "
         "Exit status 1 when a frame is invalid or incomplete.",
     )
     decode.add_argument("protocol", help="protocol name: " + ", ".join(sorted(protocols())))
-    decode.add_argument("hex", nargs="+", help="the bytes as hex; an LMT line may also be given as its text")
+    decode.add_argument("hex", nargs="*", help="the bytes as hex; a text protocol's frame may be given as its text")
+    decode.add_argument("--file", type=Path, help="a frames file: hex lines, or text lines for a text protocol")
     decode.set_defaults(handler=decode_command)
 
 
@@ -70,12 +74,14 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _input_bytes(parts: list[str]) -> bytes:
-    text = " ".join(parts)
-    if text.lstrip().startswith("#"):
-        line = text.strip()
-        return (line + "\r\n").encode("ascii", "replace")
-    return bytes.fromhex("".join(text.split()))
+def _input_bytes(parts: list[str], protocol: Protocol) -> bytes:
+    text = " ".join(parts).strip()
+    try:
+        return bytes.fromhex("".join(text.split()))
+    except ValueError:
+        if protocol.text_frames:
+            return frame_bytes(text, protocol)
+        raise
 
 
 def decode_command(args: argparse.Namespace) -> int:
@@ -85,8 +91,17 @@ def decode_command(args: argparse.Namespace) -> int:
         print(f"wuhai-iot decode: unknown protocol {args.protocol!r}; known: {', '.join(sorted(known))}",
               file=sys.stderr)  # fmt: skip
         return 2
+    if bool(args.hex) == bool(args.file):
+        print("wuhai-iot decode: give the frame on the command line or --file FILE, not both", file=sys.stderr)
+        return 2
     try:
-        data = _input_bytes(args.hex)
+        if args.file:
+            data = b"".join(frame.data for frame in read_frames(args.file, protocol) if not frame.answer)
+        else:
+            data = _input_bytes(args.hex, protocol)
+    except OSError as exc:
+        print(f"wuhai-iot decode: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"wuhai-iot decode: not hex: {exc}", file=sys.stderr)
         return 2
