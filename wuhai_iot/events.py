@@ -15,23 +15,6 @@ from typing import TypeVar
 
 import orjson
 
-# Canonical elevator fault kinds (domain.md): the alarm ``kind`` everywhere.
-FAULT_KINDS: tuple[str, ...] = (
-    "trapped",
-    "door_open_moving",
-    "overshoot_top",
-    "overshoot_bottom",
-    "overspeed",
-    "stopped_outside_zone",
-    "door_fault",
-    "power_lost",
-    "safety_circuit",
-    "door_lock",
-    "alarm_button",
-    "reopening",
-    "unknown_fault",
-)
-
 MEDIA: dict[int, str] = {1: "LPG", 2: "CNG", 3: "LNG", 9: "OTHER"}
 """GF-3 medium codes, shared with the registry's medium words."""
 
@@ -104,7 +87,8 @@ class ElevatorFault(Event):
     """A fault the terminal itself detected, raised or cleared."""
 
     kind: str
-    """One of FAULT_KINDS."""
+    """A lift alarm kind (``elevators.plugin.LIFT_ALARM_KINDS``); ``unknown_fault`` for a code not in the
+    protocol's table."""
     vendor_code: str
     """The vendor's own code as text (ELink number, LMT word)."""
     active: bool

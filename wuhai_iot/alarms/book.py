@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from wuhai_iot import events as ev
+from wuhai_iot.alarms.kinds import severity_of
 from wuhai_iot.alarms.model import (
-    SEVERITY,
     Alarm,
     AlarmAlreadyResolved,
     AlarmNotFound,
@@ -31,6 +31,7 @@ from wuhai_iot.alarms.model import (
 )
 from wuhai_iot.alarms.queries import get_alarm
 from wuhai_iot.config import RulesConfig
+from wuhai_iot.plugins import get_plugin_manager
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.storage.writer import BatchWriter, Statement
 
@@ -155,8 +156,7 @@ class AlarmBook:
         detail: dict[str, Any] | None = None,
     ) -> list[Statement]:
         """The condition is active at ``at`` (since ``since``): raise a new alarm or update the episode's."""
-        if kind not in SEVERITY:
-            raise ValueError(f"unknown alarm kind {kind!r}")
+        severity = severity_of(kind)  # (ValueError for a kind nobody registered)
         key = self._key(subject, kind, vendor_code)
         recent = self._episodes(key)
         current = next((a for a in recent if a.condition == "active"), None)
@@ -203,7 +203,7 @@ class AlarmBook:
         alarm = Alarm(
             id=self._next_id,
             kind=kind,
-            severity=SEVERITY[kind],
+            severity=severity,
             device_code=subject.device_code,
             cylinder_code=subject.cylinder_code,
             station_code=subject.station_code,
@@ -363,8 +363,6 @@ class AlarmBook:
     async def notify_forever(self, platform: Platform) -> None:
         """Send changes to the ``alarm_changed`` hook once the transaction holding them has committed;
         return after ``close`` once everything pending is sent."""
-        from wuhai_iot.plugins import get_plugin_manager
-
         hook = get_plugin_manager().hook.alarm_changed
         while True:
             await self._changed.wait()

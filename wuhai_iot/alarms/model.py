@@ -1,4 +1,4 @@
-"""What an alarm is: its kinds and severities, its subject, and the row it is stored as."""
+"""What an alarm is: its subject, its handling statuses and the row it is stored as (its kinds: ``kinds``)."""
 
 from __future__ import annotations
 
@@ -9,28 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
-
-SEVERITY: dict[str, str] = {
-    "trapped": "critical",
-    "door_open_moving": "critical",
-    "overshoot_top": "critical",
-    "overshoot_bottom": "critical",
-    "overspeed": "critical",
-    "stopped_outside_zone": "major",
-    "door_fault": "minor",
-    "power_lost": "major",
-    "safety_circuit": "major",
-    "door_lock": "major",
-    "alarm_button": "major",
-    "reopening": "minor",
-    "unknown_fault": "minor",
-    "offline": "minor",
-    "fill_without_permit": "critical",
-    "overfill": "major",
-    "weight_tampering": "major",
-    "short_fill": "minor",
-}
-"""Severity of every alarm kind (domain.md)."""
 
 STATUSES = ("raised", "acknowledged", "resolved")
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from wuhai_iot.alarms.book import AlarmBook, alarm_book
+from wuhai_iot.alarms.kinds import AlarmKind
 from wuhai_iot.clock import cst_date
 from wuhai_iot.elevators.maintenance import MaintenanceTracker
 from wuhai_iot.elevators.rescue import RescueTracker
@@ -37,6 +38,28 @@ if TYPE_CHECKING:
     from wuhai_iot.server import Platform
 
 log = logging.getLogger(__name__)
+
+LIFT_ALARM_KINDS = tuple(
+    AlarmKind(name, severity, label, "elevators")
+    for name, severity, label in (
+        ("trapped", "critical", "困人"),
+        ("door_open_moving", "critical", "开门走梯"),
+        ("overshoot_top", "critical", "冲顶"),
+        ("overshoot_bottom", "critical", "蹲底"),
+        ("overspeed", "critical", "超速"),
+        ("stopped_outside_zone", "major", "非平层停梯"),
+        ("door_fault", "minor", "门故障"),
+        ("power_lost", "major", "主电源断电"),
+        ("safety_circuit", "major", "安全回路断开"),
+        ("door_lock", "major", "门锁回路故障"),
+        ("alarm_button", "major", "报警按钮"),
+        ("reopening", "minor", "反复开关门"),
+        ("unknown_fault", "minor", "未知故障"),
+        ("offline", "minor", "终端离线"),
+    )
+)
+"""The lift alarms of domain.md: the terminals' faults (the protocols map their codes to these names) and
+the rules' findings."""
 
 TICK_CHUNK = 200
 """Lifts whose rules tick in one writer unit (see ``advance``)."""
@@ -178,6 +201,11 @@ def collect_rules(platform: Platform) -> list[Rule]:
     for contributed in get_plugin_manager().hook.register_rules(config=platform.config):
         rules.extend(contributed or ())
     return rules
+
+
+@hookimpl
+def register_alarm_kinds() -> list[AlarmKind]:
+    return list(LIFT_ALARM_KINDS)
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """The gas-cylinder alarms of domain.md: weight tampering at the request, overfill, short fill and fill
 without permit after the fill. Pure functions: what is found, with the thresholds in force (the alarm
-kinds and their severities are those of ``wuhai_iot.alarms``)."""
+kinds are registered by ``filling.plugin``)."""
 
 from __future__ import annotations
 

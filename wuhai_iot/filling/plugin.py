@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from wuhai_iot import events as ev
 from wuhai_iot.alarms.book import alarm_book
+from wuhai_iot.alarms.kinds import AlarmKind
 from wuhai_iot.filling.decision import (
     FillDecider,
     RecentDecisions,
@@ -25,7 +26,20 @@ if TYPE_CHECKING:
     from wuhai_iot.server import Platform
 
 
+FILL_ALARM_KINDS = (
+    AlarmKind("fill_without_permit", "critical", "无许可充装", "filling"),
+    AlarmKind("overfill", "major", "超装", "filling"),
+    AlarmKind("weight_tampering", "major", "疑似配重作假", "filling"),
+    AlarmKind("short_fill", "minor", "充装不足", "filling"),
+)
+"""The gas-cylinder alarms of domain.md (found by ``filling.checks``)."""
+
 _CONNECTIONS: weakref.WeakKeyDictionary[Any, sqlite3.Connection] = weakref.WeakKeyDictionary()
+
+
+@hookimpl
+def register_alarm_kinds() -> list[AlarmKind]:
+    return list(FILL_ALARM_KINDS)
 
 
 @hookimpl

@@ -11,6 +11,7 @@ import pluggy
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from wuhai_iot.alarms.kinds import AlarmKind
     from wuhai_iot.alarms.model import Alarm
     from wuhai_iot.config import Config
     from wuhai_iot.elevators.rules.base import Rule
@@ -61,6 +62,12 @@ def register_rules(config: "Config") -> list["Rule"]:
 
     Rule names must be unique across plugins; a rule's state is stored under its name.
     """
+
+
+@hookspec
+def register_alarm_kinds() -> list["AlarmKind"]:
+    """Return the alarm kinds this plugin raises (``wuhai_iot.alarms.kinds.AlarmKind``: name, severity,
+    Chinese label, domain). The alarm book refuses a kind nobody registered; names must be unique."""
 
 
 @hookspec

@@ -21,8 +21,8 @@ from aiohttp import web
 
 from wuhai_iot import events as ev
 from wuhai_iot.alarms.book import acknowledge_alarm, resolve_alarm
+from wuhai_iot.alarms.kinds import alarm_kinds
 from wuhai_iot.alarms.model import (
-    SEVERITY,
     STATUSES,
     Alarm,
     AlarmAlreadyResolved,
@@ -287,7 +287,7 @@ async def alarm_list(request: web.Request) -> web.Response:
     if status is not None and status != "open" and status not in STATUSES:
         raise json_error(400, "status must be open, raised, acknowledged or resolved")
     kind = request.query.get("kind") or None
-    if kind is not None and kind not in SEVERITY:
+    if kind is not None and kind not in alarm_kinds():
         raise json_error(400, f"unknown alarm kind {kind!r}")
     district_code, outside = district_filter(request, user)
     if outside:

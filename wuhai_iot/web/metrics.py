@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import aiosqlite
 from aiohttp import web
 
-from wuhai_iot.alarms.model import SEVERITY
+from wuhai_iot.alarms.kinds import alarm_kinds
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import PLATFORM_KEY, Platform
 from wuhai_iot.web.auth import Permission, requires, web_database
@@ -78,7 +78,7 @@ async def exposition(platform: Platform, conn: aiosqlite.Connection) -> str:
                [({}, platform.writer.units)])  # fmt: skip
     open_alarms = await open_alarms_by_kind(conn)
     out.metric("wuhai_alarms_open", "gauge", "Alarms not yet resolved, per kind",
-               (({"kind": kind}, open_alarms.get(kind, 0)) for kind in sorted(SEVERITY)))  # fmt: skip
+               (({"kind": kind}, open_alarms.get(kind, 0)) for kind in sorted(alarm_kinds())))  # fmt: skip
     if platform.started_at is not None:
         uptime = (datetime.now(UTC) - platform.started_at).total_seconds()
         out.metric("wuhai_uptime_seconds", "gauge", "Seconds since the platform started", [({}, round(uptime, 3))])

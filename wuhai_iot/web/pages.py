@@ -17,6 +17,7 @@ from aiohttp import web
 
 from wuhai_iot import events as ev
 from wuhai_iot.alarms.book import acknowledge_alarm, resolve_alarm
+from wuhai_iot.alarms.kinds import SEVERITIES
 from wuhai_iot.alarms.model import Alarm, AlarmAlreadyResolved, AlarmNotFound
 from wuhai_iot.alarms.queries import alarm_samples, count_alarms, get_alarm, list_alarms
 from wuhai_iot.clock import CST, cst_day_bounds, cst_today
@@ -30,7 +31,7 @@ from wuhai_iot.storage import audit
 from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
 from wuhai_iot.web.auth import User, request_user, requires, web_database
-from wuhai_iot.web.templating import SEVERITY_ORDER, render
+from wuhai_iot.web.templating import render
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -81,15 +82,15 @@ def scope_label(user: User) -> str:
 def most_urgent_first(found: list[Alarm]) -> list[Alarm]:
     """Open alarms as staff work through them: trapped first, then by severity, unhandled before
     acknowledged, newest first (``alarms.MOST_URGENT_FIRST`` says the same in SQL)."""
-    return sorted(found, key=lambda a: (a.kind != "trapped", SEVERITY_ORDER.index(a.severity), a.status != "raised",
+    return sorted(found, key=lambda a: (a.kind != "trapped", SEVERITIES.index(a.severity), a.status != "raised",
                                         -a.raised_at.timestamp()))  # fmt: skip
 
 
 async def open_by_severity(conn: aiosqlite.Connection, filters: dict[str, Any]) -> dict[str, int]:
-    """Open alarms in scope counted per severity (every severity, in SEVERITY_ORDER)."""
+    """Open alarms in scope counted per severity (every severity, in SEVERITIES)."""
     found = await count_alarms(conn, by=["severity"], status="open", **filters)
     counted = {row["severity"]: row["n"] for row in found}
-    return {severity: counted.get(severity, 0) for severity in SEVERITY_ORDER}
+    return {severity: counted.get(severity, 0) for severity in SEVERITIES}
 
 
 def platform_of(request: web.Request) -> Platform:

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from wuhai_iot.alarms.kinds import label_of
 from wuhai_iot.clock import cst_today
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.registry import census, users
@@ -21,7 +22,7 @@ from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
 from wuhai_iot.web.auth import request_user, requires, web_database
 from wuhai_iot.web.pages import chosen_district, page, platform_of
-from wuhai_iot.web.templating import ALARM_KIND_LABELS, DENY_REASONS
+from wuhai_iot.web.templating import DENY_REASONS
 
 MAX_UPLOAD_FILES = 10
 
@@ -64,7 +65,7 @@ async def monthly_report(request: web.Request) -> web.Response:
         ),
         "denials": charts.bar_chart([(DENY_REASONS.get(r, str(r)), n) for r, n in figures["denials_by_reason"]],
                                     title="拒绝充装原因", unit="次"),
-        "kinds": charts.bar_chart([(ALARM_KIND_LABELS.get(k, k), n) for k, n in figures["alarms_by_kind"]],
+        "kinds": charts.bar_chart([(label_of(k), n) for k, n in figures["alarms_by_kind"]],
                                   title="告警类型", unit="起"),
         "rescues": charts.bar_chart(
             [(r.raised_at.strftime("%d日"), r.arrival_min) for r in reversed(figures["rescues"]) if r.arrival_min is not None],

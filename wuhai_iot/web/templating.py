@@ -1,7 +1,8 @@
 """The Jinja2 environment of the pages: templates shipped in the package, filters for display.
 
 Times are stored in UTC and shown in China Standard Time (UTC+8) as ``2026-11-29 08:30``; UI words
-(severities, alarm kinds, deny reasons, roles) are Simplified Chinese and live here, in one place.
+(severities, deny reasons, roles) are Simplified Chinese and live here, in one place; an alarm kind's label
+is registered with the kind (``wuhai_iot.alarms.kinds``).
 """
 
 from __future__ import annotations
@@ -13,32 +14,11 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from wuhai_iot.alarms.kinds import SEVERITIES, alarm_kinds, label_of
 from wuhai_iot.clock import CST
 from wuhai_iot.registry.districts import DISTRICTS
 
 SEVERITY_LABELS = {"critical": "严重", "major": "重要", "minor": "一般"}
-SEVERITY_ORDER = ("critical", "major", "minor")
-
-ALARM_KIND_LABELS = {
-    "trapped": "困人",
-    "door_open_moving": "开门走梯",
-    "overshoot_top": "冲顶",
-    "overshoot_bottom": "蹲底",
-    "overspeed": "超速",
-    "stopped_outside_zone": "非平层停梯",
-    "door_fault": "门故障",
-    "power_lost": "主电源断电",
-    "safety_circuit": "安全回路断开",
-    "door_lock": "门锁回路故障",
-    "alarm_button": "报警按钮",
-    "reopening": "反复开关门",
-    "unknown_fault": "未知故障",
-    "offline": "终端离线",
-    "fill_without_permit": "无许可充装",
-    "overfill": "超装",
-    "weight_tampering": "疑似配重作假",
-    "short_fill": "充装不足",
-}
 
 ALARM_STATUS_LABELS = {"raised": "待处理", "acknowledged": "已确认", "resolved": "已解除"}
 CONDITION_LABELS = {"active": "持续中", "cleared": "已恢复"}
@@ -192,7 +172,7 @@ def environment() -> jinja2.Environment:
         hex=hex_bytes,
         percent=percent,
         severity=_label(SEVERITY_LABELS),
-        alarm_kind=_label(ALARM_KIND_LABELS),
+        alarm_kind=label_of,
         alarm_status=_label(ALARM_STATUS_LABELS),
         condition=_label(CONDITION_LABELS),
         deny_reason=_label(DENY_REASONS),
@@ -205,7 +185,7 @@ def environment() -> jinja2.Environment:
         phase=_label(PHASE_LABELS),
         mode=_label(MODE_LABELS),
     )
-    env.globals.update(DISTRICTS=DISTRICTS, SEVERITY_ORDER=SEVERITY_ORDER, ALARM_KIND_LABELS=ALARM_KIND_LABELS,
+    env.globals.update(DISTRICTS=DISTRICTS, SEVERITIES=SEVERITIES, alarm_kinds=alarm_kinds,
                        DENY_REASONS=DENY_REASONS, ROLE_LABELS=ROLE_LABELS, VISIT_FLAGS=VISIT_FLAGS,
                        COMMAND_LABELS=COMMAND_LABELS, FILL_OUTCOMES=FILL_OUTCOMES)  # fmt: skip
     return env
