@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from wuhai_iot import __version__
 from wuhai_iot.config import ConfigError, load_config
 from wuhai_iot.plugins import get_plugin_manager
+from wuhai_iot.storage.db import SchemaError
 
 EXIT_USAGE = 2
+EXIT_NEWER_DATABASE = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except SchemaError as exc:  # any command that opens the database
+        print(f"wuhai-iot: {exc}", file=sys.stderr)
+        return EXIT_NEWER_DATABASE
 
 
 if __name__ == "__main__":

@@ -51,6 +51,8 @@ def serve_command(args: argparse.Namespace) -> int:
     """Check the configuration (and bind nothing when it is wrong), then serve until SIGINT/SIGTERM."""
     from wuhai_iot.runner import run
     from wuhai_iot.server import Platform, StartError
+    from wuhai_iot.storage import db
+    from wuhai_iot.storage.backup import BackupError
 
     config = args.settings
     if args.print_config:
@@ -68,7 +70,7 @@ def serve_command(args: argparse.Namespace) -> int:
     logs.configure(config.log, args.log_level)
     try:
         run(Platform(config).run_forever())
-    except StartError as exc:
+    except (StartError, db.SchemaError, BackupError) as exc:
         logging.getLogger("wuhai_iot.server").error("%s", exc)
         return EXIT_CANNOT_START
     return 0

@@ -29,6 +29,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.protocols.lmt",
     "wuhai_iot.protocols.gasfill",
     "wuhai_iot.commands",
+    "wuhai_iot.storage.backup",
     "wuhai_iot.registry.users",
     "wuhai_iot.web.auth",
     "wuhai_iot.web.api",

@@ -1,16 +1,23 @@
 """Opening the SQLite database and bringing its schema up to date.
 
 Migrations are the numbered ``migrations/NNNN_name.sql`` files of this package, applied in order,
-each in its own transaction, and recorded in ``schema_migrations``.
+each in its own transaction, and recorded in ``schema_migrations``. Before the first migration runs on a
+database of an older release, a consistent copy of it is made beside it, named with the schema version it
+had (``wuhai-iot.sqlite3.schema-0010``): rolling an upgrade back is restoring that copy. A database that
+records a migration this release does not know was made by a newer release: it is refused, unchanged.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import sqlite3
 from pathlib import Path
 
 import aiosqlite
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -22,6 +29,10 @@ PRAGMAS = (
     "PRAGMA busy_timeout=10000",
     "PRAGMA temp_store=MEMORY",
 )
+
+
+class SchemaError(RuntimeError):
+    """The database cannot be used by this release (made by a newer one)."""
 
 
 def migrations() -> list[tuple[int, Path]]:
@@ -50,7 +61,11 @@ async def connect(path: Path | str, *, migrate: bool = True) -> aiosqlite.Connec
     for pragma in PRAGMAS:
         await conn.execute(pragma)
     if migrate:
-        await apply_migrations(conn)
+        try:
+            await apply_migrations(conn, copy_before=path)
+        except BaseException:
+            await conn.close()
+            raise
     return conn
 
 
@@ -63,15 +78,40 @@ def connect_sync(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
-async def apply_migrations(conn: aiosqlite.Connection, *, through: int | None = None) -> list[int]:
-    """Apply every migration not yet recorded (up to number ``through``); return the numbers applied."""
+async def apply_migrations(
+    conn: aiosqlite.Connection, *, through: int | None = None, copy_before: Path | None = None
+) -> list[int]:
+    """Apply every migration not yet recorded (up to number ``through``); return the numbers applied.
+
+    With ``copy_before`` (the database's file), a database that has migrations already and is about to
+    get more is first copied beside it (``backup.upgrade_copy_path``). SchemaError, before anything is
+    written, when the database records a migration this release does not know."""
+    known = migrations()
+    if await _has_table(conn, "schema_migrations"):
+        applied = {row[0] async for row in await conn.execute("SELECT version FROM schema_migrations")}
+    else:
+        applied = set()
+    unknown = sorted(applied - {number for number, _ in known})
+    if unknown:
+        raise SchemaError(
+            f"the database records migration(s) {', '.join(f'{n:04d}' for n in unknown)}, which this release"
+            f" does not know (it knows up to {known[-1][0]:04d}): it was made by a newer release of wuhai-iot."
+            " Run that release, or restore the copy made before the upgrade (docs/operations.md)"
+        )
+    pending = [n for n, _ in known if n not in applied and (through is None or n <= through)]
+    if copy_before is not None and applied and pending:
+        from wuhai_iot.storage.backup import copy_database, upgrade_copy_path
+
+        target = upgrade_copy_path(copy_before, max(applied))
+        await asyncio.to_thread(copy_database, copy_before, target)
+        log.warning("database at schema version %04d copied to %s before migrating it to %04d",
+                    max(applied), target, pending[-1])  # fmt: skip
     await conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
         " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')))"
     )
-    applied = {row[0] async for row in await conn.execute("SELECT version FROM schema_migrations")}
     done = []
-    for number, file in migrations():
+    for number, file in known:
         if number in applied or (through is not None and number > through):
             continue
         # BEGIN IMMEDIATE so that two processes starting together do not both migrate.
@@ -104,3 +144,15 @@ def _statements(script: str) -> list[str]:
     if any(line.strip() and not line.strip().startswith("--") for line in current.splitlines()):
         raise RuntimeError(f"incomplete SQL statement at the end of a migration: {current.strip()[:60]}")
     return statements
+
+
+async def _has_table(conn: aiosqlite.Connection, name: str) -> bool:
+    cursor = await conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return await cursor.fetchone() is not None
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The newest migration a database records (0: none)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").fetchone() is None:
+        return 0
+    return int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
