@@ -115,6 +115,8 @@ def decode_command(args: argparse.Namespace) -> int:
             print(f"discarded {len(item.data)} bytes ({item.reason}): {item.data.hex(' ')}")
             status = EXIT_INVALID_FRAME
             continue
+        for line in protocol.describe(item):
+            print(line)
         try:
             message = protocol.decode(item, datetime.now(UTC))
         except DecodeError as exc:

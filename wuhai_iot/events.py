@@ -149,6 +149,59 @@ class TagQuery(Event):
     tag: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Register(Event):
+    """A terminal asks to be bound to its vehicle and to be given its authentication code.
+
+    Answered before any login (JT/T 808 REGISTER) with a ``Registration``."""
+
+    province: int
+    city: int
+    maker: str
+    model: str
+    device_id: str
+    plate_colour: int
+    """0: no plate issued yet, ``plate`` is then the VIN."""
+    plate: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unregister(Event):
+    """The terminal forgets its authentication code (JT/T 808 UNREGISTER)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VehiclePosition(Event):
+    """One location record of a vehicle terminal, with the cylinder readings wired into it.
+
+    ``None`` means the terminal did not report that item; a sensor reporting its fault value sets
+    ``pressure_fault``/``gas_fault`` and leaves the reading ``None`` (stored, never compared)."""
+
+    alarm_flags: int
+    """JT/T 808 alarm bits as sent (bit 29 collision/rollover, 0 emergency, ...)."""
+    status_flags: int
+    latitude: float
+    longitude: float
+    altitude_m: int
+    speed_kmh: float
+    course: int
+    acc_on: bool
+    fixed: bool
+    odometer_km: float | None = None
+    signal: int | None = None
+    satellites: int | None = None
+    pressure_mpa: float | None = None
+    pressure_fault: bool = False
+    gas_lel_pct: float | None = None
+    gas_fault: bool = False
+    tags: tuple[str, ...] | None = None
+    """Cylinder tag UIDs (upper-case hex) the vehicle's reader saw since the last report."""
+    extra_items: tuple[tuple[int, bytes], ...] = ()
+    """Items the platform does not read (vendor ids 0xE0-0xFF and others), kept raw."""
+    buffered: bool = False
+    """Sent in a batch of reports buffered while the terminal had no network."""
+
+
 # --- The platform's answers, protocol-neutral; each protocol encodes them in its own words. ---
 
 
@@ -188,7 +241,17 @@ class TagInfo:
     owner_station: int = 0
 
 
-Reply = Ack | FillDecision | TagInfo
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """The answer to a ``Register``: result 0 accepted (with the authentication code), 1 vehicle bound to
+    another terminal, 2 vehicle not in the registry, 3 terminal bound to another vehicle, 4 terminal not in
+    the registry (the JT/T 808 0x8100 results)."""
+
+    result: int
+    auth_code: str = ""
+
+
+Reply = Ack | FillDecision | TagInfo | Registration
 
 
 class CommandCode(enum.StrEnum):
@@ -210,6 +273,8 @@ class Terminal:
     """The filling station and post (gasfill)."""
     scale: int | None = None
     report_interval_s: int | None = None
+    plate: str | None = None
+    """The vehicle it rides in (jt808)."""
 
 
 @dataclass(frozen=True, slots=True)

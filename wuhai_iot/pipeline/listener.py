@@ -240,6 +240,10 @@ class TerminalConnection(asyncio.Protocol):
         first = message.events[0] if message.events else None
         if isinstance(first, ev.Login):
             return self._login(message)
+        if isinstance(first, ev.Register):
+            # Asked before any login (JT/T 808): the registry binds the terminal and issues its code.
+            unbound = Terminal(protocol.name, message.terminal_id)
+            return self._answer_awaited(message, self.listener.ingest.answer(unbound, first))
         terminal = self.terminal
         if terminal is None or terminal.terminal_id != message.terminal_id:
             self._ack(message, ev.AckResult.NOT_LOGGED_IN, now)
@@ -272,8 +276,8 @@ class TerminalConnection(asyncio.Protocol):
             return
         self._ack(message, ev.AckResult.ACCEPTED, datetime.now(UTC))
 
-    async def _answer_awaited(self, message: ev.Message, answer: Awaitable[ev.Reply]) -> None:
-        self.reply(message, await answer, datetime.now(UTC))
+    async def _answer_awaited(self, message: ev.Message, answer: ev.Reply | Awaitable[ev.Reply]) -> None:
+        self.reply(message, await answer if inspect.isawaitable(answer) else answer, datetime.now(UTC))
 
     async def _login(self, message: ev.Message) -> None:
         result, terminal = await self.listener.ingest.login(message, self.peer, self.connected_at)

@@ -28,6 +28,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.protocols.elink",
     "wuhai_iot.protocols.lmt",
     "wuhai_iot.protocols.gasfill",
+    "wuhai_iot.protocols.jt808",
     "wuhai_iot.commands",
     "wuhai_iot.storage.backup",
     "wuhai_iot.registry.users",

@@ -278,6 +278,10 @@ class Protocol(abc.ABC):
         in ``commands`` are asked for; the default has none."""
         raise ValueError(f"{self.title} takes no platform commands ({command.code.value} for {terminal_id})")
 
+    def describe(self, frame: bytes) -> list[str]:
+        """Lines explaining a frame's header fields for ``wuhai-iot decode`` (the events follow them)."""
+        return []
+
     def sequence_modulus(self) -> int:
         """The platform's own sequence numbers wrap at this value."""
         return 65536
