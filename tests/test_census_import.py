@@ -218,7 +218,7 @@ BAD_CELLS = [
     ("elink", "device_code", "", "required for an elink terminal"),
     ("lmt", "terminal_id", "8612345678909990", "not 15 digits"),
     ("lmt", "device_code", "31101503032013000999", "lift 31101503032013000999 is not registered"),
-    ("lmt", "protocol", "modbus", "not one of elink, gasfill, lmt"),
+    ("lmt", "protocol", "modbus", "not one of elink, gasfill, jt808, lmt"),
 ]
 
 
