@@ -37,7 +37,7 @@ def raw_frame(frame: bytes) -> bytes:
 
 def with_check(raw_without_check: bytes) -> bytes:
     """An escaped frame around header and body, with a correct check code."""
-    return b"\x7e" + j.escape(raw_without_check + bytes([j.check_code(raw_without_check)])) + b"\x7e"
+    return b"\x7e" + j.escape(raw_without_check + bytes([j.xor_checksum(raw_without_check)])) + b"\x7e"
 
 
 # --- §6 worked examples ---
@@ -250,8 +250,8 @@ def test_escaping_in_every_position(special: int) -> None:
             frame = with_check(bytes(raw))
         else:  # the check code itself: steer it with the last byte of the 0xE1 vendor item
             offset = base.index(b"\xe1\x03\x01\x02\x03") + 4
-            raw[offset] ^= j.check_code(bytes(raw)) ^ special
-            assert j.check_code(bytes(raw)) == special
+            raw[offset] ^= j.xor_checksum(bytes(raw)) ^ special
+            assert j.xor_checksum(bytes(raw)) == special
             frame = with_check(bytes(raw))
         assert 0x7E not in frame[1:-1]
         [item] = jt808.new_framer().feed(b"\x00" + frame)[1:]
@@ -412,3 +412,13 @@ async def test_listener_drops_bad_frames_and_refuses_messages_before_authenticat
         assert raw_frame(await client.receive())[12:-1] == b"\x00\x0b\x09\x00\x03"  # not supported
     finally:
         await client.close()
+
+
+def test_identity_sniff_and_commands() -> None:
+    assert jt808.canonical_terminal_id(PHONE) == PHONE and jt808.canonical_terminal_id(PHONE_2019) == PHONE_2019
+    with pytest.raises(ValueError, match="12 or 20 digits"):
+        jt808.canonical_terminal_id("1391234567")
+    assert jt808.sniff(b"") is None and jt808.sniff(b"\x7e") is None
+    assert jt808.sniff(fixture("01_register_spec.hex")[:2]) and jt808.sniff(fixture("05_location_spec.hex")[:5])
+    assert jt808.sniff(b"EL\x01") is False and jt808.sniff(b"\x7e\x81") is False
+    assert jt808.commands == {ev.CommandCode.REPORT_STATUS}
