@@ -99,7 +99,7 @@ def test_folders_files_and_ports_are_checked_before_anything_starts(tmp_path: Pa
         "web.certificate: HTTPS needs both web.certificate and web.key",
         f"web.certificate: cannot read {tmp_path / 'missing.pem'}",
         "protocols.elink.port: 5701 is also web.port",
-        "protocols.nosuch: no such protocol; installed: elink, gasfill, lmt",
+        "protocols.nosuch: no such protocol; installed: elink, gasfill, jt808, lmt",
     ]
     result = serve("--check-config", "--config", str(file))
     assert result.returncode == 2 and len(result.stderr.splitlines()) == len(problems)
