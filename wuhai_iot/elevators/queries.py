@@ -46,7 +46,7 @@ _SESSIONS = ("FROM terminals t JOIN terminal_sessions ts ON ts.protocol = t.prot
 _OPEN_ALARMS = """
 SELECT a.device_code, count(*) AS open_alarms,
        min(CASE a.severity WHEN 'critical' THEN 0 WHEN 'major' THEN 1 ELSE 2 END) AS worst,
-       sum(a.kind = 'trapped') AS trapped
+       sum(a.kind = 'trapped' AND a.condition = 'active') AS trapped
 FROM alarms a WHERE a.status != 'resolved' AND a.merged_into IS NULL GROUP BY a.device_code
 """
 
@@ -100,7 +100,8 @@ class LiftView:
     worst_severity: str | None
     """critical, major or minor: the worst open alarm's severity."""
     trapped: bool
-    """An open trapped-passenger alarm."""
+    """Passengers inside now: a trapped-passenger alarm whose condition is still active (once the doors
+    open the lift is no longer trapped, even while the alarm waits for staff)."""
     last_maintenance_at: datetime | None
     """The end of the last completed maintenance visit."""
     days_since_maintenance: int | None
@@ -185,6 +186,7 @@ def _filters(
     *,
     online: bool | None = None,
     with_alarm: bool | None = None,
+    trapped: bool | None = None,
     overdue: bool | None = None,
     maintenance_overdue: bool | None = None,
     inspection_overdue: bool | None = None,
@@ -200,7 +202,7 @@ def _filters(
         where.append("(e.device_code LIKE :search OR e.registration_no LIKE :search OR e.address LIKE :search)")
         params["search"] = f"%{search}%"
     flags = []
-    for column, wanted in (("online", online), ("open_alarms > 0", with_alarm),
+    for column, wanted in (("online", online), ("open_alarms > 0", with_alarm), ("trapped > 0", trapped),
                            ("(maintenance_overdue OR inspection_overdue)", overdue),
                            ("maintenance_overdue", maintenance_overdue), ("inspection_overdue", inspection_overdue),
                            ("inspection_due_soon", inspection_due_soon)):  # fmt: skip
@@ -223,7 +225,7 @@ async def list_lifts(
     """Lifts with their live state and flags, in ``order`` (see ORDERS), at most ``limit``.
 
     ``after`` is the keyset cursor of ``order="device_code"``: the last device code of the previous page.
-    ``filters``: ``online``, ``with_alarm``, ``overdue`` (maintenance or inspection overdue),
+    ``filters``: ``online``, ``with_alarm``, ``trapped`` (people inside now), ``overdue`` (maintenance or inspection overdue),
     ``maintenance_overdue``, ``inspection_overdue``, ``inspection_due_soon`` (each True, False or None),
     ``search`` (matches the device code, registration number or address), and the scope
     (``district_code``, ``maintenance_company``)."""
@@ -308,19 +310,23 @@ async def trapped_now(
     conn: aiosqlite.Connection, *, district_code: str | None = None, maintenance_company: str | None = None,
     station_code: int | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Open trapped-passenger alarms with the lift's address, oldest first (the banner on every page).
-    A station's scope holds no lift: nothing."""
+    """Passengers trapped now: trapped-passenger alarms whose condition is still active, with the lift's
+    address, oldest first (the banner on every page). A released passenger's alarm, even one staff have
+    not handled yet, is not here: it waits in the alarm list. A station's scope holds no lift: nothing."""
     if station_code is not None:
         return []
-    where: list[str] = ["a.kind = 'trapped'", "a.status != 'resolved'", "a.merged_into IS NULL"]
+    where: list[str] = ["a.kind = 'trapped'", "a.status != 'resolved'", "a.condition = 'active'",
+                        "a.merged_into IS NULL"]
     params: dict[str, Any] = {}
     _scope(where, params, district_code, maintenance_company)
     rows = await conn.execute_fetchall(
-        "SELECT a.id, a.device_code, a.raised_at, a.status, a.condition, e.address, e.district_code FROM alarms a"
+        "SELECT a.id, a.device_code, a.since, a.raised_at, a.status, a.condition, e.address, e.district_code"
+        " FROM alarms a"
         f" JOIN elevators e ON e.device_code = a.device_code WHERE {' AND '.join(where)} ORDER BY a.raised_at",
         params,
     )
-    return [dict(row) | {"raised_at": _time(row["raised_at"])} for row in rows]
+    return [dict(row) | {"since": _time(row["since"]), "raised_at": _time(row["raised_at"])}
+            for row in rows]
 
 
 async def lifts_by_code(conn: aiosqlite.Connection, device_codes: set[str]) -> dict[str, dict[str, Any]]:

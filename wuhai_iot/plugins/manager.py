@@ -39,6 +39,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.web.live",
     "wuhai_iot.web.pages_filling",
     "wuhai_iot.web.pages_admin",
+    "wuhai_iot.web.errors",
     "wuhai_iot.registry.census",
     "wuhai_iot.alarms.book",
     "wuhai_iot.elevators.rules.builtin",

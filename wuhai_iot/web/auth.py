@@ -363,7 +363,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         if not submitted or not _same_secret(submitted, user.csrf_token or ""):
             log.warning("CSRF token missing or wrong: %s %s by %s", request.method, request.path, user.name)
             raise json_error(403, "CSRF token missing or wrong") if is_api(request) else web.HTTPForbidden(
-                text="CSRF token missing or wrong (reload the page and try again)"
+                text="表单已过期或来源无法确认（CSRF 校验未通过），请刷新页面后重试。"
             )
     return await handler(request)
 
@@ -440,7 +440,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     cookie_csrf = request.cookies.get(LOGIN_COOKIE, "")
     form_csrf = str(form.get(CSRF_FIELD, ""))
     if not cookie_csrf or not _same_secret(cookie_csrf, form_csrf):
-        raise web.HTTPForbidden(text="CSRF token missing or wrong (reload the login page and try again)")
+        raise web.HTTPForbidden(text="登录表单已过期（CSRF 校验未通过），请刷新登录页后重试。")
     throttle = request.app[THROTTLE_KEY]
     if throttle.blocked(name):
         _log_sign_in(request, name, "too many failed sign-ins")

@@ -1,7 +1,8 @@
-"""Server-rendered SVG charts: bars and lines, nothing fetched, no JavaScript.
+"""Server-rendered charts: SVG bars and lines, and horizontal bars in HTML, nothing fetched, no JavaScript.
 
-Each function returns ``Markup`` to place in a template. Charts scale to their container's width
-(``viewBox``); colours come from CSS classes in ``static/app.css`` so they follow the page's palette.
+Each function returns ``Markup`` to place in a template. SVG charts scale to their container's width
+(``viewBox``); horizontal bars are HTML so that long Chinese labels stay readable at any width, a phone's
+included. Colours come from CSS classes in ``static/app.css`` so they follow the page's palette.
 """
 
 from __future__ import annotations
@@ -62,10 +63,12 @@ def _frame(title: str, body: list[str], y_top: float, unit: str, height: int) ->
 def _x_labels(labels: Sequence[str], centres: Sequence[float], height: int) -> list[str]:
     """Category labels under the axis, thinned so they never overlap."""
     every = max(1, math.ceil(len(labels) / 12))
+    shown = [(text, x) for i, (text, x) in enumerate(zip(labels, centres, strict=True)) if i % every == 0]
+    # Every other one is marked "odd": a phone, where the chart is drawn at half size, shows only the others.
     return [
-        f'<text class="axis" x="{x:.1f}" y="{height - BOTTOM + 16}" text-anchor="middle">{escape(text)}</text>'
-        for i, (text, x) in enumerate(zip(labels, centres, strict=True))
-        if i % every == 0
+        f'<text class="axis x{" odd" if i % 2 else ""}" x="{x:.1f}" y="{height - BOTTOM + 16}" text-anchor="middle">'
+        f"{escape(text)}</text>"
+        for i, (text, x) in enumerate(shown)
     ]
 
 
@@ -141,3 +144,17 @@ def line_chart(
     body += dots
     body += _x_labels([label for label, _ in points], centres, height)
     return _frame(title, body, top, unit, height)
+
+
+def hbar_chart(bars: Sequence[tuple[str, float]], *, title: str, unit: str = "") -> Markup:
+    """Horizontal bars, one row per (label, value), longest first as given: for categories with long
+    names (deny reasons, alarm kinds), each label written out beside its bar rather than under it."""
+    if not bars:
+        return Markup('<p class="empty">暂无数据</p>')
+    top = max(value for _, value in bars) or 1
+    rows = "".join(
+        f'<li><span class="label">{escape(label)}</span><span class="track"><span class="fill" '
+        f'style="width:{100 * value / top:.1f}%"></span></span><span class="value">{_number(value)}{escape(unit)}</span></li>'
+        for label, value in bars
+    )
+    return Markup(f'<ul class="hbars" role="img" aria-label="{escape(title)}">{rows}</ul>')

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiosqlite
 from aiohttp import web
+from yarl import URL
 
 from wuhai_iot import events as ev
 from wuhai_iot.alarms.book import acknowledge_alarm, resolve_alarm
@@ -22,6 +23,7 @@ from wuhai_iot.alarms.model import Alarm, AlarmAlreadyResolved, AlarmNotFound
 from wuhai_iot.alarms.queries import alarm_samples, count_alarms, get_alarm, list_alarms
 from wuhai_iot.clock import CST, cst_day_bounds, cst_today
 from wuhai_iot.elevators import maintenance, rescue
+from wuhai_iot.filling import reasons
 from wuhai_iot.elevators import queries as lifts
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.registry.districts import DISTRICTS, UnknownDistrict, parse_district
@@ -30,13 +32,13 @@ from wuhai_iot.server import PLATFORM_KEY, Platform
 from wuhai_iot.storage import audit
 from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
-from wuhai_iot.web.auth import User, request_user, requires, web_database
-from wuhai_iot.web.templating import render
+from wuhai_iot.web.auth import User, public, request_user, requires, web_database
+from wuhai_iot.web.templating import duration, render
 
 STATIC_DIR = Path(__file__).parent / "static"
 
 NAV: list[tuple[str, list[tuple[str, str, P | None]]]] = [
-    ("", [("/", "首页总览", None)]),
+    ("", [("/", "首页总览", P.VIEW_ELEVATORS)]),
     ("电梯", [
         ("/lifts", "电梯列表", P.VIEW_ELEVATORS),
         ("/alarms", "告警处置", P.VIEW_ALARMS),
@@ -59,7 +61,8 @@ NAV: list[tuple[str, list[tuple[str, str, P | None]]]] = [
         ("/audit", "审计日志", P.VIEW_AUDIT),
     ]),
 ]  # fmt: skip
-"""Side navigation: (group, [(path, label, permission needed)])."""
+"""Side navigation: (group, [(path, label, permission needed)]). The dashboard is about lifts: roles
+without them (police, transport, a station) start on their own page and have no 首页总览 to mislead them."""
 
 
 def navigation(user: User) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -140,12 +143,13 @@ async def page(request: web.Request, template: str, context: dict[str, Any], *, 
 
 
 def back_to(form: Any, default: str, done: str) -> web.HTTPFound:
-    """Redirect after a form: to the page it came from (a local path only), with a flash message."""
+    """Redirect after a form: to the page it came from (a local path only, its filters kept, e.g. the alarm
+    list's ``?kind=trapped``), with a flash message."""
     target = str(form.get("next") or default)
-    if not target.startswith("/") or target.startswith("//"):
+    if not target.startswith("/") or target.startswith("//") or "\\" in target or any(c < " " for c in target):
         target = default
-    target = target.split("?")[0]
-    return web.HTTPFound(f"{target}?done={done}")
+    url = URL(target)
+    return web.HTTPFound(str(url.with_query({**url.query, "done": done})))
 
 
 def chosen_district(request: web.Request, user: User) -> str | None:
@@ -214,8 +218,8 @@ async def home(request: web.Request) -> web.StreamResponse:
         station_filters = {"district_code": filters["district_code"]} if "district_code" in filters else {}
         context["fills"] = await queries.fill_counts(conn, since=since, until=until, **station_filters)
         denials = await queries.denials_by_reason(conn, since=since - timedelta(days=29), until=until, **station_filters)
-        context["denial_chart"] = charts.bar_chart([(str(reason), n) for reason, n in denials],
-                                                   title="近30日拒绝充装（按原因代码）", unit="次")  # fmt: skip
+        context["denial_chart"] = charts.hbar_chart([(reasons.short_name(reason), n) for reason, n in denials],
+                                                    title="近30日拒绝充装原因", unit="次")  # fmt: skip
     if user.scope.whole_city and "district_code" not in filters:
         nothing = dict.fromkeys(lifts.COUNTS, 0)
         context["per_district"] = [{"code": code, "name": name, **per_district.get(code, nothing)}
@@ -248,8 +252,10 @@ async def lift_list(request: web.Request) -> web.Response:
     found = await lifts.list_lifts(conn, after=query.get("after") or None, limit=LIFTS_PER_PAGE + 1, **filters)
     total = sum(counts["lifts"] for counts in (await lifts.count_lifts(conn, counts=["lifts"], **filters)).values())
     shown = found[:LIFTS_PER_PAGE]
+    # Lifts with people inside come first, above the pages (a handful at most; they stay in their place too).
+    trapped = [] if "after" in query else await lifts.list_lifts(conn, trapped=True, limit=LIFTS_PER_PAGE, **filters)
     return await page(request, "lifts.html", {
-        "lifts": shown, "total": total, "query": query,
+        "lifts": shown, "trapped_lifts": trapped, "total": total, "query": query,
         "next_url": str(request.rel_url.update_query(after=shown[-1].device_code)) if len(found) > len(shown) else None,
         "first_url": str(request.rel_url.without_query_params("after")) if "after" in query else None,
     })  # fmt: skip
@@ -376,8 +382,11 @@ async def alarm_detail(request: web.Request) -> web.Response:
     if alarm is None:
         raise web.HTTPNotFound(text="没有这条告警，或不在您的管辖范围内。")
     lift_info = await lifts.lifts_by_code(conn, {alarm.device_code} if alarm.device_code else set())
+    # How long the condition lasted: until it cleared (the doors opened), not until staff resolved it.
+    lasted = (alarm.cleared_at or datetime.now(UTC)) - alarm.since
     return await page(request, "alarm.html", {
         "alarm": alarm, "lift_info": lift_info, "samples": await alarm_samples(conn, alarm_id),
+        "alarm_duration": duration(lasted),
     })  # fmt: skip
 
 
@@ -433,16 +442,30 @@ async def rescue_list(request: web.Request) -> web.Response:
     })  # fmt: skip
 
 
+VISITS_PER_PAGE = 50
+OVERDUE_SHOWN = 50
+
+
 @requires(P.VIEW_ELEVATORS)
 async def maintenance_page(request: web.Request) -> web.Response:
     user = request_user(request)
     conn = web_database(request)
     filters = lift_filters(request, user)
-    overdue = await lifts.list_lifts(conn, maintenance_overdue=True, order="maintenance", **rules_of(request),
-                                     **filters)  # fmt: skip
-    visits = await maintenance.list_visits(conn, flagged=True, limit=200, **filters)
+    try:
+        before = int(request.query["before"]) if request.query.get("before") else None
+    except ValueError:
+        raise web.HTTPBadRequest(text="无效的分页参数") from None
+    visits = await maintenance.list_visits(conn, flagged=True, by_id=True, before_id=before, limit=VISITS_PER_PAGE,
+                                           **filters)  # fmt: skip
+    overdue = [] if before else await lifts.list_lifts(conn, maintenance_overdue=True, order="maintenance",
+                                                       limit=OVERDUE_SHOWN, **rules_of(request), **filters)  # fmt: skip
+    counted = await lifts.count_lifts(conn, counts=["maintenance_overdue"], **rules_of(request), **filters)
     return await page(request, "maintenance.html", {
-        "overdue": overdue, "visits": visits, "interval": platform_of(request).config.rules.maintenance_interval_days,
+        "overdue": overdue, "overdue_total": sum(c["maintenance_overdue"] or 0 for c in counted.values()),
+        "overdue_shown": OVERDUE_SHOWN, "visits": visits, "query": request.query,
+        "older_url": str(request.rel_url.update_query(before=visits[-1].id)) if len(visits) == VISITS_PER_PAGE else None,
+        "first_url": str(request.rel_url.without_query_params("before")) if before else None,
+        "interval": platform_of(request).config.rules.maintenance_interval_days,
         "lift_info": await lifts.lifts_by_code(conn, {v.device_code for v in visits}),
     })  # fmt: skip
 
@@ -458,9 +481,17 @@ async def inspection_page(request: web.Request) -> web.Response:
     return await page(request, "inspections.html", {"lifts": found, "due_days": rules["inspection_due_days"]})
 
 
+@public
+async def favicon(request: web.Request) -> web.StreamResponse:
+    """Browsers and bookmarks ask for /favicon.ico whatever the page says: the icon is an SVG."""
+    return web.FileResponse(STATIC_DIR / "favicon.svg", headers={"Content-Type": "image/svg+xml",
+                                                                 "Cache-Control": "max-age=86400"})  # fmt: skip
+
+
 @hookimpl
 def register_routes(app: web.Application, platform: Platform) -> None:
     app.router.add_static("/static", STATIC_DIR, append_version=False)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/", home)
     app.router.add_get("/lifts", lift_list)
     app.router.add_get("/lifts/{code}", lift_detail)

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from wuhai_iot.alarms.kinds import label_of
 from wuhai_iot.clock import cst_today
+from wuhai_iot.filling import reasons
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.registry import census, users
 from wuhai_iot.server import Platform
@@ -22,7 +23,6 @@ from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
 from wuhai_iot.web.auth import request_user, requires, web_database
 from wuhai_iot.web.pages import chosen_district, page, platform_of
-from wuhai_iot.web.templating import DENY_REASONS
 
 MAX_UPLOAD_FILES = 10
 
@@ -63,10 +63,10 @@ async def monthly_report(request: web.Request) -> web.Response:
             [(d["day"][8:], None if d["online_rate"] is None else 100 * d["online_rate"]) for d in days],
             title="每日在线率", unit="%", y_max=100,
         ),
-        "denials": charts.bar_chart([(DENY_REASONS.get(r, str(r)), n) for r, n in figures["denials_by_reason"]],
-                                    title="拒绝充装原因", unit="次"),
-        "kinds": charts.bar_chart([(label_of(k), n) for k, n in figures["alarms_by_kind"]],
-                                  title="告警类型", unit="起"),
+        "denials": charts.hbar_chart([(reasons.short_name(r), n) for r, n in figures["denials_by_reason"]],
+                                     title="拒绝充装原因", unit="次"),
+        "kinds": charts.hbar_chart([(label_of(k), n) for k, n in figures["alarms_by_kind"]],
+                                   title="告警类型", unit="起"),
         "rescues": charts.bar_chart(
             [(r.raised_at.strftime("%d日"), r.arrival_min) for r in reversed(figures["rescues"]) if r.arrival_min is not None],
             title="困人救援到场用时", unit="分", threshold=limit, threshold_label=f"{limit:g}分钟时限",
@@ -143,9 +143,15 @@ async def census_upload(request: web.Request) -> web.Response:
 
 
 async def _users_page(request: web.Request, *, error: str | None = None, status: int = 200) -> web.Response:
-    listing = await users.list_users(web_database(request))
-    return await page(request, "users.html", {"users": listing, "error": error, "roles": list(users.Role)},
-                      status=status)  # fmt: skip
+    conn = web_database(request)
+    listing = await users.list_users(conn)
+    codes = sorted({u.unit for u in listing if u.role is users.Role.STATION and u.unit and u.unit.isdigit()})
+    rows = await conn.execute_fetchall(
+        f"SELECT station_code, name FROM stations WHERE station_code IN ({','.join('?' * len(codes))})", codes
+    ) if codes else []  # fmt: skip
+    station_names = {str(row["station_code"]): row["name"] for row in rows}
+    return await page(request, "users.html", {"users": listing, "error": error, "roles": list(users.Role),
+                                              "station_names": station_names}, status=status)  # fmt: skip
 
 
 @requires(P.MANAGE_USERS)

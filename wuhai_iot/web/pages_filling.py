@@ -12,14 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
-from wuhai_iot.filling import trace
+from wuhai_iot.filling import reasons, trace
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import Platform
 from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
 from wuhai_iot.web.auth import request_user, requires, web_database
 from wuhai_iot.web.pages import chosen_district, page, platform_of, today_window
-from wuhai_iot.web.templating import DENY_REASONS
 
 MAX_QUERY = 64
 
@@ -42,8 +41,8 @@ async def station_list(request: web.Request) -> web.Response:
     stations = await queries.list_stations(conn, since=since, until=until, **filters)  # type: ignore[arg-type]
     month_ago = until - timedelta(days=30)
     denials = await queries.denials_by_reason(conn, since=month_ago, until=until, **filters)  # type: ignore[arg-type]
-    chart = charts.bar_chart([(DENY_REASONS.get(reason, str(reason)), n) for reason, n in denials],
-                             title="近30日拒绝充装原因", unit="次")  # fmt: skip
+    chart = charts.hbar_chart([(reasons.short_name(reason), n) for reason, n in denials],
+                              title="近30日拒绝充装原因", unit="次")  # fmt: skip
     return await page(request, "stations.html", {"stations": stations, "chart": chart, "query": request.query})
 
 
@@ -63,8 +62,9 @@ async def station_detail(request: web.Request) -> web.Response:
     (today,) = await queries.list_stations(conn, since=since, until=until, station_code=code)
     return await page(request, "station.html", {
         "trace": found, "today": today, "decisions": found.decisions,
-        "denial_chart": charts.bar_chart([(DENY_REASONS.get(r, str(r)), n) for r, n in found.denials_by_reason.items()],
-                                         title="近30日拒绝充装原因", unit="次"),
+        "denial_chart": charts.hbar_chart(
+            sorted(((reasons.short_name(r), n) for r, n in found.denials_by_reason.items()), key=lambda bar: -bar[1]),
+            title="近30日拒绝充装原因", unit="次"),
         "fill_chart": charts.bar_chart([(d.day.strftime("%m-%d"), d.completed) for d in found.fills_per_day],
                                        title="近30日每日完成充装", unit="次"),
     })  # fmt: skip

@@ -15,7 +15,7 @@ from typing import Any
 import aiosqlite
 
 from wuhai_iot.alarms.queries import count_alarms
-from wuhai_iot.clock import cst_midnight
+from wuhai_iot.clock import cst_midnight, cst_today
 from wuhai_iot.elevators import rescue
 from wuhai_iot.filling.trace import CYLINDER_DISTRICT
 from wuhai_iot.registry.districts import DISTRICTS
@@ -196,7 +196,7 @@ def _figure(row: aiosqlite.Row | None, name: str) -> int:
 async def monthly_figures(
     conn: aiosqlite.Connection, *, first_day: date, district_code: str | None = None, **_: Any
 ) -> dict[str, Any]:
-    """A month's figures per CST day and in total: alarms (by kind), online rate, fills and denials,
+    """A month's figures per CST day and in total: alarms (by kind), online rate (whole days only), fills and denials,
     rescues and their arrival times. Everything is counted in SQL: a month at city scale holds thousands of
     alarms and over a hundred thousand fill decisions."""
     next_month = (first_day.replace(day=28) + timedelta(days=4)).replace(day=1)
@@ -243,6 +243,7 @@ async def monthly_figures(
         denied_by_day[row["day"]] += row["n"]
         denied_by_reason[row["reason"]] += row["n"]
     rescues = await rescue.list_rescues(conn, since=since, until=until, limit=10_000, district_code=district_code)
+    today = cst_today()
     per_day = []
     for day, decisions in zip(days, decided):
         key = day.isoformat()
@@ -251,7 +252,9 @@ async def monthly_figures(
             "alarms": alarms_by_day[key],
             "critical": critical_by_day[key],
             "trapped": trapped_by_day[key],
-            "online_rate": online_by_day[key] / (fitted[0] * DAY_S) if fitted[0] and key in online_by_day else None,
+            # Today is not over: its online seconds so far are no rate (0.3 % at 00:05); only whole days are.
+            "online_rate": online_by_day[key] / (fitted[0] * DAY_S)
+            if fitted[0] and key in online_by_day and day < today else None,
             "permitted": decisions["n"] - denied_by_day[key],
             "denied": denied_by_day[key],
         })  # fmt: skip

@@ -16,28 +16,13 @@ from aiohttp import web
 
 from wuhai_iot.alarms.kinds import SEVERITIES, alarm_kinds, label_of
 from wuhai_iot.clock import CST
+from wuhai_iot.filling import reasons
 from wuhai_iot.registry.districts import DISTRICTS
 
 SEVERITY_LABELS = {"critical": "严重", "major": "重要", "minor": "一般"}
 
 ALARM_STATUS_LABELS = {"raised": "待处理", "acknowledged": "已确认", "resolved": "已解除"}
 CONDITION_LABELS = {"active": "持续中", "cleared": "已恢复"}
-
-DENY_REASONS = {
-    0: "允许充装",
-    1: "标签未登记",
-    2: "定期检验过期",
-    3: "已报废或超设计使用年限",
-    4: "非本站自有气瓶",
-    5: "介质不符或无此介质许可",
-    6: "黑名单气瓶",
-    7: "充装许可过期或暂停",
-    8: "车用气瓶无有效使用登记证",
-    9: "气瓶已满",
-    10: "距上次充装过近（疑似倒气）",
-    11: "操作员卡未登记",
-    99: "平台故障（拒绝）",
-}
 
 ROLE_LABELS = {
     "admin": "管理员",
@@ -90,22 +75,138 @@ COMMAND_LABELS = {
 PHASE_LABELS = {"preparation": "准备阶段", "pilot": "试点阶段", "rollout": "全面推广", "acceptance": "验收阶段"}
 FILL_OUTCOMES = {0: "完成", 1: "中止", 2: "达秤上限", 3: "设备故障"}
 
-def as_utc(value: datetime | float | int | None) -> datetime | None:
-    """A UTC datetime from an aware datetime or Unix seconds; None stays None."""
+CENSUS_KIND_LABELS = {
+    "stations": "充装站",
+    "workers": "从业人员（维保、充装）",
+    "vehicles": "车辆",
+    "elevators": "电梯",
+    "cylinders": "气瓶",
+    "terminals": "监测终端",
+}
+
+AUDIT_ACTION_LABELS = {
+    "login": "登录",
+    "login.failed": "登录失败",
+    "logout": "退出登录",
+    "user.add": "新增用户",
+    "user.disable": "停用用户",
+    "token.create": "创建接口令牌",
+    "token.revoke": "吊销接口令牌",
+    "alarm.acknowledge": "确认告警",
+    "alarm.resolve": "解除告警",
+    "command.send": "下发终端指令",
+    "census.import": "导入普查数据",
+    "registry.change": "变更登记状态",
+}
+AUDIT_ACTION_FILTERS = [("alarm.", "告警处置（确认、解除）"), ("user.", "用户管理（新增、停用）"),
+                        ("token.", "接口令牌（创建、吊销）"), *AUDIT_ACTION_LABELS.items()]
+"""The audit page's action filter: whole groups (a prefix ending in a dot), then each action."""
+OBJECT_TYPE_LABELS = {
+    "user": "用户", "alarm": "告警", "elevator": "电梯", "census": "普查文件", "cylinder": "气瓶", "vehicle": "车辆",
+    "station": "充装站",
+}  # fmt: skip
+REGISTRY_ACTION_LABELS = {
+    "blacklist": "列入黑名单", "scrap": "报废", "reinstate": "恢复使用", "revoke": "注销使用登记证",
+    "suspend": "暂停充装", "activate": "恢复充装",
+}  # fmt: skip
+REGISTRY_STATUS_LABELS = {
+    "in_service": "在用", "blacklisted": "黑名单", "scrapped": "已报废", "valid": "有效", "revoked": "已注销",
+    "active": "正常", "suspended": "已暂停",
+}  # fmt: skip
+ENDED_BY_LABELS = {"doors_or_running": "开门或轿厢运行", "person_clear": "轿厢内人员感应消失", "doors_open": "开门"}
+FILL_DECISION_LABELS = {"never_asked": "未向平台申请", "denied": "平台已拒绝"}
+
+
+def _kg(grams: Any) -> str:
+    return f"{grams / 1000:.2f} kg"
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:g} 秒" if value < 120 else duration(value)
+
+
+# What a stored detail means, for people: (Chinese name, how to show the value). Used for alarm evidence
+# and audit-log details alike; a key not listed here is shown by its own name (never as JSON).
+DETAIL_WORDS: dict[str, tuple[str, Any]] = {
+    "after_s": ("持续多久告警", _seconds),
+    "clear_s": ("恢复判定", _seconds),
+    "floor": ("楼层", lambda v: f"{v} 层"),
+    "records": ("连续记录", lambda v: f"{v} 条"),
+    "factor": ("超速判定", lambda v: f"额定速度的 {v:g} 倍"),
+    "rated_speed_mps": ("额定速度", lambda v: f"{v:g} m/s"),
+    "speed_mps": ("实测速度", lambda v: f"{v:.2f} m/s"),
+    "threshold_s": ("离线判定", _seconds),
+    "report_interval_s": ("终端上报间隔", _seconds),
+    "ended_by": ("恢复原因", lambda v: ENDED_BY_LABELS.get(v, v)),
+    "gross_before_g": ("充装前毛重", _kg),
+    "gross_after_g": ("充装后毛重", _kg),
+    "tare_g": ("登记皮重", _kg),
+    "full_g": ("满瓶毛重", _kg),
+    "tolerance_g": ("允许偏差", _kg),
+    "threshold_g": ("判定阈值", _kg),
+    "added_g": ("充入量", _kg),
+    "decision": ("平台许可", lambda v: FILL_DECISION_LABELS.get(v, v)),
+    "decision_id": ("充装决定编号", str),
+    "scale": ("充装秤", lambda v: f"{v} 号秤"),
+    "request_seq": ("请求序号", str),
+    "tag": ("电子标签", str),
+    "peer": ("来源地址", str),
+    "note": ("处置说明", str),
+    "kind": ("告警类型", label_of),
+    "terminal": ("终端", str),
+    "code": ("指令", lambda v: COMMAND_LABELS.get(v, v)),
+    "argument": ("参数", str),
+    "seq": ("指令序号", str),
+    "added": ("新增", lambda v: f"{v} 条"),
+    "updated": ("更新", lambda v: f"{v} 条"),
+    "rejected_rows": ("拒绝", lambda v: f"{v} 行"),
+    "error": ("错误", str),
+    "action": ("操作", lambda v: REGISTRY_ACTION_LABELS.get(v, v)),
+    "previous": ("原状态", lambda v: REGISTRY_STATUS_LABELS.get(v, v)),
+    "status": ("新状态", lambda v: REGISTRY_STATUS_LABELS.get(v, v)),
+    "reason": ("原因", str),
+    "role": ("角色", lambda v: ROLE_LABELS.get(v, v)),
+    "district_code": ("区县", lambda v: DISTRICTS.get(str(v), str(v))),
+    "unit": ("单位", str),
+    "label": ("说明", str),
+    "sessions_ended": ("结束会话", lambda v: f"{v} 个"),
+    "tokens_revoked": ("吊销令牌", lambda v: f"{v} 个"),
+}
+
+
+def readable_details(details: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A stored detail dict as (Chinese name, value) pairs for a page; empty values are left out."""
+    pairs = []
+    for key, value in (details or {}).items():
+        if value is None or value == "":
+            continue
+        name, show = DETAIL_WORDS.get(key, (key, str))
+        try:
+            text = show(value)
+        except (TypeError, ValueError):
+            text = str(value)
+        pairs.append((name, "是" if value is True else "否" if value is False else text))
+    return pairs
+
+
+def as_utc(value: datetime | float | int | str | None) -> datetime | None:
+    """A UTC datetime from an aware datetime, Unix seconds or ISO-8601 text (stored records); None stays None."""
     if value is None:
         return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return datetime.fromtimestamp(float(value), UTC)
 
 
-def cst(value: datetime | float | int | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+def cst(value: datetime | float | int | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """``2026-11-29 08:30`` in China Standard Time; ``—`` for no time."""
     moment = as_utc(value)
     return "—" if moment is None else moment.astimezone(CST).strftime(fmt)
 
 
-def cst_seconds(value: datetime | float | int | None) -> str:
+def cst_seconds(value: datetime | float | int | str | None) -> str:
     return cst(value, "%Y-%m-%d %H:%M:%S")
 
 
@@ -128,7 +229,7 @@ def duration(value: timedelta | float | int | None) -> str:
     return f"{secs}秒"
 
 
-def ago(value: datetime | float | int | None) -> str:
+def ago(value: datetime | float | int | str | None) -> str:
     """How long ago, e.g. ``5分前``."""
     moment = as_utc(value)
     if moment is None:
@@ -175,7 +276,8 @@ def environment() -> jinja2.Environment:
         alarm_kind=label_of,
         alarm_status=_label(ALARM_STATUS_LABELS),
         condition=_label(CONDITION_LABELS),
-        deny_reason=_label(DENY_REASONS),
+        deny_reason=reasons.label,
+        deny_reason_short=reasons.short_name,
         role=_label(ROLE_LABELS),
         direction=_label(DIRECTION_LABELS),
         door=_label(DOOR_LABELS),
@@ -184,10 +286,16 @@ def environment() -> jinja2.Environment:
         cylinder_status=_label(CYLINDER_STATUS_LABELS),
         phase=_label(PHASE_LABELS),
         mode=_label(MODE_LABELS),
+        audit_action=_label(AUDIT_ACTION_LABELS),
+        object_type=_label(OBJECT_TYPE_LABELS),
+        census_kind=_label(CENSUS_KIND_LABELS),
+        details=readable_details,
+        yes_no=lambda value: "—" if value is None else ("是" if value else "否"),
     )
     env.globals.update(DISTRICTS=DISTRICTS, SEVERITIES=SEVERITIES, alarm_kinds=alarm_kinds,
-                       DENY_REASONS=DENY_REASONS, ROLE_LABELS=ROLE_LABELS, VISIT_FLAGS=VISIT_FLAGS,
-                       COMMAND_LABELS=COMMAND_LABELS, FILL_OUTCOMES=FILL_OUTCOMES)  # fmt: skip
+                       ROLE_LABELS=ROLE_LABELS, VISIT_FLAGS=VISIT_FLAGS,
+                       COMMAND_LABELS=COMMAND_LABELS, FILL_OUTCOMES=FILL_OUTCOMES,
+                       AUDIT_ACTION_FILTERS=AUDIT_ACTION_FILTERS)  # fmt: skip
     return env
 
 
