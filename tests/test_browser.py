@@ -1,6 +1,7 @@
 """A real browser (headless Chromium from the system packages, driven by selenium) against the real
 platform: log in, watch a trapped alarm arrive live after an ELink FAULT frame over TCP, acknowledge it,
-look up a cylinder and a vehicle, and take screenshots of the dashboard and the lift page.
+look up a cylinder and a vehicle; then the same pages on a phone (390 px): the menu folded, nothing wider
+than the screen. Screenshots of each page at 1440 px and 390 px.
 
 Screenshots go to ``$WUHAI_IOT_SCREENSHOTS`` when set, else to the test's temporary directory.
 """
@@ -47,6 +48,46 @@ def driver(tmp_path: Path) -> Iterator[Any]:
     browser.quit()
 
 
+DESKTOP, PHONE = (1440, 900), (390, 844)
+
+# Elements that stick out of the viewport, other than those inside a box that scrolls or clips them
+# (a wide table in its scrolling box is fine; a page that scrolls sideways is not).
+OVERFLOWING_JS = """
+const width = document.documentElement.clientWidth;
+const clipped = (el) => {
+  for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+    if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(p).overflowX)) return true;
+  }
+  return false;
+};
+const found = [];
+for (const el of document.body.querySelectorAll('*')) {
+  const box = el.getBoundingClientRect();
+  if (box.width === 0 || box.height === 0) continue;
+  if ((box.right > width + 1 || box.left < -1) && !clipped(el)) {
+    found.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className && el.className.baseVal === undefined
+      ? '.' + String(el.className).split(' ').join('.') : '') + ' ' + Math.round(box.left) + '..' + Math.round(box.right));
+  }
+}
+return [document.documentElement.scrollWidth, width, found.slice(0, 10)];
+"""
+
+
+def use_screen(browser: Any, size: tuple[int, int], mobile: bool) -> None:
+    """Emulate a screen of ``size`` CSS pixels (a phone: with its meta-viewport behaviour and touch)."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": mobile,
+    })  # fmt: skip
+
+
+def whole_page_screenshot(browser: Any, path: Path, size: tuple[int, int], mobile: bool) -> None:
+    """The page from top to bottom (at most 4,000 px), then the screen as it was."""
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    use_screen(browser, (size[0], max(size[1], min(int(height), 4000))), mobile=mobile)
+    browser.save_screenshot(str(path))
+    use_screen(browser, size, mobile=mobile)
+
+
 def screenshot_dir(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("WUHAI_IOT_SCREENSHOTS") or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,6 +125,15 @@ async def test_district_officer_in_a_real_browser(
     site = base_url(platform)
     terminal = await LiftTerminal.connect(platform, LIFT)
     now = int(time.time())
+    # Earlier today: a door fault that cleared, and fills the platform refused (the charts have something).
+    await terminal.fault(now - 3600, code=7, active=True, floor=5)
+    await terminal.fault(now - 3000, code=7, active=False, floor=5)
+    refused = [(now - 600 * i, 150301, 1 + i % 4, i, "E0040150", None, 9001, "LPG", 0, 0, reason, 0, "")
+               for i, reason in enumerate((10, 10, 10, 10, 10, 2, 2, 2, 1, 1, 5, 11, 12), start=1)]  # fmt: skip
+    await platform.writer.write([(
+        "INSERT INTO fill_decisions (decided_at, station_code, scale, request_seq, tag, cylinder_code, operator_card,"
+        " medium, gross_before_g, permit, reason, net_limit_g, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        row) for row in refused])  # fmt: skip
     await terminal.status(now - 5, floor=3, running=True, speed=1.2)
     await terminal.status(now - 1, floor=-1, door="closed", occupied=True)
 
@@ -96,6 +146,7 @@ async def test_district_officer_in_a_real_browser(
         wait_for(driver, lambda d: d.find_elements(By.ID, "open-alarms"))
         wait_for(driver, lambda d: "on" in d.find_element(By.ID, "live-dot").get_attribute("class"))
 
+    await in_thread(use_screen, driver, DESKTOP, False)
     await in_thread(log_in)
     assert await in_thread(visible_text, driver, "trapped-banner") == ""
 
@@ -105,7 +156,7 @@ async def test_district_officer_in_a_real_browser(
     def trapped_on_screen() -> str:
         wait_for(driver, lambda d: "黄河花园" in visible_text(d, "trapped-banner"), timeout=5)
         wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, '#open-alarms button[data-action="acknowledge"]'))
-        driver.save_screenshot(str(shots / "dashboard.png"))
+        whole_page_screenshot(driver, shots / "dashboard.png", DESKTOP, mobile=False)
         return driver.find_element(By.ID, "trapped-banner").text
 
     banner = await in_thread(trapped_on_screen)
@@ -125,7 +176,7 @@ async def test_district_officer_in_a_real_browser(
     def lift_page() -> str:
         driver.get(f"{site}/lifts/{LIFT}")
         wait_for(driver, lambda d: "on" in d.find_element(By.ID, "live-dot").get_attribute("class"))
-        driver.save_screenshot(str(shots / "lift.png"))
+        whole_page_screenshot(driver, shots / "lift.png", DESKTOP, mobile=False)
         return driver.find_element(By.ID, "lift-state").text
 
     state = await in_thread(lift_page)
@@ -146,5 +197,42 @@ async def test_district_officer_in_a_real_browser(
     assert "LPG-YSP35.5-0012345" in cylinder and "民用液化气瓶" in cylinder
     vehicle = await in_thread(look_up, "/vehicles", "plate", "蒙LT1234", "plate-search", "vehicle-card")
     assert "蒙L·T1234" in vehicle and "使用登记证有效" in vehicle
-    assert (shots / "dashboard.png").stat().st_size > 10_000 and (shots / "lift.png").stat().st_size > 10_000
+    await in_thread(whole_page_screenshot, driver, shots / "vehicle.png", DESKTOP, False)
+    alarm_id = (await (await database.execute("SELECT id FROM alarms WHERE kind = 'trapped'")).fetchone())[0]
+
+    def alarm_page() -> str:
+        driver.get(f"{site}/alarms/{alarm_id}")
+        wait_for(driver, lambda d: d.find_elements(By.ID, "alarm-evidence"))
+        whole_page_screenshot(driver, shots / "alarm.png", DESKTOP, mobile=False)
+        return driver.find_element(By.ID, "alarm-evidence").text
+
+    assert "楼层" in await in_thread(alarm_page) and "floor" not in await in_thread(alarm_page)
+
+    # The same pages on a phone: the menu folded behind its button, nothing wider than the screen.
+    def on_phone(path: str, ready: str, name: str) -> tuple[bool, bool, list[Any]]:
+        use_screen(driver, PHONE, mobile=True)
+        driver.get(site + path)
+        wait_for(driver, lambda d: d.find_elements(By.ID, ready))
+        menu_hidden = not driver.find_element(By.ID, "sidenav").is_displayed()
+        button_shown = driver.find_element(By.ID, "menu-button").is_displayed()
+        fits = driver.execute_script(OVERFLOWING_JS)
+        whole_page_screenshot(driver, shots / f"{name}-phone.png", PHONE, mobile=True)
+        return menu_hidden, button_shown, fits
+
+    for path, ready, name in (("/", "open-alarms", "dashboard"), (f"/alarms/{alarm_id}", "alarm-evidence", "alarm"),
+                              (f"/lifts/{LIFT}", "lift-state", "lift"), ("/vehicles?plate=蒙LT1234", "vehicle-card", "vehicle"),
+                              ("/alarms?status=all", "alarm-list", "alarms")):  # fmt: skip
+        menu_hidden, button_shown, (page_width, screen_width, overflowing) = await in_thread(on_phone, path, ready, name)
+        assert menu_hidden and button_shown, f"{path}: the menu is folded on a phone"
+        assert page_width <= screen_width == PHONE[0] and overflowing == [], f"{path}: wider than the phone: {overflowing}"
+
+    def open_menu() -> bool:
+        driver.find_element(By.ID, "menu-button").click()
+        wait_for(driver, lambda d: d.find_element(By.ID, "sidenav").is_displayed())
+        driver.save_screenshot(str(shots / "menu-phone.png"))
+        return bool(driver.find_element(By.LINK_TEXT, "电梯列表").is_displayed())
+
+    assert await in_thread(open_menu)
+    for name in ("dashboard", "lift", "alarm", "vehicle"):
+        assert (shots / f"{name}.png").stat().st_size > 10_000 and (shots / f"{name}-phone.png").stat().st_size > 10_000
     await terminal.close()

@@ -529,7 +529,7 @@ def test_command_exits_2_when_a_file_cannot_be_read(tmp_path: Path) -> None:
 
 
 def test_command_exits_2_when_the_kind_cannot_be_told(tmp_path: Path) -> None:
-    result = run_import(tmp_path, tmp_path / "registry.csv")
+    result = run_import(tmp_path, write(tmp_path / "registry.csv", "plate,district", "蒙L·T1234,乌达区"))
 
     assert result.returncode == 2
     assert "cannot tell the kind" in result.stderr

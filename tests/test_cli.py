@@ -90,3 +90,29 @@ def test_decode_reads_a_frames_file_of_hex_or_text_lines(tmp_path: Path, capsys:
     assert main(["decode", "lmt", spec_status]) == 0
     assert main(["decode", "elink", spec_status]) == 2
     assert main(["decode", "elink"]) == 2  # neither frames nor --file
+
+
+def test_decode_says_what_is_wrong_with_the_hex(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["decode", "elink", "45 4c 0"]) == 2
+    assert "5 hex digits: a byte is two digits" in capsys.readouterr().err
+    assert main(["decode", "elink", "45 4g"]) == 2
+    assert "'g' (digit 4) is not a hex digit" in capsys.readouterr().err
+
+
+def test_import_of_a_missing_file_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "wuhai-iot.toml"
+    config.write_text('[database]\npath = "wuhai-iot.sqlite3"\n', encoding="utf-8")
+    assert main(["import", str(tmp_path / "nonexist.csv"), "--config", str(config)]) == 2
+    error = capsys.readouterr().err
+    assert "nonexist.csv: no such file" in error and "cannot tell the kind" not in error
+
+
+def test_log_times_are_china_time_and_marked() -> None:
+    import logging
+
+    from wuhai_iot.logs import TextFormatter
+
+    record = logging.LogRecord("wuhai_iot.server", logging.INFO, __file__, 1, "web on %s", ("x",), None)
+    record.created = 1764400005.25  # 2025-11-29 07:06:45.250 UTC
+    line = TextFormatter().format(record)
+    assert line == "2025-11-29 15:06:45.250+08:00 INFO wuhai_iot.server: web on x"

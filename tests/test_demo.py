@@ -77,3 +77,27 @@ async def test_a_second_run_reuses_the_census_and_the_users(tmp_path: Path, caps
     assert logins and logins[0] in second.splitlines()
     users = _query(tmp_path / "demo" / "wuhai-iot.sqlite3", "SELECT count(*) FROM users")
     assert users == [(6,)]
+
+
+async def test_the_demo_city_has_a_believable_maintenance_history(tmp_path: Path) -> None:
+    """Most demo lifts were maintained within 15 days; a few fell behind and a few visits were short."""
+    from wuhai_iot.config import load_config
+    from wuhai_iot.elevators.queries import count_lifts
+    from wuhai_iot.simulator.demo import import_census, prepare_census, seed_maintenance_history, write_config
+    from wuhai_iot.storage import db
+
+    config = load_config(write_config(tmp_path, None))
+    census, paths = prepare_census(tmp_path, CensusSize(lifts=300, stations=2, cylinders=100, vehicles=10))
+    await import_census(config, paths)
+    seeded = await seed_maintenance_history(config, census)
+    assert seeded > 300 and await seed_maintenance_history(config, census) == 0, "seeded once only"
+    conn = await db.connect(config.database.path, migrate=False)
+    try:
+        counted = await count_lifts(conn, counts=["lifts", "fitted", "maintenance_overdue"])
+        short = (await (await conn.execute("SELECT count(*) FROM maintenance_visits WHERE flags = 'short'")).fetchone())[0]
+    finally:
+        await conn.close()
+    lifts = sum(c["lifts"] for c in counted.values())
+    overdue = sum(c["maintenance_overdue"] for c in counted.values())
+    assert lifts == 300 and 1 <= overdue <= 0.1 * lifts, overdue
+    assert short >= 1

@@ -72,12 +72,32 @@ def test_add_users_of_every_role_and_list_them(
     ]
 
 
+class Terminal(io.StringIO):
+    """Standard input that is a terminal (where getpass can prompt)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def test_password_from_the_prompt(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     answers = iter([PASSWORD, PASSWORD, PASSWORD, "something else"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
-    assert run(config_file, "users", "add", "boss", "--role", "admin", monkeypatch=monkeypatch) == 0
-    assert run(config_file, "users", "add", "other", "--role", "admin", monkeypatch=monkeypatch) == 2
+    monkeypatch.setattr("sys.stdin", Terminal())
+    assert main(["users", "add", "boss", "--role", "admin", "--config", str(config_file)]) == 0
+    assert main(["users", "add", "other", "--role", "admin", "--config", str(config_file)]) == 2
     assert rows(config_file, "SELECT name FROM users") == [("boss",)]
+
+
+def test_without_a_terminal_the_password_comes_from_stdin(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(config_file, "users", "add", "boss", "--role", "admin", monkeypatch=monkeypatch) == 2
+    error = capsys.readouterr().err
+    assert "no terminal to ask for the password on" in error and "--password-stdin" in error
+    assert "Warning" not in error and not error.rstrip().endswith(":")
+    assert run(config_file, "users", "add", "boss", "--role", "admin", "--password-stdin", monkeypatch=monkeypatch) == 2
+    assert "no password on standard input" in capsys.readouterr().err
+    assert rows(config_file, "SELECT name FROM users") == []
 
 
 @pytest.mark.parametrize(

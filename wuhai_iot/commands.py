@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import string
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,12 +79,21 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def _input_bytes(parts: list[str], protocol: Protocol) -> bytes:
     text = " ".join(parts).strip()
+    digits = "".join(text.split())
     try:
-        return bytes.fromhex("".join(text.split()))
+        return bytes.fromhex(digits)
     except ValueError:
         if protocol.text_frames:
             return frame_bytes(text, protocol)
-        raise
+        raise ValueError(_hex_problem(digits)) from None
+
+
+def _hex_problem(digits: str) -> str:
+    """What is wrong with text that is not hex bytes, in words (not Python's own message)."""
+    for position, char in enumerate(digits):
+        if char not in string.hexdigits:
+            return f"{char!r} (digit {position + 1}) is not a hex digit 0-9 or a-f"
+    return f"{len(digits)} hex digits: a byte is two digits, so one is missing or extra"
 
 
 def decode_command(args: argparse.Namespace) -> int:

@@ -663,6 +663,16 @@ async def _upsert(conn: aiosqlite.Connection, kind: Kind, columns: list[str], ro
         raise
 
 
+def _kind_of_file(path: Path) -> str:
+    """``kind_of``, but a name that tells nothing because the file is not there says so."""
+    try:
+        return kind_of(path)
+    except CensusError:
+        if not path.exists():
+            raise CensusError(f"{path}: no such file") from None
+        raise
+
+
 async def import_files(
     conn: aiosqlite.Connection, paths: Iterable[str | Path], kind: str | None = None
 ) -> list[FileReport]:
@@ -673,7 +683,7 @@ async def import_files(
     """
     if kind is not None and kind not in KINDS:
         raise CensusError(f"unknown kind {kind!r}; one of {', '.join(KIND_ORDER)}")
-    files = [(Path(p), kind or kind_of(p)) for p in paths]
+    files = [(Path(p), kind or _kind_of_file(Path(p))) for p in paths]
     files.sort(key=lambda item: KIND_ORDER.index(item[1]))
     return [await import_file(conn, path, file_kind) for path, file_kind in files]
 

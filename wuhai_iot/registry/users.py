@@ -289,7 +289,13 @@ async def revoke_tokens(conn: aiosqlite.Connection, user_name: str, *, revoked_b
 
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UserError("no password on standard input (--password-stdin reads one line)")
+        return password
+    if not sys.stdin.isatty():
+        raise UserError("no terminal to ask for the password on: give it on standard input with --password-stdin,"
+                        " e.g. printf '%s\\n' \"$PASSWORD\" | wuhai-iot users add NAME --role ROLE --password-stdin")
     first = getpass.getpass(f"password for {args.name}: ")
     if getpass.getpass("again: ") != first:
         raise UserError("the two passwords differ")
@@ -311,7 +317,10 @@ def users_add_command(args: argparse.Namespace) -> int:
         user = asyncio.run(_with_database(args, lambda conn: add_user(
             conn, args.name, args.role, password, district=args.district, unit=args.unit
         )))  # fmt: skip
-    except (UserError, EOFError) as exc:
+    except EOFError:
+        print("wuhai-iot users add: no password given (input ended)", file=sys.stderr)
+        return EXIT_USAGE
+    except UserError as exc:
         print(f"wuhai-iot users add: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"user {user.name} added ({describe(user)})")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import secrets
 import signal
 import sys
@@ -19,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wuhai_iot.config import Config, load_config
+from wuhai_iot import logs
+from wuhai_iot.config import Config, LogConfig, load_config
+from wuhai_iot.elevators.maintenance import VISIT_UPSERT
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.registry.census import exit_status, import_files
 from wuhai_iot.registry.users import UserError, add_user
@@ -33,6 +34,7 @@ from wuhai_iot.simulator.census import (
     write_census,
 )
 from wuhai_iot.simulator.city import City
+from wuhai_iot.simulator.history import maintenance_history
 from wuhai_iot.simulator.cli import add_size_options, size_from
 from wuhai_iot.storage import db
 
@@ -128,6 +130,20 @@ async def import_census(config: Config, paths: list[Path]) -> None:
         raise RuntimeError("the demo census did not import cleanly")
 
 
+async def seed_maintenance_history(config: Config, census: Census) -> int:
+    """The city's past maintenance visits, once (a second run keeps what the first one recorded)."""
+    conn = await db.connect(config.database.path)
+    try:
+        if await (await conn.execute("SELECT 1 FROM maintenance_visits LIMIT 1")).fetchone() is not None:
+            return 0
+        rows = maintenance_history(census)
+        await conn.executemany(VISIT_UPSERT, rows)
+        await conn.commit()
+        return len(rows)
+    finally:
+        await conn.close()
+
+
 async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> None:
     """Set up, run until ``stop`` is set (or ``duration_s`` passes), then stop everything."""
     directory = options.data.resolve()
@@ -137,6 +153,7 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
     print(f"demo data in {directory}: {len(census['elevators'])} lifts, {len(census['stations'])} stations, "
           f"{len(census['cylinders'])} cylinders, {len(census['vehicles'])} vehicles", flush=True)  # fmt: skip
     await import_census(config, paths)
+    await seed_maintenance_history(config, census)
     logins = await create_users(config, census, directory)
     stop = stop or asyncio.Event()
     async with Platform(config) as platform:
@@ -166,7 +183,7 @@ def demo_command(args: argparse.Namespace) -> int:
         scenario_seconds=args.scenario_seconds,
         duration_s=args.duration,
     )
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(LogConfig(), "WARNING")
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -53,7 +53,7 @@ def _frame(title: str, body: list[str], y_top: float, unit: str, height: int) ->
         f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{label}" '
         f'preserveAspectRatio="xMidYMid meet"><title>{label}</title>'
         + "".join(grid)
-        + (f'<text class="axis unit" x="{LEFT - 6}" y="{TOP - 12}" text-anchor="end">{escape(unit)}</text>' if unit else "")
+        + (f'<text class="axis unit" x="{LEFT - 6}" y="{TOP - 9}" text-anchor="end">{escape(unit)}</text>' if unit else "")
         + "".join(body)
         + "</svg>"
     )
@@ -63,12 +63,15 @@ def _frame(title: str, body: list[str], y_top: float, unit: str, height: int) ->
 def _x_labels(labels: Sequence[str], centres: Sequence[float], height: int) -> list[str]:
     """Category labels under the axis, thinned so they never overlap."""
     every = max(1, math.ceil(len(labels) / 12))
-    shown = [(text, x) for i, (text, x) in enumerate(zip(labels, centres, strict=True)) if i % every == 0]
+    last = len(labels) - 1
+    # Counted from the last label, which is always shown (the newest day, today, is the one people look for).
+    shown = [(last - i, text, x) for i, (text, x) in enumerate(zip(labels, centres, strict=True))
+             if (last - i) % every == 0]  # fmt: skip
     # Every other one is marked "odd": a phone, where the chart is drawn at half size, shows only the others.
     return [
-        f'<text class="axis x{" odd" if i % 2 else ""}" x="{x:.1f}" y="{height - BOTTOM + 16}" text-anchor="middle">'
-        f"{escape(text)}</text>"
-        for i, (text, x) in enumerate(shown)
+        f'<text class="axis x{" odd" if (back // every) % 2 else ""}" x="{x:.1f}" y="{height - BOTTOM + 16}"'
+        f' text-anchor="middle">{escape(text)}</text>'
+        for back, text, x in shown
     ]
 
 
