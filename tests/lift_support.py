@@ -6,7 +6,9 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -111,17 +113,42 @@ class LiftTerminal:
     async def maintenance_start(self, device_time: int, card: int = CARD) -> None:
         await self.send(0x20, device_time, card.to_bytes(4, "big"))
 
-    async def replay(self, name: str, t0: int) -> None:
-        """Send a sequence from device_fixtures/sequences/ with device times t0 + offset."""
-        for text in (FIXTURES / "sequences" / name).read_text(encoding="utf-8").splitlines():
-            if not text.strip() or text.lstrip().startswith("#"):
-                continue
-            line = json.loads(text)
-            moment = t0 + line.pop("t")
-            if "fault" in line:
-                await self.fault(moment, line["fault"], line["active"])
-            else:
-                await self.status(moment, **line)
+    async def maintenance_end(self, device_time: int, card: int = CARD, items: int = 31) -> None:
+        await self.send(0x21, device_time, card.to_bytes(4, "big") + bytes([items]))
+
+    async def heartbeat(self, device_time: int) -> None:
+        await self.send(0x02, device_time, bytes([20]))
+
+    async def batch(self, device_time: int, samples: list[tuple[int, dict[str, Any]]]) -> None:
+        """A STATUS_BATCH sent at ``device_time`` holding (sample time, status line) records."""
+        body = bytes([len(samples)]) + b"".join(t.to_bytes(4, "big") + status_body(line) for t, line in samples)
+        await self.send(0x12, device_time, body)
+
+    async def frame(self, line: dict[str, Any], t0: int) -> None:
+        """Send one line of a sequence file (see device_fixtures/sequences/README.md)."""
+        line = dict(line)
+        moment = t0 + line.pop("t")
+        if "fault" in line:
+            await self.fault(moment, line["fault"], line["active"])
+        elif "maint_start" in line:
+            await self.maintenance_start(moment, line["maint_start"])
+        elif "maint_end" in line:
+            await self.maintenance_end(moment, line["maint_end"], line.get("items", 31))
+        elif "heartbeat" in line:
+            await self.heartbeat(moment)
+        elif "batch" in line:
+            await self.batch(moment, [(t0 + sample.pop("t"), sample) for sample in map(dict, line["batch"])])
+        elif not {"end", "late_s"} & line.keys():
+            await self.status(moment, **line)
+
+    async def replay(self, name: str, t0: int, tick: Callable[[datetime], Awaitable[None]] | None = None) -> None:
+        """Send a sequence file with device times t0 + offset, one frame after the other. ``tick``: let the
+        platform's tick run before each frame at the platform time the lift's clock shows the frame's time
+        (what a live terminal gets), and at the sequence's end line."""
+        for line in sequence(name):
+            if tick is not None and self.last_device_time:
+                await tick(self.platform_time(t0 + line["t"]))
+            await self.frame(line, t0)
 
     def platform_time(self, device_time: float) -> datetime:
         """The platform clock at which the lift's own clock shows ``device_time`` (frames are sent now)."""
@@ -171,3 +198,69 @@ class CardReader:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+SEQUENCES = FIXTURES / "sequences"
+LATE_S = 7200
+"""How late the "late" variants arrive (device_fixtures/sequences/README.md)."""
+
+
+def sequence(name: str) -> list[dict[str, Any]]:
+    """The lines of a sequence file (comments left out)."""
+    text = (SEQUENCES / name).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def sequence_end(lines: list[dict[str, Any]]) -> int:
+    """Where the terminal's clock stands when a sequence is over: its end line, else 60 s after its last record."""
+    ends = [line["t"] for line in lines if "end" in line]
+    return ends[0] if ends else max(line["t"] for line in lines) + 60
+
+
+def records(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records a sequence holds, whatever the delivery (batches unpacked, heartbeats and ends left out)."""
+    found: list[dict[str, Any]] = []
+    for line in lines:
+        if "batch" in line:
+            found += line["batch"]
+        elif not {"heartbeat", "end", "late_s"} & line.keys():
+            found.append(line)
+    return found
+
+
+def late_variant(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every record as its own frame in the same order, LATE_S after it happened, then a heartbeat at the end."""
+    return [{"t": 0, "late_s": LATE_S}, *records(lines), {"t": sequence_end(lines), "heartbeat": True}]
+
+
+def batch_variant(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """After an outage: the records in device-time order, status records in STATUS_BATCH frames (at most
+    60, sent when the connection is back), other messages as their own frames, then a heartbeat."""
+    end = sequence_end(lines)
+    out: list[dict[str, Any]] = []
+    for record in sorted(records(lines), key=lambda line: line["t"]):
+        if {"fault", "maint_start", "maint_end"} & record.keys():
+            out.append(record)
+        elif out and "batch" in out[-1] and len(out[-1]["batch"]) < 60:
+            out[-1]["batch"].append(record)
+        else:
+            out.append({"t": end, "batch": [record]})
+    return [*out, {"t": end, "heartbeat": True}]
+
+
+def variant_text(name: str, kind: str) -> str:
+    """The text of a sequence's ``late`` or ``batch`` variant file."""
+    lines = sequence(name)
+    first = (SEQUENCES / name).read_text(encoding="utf-8").splitlines()[0]
+    header = {"late": f"# Late: {first.lstrip('# ')}",
+              "batch": f"# Batch after an outage: {first.lstrip('# ')}"}[kind]  # fmt: skip
+    variant = late_variant(lines) if kind == "late" else batch_variant(lines)
+    return "\n".join([header, *(json.dumps(line, ensure_ascii=False) for line in variant)]) + "\n"
+
+
+def base_sequences() -> list[str]:
+    return sorted(path.name for path in SEQUENCES.glob("*.jsonl") if path.name.count(".") == 1)
+
+
+def variant_name(name: str, kind: str) -> str:
+    return f"{Path(name).stem}.{kind}.jsonl"

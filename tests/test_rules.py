@@ -188,7 +188,7 @@ async def test_the_tick_tells_the_engine_of_heartbeats_and_only_of_new_ones(
     t0 = start_of_sequence()
     await lift.status(t0)
     connection = next(iter(platform.listeners["elink"].by_terminal.values()))
-    engine_lift = monitoring(platform).engine.runtime(LIFT).lift
+    engine_lift = monitoring(platform).engine.runtime(LIFT).context
     await monitoring(platform).advance(at(time.time() + 60))
     assert engine_lift.last_frame_at == at(connection.last_frame_at)
     engine_lift.last_frame_at = at(0)  # the next tick must not tell the engine the same frame again
@@ -419,11 +419,15 @@ def test_trapped_rule_alone() -> None:
                                  received_at=now, floor=2, direction=ev.Direction.STOPPED, door=ev.Door.CLOSED,
                                  running=False, door_zone=True, occupied=occupied, speed_mps=0.0)  # fmt: skip
 
+    def seconds(offset: int) -> float:
+        return (now + timedelta(seconds=offset)).timestamp()
+
     assert rule.on_event(lift, sample(0, True), state) == []
+    assert rule.on_time(lift, seconds(35), state) == []
     assert rule.on_event(lift, sample(35, False), state) == []
-    (raised,) = rule.on_event(lift, sample(42, True), state)
+    (raised,) = rule.on_time(lift, seconds(42), state)  # the engine: the lift's clock before each record
     assert (raised.kind, raised.active, raised.at, raised.since) == ("trapped", True, now + timedelta(seconds=40), now)
-    lift.clock_offset_s = 0
+    assert rule.on_event(lift, sample(42, True), state) == []
     rule.on_event(lift, sample(50, False), state)
-    (cleared,) = rule.on_tick(lift, now + timedelta(seconds=61), state)
+    (cleared,) = rule.on_time(lift, seconds(61), state)
     assert (cleared.active, cleared.at, state) == (False, now + timedelta(seconds=60), {})

@@ -275,6 +275,8 @@ class Terminal:
     report_interval_s: int | None = None
     plate: str | None = None
     """The vehicle it rides in (jt808)."""
+    installed_from: datetime | None = None
+    """The start (CST) of its installation date: a device time before it is a wrong clock."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,7 @@ class Platform:
         self.writer = BatchWriter(self.config.database.path)
         await self.writer.start()
         self.ingest = Ingest(self.writer, self.reader, self.protocols)
+        await self.ingest.load()
         await call_async("platform_starting", platform=self)
 
         for name, protocol in self.protocols.items():

@@ -75,6 +75,8 @@ def _upsert(alarm: Alarm) -> Statement:
     )  # fmt: skip
 
 
+EventTimeOf = Callable[[str, float], float | None]
+"""(subject key, platform time) → the subject's event time then, or None when not known (Unix seconds)."""
 Observer = Callable[[Alarm, str], list[Statement]]
 Also = Callable[[Alarm], list[Statement]]
 """Statements to commit in the same transaction as a staff change, made from the changed alarm (its audit
@@ -97,6 +99,10 @@ class AlarmBook:
         self._activations: dict[tuple[str, str, str | None], list[float]] = {}
         self._keys_of: dict[str, set[tuple[str, str, str | None]]] = {}
         """Subject key → its episode keys in ``_recent`` (a lift's alarms are found without a scan)."""
+        self.event_clocks: dict[str, EventTimeOf] = {}
+        """Subject key prefix (``lift``) → the event time of such a subject at a platform time: cleared
+        alarms are forgotten by their subject's clock, so that records delivered late still see the
+        episodes of their flapping window (docs/time.md). Registered by the rule engines."""
         self._changes: list[tuple[Alarm, str]] = []
         self._changed = asyncio.Event()
         self._closing = False
@@ -266,9 +272,16 @@ class AlarmBook:
         return [(SAMPLE_INSERT, (alarm_id, s.time.timestamp(), ev.event_json(s))) for s in statuses]
 
     def prune(self, now: datetime) -> None:
-        """Forget cleared alarms older than the flapping window (memory stays bounded)."""
-        horizon = now.timestamp() - self.rules.flapping_window_s
+        """Forget cleared alarms older than the flapping window by their subject's clock (platform time
+        ``now`` for subjects without one); memory stays bounded: a subject keeps at most the episodes of
+        one window, which flapping merges into one alarm."""
+        now_s = now.timestamp()
+        window = self.rules.flapping_window_s
+        clocks = self.event_clocks
         for key in list(self._recent):
+            clock = clocks.get(key[0].partition(":")[0]) if clocks else None
+            subject_s = clock(key[0], now_s) if clock is not None else None
+            horizon = (now_s if subject_s is None else min(now_s, subject_s)) - window
             alarms = [a for a in self._recent[key]
                       if a.condition == "active" or (a.cleared_at and a.cleared_at.timestamp() >= horizon)]  # fmt: skip
             if alarms:

@@ -10,7 +10,11 @@ reason that makes it suspicious (domain.md):
 - ``overlap`` / ``impossible_travel``: the same card at two lifts whose visits overlap, or between which the
   travel would be faster than ``maintenance_max_speed_kmh`` (coordinates known) or take less than
   ``maintenance_min_gap_min`` at different addresses (both visits are flagged);
-- ``no_end``: no end within ``maintenance_end_within_h``; ``no_start``: an end without a start.
+- ``no_end``: no end within ``maintenance_end_within_h`` of the start, in device times. While no end has
+  arrived the wait runs on the platform clock (the tick flags the visit); an end that then arrives with a
+  device time inside the window takes the flag back (docs/time.md). ``no_start``: an end without a start.
+
+Only a visit with no flag is maintenance: it alone resets the lift's 15-day clock (``queries``).
 """
 
 from __future__ import annotations
@@ -77,6 +81,12 @@ class Visit:
         if reason not in self.flags:
             self.flags.append(reason)
         self.detail.update(detail)
+
+    def unflag(self, reason: str, *details: str) -> None:
+        if reason in self.flags:
+            self.flags.remove(reason)
+        for name in details:
+            self.detail.pop(name, None)
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> Visit:
@@ -168,6 +178,12 @@ class MaintenanceTracker:
         duration = visit.duration_min
         if duration is not None and duration < self.settings.maintenance_min_visit_min:
             visit.flag("short", min_visit_min=self.settings.maintenance_min_visit_min)
+        if duration is not None:
+            within_h = self.settings.maintenance_end_within_h
+            if duration > within_h * 60:
+                visit.flag("no_end", end_within_h=within_h)
+            else:  # the tick's wait on the platform clock is undone: the end came in time by device time
+                visit.unflag("no_end", "end_within_h")
         return [self._upsert(visit)]
 
     def _check_worker(self, visit: Visit) -> None:

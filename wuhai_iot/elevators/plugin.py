@@ -220,6 +220,7 @@ async def platform_starting(platform: Platform) -> None:
     await maintenance.load(conn)
     running = Monitoring(platform, book, engine, rescue, maintenance, conn)
     platform.ingest.consumers += [LatestState(), engine, rescue, maintenance]
+    platform.ingest.clock_watchers.append(engine)
     interval = platform.config.rules.tick_interval_s
     if interval > 0:
         running.tasks.append(asyncio.create_task(running._ticking(interval), name="monitoring-tick"))

@@ -60,7 +60,7 @@ SELECT e.*, {", ".join(f"st.{name} AS state_{name}" for name in STATE_COLUMNS)},
        (SELECT max(ts.last_frame_at) {_SESSIONS}) AS last_frame_at,
        coalesce(alarm.open_alarms, 0) AS open_alarms, alarm.worst, coalesce(alarm.trapped, 0) AS trapped,
        (SELECT max(v.ended_at) FROM maintenance_visits v WHERE v.device_code = e.device_code
-          AND v.started_at IS NOT NULL AND v.ended_at IS NOT NULL) AS last_visit_at
+          AND v.started_at IS NOT NULL AND v.ended_at IS NOT NULL AND v.flags = '') AS last_visit_at
 FROM elevators e LEFT JOIN elevator_state st ON st.device_code = e.device_code
      LEFT JOIN ({_OPEN_ALARMS}) alarm ON alarm.device_code = e.device_code
 """

@@ -75,6 +75,9 @@ class FillRecords:
                     cylinder = _cylinder_by_tag(reader, result.tag)
         permitted = decision.permit if decision is not None else None
         code = cylinder.cylinder_code if cylinder is not None else None
+        # The controller's end time (buffered results arrive late), or the receive time when the ingest
+        # found its clock impossible (docs/time.md) and took the device time away.
+        ended_at = result.ended_at if result.device_time is not None else result.received_at
         self._last_id += 1
         statements: list[Statement] = [
             (
@@ -82,14 +85,14 @@ class FillRecords:
                 (self._last_id, station, scale, result.request_seq, result.tag, code,
                  decision.decision_id if decision else None, int(bool(permitted)),
                  decision.operator_card if decision else None, result.gross_before_g, result.gross_after_g,
-                 result.duration_s, result.outcome, result.ended_at.timestamp(), result.received_at.timestamp()),
+                 result.duration_s, result.outcome, ended_at.timestamp(), result.received_at.timestamp()),
             )
         ]  # fmt: skip
         if code is not None:
-            statements.append((CYLINDER_FILLED, (result.ended_at.timestamp(), code)))
+            statements.append((CYLINDER_FILLED, (ended_at.timestamp(), code)))
         for finding in result_findings(result, permitted, cylinder, self.rules):
             finding.detail.update(scale=scale, request_seq=result.request_seq, tag=result.tag)
-            statements += raise_finding(self.alarms, finding, station, code, result.ended_at)
+            statements += raise_finding(self.alarms, finding, station, code, ended_at)
         return statements
 
 

@@ -6,15 +6,17 @@ and what is stored; it knows events and SQL statements, never a wire format.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol as TypingProtocol
 
 import aiosqlite
 
 from wuhai_iot import events as ev
+from wuhai_iot.clock import cst_midnight
 from wuhai_iot.events import Terminal
 from wuhai_iot.protocols.base import Protocol
 from wuhai_iot.storage.writer import BatchWriter, Statement, WriteUnit
@@ -31,6 +33,22 @@ class EventConsumer(TypingProtocol):
 
     def consume(self, terminal: Terminal, events: Sequence[ev.Event]) -> list[Statement]: ...
 
+
+class ClockWatcher(TypingProtocol):
+    """Something that runs on the terminals' clocks (the rule engines): told the device time of the frames
+    that are not stored (heartbeats) — docs/time.md. (Stored records tell it through ``consume``.)"""
+
+    def heard(self, terminal: Terminal, device_time: datetime, received_at: datetime) -> bool:
+        """Note the terminal's clock; True when something waits on it (then ``catch_up`` runs)."""
+        ...
+
+    def catch_up(self, terminal: Terminal, received_at: datetime) -> list[Statement]:
+        """What the clock just heard changes (statements committed through the writer)."""
+        ...
+
+
+CLOCK_AHEAD_MAX = timedelta(minutes=10)
+"""A device time further ahead of the platform clock than this is a wrong clock (domain.md, Time)."""
 
 FailureAnswer = Callable[[ev.Event], ev.Reply]
 """The answer to a request whose handler failed (it must not fail itself)."""
@@ -65,6 +83,9 @@ COMMAND_SENT = (
     "INSERT INTO commands (protocol, terminal_id, seq, code, argument, requested_by, sent_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+CLOCK_WRONG = (
+    "UPDATE terminal_sessions SET clock_wrong_at = ?, clock_wrong_device_time = ? WHERE protocol = ? AND terminal_id = ?"
+)
 COMMAND_REPLIED = (
     "UPDATE commands SET status = ?, replied_at = ? WHERE id = (SELECT max(id) FROM commands"
     " WHERE protocol = ? AND terminal_id = ? AND seq = ? AND status = 'sent')"
@@ -84,6 +105,13 @@ class CommandReplies:
             for event in events
             if isinstance(event, ev.CommandReply)
         ]  # fmt: skip
+
+
+def _installed_from(installed_on: str | None) -> datetime | None:
+    try:
+        return cst_midnight(date.fromisoformat(installed_on)) if installed_on else None
+    except ValueError:
+        return None
 
 
 def cannot_answer(event: ev.Event) -> ev.Reply:
@@ -106,10 +134,23 @@ class Ingest:
         self.reader = reader
         self.protocols = protocols
         self.consumers: list[EventConsumer] = [CommandReplies()]
+        self.clock_watchers: list[ClockWatcher] = []
+        self.clock_wrong: dict[tuple[str, str], tuple[float, float]] = {}
+        """Terminals whose newest dated frame showed an impossible device time: (protocol, id) → (received
+        at, the device time it showed), in Unix seconds. Cleared by the terminal's next sane frame."""
         self.request_handlers: dict[type[ev.Event], RequestHandler] = {}
         self.failure_answers: dict[type[ev.Event], FailureAnswer] = {}
         """What a request type is answered when its handler fails (default ``cannot_answer``)."""
         self._on_new = self._consume  # (one bound method, not one per stored message)
+
+    async def load(self) -> None:
+        """The terminals flagged "clock wrong" (kept across restarts until a sane frame)."""
+        cursor = await self.reader.execute(
+            "SELECT protocol, terminal_id, clock_wrong_at, clock_wrong_device_time FROM terminal_sessions"
+            " WHERE clock_wrong_at IS NOT NULL"
+        )
+        for row in await cursor.fetchall():
+            self.clock_wrong[(row[0], row[1])] = (row[2], row[3])
 
     def answer_requests(
         self, event_type: type[ev.Event], handler: RequestHandler, failure: FailureAnswer = cannot_answer
@@ -124,7 +165,8 @@ class Ingest:
         """Check a LOGIN against the registry; on success record the session (committed)."""
         protocol = self.protocols[message.protocol]
         cursor = await self.reader.execute(
-            "SELECT device_code, station_code, scale, key FROM terminals WHERE protocol = ? AND terminal_id = ?",
+            "SELECT device_code, station_code, scale, key, installed_on FROM terminals"
+            " WHERE protocol = ? AND terminal_id = ?",
             (message.protocol, message.terminal_id),
         )
         row = await cursor.fetchone()
@@ -141,6 +183,7 @@ class Ingest:
             station_code=row["station_code"],
             scale=row["scale"],
             report_interval_s=login.report_interval_s,
+            installed_from=_installed_from(row["installed_on"]),
         )
         await self.writer.write(
             [
@@ -173,6 +216,53 @@ class Ingest:
         for consumer in self.consumers:
             statements += consumer.consume(terminal, message.events)
         return statements
+
+    def heard(self, terminal: Terminal, message: ev.Message) -> None:
+        """A frame that is not stored (a heartbeat) showed the terminal's clock: rules waiting on it catch
+        up through the writer (only for subjects with something going on). (A stored message's header time
+        is not heard: a batch's is when it was sent, and more buffered records may follow it.)"""
+        if message.device_time is None:
+            return
+        for watcher in self.clock_watchers:
+            if watcher.heard(terminal, message.device_time, message.received_at):
+                self.writer.submit(WriteUnit(on_new=watcher.catch_up, args=(terminal, message.received_at)))
+
+    def check_clock(self, terminal: Terminal, message: ev.Message) -> None:
+        """Clock sanity (domain.md, Time): a device time more than CLOCK_AHEAD_MAX ahead of the platform
+        or before the terminal's installation date never becomes event time. The message and such events
+        lose it (``device_time`` None: their time is the receive time) and the terminal is flagged "clock
+        wrong" until a sane frame; the frame itself is stored as received."""
+        received_at = message.received_at
+        latest = received_at + CLOCK_AHEAD_MAX
+        earliest = terminal.installed_from
+        wrong: datetime | None = None
+        device_time = message.device_time
+        if device_time is not None and (device_time > latest or (earliest is not None and device_time < earliest)):
+            wrong = device_time
+            message.device_time = None
+        events = message.events
+        for index, event in enumerate(events):
+            device_time = event.device_time
+            if device_time is not None and (device_time > latest or (earliest is not None and device_time < earliest)):
+                wrong = device_time
+                events[index] = dataclasses.replace(event, device_time=None)
+        if wrong is not None:
+            self._flag_clock(terminal, received_at, wrong)
+        elif self.clock_wrong and message.device_time is not None:
+            self._flag_clock(terminal, received_at, None)
+
+    def _flag_clock(self, terminal: Terminal, received_at: datetime, wrong: datetime | None) -> None:
+        key = (terminal.protocol, terminal.terminal_id)
+        if wrong is None:
+            if self.clock_wrong.pop(key, None) is None:
+                return
+            values: tuple[float | None, float | None] = (None, None)
+        else:
+            if key in self.clock_wrong:
+                return
+            values = self.clock_wrong[key] = (received_at.timestamp(), wrong.timestamp())
+            log.warning("%s %s: device time %s is impossible; dated on receipt", *key, wrong.isoformat())
+        self.writer.submit(WriteUnit(statements=[(CLOCK_WRONG, (*values, *key))]))
 
     def answer(self, terminal: Terminal, event: ev.Event) -> ev.Reply | Awaitable[ev.Reply]:
         """Answer a request (fill request, tag query) through its registered handler: the reply, or

@@ -249,8 +249,11 @@ class TerminalConnection(asyncio.Protocol):
             self._ack(message, ev.AckResult.NOT_LOGGED_IN, now)
             return None
         self.last_frame_at = now.timestamp()
+        ingest = self.listener.ingest
+        ingest.check_clock(terminal, message)
         if isinstance(first, ev.Heartbeat):
             self._ack(message, ev.AckResult.ACCEPTED, now)
+            ingest.heard(terminal, message)
         elif message.dedup_key is None:
             assert first is not None
             answer = self.listener.ingest.answer(terminal, first)

@@ -1,7 +1,8 @@
 """The built-in elevator rules (domain.md), registered through the ``register_rules`` hook.
 
-Durations count in device time (``event.time``; on a tick, ``lift.device_now(now)``), and a raise or
-clear is dated at the exact moment its threshold was reached, whether a sample or a tick noticed it.
+Durations count in event time (``event.time``, and the lift's clock the engine passes to ``on_time``),
+and a raise or clear is dated at the exact moment its threshold was reached, whether a record, a later
+frame or a tick noticed it (docs/time.md).
 """
 
 from __future__ import annotations
@@ -52,10 +53,10 @@ class DurationRule(Rule[ev.ElevatorStatus]):
         holds = self.condition(lift, event)
         if not state and not holds:  # the usual sample: nothing going on, nothing starting
             return []
-        t = event.time.timestamp()
-        out = self._advance(state, t)
         if holds is None:
-            return out
+            return []
+        t = event.time.timestamp()
+        out: list[Transition] = []
         if holds:
             if "since" not in state:
                 state.update(since=t, count=0, raised=False, detail=self.detail(lift, event))
@@ -68,11 +69,8 @@ class DurationRule(Rule[ev.ElevatorStatus]):
             state.clear()
         return out
 
-    def on_tick(self, lift: LiftContext, now: Any, state: dict[str, Any]) -> list[Transition]:
-        return self._advance(state, lift.device_now(now).timestamp()) if state else []
-
-    def _advance(self, state: dict[str, Any], t: float) -> list[Transition]:
-        if state and not state["raised"] and state["since"] + self.after_s <= t:
+    def on_time(self, lift: LiftContext, at_s: float, state: dict[str, Any]) -> list[Transition]:
+        if state and not state["raised"] and state["since"] + self.after_s <= at_s:
             return self._raise(state, state["since"] + self.after_s)
         return []
 
@@ -138,8 +136,10 @@ class Overspeed(DurationRule):
 class Trapped(Rule[ev.ElevatorStatus]):
     """Car not running, doors closed, person detected, continuously ≥ ``after_s``.
 
-    Person-sensor flicker: the condition ends only when the sensor stays clear ≥ ``clear_s`` (or the doors
-    open, or the car runs). State: ``since``, ``clear_since`` (first clear sample), ``raised``, ``floor``.
+    The condition ends as domain.md says: when the doors open, or when the person sensor has stayed clear
+    ≥ ``clear_s`` (sensors flicker, so a short clear changes nothing). The car moving with the doors closed
+    is not a release: before the alarm it ends the wait (the car was not stuck), after it nothing.
+    State: ``since``, ``clear_since`` (first clear record), ``raised``, ``floor``.
     """
 
     name = "trapped"
@@ -150,35 +150,38 @@ class Trapped(Rule[ev.ElevatorStatus]):
         self.clear_s = rules.trapped_clear_s
 
     def on_event(self, lift: LiftContext, event: ev.ElevatorStatus, state: dict[str, Any]) -> list[Transition]:
-        out = self._advance(state, event.time.timestamp()) if state else []
-        if event.door is UNKNOWN and not event.running:
-            return out
-        if event.running or event.door is not CLOSED:
-            if state.get("raised"):
-                out.append(Transition("trapped", False, event.time, detail={"ended_by": "doors_or_running"}))
+        door = event.door
+        if door is UNKNOWN:
+            return []
+        raised = state.get("raised")
+        if door is not CLOSED:
+            if raised:
+                state.clear()
+                return [Transition("trapped", False, event.time, detail={"ended_by": "doors_open"})]
             state.clear()
+        elif event.running:
+            if not raised:  # moving before the threshold: not trapped (yet)
+                state.clear()
         elif event.occupied:
             if not state:
                 state.update(since=event.time.timestamp(), clear_since=None, raised=False, floor=event.floor)
             state["clear_since"] = None
         elif event.occupied is False and state and state["clear_since"] is None:
             state["clear_since"] = event.time.timestamp()
-        return out
+        return []
 
-    def on_tick(self, lift: LiftContext, now: Any, state: dict[str, Any]) -> list[Transition]:
-        return self._advance(state, lift.device_now(now).timestamp()) if state else []
-
-    def _advance(self, state: dict[str, Any], t: float) -> list[Transition]:
+    def on_time(self, lift: LiftContext, at_s: float, state: dict[str, Any]) -> list[Transition]:
         if not state:
             return []
         out: list[Transition] = []
         raise_at = state["since"] + self.after_s
-        end_at = math.inf if state["clear_since"] is None else state["clear_since"] + self.clear_s
-        if not state["raised"] and raise_at <= t and raise_at < end_at:
+        clear_since = state["clear_since"]
+        end_at = math.inf if clear_since is None else clear_since + self.clear_s
+        if not state["raised"] and raise_at <= at_s and raise_at < end_at:
             state["raised"] = True
             detail = {"after_s": self.after_s, "clear_s": self.clear_s, "floor": state["floor"]}
             out.append(Transition("trapped", True, moment(raise_at), since=moment(state["since"]), detail=detail))
-        if end_at <= t:
+        if end_at <= at_s:
             if state["raised"]:
                 out.append(Transition("trapped", False, moment(end_at), detail={"ended_by": "person_clear"}))
             state.clear()
@@ -202,9 +205,11 @@ class Offline(Rule[ev.Event]):
         return max(self.factor * (lift.report_interval_s or 0), self.min_s)
 
     def on_event(self, lift: LiftContext, event: ev.Event, state: dict[str, Any]) -> list[Transition]:
+        """A record ends the wait: the alarm clears at the record's device time (a record buffered during
+        the silence dates the end when the terminal was in fact working)."""
         if state.get("offline"):
             state.clear()
-            return [Transition("offline", False, event.received_at)]
+            return [Transition("offline", False, event.time)]
         return []
 
     def on_tick(self, lift: LiftContext, now: Any, state: dict[str, Any]) -> list[Transition]:
