@@ -75,7 +75,8 @@ class BarePipeline:
         self.messages.append(("elink", terminal_id, f"{at}:{STATUS}:{seq}", "STATUS", seq, at, now, frame))
         self.states.append((self.lifts.get(terminal_id), at, now, "elink", terminal_id, floor, DIRECTIONS[direction],
                             DOORS[door], flags & 1, (flags >> 1) & 1, (flags >> 2) & 1, speed / 1000, load,
-                            (flags >> 5) & 1, (flags >> 7) & 1, (flags >> 8) & 1, (flags >> 6) & 1, mode, trips))  # fmt: skip
+                            (flags >> 5) & 1, (flags >> 7) & 1, (flags >> 8) & 1, (flags >> 6) & 1, mode, trips,
+                            0))  # fmt: skip
         self.acks.setdefault(transport, []).append(ack_frame(terminal, STATUS, seq, int(now)))
         if not self.scheduled:
             self.scheduled = True

@@ -162,7 +162,7 @@ def seed_history(database: Path, census_dir: Path, args: argparse.Namespace) -> 
                              json.dumps([record])))  # fmt: skip
             at += step
         states.append((lift, now - 20, now - 20, protocol, terminal, 3, "stopped", "closed", 0, 1, 0, 0.0, 0, 1, 1, 1,
-                       0, "normal", 1000))  # fmt: skip
+                       0, "normal", 1000, 0))  # fmt: skip
         if len(messages) > 200_000:
             insert("messages", MESSAGE_INSERT, messages)
             messages = []

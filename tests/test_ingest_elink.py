@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
 
 import aiosqlite
 import pytest
@@ -16,7 +15,6 @@ from wuhai_iot.config import Config
 from wuhai_iot.pipeline import listener
 from wuhai_iot.protocols.elink import ElinkProtocol, encode_frame
 from wuhai_iot.server import Platform
-from wuhai_iot.storage import db
 
 TERMINAL = "8613000100020003"
 BCD = bytes.fromhex(TERMINAL)
@@ -24,18 +22,6 @@ KEY = b"k" * 16
 LOGIN = fixture_bytes("elink/login_vendor_example.hex")
 STATUS = fixture_bytes("elink/status_vendor_example.hex")
 elink = ElinkProtocol()
-
-
-@pytest.fixture
-async def platform(config: Config) -> AsyncIterator[Platform]:
-    """The census examples, the ELink terminal installed before the vendor's worked examples (dated
-    2025-11-29; a device time before the installation date would be a wrong clock)."""
-    await import_census(config.database.path)
-    conn = await db.connect(config.database.path)
-    await conn.execute("UPDATE terminals SET installed_on = '2025-11-01' WHERE terminal_id = ?", (TERMINAL,))
-    await conn.close()
-    async with Platform(config) as running:
-        yield running
 
 
 def ack_fields(frame: bytes) -> tuple[int, int, int]:

@@ -14,7 +14,7 @@ from conftest import import_census
 from wuhai_iot.elevators.queries import get_lift, list_lifts
 from wuhai_iot.storage import db
 
-HBW_LIFT = "31101503022012000101"     # ELink terminal installed 2026-11-01
+HBW_LIFT = "31101503022012000101"     # ELink terminal installed 2025-11-01 (before the vendor's example frames)
 WUDA_LIFT = "31101503042010000044"    # LMT terminal installed 2026-11-02
 HAINAN_LIFT = "33101503032013000007"  # no terminal
 
@@ -38,6 +38,7 @@ async def overdue(conn: aiosqlite.Connection, now: datetime) -> list[str]:
 
 async def test_never_maintained_lifts_count_from_the_terminal_installation(registry: aiosqlite.Connection) -> None:
     # 15 CST days after installation is still on time; the 16th day is overdue. No terminal: not tracked.
+    await registry.execute("UPDATE terminals SET installed_on = '2026-11-01' WHERE device_code = ?", (HBW_LIFT,))
     assert await overdue(registry, cst_noon(16)) == []
     assert await overdue(registry, cst_noon(17)) == [HBW_LIFT]
     assert await overdue(registry, cst_noon(18)) == [HBW_LIFT, WUDA_LIFT]
