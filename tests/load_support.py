@@ -72,7 +72,7 @@ class StatusTerminal:
                 self.sent += 1
                 seq += 1
                 await asyncio.sleep(interval)
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, RuntimeError):  # (uvloop: RuntimeError writing to a closed transport)
             pass
         finally:
             await receiving
