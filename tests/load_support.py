@@ -108,6 +108,8 @@ port = 0
 port = 0
 [protocols.gasfill]
 port = 0
+[protocols.jt808]
+port = 0
 [rules]
 tick_interval_s = 0
 """
