@@ -145,7 +145,7 @@ async def test_an_upgrade_copies_the_older_database_first_and_says_so(
 def test_a_database_of_a_newer_release_is_refused_unchanged(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[database]\npath = "db.sqlite3"\n[web]\nport = 0\n[protocols.elink]\nport = 0\n'
-                      '[protocols.lmt]\nport = 0\n[protocols.gasfill]\nport = 0\n', encoding="utf-8")  # fmt: skip
+                      '[protocols.lmt]\nport = 0\n[protocols.gasfill]\nport = 0\n[protocols.jt808]\nport = 0\n', encoding="utf-8")  # fmt: skip
     path = tmp_path / "db.sqlite3"
     conn = sqlite3.connect(path)
     conn.executescript("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"

@@ -24,6 +24,8 @@ port = 0
 port = 0
 [protocols.gasfill]
 port = 0
+[protocols.jt808]
+port = 0
 """
 
 
