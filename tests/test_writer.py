@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from wuhai_iot.storage.writer import BatchWriter, Statement, WriteUnit
+from wuhai_iot.storage.writer import BatchWriter, Statement, WriteUnit, WriterClosed
+from wuhai_iot.tasks import supervised
 
 SCHEMA = (
     "CREATE TABLE messages (key TEXT PRIMARY KEY, body TEXT NOT NULL)",
@@ -178,5 +179,46 @@ async def test_closing_commits_everything_submitted(database: Path) -> None:
     await writer.close()
     assert len(recorder.outcomes) == 25 and all(outcome is True for outcome in recorder.outcomes.values())
     assert len(committed(database, "derived")) == 25
-    with pytest.raises(RuntimeError):
+    with pytest.raises(WriterClosed):
         writer.enqueue(recorder.unit("too-late"))
+    with pytest.raises(WriterClosed):
+        writer.submit(WriteUnit(statements=[("SELECT 1", ())]))
+
+
+async def test_a_supervised_task_restarts_after_an_unexpected_error_and_ends_when_the_writer_closes(
+    database: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = BatchWriter(database)
+    await writer.start()
+    runs: list[int] = []
+    second_run = asyncio.Event()
+
+    async def work() -> None:
+        runs.append(len(runs))
+        if len(runs) == 1:
+            raise RuntimeError("a bug in the first run")
+        second_run.set()
+        while True:
+            await writer.write([])  # WriterClosed once the writer is closed
+            await asyncio.sleep(0)
+
+    task = supervised(work, "test-work", restart_after_s=0)
+    await asyncio.wait_for(second_run.wait(), 5)
+    assert "test-work failed; restarting it" in caplog.text and "a bug in the first run" in caplog.text
+    await writer.close()
+    await asyncio.wait_for(task, 5)  # ended by WriterClosed, not restarted
+    assert runs == [0, 1] and task.result() is None
+
+
+async def test_a_supervised_task_stops_when_cancelled() -> None:
+    started = asyncio.Event()
+
+    async def work() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = supervised(work, "test-cancelled")
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

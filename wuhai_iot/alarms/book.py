@@ -34,6 +34,7 @@ from wuhai_iot.config import RulesConfig
 from wuhai_iot.plugins import get_plugin_manager
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.storage.writer import BatchWriter, Statement
+from wuhai_iot.tasks import supervised
 
 if TYPE_CHECKING:
     from wuhai_iot.server import Platform
@@ -426,7 +427,7 @@ async def alarm_book(platform: Platform) -> AlarmBook:
 @hookimpl
 async def platform_starting(platform: Platform) -> None:
     book = await alarm_book(platform)
-    _NOTIFIERS[platform] = asyncio.create_task(book.notify_forever(platform), name="alarm-notifications")
+    _NOTIFIERS[platform] = supervised(lambda: book.notify_forever(platform), "alarm-notifications")
 
 
 @hookimpl

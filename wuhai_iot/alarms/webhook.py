@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.tasks import supervised
 
 if TYPE_CHECKING:
     from wuhai_iot.alarms.model import Alarm
@@ -41,7 +42,7 @@ class WebhookNotifier:
     def start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s)
         self._session = aiohttp.ClientSession(timeout=timeout)
-        self._task = asyncio.create_task(self._run(), name="webhook-notifier")
+        self._task = supervised(self._run, "webhook-notifier")
 
     def enqueue(self, alarm: Alarm, change: str) -> None:
         try:

@@ -10,7 +10,6 @@ the running pieces; ``advance(now)`` runs one tick at an explicit time.
 from __future__ import annotations
 
 import asyncio
-import logging
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,13 +30,12 @@ from wuhai_iot.elevators.rules.engine import (
 from wuhai_iot.plugins import get_plugin_manager
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.storage.writer import Statement, WriteUnit
+from wuhai_iot.tasks import supervised
 
 if TYPE_CHECKING:
     import aiosqlite
 
     from wuhai_iot.server import Platform
-
-log = logging.getLogger(__name__)
 
 LIFT_ALARM_KINDS = tuple(
     AlarmKind(name, severity, label, "elevators")
@@ -169,25 +167,14 @@ class Monitoring:
         refreshed = asyncio.get_running_loop().time()
         while True:
             await asyncio.sleep(interval)
-            try:
-                await self.advance()
-                if asyncio.get_running_loop().time() - refreshed >= REGISTRY_REFRESH_S:
-                    refreshed = asyncio.get_running_loop().time()
-                    await self.refresh_registry()
-            except RuntimeError:
-                return  # the writer is closed
-            except Exception:
-                log.exception("monitoring tick failed")
+            await self.advance()
+            if asyncio.get_running_loop().time() - refreshed >= REGISTRY_REFRESH_S:
+                refreshed = asyncio.get_running_loop().time()
+                await self.refresh_registry()
 
     async def _pruning(self) -> None:
         while True:
-            try:
-                deleted = await self.prune_step()
-            except RuntimeError:
-                return
-            except Exception:
-                log.exception("retention step failed")
-                deleted = 0
+            deleted = await self.prune_step()
             await asyncio.sleep(PRUNE_PAUSE_S if deleted else PRUNE_IDLE_S)
 
 
@@ -223,8 +210,9 @@ async def platform_starting(platform: Platform) -> None:
     platform.ingest.clock_watchers.append(engine)
     interval = platform.config.rules.tick_interval_s
     if interval > 0:
-        running.tasks.append(asyncio.create_task(running._ticking(interval), name="monitoring-tick"))
-    running.tasks.append(asyncio.create_task(running._pruning(), name="retention"))
+        running.tasks.append(supervised(lambda: running._ticking(interval), "monitoring-tick", restart_after_s=interval))
+    # (A failed step waits as long as an idle pruner does: whatever failed is not likely to pass at once.)
+    running.tasks.append(supervised(running._pruning, "retention", restart_after_s=PRUNE_IDLE_S))
     _RUNNING[platform] = running
 
 

@@ -22,7 +22,8 @@ from wuhai_iot.events import Terminal
 from wuhai_iot.logs import fields
 from wuhai_iot.pipeline.ingest import Ingest
 from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol
-from wuhai_iot.storage.writer import WriteUnit
+from wuhai_iot.storage.writer import WriteUnit, WriterClosed
+from wuhai_iot.tasks import supervised
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class TerminalConnection(asyncio.Protocol):
         statement = listener.ingest.session_closed(self.terminal, self.connected_at, self.last_frame_at)
         try:
             return listener.ingest.writer.submit(WriteUnit(statements=[statement]))
-        except RuntimeError:
+        except WriterClosed:
             log.info("writer closed before %s's session end was recorded", self.terminal.terminal_id)
             done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             done.set_result(False)
@@ -362,7 +363,7 @@ class Listener:
         """Start listening; return the port actually bound (``port`` 0 picks a free one)."""
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(lambda: TerminalConnection(self), host, port)
-        self._flusher = asyncio.create_task(self._housekeeping(), name=f"{self.protocol.name}-housekeeping")
+        self._flusher = supervised(self._housekeeping, f"{self.protocol.name}-housekeeping")
         return self.server.sockets[0].getsockname()[1]
 
     def remember(self, connection: TerminalConnection) -> None:
@@ -378,7 +379,8 @@ class Listener:
         return iter(list(self.by_terminal.values()))
 
     async def _housekeeping(self) -> None:
-        """Every SEEN_FLUSH_S: close idle connections, record the terminals' last-frame times."""
+        """Every SEEN_FLUSH_S: close idle connections, record the terminals' last-frame times (until the
+        writer is closed)."""
         flushed: dict[str, float] = {}
         while True:
             await asyncio.sleep(SEEN_FLUSH_S)
@@ -394,10 +396,7 @@ class Listener:
                     flushed[terminal.terminal_id] = connection.last_frame_at
                     statements.append(self.ingest.session_seen(terminal, connection.last_frame_at))
             if statements:
-                try:
-                    self.ingest.writer.submit(WriteUnit(statements=statements))
-                except RuntimeError:
-                    return
+                self.ingest.writer.submit(WriteUnit(statements=statements))
 
     async def stop(self) -> None:
         """Stop accepting, close every connection and wait for their handlers to finish."""

@@ -59,6 +59,10 @@ ACK_CALLBACK_S = 0.00002
 """About what one committed unit's callback (encoding and writing its ACK) costs."""
 
 
+class WriterClosed(Exception):
+    """The batch writer is closed (the platform is stopping): nothing more can be queued."""
+
+
 @dataclass(slots=True)
 class WriteUnit:
     statements: Sequence[Statement] = ()
@@ -97,9 +101,10 @@ class BatchWriter:
         self._task = asyncio.create_task(self._run(), name="batch-writer")
 
     def submit(self, unit: WriteUnit) -> asyncio.Future[bool]:
-        """Queue a unit; the future gives True when it was new, False for a duplicate, once committed."""
+        """Queue a unit; the future gives True when it was new, False for a duplicate, once committed.
+        WriterClosed once ``close`` has begun."""
         if self._closing:
-            raise RuntimeError("the writer is closed")
+            raise WriterClosed("the writer is closed")
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         unit.future = future
         self._pending.append(unit)
@@ -109,7 +114,7 @@ class BatchWriter:
     def enqueue(self, unit: WriteUnit) -> None:
         """Queue a unit that reports through its ``on_commit`` instead of a future."""
         if self._closing:
-            raise RuntimeError("the writer is closed")
+            raise WriterClosed("the writer is closed")
         if unit.on_commit is None:
             raise ValueError("an enqueued unit needs on_commit")
         self._pending.append(unit)
