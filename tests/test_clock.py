@@ -1,4 +1,5 @@
-"""The CST date helpers: the cached day text agrees with the calendar, around midnight too."""
+"""The clock helpers: the cached CST day text agrees with the calendar, around midnight too; stored Unix
+seconds and aware UTC moments round-trip."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wuhai_iot.clock import cst_date, cst_day_text
+from wuhai_iot.clock import cst_date, cst_day_text, unix, utc
 
 
 @given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
@@ -18,3 +19,14 @@ def test_day_text_is_the_cst_calendar_date(moment: datetime) -> None:
 def test_cst_midnight_is_16_00_utc() -> None:
     assert cst_day_text(datetime(2026, 11, 29, 15, 59, 59, 999999, UTC)) == "2026-11-29"
     assert cst_day_text(datetime(2026, 11, 29, 16, 0, tzinfo=UTC)) == "2026-11-30"
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
+def test_stored_seconds_round_trip(moment: datetime) -> None:
+    assert utc(unix(moment)) == moment
+    assert utc(unix(moment)).tzinfo is UTC  # type: ignore[union-attr]
+
+
+def test_none_stays_none() -> None:
+    assert utc(None) is None and unix(None) is None
+    assert utc(1764400005) == datetime(2025, 11, 29, 7, 6, 45, tzinfo=UTC)

@@ -5,11 +5,26 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import overload
 
 CST = timezone(timedelta(hours=8), "CST")
 """China Standard Time (UTC+8, no daylight saving)."""
 CST_OFFSET_S = 8 * 3600
 _EPOCH = date(1970, 1, 1)
+
+
+@overload
+def utc(unix_s: float) -> datetime: ...
+@overload
+def utc(unix_s: None) -> None: ...
+def utc(unix_s: float | None) -> datetime | None:
+    """An aware UTC moment from Unix seconds as the database keeps them (None stays None)."""
+    return None if unix_s is None else datetime.fromtimestamp(unix_s, UTC)
+
+
+def unix(moment: datetime | None) -> float | None:
+    """Unix seconds of an aware moment, as the database keeps them (None stays None)."""
+    return None if moment is None else moment.timestamp()
 
 
 def cst_date(moment: datetime) -> date:

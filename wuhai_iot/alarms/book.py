@@ -27,9 +27,9 @@ from wuhai_iot.alarms.model import (
     AlarmAlreadyResolved,
     AlarmNotFound,
     Subject,
-    _ts,
 )
 from wuhai_iot.alarms.queries import get_alarm
+from wuhai_iot.clock import unix
 from wuhai_iot.config import RulesConfig
 from wuhai_iot.plugins import get_plugin_manager
 from wuhai_iot.plugins.hookspecs import hookimpl
@@ -70,7 +70,7 @@ def _upsert(alarm: Alarm) -> Statement:
         (alarm.id, alarm.kind, alarm.severity, alarm.device_code, alarm.cylinder_code, alarm.station_code,
          alarm.vendor_code, ",".join(sorted(alarm.sources)), ",".join(sorted(alarm.active_sources)),
          alarm.condition, alarm.since.timestamp(), alarm.raised_at.timestamp(), alarm.updated_at.timestamp(),
-         _ts(alarm.cleared_at), alarm.cleared_by, alarm.repeats, alarm.episodes, int(alarm.flapping),
+         unix(alarm.cleared_at), alarm.cleared_by, alarm.repeats, alarm.episodes, int(alarm.flapping),
          alarm.merged_into, json.dumps(alarm.detail, ensure_ascii=False, sort_keys=True),
          alarm.created_at.timestamp()),
     )  # fmt: skip

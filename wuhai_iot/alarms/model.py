@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiosqlite
+
+from wuhai_iot.clock import utc
 
 STATUSES = ("raised", "acknowledged", "resolved")
 
@@ -46,13 +48,6 @@ class Subject:
             raise ValueError("an alarm subject needs a device, cylinder or station code")
         object.__setattr__(self, "key", key)
 
-
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def _ts(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
 
 
 @dataclass(slots=True)
@@ -124,11 +119,11 @@ class Alarm:
             sources=set(filter(None, data["sources"].split(","))),
             active_sources=set(filter(None, data["active_sources"].split(","))),
             condition=data["condition"],
-            since=_dt(data["since"]),  # type: ignore[arg-type]
-            raised_at=_dt(data["raised_at"]),  # type: ignore[arg-type]
-            updated_at=_dt(data["updated_at"]),  # type: ignore[arg-type]
-            created_at=_dt(data["created_at"]),  # type: ignore[arg-type]
-            cleared_at=_dt(data["cleared_at"]),
+            since=utc(data["since"]),  # type: ignore[arg-type]
+            raised_at=utc(data["raised_at"]),  # type: ignore[arg-type]
+            updated_at=utc(data["updated_at"]),  # type: ignore[arg-type]
+            created_at=utc(data["created_at"]),  # type: ignore[arg-type]
+            cleared_at=utc(data["cleared_at"]),
             cleared_by=data["cleared_by"],
             repeats=data["repeats"],
             episodes=data["episodes"],
@@ -137,10 +132,10 @@ class Alarm:
             detail=json.loads(data["detail"]),
             status=data["status"],
             acknowledged_by=data["acknowledged_by"],
-            acknowledged_at=_dt(data["acknowledged_at"]),
+            acknowledged_at=utc(data["acknowledged_at"]),
             acknowledge_note=data["acknowledge_note"],
             resolved_by=data["resolved_by"],
-            resolved_at=_dt(data["resolved_at"]),
+            resolved_at=utc(data["resolved_at"]),
             resolve_note=data["resolve_note"],
             district_code=data.get("district_code"),
         )

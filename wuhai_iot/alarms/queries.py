@@ -10,6 +10,7 @@ from typing import Any
 import aiosqlite
 
 from wuhai_iot.alarms.model import STATUSES, Alarm
+from wuhai_iot.storage.scope import ScopeColumns
 
 _FROM = (
     " FROM alarms a LEFT JOIN elevators e ON e.device_code = a.device_code"
@@ -18,23 +19,9 @@ _FROM = (
 _SELECT = "SELECT a.*, coalesce(e.district_code, s.district_code) AS district_code" + _FROM
 
 
-def _scope(
-    where: list[str],
-    params: list[Any],
-    *,
-    district_code: str | None = None,
-    maintenance_company: str | None = None,
-    station_code: int | None = None,
-) -> None:
-    if district_code is not None:
-        where.append("coalesce(e.district_code, s.district_code) = ?")
-        params.append(district_code)
-    if maintenance_company is not None:
-        where.append("e.maintenance_company = ?")
-        params.append(maintenance_company)
-    if station_code is not None:
-        where.append("a.station_code = ?")
-        params.append(station_code)
+ALARM_SCOPE = ScopeColumns(
+    district="coalesce(e.district_code, s.district_code)", company="e.maintenance_company", station="a.station_code"
+)
 
 
 async def get_alarm(
@@ -47,8 +34,8 @@ async def get_alarm(
 ) -> Alarm | None:
     """One alarm, or None when it does not exist or is outside the filters."""
     where, params = ["a.id = ?"], [alarm_id]
-    _scope(where, params, district_code=district_code, maintenance_company=maintenance_company,
-           station_code=station_code)  # fmt: skip
+    ALARM_SCOPE.narrow(where, params, district_code=district_code, maintenance_company=maintenance_company,
+                       station_code=station_code)  # fmt: skip
     row = await (await conn.execute(f"{_SELECT} WHERE {' AND '.join(where)}", params)).fetchone()
     return None if row is None else Alarm.from_row(row)
 
@@ -87,8 +74,8 @@ def _conditions(
     if until is not None:
         where.append("a.raised_at < ?")
         params.append(until.timestamp())
-    _scope(where, params, district_code=district_code, maintenance_company=maintenance_company,
-           station_code=station_code)  # fmt: skip
+    ALARM_SCOPE.narrow(where, params, district_code=district_code, maintenance_company=maintenance_company,
+                       station_code=station_code)  # fmt: skip
     return where, params
 
 

@@ -29,8 +29,9 @@ from typing import Any
 import aiosqlite
 
 from wuhai_iot import events as ev
-from wuhai_iot.clock import cst_date
+from wuhai_iot.clock import cst_date, utc
 from wuhai_iot.config import RulesConfig
+from wuhai_iot.elevators.queries import LIFT_SCOPE
 from wuhai_iot.events import Terminal
 from wuhai_iot.storage.writer import Statement
 
@@ -44,9 +45,6 @@ VISIT_UPSERT = (
     " flags = excluded.flags, detail = excluded.detail"
 )
 
-
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -96,8 +94,8 @@ class Visit:
             card=row["card"],
             worker_name=row["worker_name"],
             worker_company=row["worker_company"],
-            started_at=_dt(row["started_at"]),
-            ended_at=_dt(row["ended_at"]),
+            started_at=utc(row["started_at"]),
+            ended_at=utc(row["ended_at"]),
             items=row["items"],
             flags=[f for f in row["flags"].split("|") if f],
             detail=json.loads(row["detail"]),
@@ -266,15 +264,6 @@ class MaintenanceTracker:
 # --- queries -----------------------------------------------------------------------------------------
 
 
-def _lift_scope(where: list[str], params: list[Any], district_code: str | None, maintenance_company: str | None) -> None:
-    if district_code is not None:
-        where.append("e.district_code = ?")
-        params.append(district_code)
-    if maintenance_company is not None:
-        where.append("e.maintenance_company = ?")
-        params.append(maintenance_company)
-
-
 async def list_visits(
     conn: aiosqlite.Connection,
     *,
@@ -308,7 +297,7 @@ async def list_visits(
             params.append(value)
     if flagged is not None:
         where.append("v.flags != ''" if flagged else "v.flags = ''")
-    _lift_scope(where, params, district_code, maintenance_company)
+    LIFT_SCOPE.narrow(where, params, district_code=district_code, maintenance_company=maintenance_company)
     sql = "SELECT v.*, e.district_code FROM maintenance_visits v LEFT JOIN elevators e ON e.device_code = v.device_code"
     if where:
         sql += " WHERE " + " AND ".join(where)

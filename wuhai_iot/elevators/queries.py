@@ -23,13 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import aiosqlite
 
-from wuhai_iot.clock import cst_date, cst_today
+from wuhai_iot.clock import cst_date, cst_today, utc
 from wuhai_iot.config import RulesConfig
+from wuhai_iot.storage.scope import ScopeColumns
 
 DEFAULTS = RulesConfig()
 STATE_COLUMNS = ("at", "received_at", "protocol", "terminal_id", "floor", "direction", "door", "running", "door_zone",
@@ -119,9 +120,6 @@ class LiftView:
         return str(self.registry["district_code"])
 
 
-def _time(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
 
 def _view(row: aiosqlite.Row, today: date) -> LiftView:
     data = dict(zip(row.keys(), row))  # dict(row) looks every column up by name: 5x slower on 45 columns
@@ -131,16 +129,16 @@ def _view(row: aiosqlite.Row, today: date) -> LiftView:
         for name in STATE_FLAGS:
             state[name] = None if state[name] is None else bool(state[name])
         for name in STATE_TIMES:
-            state[name] = _time(state[name])
+            state[name] = utc(state[name])
     registry = {k: v for k, v in data.items() if k in _REGISTRY_COLUMNS}
-    last_visit = _time(data["last_visit_at"])
+    last_visit = utc(data["last_visit_at"])
     return LiftView(
         device_code=data["device_code"],
         registry=registry,
         state=state,
         online=bool(data["online"]),
         has_terminal=data["terminals"] > 0,
-        last_frame_at=_time(data["last_frame_at"]),
+        last_frame_at=utc(data["last_frame_at"]),
         open_alarms=data["open_alarms"],
         worst_severity=None if data["worst"] is None else SEVERITIES[data["worst"]],
         trapped=data["trapped"] > 0,
@@ -160,14 +158,8 @@ _REGISTRY_COLUMNS = frozenset({
 })  # fmt: skip
 
 
-def _scope(where: list[str], params: dict[str, Any], district_code: str | None, maintenance_company: str | None,
-           ) -> None:  # fmt: skip
-    if district_code is not None:
-        where.append("e.district_code = :district_code")
-        params["district_code"] = district_code
-    if maintenance_company is not None:
-        where.append("e.maintenance_company = :maintenance_company")
-        params["maintenance_company"] = maintenance_company
+LIFT_SCOPE = ScopeColumns(district="e.district_code", company="e.maintenance_company")
+"""The scope of rows joined to their lift as ``e`` (lifts, rescues, visits, daily figures): a station's holds none."""
 
 
 def _flagged(where: list[str], params: dict[str, Any], flags: list[str], today: date, maintenance_interval_days: int,
@@ -197,7 +189,7 @@ def _filters(
 ) -> tuple[list[str], list[str]]:
     """The lift filters (see ``list_lifts``) as conditions on the lifts and on the flagged rows."""
     where: list[str] = []
-    _scope(where, params, district_code, maintenance_company)
+    LIFT_SCOPE.narrow(where, params, district_code=district_code, maintenance_company=maintenance_company)
     if search:
         where.append("(e.device_code LIKE :search OR e.registration_no LIKE :search OR e.address LIKE :search)")
         params["search"] = f"%{search}%"
@@ -284,7 +276,7 @@ async def get_lift(
     """One lift as in ``list_lifts`` plus its terminals and their sessions; None when unknown or outside
     the filters."""
     where, params = ["e.device_code = :device_code"], {"device_code": device_code}
-    _scope(where, params, district_code, maintenance_company)
+    LIFT_SCOPE.narrow(where, params, district_code=district_code, maintenance_company=maintenance_company)
     today = cst_today(now)
     sql = _flagged(where, params, [], today, maintenance_interval_days, inspection_due_days)
     found = await (await conn.execute(sql, params)).fetchone()
@@ -299,8 +291,8 @@ async def get_lift(
         (device_code,),
     )
     lift.terminal_list = [
-        dict(t) | {"online": bool(t["online"]), "connected_at": _time(t["connected_at"]),
-                   "last_frame_at": _time(t["last_frame_at"])}
+        dict(t) | {"online": bool(t["online"]), "connected_at": utc(t["connected_at"]),
+                   "last_frame_at": utc(t["last_frame_at"])}
         for t in terminals
     ]  # fmt: skip
     return lift
@@ -313,20 +305,18 @@ async def trapped_now(
     """Passengers trapped now: trapped-passenger alarms whose condition is still active, with the lift's
     address, oldest first (the banner on every page). A released passenger's alarm, even one staff have
     not handled yet, is not here: it waits in the alarm list. A station's scope holds no lift: nothing."""
-    if station_code is not None:
-        return []
     where: list[str] = ["a.kind = 'trapped'", "a.status != 'resolved'", "a.condition = 'active'",
                         "a.merged_into IS NULL"]
     params: dict[str, Any] = {}
-    _scope(where, params, district_code, maintenance_company)
+    LIFT_SCOPE.narrow(where, params, district_code=district_code, maintenance_company=maintenance_company,
+                      station_code=station_code)  # fmt: skip
     rows = await conn.execute_fetchall(
         "SELECT a.id, a.device_code, a.since, a.raised_at, a.status, a.condition, e.address, e.district_code"
         " FROM alarms a"
         f" JOIN elevators e ON e.device_code = a.device_code WHERE {' AND '.join(where)} ORDER BY a.raised_at",
         params,
     )
-    return [dict(row) | {"since": _time(row["since"]), "raised_at": _time(row["raised_at"])}
-            for row in rows]
+    return [dict(row) | {"since": utc(row["since"]), "raised_at": utc(row["raised_at"])} for row in rows]
 
 
 async def lifts_by_code(conn: aiosqlite.Connection, device_codes: set[str]) -> dict[str, dict[str, Any]]:
@@ -357,12 +347,11 @@ async def daily_figures(
         ("d.device_code = ?", device_code),
         ("d.day >= ?", since_day),
         ("d.day <= ?", until_day),
-        ("e.district_code = ?", district_code),
-        ("e.maintenance_company = ?", maintenance_company),
     ):
         if value is not None:
             where.append(clause)
             params.append(value)
+    LIFT_SCOPE.narrow(where, params, district_code=district_code, maintenance_company=maintenance_company)
     sql = "SELECT d.* FROM lift_daily d LEFT JOIN elevators e ON e.device_code = d.device_code"
     if where:
         sql += " WHERE " + " AND ".join(where)

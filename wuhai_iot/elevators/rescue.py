@@ -17,7 +17,9 @@ import aiosqlite
 from wuhai_iot import events as ev
 from wuhai_iot.alarms.book import AlarmBook
 from wuhai_iot.alarms.model import Alarm
+from wuhai_iot.clock import utc
 from wuhai_iot.config import RulesConfig
+from wuhai_iot.elevators.queries import LIFT_SCOPE
 from wuhai_iot.events import Terminal
 from wuhai_iot.storage.writer import BatchWriter, Statement, WriteUnit
 
@@ -31,9 +33,6 @@ RESCUE_UPSERT = (
     " released_at = excluded.released_at, arrival_min = excluded.arrival_min, late = excluded.late"
 )
 
-
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 @dataclass(slots=True)
@@ -59,11 +58,11 @@ class Rescue:
         return cls(
             alarm_id=row["alarm_id"],
             device_code=row["device_code"],
-            raised_at=_dt(row["raised_at"]),  # type: ignore[arg-type]
-            arrived_at=_dt(row["arrived_at"]),
+            raised_at=utc(row["raised_at"]),  # type: ignore[arg-type]
+            arrived_at=utc(row["arrived_at"]),
             arrival_source=row["arrival_source"],
             arrived_by=row["arrived_by"],
-            released_at=_dt(row["released_at"]),
+            released_at=utc(row["released_at"]),
             late=bool(row["late"]),
         )
 
@@ -176,12 +175,11 @@ async def list_rescues(
         ("r.late = ?", None if late is None else int(late)),
         ("r.raised_at >= ?", since and since.timestamp()),
         ("r.raised_at < ?", until and until.timestamp()),
-        ("e.district_code = ?", district_code),
-        ("e.maintenance_company = ?", maintenance_company),
     ):
         if value is not None:
             where.append(clause)
             params.append(value)
+    LIFT_SCOPE.narrow(where, params, district_code=district_code, maintenance_company=maintenance_company)
     sql = "SELECT r.* FROM rescues r LEFT JOIN elevators e ON e.device_code = r.device_code"
     if where:
         sql += " WHERE " + " AND ".join(where)

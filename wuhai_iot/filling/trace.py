@@ -14,14 +14,14 @@ import collections
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
 from wuhai_iot.alarms.model import Alarm
 from wuhai_iot.alarms.queries import list_alarms
-from wuhai_iot.clock import cst_midnight, cst_today
+from wuhai_iot.clock import cst_midnight, cst_today, utc
 from wuhai_iot.filling.decision import tag_status
 
 if TYPE_CHECKING:
@@ -38,9 +38,6 @@ CYLINDER_DISTRICT = (
 )
 """SQL: the district a cylinder ``c`` counts in: its vehicle's, else its owner station's (domain.md)."""
 
-
-def _time(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 def cylinder_condition(row: aiosqlite.Row | dict[str, Any], today: date) -> str:
@@ -107,7 +104,7 @@ _FILLS = (
 
 def _decision(row: aiosqlite.Row) -> DecisionRecord:
     return DecisionRecord(
-        id=row["id"], decided_at=_time(row["decided_at"]), station_code=row["station_code"],  # type: ignore[arg-type]
+        id=row["id"], decided_at=utc(row["decided_at"]), station_code=row["station_code"],  # type: ignore[arg-type]
         station_name=row["station_name"], scale=row["scale"], request_seq=row["request_seq"], tag=row["tag"],
         cylinder_code=row["cylinder_code"], operator_card=row["operator_card"], operator_name=row["operator_name"],
         medium=row["medium"], gross_before_g=row["gross_before_g"], permit=bool(row["permit"]), reason=row["reason"],
@@ -117,7 +114,7 @@ def _decision(row: aiosqlite.Row) -> DecisionRecord:
 
 def _fill(row: aiosqlite.Row) -> FillRecord:
     return FillRecord(
-        id=row["id"], ended_at=_time(row["ended_at"]), received_at=_time(row["received_at"]),  # type: ignore[arg-type]
+        id=row["id"], ended_at=utc(row["ended_at"]), received_at=utc(row["received_at"]),  # type: ignore[arg-type]
         station_code=row["station_code"], station_name=row["station_name"], scale=row["scale"],
         request_seq=row["request_seq"], tag=row["tag"], cylinder_code=row["cylinder_code"],
         operator_card=row["operator_card"], operator_name=row["operator_name"], gross_before_g=row["gross_before_g"],
@@ -206,7 +203,7 @@ async def cylinder_trace(
         condition=cylinder_condition(row, cst_today()),
         owner_station_name=row["owner_station_name"],
         vehicle=vehicle,
-        last_completed_fill_at=_time(last[0][0]),
+        last_completed_fill_at=utc(last[0][0]),
         decisions=[_decision(r) for r in decisions],
         fills=[_fill(r) for r in fills],
         alarms=await list_alarms(conn, cylinder_code=cylinder_code, station_code=station_code, limit=limit),
@@ -312,8 +309,8 @@ async def station_trace(
                 terminal_id=row["terminal_id"],
                 scale=row["scale"],
                 online=(row["terminal_id"] in online_terminals) if online_terminals is not None else bool(row["online"]),
-                connected_at=_time(row["connected_at"]),
-                last_frame_at=_time(row["last_frame_at"]),
+                connected_at=utc(row["connected_at"]),
+                last_frame_at=utc(row["last_frame_at"]),
             )
             for row in scales
         ],

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from wuhai_iot import events as ev
+from wuhai_iot.clock import utc
 
 E = TypeVar("E", bound=ev.Event)
 
@@ -113,5 +114,5 @@ class Rule(Generic[E]):
         return []
 
 
-def moment(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
+moment = utc
+"""An aware UTC moment from Unix seconds, for a transition's times (``clock.utc``)."""

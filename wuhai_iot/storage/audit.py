@@ -21,11 +21,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiosqlite
 
+from wuhai_iot.clock import utc
+from wuhai_iot.storage.scope import ScopeColumns
 from wuhai_iot.storage.writer import BatchWriter, Statement
 
 INSERT = (
@@ -86,6 +88,10 @@ async def record(
                               district_code=district_code, details=details)])  # fmt: skip
 
 
+AUDIT_SCOPE = ScopeColumns(district="district_code")
+"""An entry belongs to the district of what was changed (none: only the whole city sees it)."""
+
+
 async def query(
     conn: aiosqlite.Connection,
     *,
@@ -101,10 +107,9 @@ async def query(
 
     ``action`` matches a whole action or a prefix ending in a dot (``alarm.`` for every alarm action).
     """
-    where, params = [], []
-    if district_code is not None:
-        where.append("district_code = ?")
-        params.append(district_code)
+    where: list[str] = []
+    params: list[Any] = []
+    AUDIT_SCOPE.narrow(where, params, district_code=district_code)
     if user_name is not None:
         where.append("user_name = ?")
         params.append(user_name)
@@ -128,7 +133,7 @@ async def query(
     rows = await conn.execute_fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
     return [
         AuditEntry(
-            id=row["id"], at=datetime.fromtimestamp(row["at"], UTC), user_name=row["user_name"],
+            id=row["id"], at=utc(row["at"]), user_name=row["user_name"],
             action=row["action"], object_type=row["object_type"], object_id=row["object_id"],
             district_code=row["district_code"], details=json.loads(row["details"] or "{}"),
         )  # fmt: skip

@@ -17,8 +17,10 @@ import aiosqlite
 from wuhai_iot.alarms.queries import count_alarms
 from wuhai_iot.clock import cst_midnight, cst_today
 from wuhai_iot.elevators import rescue
+from wuhai_iot.elevators.queries import LIFT_SCOPE
 from wuhai_iot.filling.trace import CYLINDER_DISTRICT
 from wuhai_iot.registry.districts import DISTRICTS
+from wuhai_iot.storage.scope import ScopeColumns
 
 DAY_S = 86400
 
@@ -26,13 +28,8 @@ DAY_S = 86400
 # --- stations -------------------------------------------------------------------
 
 
-def _station_scope(where: list[str], params: list[Any], district_code: str | None, station_code: int | None) -> None:
-    if district_code is not None:
-        where.append("s.district_code = ?")
-        params.append(district_code)
-    if station_code is not None:
-        where.append("s.station_code = ?")
-        params.append(station_code)
+STATION_SCOPE = ScopeColumns(district="s.district_code", station="s.station_code")
+"""The scope of rows joined to their station as ``s``."""
 
 
 _STATIONS = """
@@ -63,7 +60,7 @@ async def list_stations(
 ) -> list[dict[str, Any]]:
     """Stations with scales installed/online and decisions and fills between ``since`` and ``until``."""
     where, params = ["1"], []
-    _station_scope(where, params, district_code, station_code)
+    STATION_SCOPE.narrow(where, params, district_code=district_code, station_code=station_code)
     window = [since.timestamp(), until.timestamp()] * 3
     rows = await conn.execute_fetchall(f"{_STATIONS} WHERE {' AND '.join(where)} ORDER BY s.station_code",
                                        [*window, *params])  # fmt: skip
@@ -80,7 +77,7 @@ async def denials_by_reason(
 ) -> list[tuple[int, int]]:
     """(reason, count) of denied fill requests, most frequent first."""
     where, params = ["d.permit = 0", "d.decided_at >= ?", "d.decided_at < ?"], [since.timestamp(), until.timestamp()]
-    _station_scope(where, params, district_code, station_code)
+    STATION_SCOPE.narrow(where, params, district_code=district_code, station_code=station_code)
     rows = await conn.execute_fetchall(
         "SELECT d.reason, count(*) AS n FROM fill_decisions d JOIN stations s ON s.station_code = d.station_code"
         f" WHERE {' AND '.join(where)} GROUP BY d.reason ORDER BY n DESC, d.reason",
@@ -99,7 +96,7 @@ async def fill_counts(
     """Fill requests permitted and denied in a window, counted on the indexes alone (every decision by
     station and time, the denied ones by the partial index) rather than reading each decision."""
     where, params = ["d.decided_at >= ?", "d.decided_at < ?"], [since.timestamp(), until.timestamp()]
-    _station_scope(where, params, district_code, station_code)
+    STATION_SCOPE.narrow(where, params, district_code=district_code, station_code=station_code)
     decided = ("SELECT count(*) FROM fill_decisions d JOIN stations s ON s.station_code = d.station_code"
                f" WHERE {' AND '.join(where)}")  # fmt: skip
     row = await (await conn.execute(f"SELECT ({decided}) AS decided, ({decided} AND d.permit = 0) AS denied",
@@ -207,35 +204,37 @@ async def monthly_figures(
     critical_by_day = await _alarms_per_day(conn, severity="critical", **month)
     trapped_by_day = await _alarms_per_day(conn, kind="trapped", **month)
     by_kind = await count_alarms(conn, by=["kind"], **month)
-    district_filter, district_params = ("", []) if district_code is None else (" AND district = ?", [district_code])
+    lifts_in: list[str] = ["1"]
+    lift_params: list[Any] = []
+    LIFT_SCOPE.narrow(lifts_in, lift_params, district_code=district_code)
     online_rows = await conn.execute_fetchall(
-        "SELECT * FROM (SELECT d.day, sum(d.online_s) AS online_s, e.district_code AS district FROM lift_daily d"
-        " JOIN elevators e ON e.device_code = d.device_code WHERE d.day >= ? AND d.day < ?"
-        f" GROUP BY d.day, e.district_code) WHERE 1{district_filter}",
-        [first_day.isoformat(), next_month.isoformat(), *district_params],
+        "SELECT d.day, sum(d.online_s) AS online_s FROM lift_daily d JOIN elevators e ON e.device_code = d.device_code"
+        f" WHERE d.day >= ? AND d.day < ? AND {' AND '.join(lifts_in)} GROUP BY d.day",
+        [first_day.isoformat(), next_month.isoformat(), *lift_params],
     )
-    where = ["1"] if district_code is None else ["e.district_code = ?"]
     fitted = await (await conn.execute(
         "SELECT count(DISTINCT e.device_code) FROM elevators e JOIN terminals t ON t.device_code = e.device_code"
-        f" WHERE {' AND '.join(where)}", district_params,
+        f" WHERE {' AND '.join(lifts_in)}", lift_params,
     )).fetchone()  # fmt: skip
     online_by_day: Counter[str] = Counter()
     for row in online_rows:
         online_by_day[row["day"]] += row["online_s"]
-    station_filter = "" if district_code is None else " AND s.district_code = ?"
+    stations_in: list[str] = ["1"]
+    station_params: list[Any] = []
+    STATION_SCOPE.narrow(stations_in, station_params, district_code=district_code)
     # Decisions per day: a count of each day's range on the (station, time) index, never a row read.
     bounds = [cst_midnight(day).timestamp() for day in [*days, next_month]]
     decided = await conn.execute_fetchall(
         f"WITH days(since, until) AS (VALUES {', '.join('(?, ?)' for _ in days)}) SELECT (SELECT count(*)"
         " FROM fill_decisions d JOIN stations s ON s.station_code = d.station_code WHERE d.decided_at >= days.since"
-        f" AND d.decided_at < days.until{station_filter}) AS n FROM days",
-        [*(bound for pair in zip(bounds, bounds[1:]) for bound in pair), *district_params],
+        f" AND d.decided_at < days.until AND {' AND '.join(stations_in)}) AS n FROM days",
+        [*(bound for pair in zip(bounds, bounds[1:]) for bound in pair), *station_params],
     )  # fmt: skip
     denied = await conn.execute_fetchall(
         "SELECT date(d.decided_at + 8 * 3600, 'unixepoch') AS day, d.reason, count(*) AS n FROM fill_decisions d"
         " JOIN stations s ON s.station_code = d.station_code WHERE d.permit = 0 AND d.decided_at >= ?"
-        f" AND d.decided_at < ?{station_filter} GROUP BY day, d.reason",
-        [since.timestamp(), until.timestamp(), *district_params],
+        f" AND d.decided_at < ? AND {' AND '.join(stations_in)} GROUP BY day, d.reason",
+        [since.timestamp(), until.timestamp(), *station_params],
     )  # fmt: skip
     denied_by_day: Counter[str] = Counter()
     denied_by_reason: Counter[int] = Counter()
