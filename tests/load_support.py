@@ -65,7 +65,7 @@ class StatusTerminal:
             await self.logged_in.wait()
             await sending.wait()
             seq = 1
-            while not receiving.done():
+            while not receiving.done() and not writer.is_closing():  # (uvloop raises RuntimeError on a closed one)
                 at = FIRST_TIME + seq
                 sent_at[seq] = at
                 writer.write(self.frame(elink.STATUS, seq, at, STATUS_BODY))
