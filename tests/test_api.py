@@ -412,11 +412,16 @@ async def test_metrics_for_admins(api: Api) -> None:
     finally:
         await terminal.close()
     lines = set(text.splitlines())
-    assert 'wuhai_connections{protocol="elink"} 1' in lines
-    assert 'wuhai_frames_in_total{protocol="elink"} 2' in lines
-    assert 'wuhai_terminals_logged_in{protocol="elink"} 1' in lines
-    assert 'wuhai_alarms_open{kind="trapped"} 1' in lines and 'wuhai_alarms_open{kind="overspeed"} 0' in lines
-    assert "# TYPE wuhai_decode_errors_total counter" in lines and "wuhai_write_backlog 0" in lines
+    assert 'wuhai_connections{protocol="elink"} 1.0' in lines
+    assert 'wuhai_frames_in_total{protocol="elink"} 2.0' in lines
+    assert 'wuhai_terminals_logged_in{protocol="elink"} 1.0' in lines
+    assert 'wuhai_alarms_open{kind="trapped"} 1.0' in lines and 'wuhai_alarms_open{kind="overspeed"} 0.0' in lines
+    assert "# TYPE wuhai_decode_errors_total counter" in lines and "wuhai_write_backlog 0.0" in lines
+    # A busy counter keeps every digit (it was once printed as 1.23457e+06).
+    api.platform.listeners["elink"].counters.frames_in = 12_345_678
+    async with api.session.get(base_url(api.platform) + "/metrics", headers=headers) as answer:
+        text = await answer.text()
+    assert 'wuhai_frames_in_total{protocol="elink"} 1.2345678e+07' in text.splitlines()
     status, _ = await api.get("hbw", "/metrics")
     assert status == 403
     assert await api.get("", "/metrics") == (401, {"error": "authentication required"})

@@ -3,6 +3,7 @@ exit 2, never a traceback, and nothing bound."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -124,3 +125,20 @@ def test_a_good_configuration_checks_ok(tmp_path: Path) -> None:
     assert (result.returncode, result.stderr) == (0, ""), result
     assert "configuration OK" in result.stdout
     assert not (tmp_path / "data").exists(), "checking creates nothing"
+
+
+def test_the_printed_configuration_reads_back_as_the_same(tmp_path: Path) -> None:
+    """``serve --print-config`` writes TOML that loads to the same configuration, whatever a string holds."""
+    first = tmp_path / "first.toml"
+    first.write_text(
+        '[database]\npath = "data/a \\"quoted\\" \\\\ name\\nwith a newline.sqlite3"\n'
+        '[notify]\nwebhook_url = "http://127.0.0.1:9/hook?a=1&b=\\"2\\""\n'
+        "[protocols.elink]\nport = 0\n",
+        encoding="utf-8",
+    )
+    config = load_config(first)
+    assert config.database.path.name == 'a "quoted" \\ name\nwith a newline.sqlite3'
+    printed = tmp_path / "printed.toml"
+    printed.write_text(config.to_toml(), encoding="utf-8")
+    again = load_config(printed)
+    assert dataclasses.replace(again, source=None) == dataclasses.replace(config, source=None)

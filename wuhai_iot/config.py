@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 ENV_VAR = "WUHAI_IOT_CONFIG"
 
 
@@ -123,21 +125,10 @@ class Config:
         return self.protocols.get(name) or ProtocolConfig()
 
     def to_toml(self) -> str:
-        """The effective configuration, as TOML (``serve --print-config``)."""
-        lines: list[str] = []
-        for section in SECTIONS:
-            lines.append(f"[{section}]")
-            for key, value in dataclasses.asdict(getattr(self, section)).items():
-                if value is not None:
-                    lines.append(f"{key} = {_toml_value(value)}")
-            lines.append("")
-        for name, proto in sorted(self.protocols.items()):
-            lines.append(f"[protocols.{name}]")
-            for key, value in dataclasses.asdict(proto).items():
-                if value is not None:
-                    lines.append(f"{key} = {_toml_value(value)}")
-            lines.append("")
-        return "\n".join(lines)
+        """The effective configuration, as TOML (``serve --print-config``), written by tomli-w."""
+        document: dict[str, Any] = {section: _toml_table(getattr(self, section)) for section in SECTIONS}
+        document["protocols"] = {name: _toml_table(proto) for name, proto in sorted(self.protocols.items())}
+        return tomli_w.dumps(document)
 
 
 SECTIONS: dict[str, type] = {"database": DatabaseConfig, "web": WebConfig, "rules": RulesConfig,
@@ -145,12 +136,10 @@ SECTIONS: dict[str, type] = {"database": DatabaseConfig, "web": WebConfig, "rule
 """The sections beside ``[protocols.NAME]``, each a dataclass whose fields are its keys."""
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _toml_table(section: Any) -> dict[str, Any]:
+    """A section's keys as TOML values (paths as text; a key left unset is left out)."""
+    return {key: str(value) if isinstance(value, Path) else value
+            for key, value in dataclasses.asdict(section).items() if value is not None}  # fmt: skip
 
 
 PORT_KEYS = {"port"}

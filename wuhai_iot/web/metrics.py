@@ -1,4 +1,5 @@
-"""``GET /metrics``: the platform's figures in the Prometheus text format (version 0.0.4).
+"""``GET /metrics``: the platform's figures in the Prometheus text format (version 0.0.4), written by
+prometheus-client (exact values: a counter past a million is not rounded to six digits).
 
 Admins only (a Prometheus server scrapes it with an admin's API token as its bearer credential).
 """
@@ -6,11 +7,13 @@ Admins only (a Prometheus server scrapes it with an admin's API token as its bea
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import aiosqlite
 from aiohttp import web
+from prometheus_client import generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from wuhai_iot.alarms.kinds import alarm_kinds
 from wuhai_iot.plugins.hookspecs import hookimpl
@@ -18,6 +21,7 @@ from wuhai_iot.server import PLATFORM_KEY, Platform
 from wuhai_iot.web.auth import Permission, requires, web_database
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""(``prometheus_client.CONTENT_TYPE_LATEST`` follows the library's newest text format version.)"""
 
 PROTOCOL_COUNTERS = {
     "connections": ("gauge", "Open TCP connections"),
@@ -30,25 +34,27 @@ PROTOCOL_COUNTERS = {
 """``listener.ProtocolCounters`` fields: metric type and help text."""
 
 
-def _escape(value: object) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+Family = GaugeMetricFamily | CounterMetricFamily
 
 
-class Exposition:
-    """Builds the text: one HELP/TYPE header per metric, then its samples."""
+class _Scrape:
+    """One scrape's metric families, in the shape ``generate_latest`` reads a registry."""
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
+    def __init__(self, families: list[Family]) -> None:
+        self.families = families
 
-    def metric(self, name: str, kind: str, help_text: str, samples: Iterable[tuple[Mapping[str, object], float]]) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            label_text = ",".join(f'{key}="{_escape(val)}"' for key, val in labels.items())
-            self.lines.append(f"{name}{{{label_text}}} {value:g}" if label_text else f"{name} {value:g}")
+    def collect(self) -> list[Family]:
+        return self.families
 
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
+
+def _family(name: str, kind: str, help_text: str, label: str | None,
+            samples: Iterable[tuple[object, float]]) -> Family:  # fmt: skip
+    """A gauge or counter (``name`` without ``_total``) with one sample per label value (or one, unlabelled)."""
+    family_class = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+    family = family_class(name, help_text, labels=[label] if label else None)
+    for label_value, value in samples:
+        family.add_metric([str(label_value)] if label else [], value)
+    return family
 
 
 async def open_alarms_by_kind(conn: aiosqlite.Connection) -> dict[str, int]:
@@ -59,30 +65,32 @@ async def open_alarms_by_kind(conn: aiosqlite.Connection) -> dict[str, int]:
 
 
 async def exposition(platform: Platform, conn: aiosqlite.Connection) -> str:
-    out = Exposition()
-    counters = {name: dataclasses.asdict(listener.counters) for name, listener in platform.listeners.items()}
-    for field, (kind, help_text) in PROTOCOL_COUNTERS.items():
-        name = f"wuhai_{field}" + ("_total" if kind == "counter" else "")
-        out.metric(name, kind, f"{help_text}, per protocol",
-                   (({"protocol": protocol}, values[field]) for protocol, values in sorted(counters.items())))  # fmt: skip
-    out.metric("wuhai_terminals_logged_in", "gauge", "Terminals logged in on an open connection, per protocol",
-               (({"protocol": name}, len(listener.by_terminal)) for name, listener in sorted(platform.listeners.items())))  # fmt: skip
+    counters = {name: dataclasses.asdict(listener.counters) for name, listener in sorted(platform.listeners.items())}
+    families = [
+        _family(f"wuhai_{field}", kind, f"{help_text}, per protocol", "protocol",
+                ((protocol, values[field]) for protocol, values in counters.items()))
+        for field, (kind, help_text) in PROTOCOL_COUNTERS.items()
+    ]  # fmt: skip
+    families.append(_family("wuhai_terminals_logged_in", "gauge", "Terminals logged in on an open connection, per protocol",
+                            "protocol", ((name, len(listener.by_terminal)) for name, listener in sorted(platform.listeners.items()))))  # fmt: skip
     decisions = getattr(platform, "fill_decisions_by_reason", {})
-    out.metric("wuhai_fill_decisions_total", "counter", "Fill decisions since start by reason (0 = permitted)",
-               (({"reason": reason}, n) for reason, n in sorted(decisions.items())))  # fmt: skip
-    out.metric("wuhai_write_backlog", "gauge", "Write units waiting for the batch writer (ingest lag)",
-               [({}, platform.writer.backlog)])  # fmt: skip
-    out.metric("wuhai_write_batches_total", "counter", "Transactions committed by the batch writer",
-               [({}, platform.writer.batches)])  # fmt: skip
-    out.metric("wuhai_write_units_total", "counter", "Write units committed by the batch writer",
-               [({}, platform.writer.units)])  # fmt: skip
+    families.append(_family("wuhai_fill_decisions", "counter", "Fill decisions since start by reason (0 = permitted)",
+                            "reason", sorted(decisions.items())))  # fmt: skip
+    writer = platform.writer
+    families.append(_family("wuhai_write_backlog", "gauge", "Write units waiting for the batch writer (ingest lag)",
+                            None, [(None, writer.backlog)]))  # fmt: skip
+    families.append(_family("wuhai_write_batches", "counter", "Transactions committed by the batch writer",
+                            None, [(None, writer.batches)]))  # fmt: skip
+    families.append(_family("wuhai_write_units", "counter", "Write units committed by the batch writer",
+                            None, [(None, writer.units)]))  # fmt: skip
     open_alarms = await open_alarms_by_kind(conn)
-    out.metric("wuhai_alarms_open", "gauge", "Alarms not yet resolved, per kind",
-               (({"kind": kind}, open_alarms.get(kind, 0)) for kind in sorted(alarm_kinds())))  # fmt: skip
+    families.append(_family("wuhai_alarms_open", "gauge", "Alarms not yet resolved, per kind", "kind",
+                            ((kind, open_alarms.get(kind, 0)) for kind in sorted(alarm_kinds()))))  # fmt: skip
     if platform.started_at is not None:
         uptime = (datetime.now(UTC) - platform.started_at).total_seconds()
-        out.metric("wuhai_uptime_seconds", "gauge", "Seconds since the platform started", [({}, round(uptime, 3))])
-    return out.text()
+        families.append(_family("wuhai_uptime_seconds", "gauge", "Seconds since the platform started", None,
+                                [(None, round(uptime, 3))]))  # fmt: skip
+    return generate_latest(_Scrape(families)).decode("utf-8")  # type: ignore[arg-type]
 
 
 @requires(Permission.VIEW_METRICS)
