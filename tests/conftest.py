@@ -13,9 +13,14 @@ import pytest
 from wuhai_iot.config import Config, ProtocolConfig
 from wuhai_iot.plugins import protocols
 from wuhai_iot.protocols.base import Discarded, Protocol
+from wuhai_iot.registry import users
 from wuhai_iot.runner import loop_factory
 from wuhai_iot.server import Platform
 from wuhai_iot.storage import db
+
+users.PASSWORD_COST = users.ScryptCost(n=2**10)
+"""New password hashes in this process are cheap (a web test logs in up to seven users); production's cost
+is the default of ScryptCost (test_web_auth checks both, and that a login rehashes at a new cost)."""
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "device_fixtures"

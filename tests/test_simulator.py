@@ -132,9 +132,14 @@ async def test_messages_sent_while_the_platform_is_down_arrive_once_after_it_res
             gasfill.send_fill_result(number % 256, "E004015000000001", 14_000, 28_000 + number, 90, 0)
         assert (elink.unacknowledged, lmt.unacknowledged, gasfill.unacknowledged) == (131, 6, 300)
 
-        async with Platform(config):
+        sent_before = sum(device.stats.frames_sent for device in (elink, lmt, gasfill))
+        async with Platform(config) as second:
             await eventually(lambda: elink.unacknowledged == lmt.unacknowledged == gasfill.unacknowledged == 0)
-            await asyncio.sleep(0.3)  # any late duplicate would be stored by now
+            # Any late duplicate is stored once the platform has read every frame sent to it and the writer
+            # has committed what it had queued by then.
+            await eventually(lambda: sum(listener.counters.frames_in for listener in second.listeners.values())
+                             == sum(device.stats.frames_sent for device in (elink, lmt, gasfill)) - sent_before)
+            await second.writer.write([])
     finally:
         await fleet.stop()
     counts = dict(
@@ -208,9 +213,9 @@ async def test_a_terminal_the_platform_does_not_know_is_refused_and_waits_before
                          settings=DeviceSettings(refused_retry_s=30))  # fmt: skip
     device.start()
     try:
-        await eventually(lambda: device.stats.logins_refused == 1)
-        await asyncio.sleep(0.3)
-        assert device.stats.connects == 1 and not device.online
+        await eventually(lambda: device.next_connect_at is not None)
+        assert device.next_connect_at - asyncio.get_running_loop().time() > 29  # type: ignore[operator]
+        assert device.stats.logins_refused == device.stats.connects == 1 and not device.online
     finally:
         await device.stop()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import aiosqlite
+import pytest
 from web_support import (
     PASSWORD,
     add_user,
@@ -15,6 +16,7 @@ from web_support import (
 )
 from yarl import URL
 
+from wuhai_iot.registry import users
 from wuhai_iot.registry.users import Role
 from wuhai_iot.server import Platform
 from wuhai_iot.storage import audit
@@ -197,7 +199,27 @@ async def test_no_secret_is_stored_in_clear(platform: Platform, database: aiosql
     for secret in (password, token, token.removeprefix("wh_"), session, csrf):
         assert secret.encode() not in stored
     row = await (await database.execute("SELECT password_hash FROM users WHERE name = 'admin'")).fetchone()
-    assert row[0].startswith("scrypt$16384$8$1$")
+    cost = users.PASSWORD_COST
+    assert row[0].startswith(f"scrypt${cost.n}${cost.r}${cost.p}$")
+
+
+def test_new_passwords_are_hashed_at_owasp_cost_unless_the_suite_lowers_it() -> None:
+    assert users.ScryptCost() == users.ScryptCost(n=2**14, r=8, p=1)
+    assert users.PASSWORD_COST.n < 2**14  # tests/conftest.py: each test logs users in; 80 ms a hash adds up
+
+
+async def test_a_login_rehashes_a_password_stored_at_another_cost(
+    platform: Platform, database: aiosqlite.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add_user(platform, "admin", "admin")
+    stronger = users.ScryptCost(n=users.PASSWORD_COST.n * 2)
+    monkeypatch.setattr(users, "PASSWORD_COST", stronger)
+    async with browser() as client:
+        assert (await login(client, platform, "admin")).status == 302
+    row = await (await database.execute("SELECT password_hash FROM users WHERE name = 'admin'")).fetchone()
+    assert row[0].startswith(f"scrypt${stronger.n}$8$1$") and not users.needs_rehash(row[0])
+    async with browser() as client:  # the new hash holds the same password
+        assert (await login(client, platform, "admin")).status == 302
 
 
 def test_scope_filters_and_allows() -> None:

@@ -35,8 +35,22 @@ from wuhai_iot.storage.db import connect
 EXIT_USAGE = 2
 MIN_PASSWORD_LENGTH = 8
 
-# scrypt cost: n=2**14, r=8 is OWASP's minimum recommendation (about 16 MiB and tens of ms per hash).
-SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 2**14, 8, 1, 32
+SCRYPT_DKLEN = 32
+
+
+@dataclass(frozen=True, slots=True)
+class ScryptCost:
+    """scrypt's work factors. The default, n=2**14 and r=8, is OWASP's minimum recommendation (about 16 MiB
+    and tens of ms per hash)."""
+
+    n: int = 2**14
+    r: int = 8
+    p: int = 1
+
+
+PASSWORD_COST = ScryptCost()
+"""The cost of every new hash. Only the test suite lowers it (tests/conftest.py); each hash string carries its
+own cost, and a login with a hash of another cost stores the password again at this one (``needs_rehash``)."""
 TOKEN_PREFIX = "wh_"
 
 
@@ -74,12 +88,16 @@ def _b64(data: bytes) -> str:
 def hash_password(password: str) -> str:
     """A self-describing scrypt hash: ``scrypt$n$r$p$salt$hash`` (salt and hash in base64)."""
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=SCRYPT_DKLEN
-    )
-    return "$".join(
-        ["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)]
-    )
+    cost = PASSWORD_COST
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=cost.n, r=cost.r, p=cost.p, dklen=SCRYPT_DKLEN)
+    return "$".join(["scrypt", str(cost.n), str(cost.r), str(cost.p), _b64(salt), _b64(digest)])
+
+
+def needs_rehash(stored: str) -> bool:
+    """Whether a stored hash was made at another cost than today's (a login then stores it anew)."""
+    scheme, n, r, p, *_ = (stored.split("$") + ["", "", "", ""])[:4]
+    cost = PASSWORD_COST
+    return scheme != "scrypt" or (n, r, p) != (str(cost.n), str(cost.r), str(cost.p))
 
 
 def verify_password(password: str, stored: str) -> bool:

@@ -154,6 +154,8 @@ class SimulatedDevice(asyncio.Protocol):
         self.report_interval_s = self.settings.report_interval_s
         self.heartbeat_s = self.settings.heartbeat_s or self.default_heartbeat_s
         self.state = State.STOPPED
+        self.next_connect_at: float | None = None
+        """When (event-loop time) the device connects again while it waits (refused, or backing off)."""
         self.on_online: Callable[[SimulatedDevice], None] | None = None
         self.on_acknowledged: Callable[[SimulatedDevice], None] | None = None
         """Called when a message left the outbox on its ACK (a load generator refills its window)."""
@@ -218,10 +220,13 @@ class SimulatedDevice(asyncio.Protocol):
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep unless stopped first; False when stopped."""
+        self.next_connect_at = asyncio.get_running_loop().time() + seconds
         try:
             await asyncio.wait_for(self._stop.wait(), seconds)
         except TimeoutError:
             return True
+        finally:
+            self.next_connect_at = None
         return False
 
     async def run(self, delay_s: float = 0.0) -> None:

@@ -60,12 +60,15 @@ from wuhai_iot.registry.districts import DISTRICTS
 from wuhai_iot.registry.users import (
     Role,
     dummy_hash,
+    hash_password,
+    needs_rehash,
     new_secret,
     secret_hash,
     verify_password,
 )
 from wuhai_iot.server import PLATFORM_KEY, Platform
 from wuhai_iot.storage import audit
+from wuhai_iot.storage.writer import Statement
 from wuhai_iot.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -460,7 +463,12 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     session_token = new_secret()
     now = time.time()
     lifetime_s = platform.config.web.session_hours * 3600
+    rehashed: list[Statement] = []
+    if needs_rehash(stored_hash):  # (made at an older cost: stored again at today's)
+        new_hash = await asyncio.to_thread(hash_password, password)
+        rehashed.append(("UPDATE users SET password_hash = ? WHERE id = ?", (new_hash, row["id"])))
     await platform.writer.write([
+        *rehashed,
         ("DELETE FROM web_sessions WHERE expires_at <= ?", (now,)),
         ("INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at, peer) VALUES (?, ?, ?, ?, ?)",
          (secret_hash(session_token), row["id"], now, now + lifetime_s, request.remote)),
