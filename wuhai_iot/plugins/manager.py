@@ -31,6 +31,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.protocols.jt808",
     "wuhai_iot.commands",
     "wuhai_iot.storage.backup",
+    "wuhai_iot.storage.disk",
     "wuhai_iot.registry.users",
     "wuhai_iot.web.auth",
     "wuhai_iot.web.api",

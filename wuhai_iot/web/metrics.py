@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from wuhai_iot.alarms.kinds import alarm_kinds
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import PLATFORM_KEY, Platform
+from wuhai_iot.storage.disk import disk_watch
 from wuhai_iot.web.auth import Permission, requires, web_database
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -86,11 +87,32 @@ async def exposition(platform: Platform, conn: aiosqlite.Connection) -> str:
     open_alarms = await open_alarms_by_kind(conn)
     families.append(_family("wuhai_alarms_open", "gauge", "Alarms not yet resolved, per kind", "kind",
                             ((kind, open_alarms.get(kind, 0)) for kind in sorted(alarm_kinds()))))  # fmt: skip
+    families += _disk_families(platform)
     if platform.started_at is not None:
         uptime = (datetime.now(UTC) - platform.started_at).total_seconds()
         families.append(_family("wuhai_uptime_seconds", "gauge", "Seconds since the platform started", None,
                                 [(None, round(uptime, 3))]))  # fmt: skip
     return generate_latest(_Scrape(families)).decode("utf-8")  # type: ignore[arg-type]
+
+
+def _disk_families(platform: Platform) -> list[Family]:
+    """The disk forecast's figures (storage/disk.py), from its latest sample."""
+    watch = disk_watch(platform)
+    if watch is None or watch.latest is None:
+        return []
+    forecast = watch.latest
+    gauges = [
+        ("wuhai_database_bytes", "Size of the database file with its WAL", forecast.database_bytes),
+        ("wuhai_disk_free_bytes", "Free space on the database's file system", forecast.free_bytes),
+        ("wuhai_disk_total_bytes", "Size of the database's file system", forecast.total_bytes),
+        ("wuhai_database_growth_bytes_per_day", "Database growth a day over the last 7 days (or since the first "
+         "sample an hour or more ago)", forecast.growth_per_day),
+        ("wuhai_disk_days_left", "Days until the disk is full at that growth (absent: the database does not grow)",
+         forecast.days_left),
+        ("wuhai_disk_alarm", "1 while under 30 days are left or under 5 % is free", int(watch.alarm)),
+    ]  # fmt: skip
+    return [_family(name, "gauge", help_text, None, [(None, value)]) for name, help_text, value in gauges
+            if value is not None]  # fmt: skip
 
 
 @requires(Permission.VIEW_METRICS)

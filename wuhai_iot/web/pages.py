@@ -30,6 +30,7 @@ from wuhai_iot.registry.districts import DISTRICTS, UnknownDistrict, parse_distr
 from wuhai_iot.registry.users import Role
 from wuhai_iot.server import PLATFORM_KEY, Platform
 from wuhai_iot.storage import audit
+from wuhai_iot.storage.disk import DiskForecast, disk_watch
 from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
 from wuhai_iot.web.auth import User, public, request_user, requires, web_database
@@ -59,6 +60,7 @@ NAV: list[tuple[str, list[tuple[str, str, P | None]]]] = [
         ("/census", "普查导入", P.IMPORT_CENSUS),
         ("/users", "用户管理", P.MANAGE_USERS),
         ("/audit", "审计日志", P.VIEW_AUDIT),
+        ("/system", "系统状态", P.VIEW_METRICS),
     ]),
 ]  # fmt: skip
 """Side navigation: (group, [(path, label, permission needed)]). The dashboard is about lifts: roles
@@ -117,8 +119,15 @@ async def page_furniture(request: web.Request, user: User) -> dict[str, Any]:
         "scope_label": scope_label(user),
         "trapped": trapped,
         "open_alarm_count": open_count,
+        "disk_alarm": _disk_alarm(request, user),
         "flash": _flash(request),
     }
+
+
+def _disk_alarm(request: web.Request, user: User) -> DiskForecast | None:
+    """The disk forecast while the disk alarm is on, for those who run the platform."""
+    watch = disk_watch(platform_of(request)) if user.can(P.VIEW_METRICS) else None
+    return watch.latest if watch is not None and watch.alarm else None
 
 
 FLASHES = {

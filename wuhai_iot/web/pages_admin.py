@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from wuhai_iot.filling import reasons
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.registry import census, users
 from wuhai_iot.server import Platform
-from wuhai_iot.storage import audit, db
+from wuhai_iot.storage import audit, db, disk
 from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
 from wuhai_iot.web.auth import request_user, requires, web_database
@@ -192,8 +192,32 @@ async def audit_log(request: web.Request) -> web.Response:
     return await page(request, "audit.html", {"entries": entries, "query": query, "older_url": older})
 
 
+# --- the system: disk forecast --------------------------------------------------------------------------
+
+SYSTEM_SAMPLE_DAYS = 14
+
+
+@requires(P.VIEW_METRICS)
+async def system(request: web.Request) -> web.Response:
+    """The database's size, the free space, the 7-day growth and the days left; one sample a day for two weeks."""
+    platform = platform_of(request)
+    watch = disk.disk_watch(platform)
+    since = datetime.now(UTC) - timedelta(days=SYSTEM_SAMPLE_DAYS)
+    rows = await web_database(request).execute_fetchall(
+        "SELECT max(at) AS at, database_bytes, free_bytes FROM disk_samples WHERE at >= ?"
+        " GROUP BY CAST(at / 86400 AS INTEGER) ORDER BY at DESC LIMIT ?",
+        (since.timestamp(), SYSTEM_SAMPLE_DAYS + 1),
+    )  # fmt: skip
+    return await page(request, "system.html", {
+        "forecast": watch.latest if watch else None, "alarm_since": watch.alarm_since if watch else None,
+        "database_path": platform.config.database.path, "samples": rows,
+        "alarm_days": disk.ALARM_DAYS_LEFT, "alarm_pct": disk.ALARM_FREE_PCT,
+    })  # fmt: skip
+
+
 @hookimpl
 def register_routes(app: web.Application, platform: Platform) -> None:
+    app.router.add_get("/system", system)
     app.router.add_get("/rollout", rollout)
     app.router.add_get("/reports/monthly", monthly_report)
     app.router.add_get("/reports/monthly.csv", monthly_csv)

@@ -272,6 +272,7 @@ def environment() -> jinja2.Environment:
         district_name=district_name,
         hex=hex_bytes,
         percent=percent,
+        size=size,
         severity=_label(SEVERITY_LABELS),
         alarm_kind=label_of,
         alarm_status=_label(ALARM_STATUS_LABELS),
@@ -297,6 +298,17 @@ def environment() -> jinja2.Environment:
                        COMMAND_LABELS=COMMAND_LABELS, FILL_OUTCOMES=FILL_OUTCOMES,
                        AUDIT_ACTION_FILTERS=AUDIT_ACTION_FILTERS)  # fmt: skip
     return env
+
+
+def size(value: float | None) -> str:
+    """Bytes as the pages show them: 812 MB, 3.4 GB (powers of 1024)."""
+    if value is None:
+        return "—"
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
 
 
 def render(
