@@ -97,22 +97,21 @@ class StatusTerminal:
             self.logged_in.set()  # (a refused or cut login: let run() end)
 
 
+def any_free_ports() -> str:
+    """``[protocols.NAME] port = 0`` for every installed protocol: the OS picks, no vendor port is taken."""
+    from wuhai_iot.plugins import protocols
+
+    return "".join(f"[protocols.{name}]\nport = 0\n" for name in sorted(protocols()))
+
+
 SERVE_CONFIG = """
 [database]
 path = "data/wuhai-iot.sqlite3"
 [web]
 port = 0
-[protocols.elink]
-port = 0
-[protocols.lmt]
-port = 0
-[protocols.gasfill]
-port = 0
-[protocols.jt808]
-port = 0
 [rules]
 tick_interval_s = 0
-"""
+""" + any_free_ports()
 
 
 async def start_serve(folder: Path, extra_config: str = "") -> tuple[asyncio.subprocess.Process, dict[str, int], Path]:
