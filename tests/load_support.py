@@ -114,9 +114,12 @@ tick_interval_s = 0
 """ + any_free_ports()
 
 
-async def start_serve(folder: Path, extra_config: str = "") -> tuple[asyncio.subprocess.Process, dict[str, int], Path]:
-    """``wuhai-iot serve`` in a process of its own, its log in a file (a pipe nobody reads would fill and
-    block it); returns the process, its bound ports and the log file."""
+async def start_serve(
+    folder: Path, extra_config: str = "", *, log_file: Path | None = None
+) -> tuple[asyncio.subprocess.Process, dict[str, int], Path]:
+    """``wuhai-iot serve`` in a process of its own, its standard error in a file (a pipe nobody reads would
+    fill and block it); returns the process, its bound ports and where its log is (``log_file`` when the
+    extra configuration sends it there)."""
     import re
 
     config = folder / "wuhai-iot.toml"
@@ -127,16 +130,17 @@ async def start_serve(folder: Path, extra_config: str = "") -> tuple[asyncio.sub
             sys.executable, "-m", "wuhai_iot", "serve", "--config", str(config), stderr=output, stdout=output
         )
     ports: dict[str, int] = {}
+    log = log_file or log
     async with asyncio.timeout(60):
         while "web" not in ports:
-            text = log.read_text(encoding="utf-8", errors="replace")
+            text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
             for protocol, title in (("elink", "ELink-200"), ("lmt", "LMT-4"), ("gasfill", "GF-3")):
                 if match := re.search(title + r".* listening on 127\.0\.0\.1:(\d+)", text):
                     ports[protocol] = int(match.group(1))
             if match := re.search(r"web on https?://127\.0\.0\.1:(\d+)/", text):
                 ports["web"] = int(match.group(1))
             if process.returncode is not None:
-                raise AssertionError(f"serve exited before it was ready:\n{text}")
+                raise AssertionError(f"serve exited before it was ready:\n{text}{(folder / 'serve.log').read_text()}")
             await asyncio.sleep(0.05)
     return process, ports, log
 

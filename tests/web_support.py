@@ -41,9 +41,11 @@ def browser() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
 
 
-async def login(client: aiohttp.ClientSession, platform: Platform, name: str, password: str = PASSWORD) -> aiohttp.ClientResponse:
-    """Log in through the login form, as a browser does; returns the answer to the POST."""
-    url = base_url(platform) + "/login"
+async def login(client: aiohttp.ClientSession, platform: Platform, name: str, password: str = PASSWORD, *,
+                base: str | None = None) -> aiohttp.ClientResponse:  # fmt: skip
+    """Log in through the login form, as a browser does (at ``base``, default the platform's own address);
+    returns the answer to the POST."""
+    url = (base or base_url(platform)) + "/login"
     async with client.get(url) as page:
         assert page.status == 200
         html = await page.text()

@@ -42,6 +42,9 @@ class WebConfig:
     certificate: Path | None = None
     """With ``key``: the web port serves HTTPS from this PEM certificate (chain) file."""
     key: Path | None = None
+    behind_proxy: bool = False
+    """True when a reverse proxy on this machine serves the web port: for requests from loopback, the client's
+    address is the proxy's ``X-Forwarded-For`` and the scheme its ``X-Forwarded-Proto`` (https: Secure cookies)."""
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 import logging
 import signal
 import ssl
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 
 import aiosqlite
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from wuhai_iot import events as ev
 from wuhai_iot.config import Config
@@ -93,7 +95,8 @@ class Platform:
             self.listeners[name] = listener
             log.info("%s listening on %s:%d", protocol.title, settings.host, self.ports[name])
 
-        app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
+        app = web.Application(client_max_size=MAX_UPLOAD_BYTES,
+                              middlewares=[forwarded_by_local_proxy] if self.config.web.behind_proxy else [])  # fmt: skip
         app[PLATFORM_KEY] = self
         app.router.add_get("/healthz", healthz)
         get_plugin_manager().hook.register_routes(app=app, platform=self)
@@ -177,6 +180,27 @@ class Platform:
         async with self:
             await stop.wait()
             log.info("stopping")
+
+
+@web.middleware
+async def forwarded_by_local_proxy(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """``[web] behind_proxy``: a request the reverse proxy on this machine passed on carries the client's
+    address (the last ``X-Forwarded-For`` entry: the one the proxy itself saw) and scheme. Only loopback
+    peers are believed: anyone else could write those headers."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if not peer or not ipaddress.ip_address(peer[0]).is_loopback:
+        return await handler(request)
+    changes: dict[str, str] = {}
+    forwarded_for = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+    if forwarded_for:
+        try:
+            changes["remote"] = str(ipaddress.ip_address(forwarded_for))
+        except ValueError:
+            pass
+    proto = request.headers.get("X-Forwarded-Proto", "").strip().lower()
+    if proto in ("http", "https"):
+        changes["scheme"] = proto
+    return await handler(request.clone(**changes) if changes else request)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,0 +1,353 @@
+"""deploy/: the systemd unit, the logrotate snippet, the nginx reverse proxy, HTTPS from [web] certificate and
+key, and the container image. Each runs for real where its tool is installed, and says why it skips otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from conftest import CENSUS, ROOT, TerminalClient, fixture_bytes
+from load_support import import_census, start_serve
+from test_pages import read_events
+from web_support import add_user, base_url, login
+
+from wuhai_iot.config import Config
+from wuhai_iot.protocols import elink
+from wuhai_iot.server import Platform
+from wuhai_iot.simulator.elink import ACK_FIELDS
+
+DEPLOY = ROOT / "deploy"
+UNIT = DEPLOY / "wuhai-iot.service"
+WUHAI_IOT = Path(sys.executable).with_name("wuhai-iot")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def replaced(text: str, *pairs: tuple[str, str]) -> str:
+    """``text`` with each ``old`` replaced by ``new``; every ``old`` must be there (the test follows the file)."""
+    for old, new in pairs:
+        assert old in text, f"{old!r} is no longer in the shipped file"
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no certificate to test TLS with")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)  # fmt: skip
+    return cert, key
+
+
+def client_trusting(cert: Path, **connector: object) -> aiohttp.ClientSession:
+    context = ssl.create_default_context(cafile=str(cert))
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                 connector=aiohttp.TCPConnector(ssl=context, **connector))  # fmt: skip
+
+
+# --- the systemd unit ----------------------------------------------------------------------------------
+
+
+def test_the_unit_has_what_running_for_years_needs() -> None:
+    unit = UNIT.read_text(encoding="utf-8")
+    settings = {}
+    for line in unit.splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            settings.setdefault(key, []).append(value)
+    assert settings["User"] == ["wuhai-iot"] and settings["Restart"] == ["on-failure"]
+    assert int(settings["LimitNOFILE"][0]) >= 65536
+    assert settings["NoNewPrivileges"] == ["yes"] and settings["ProtectSystem"] == ["strict"]
+    assert settings["PrivateTmp"] == ["yes"]
+    assert set(settings["ReadWritePaths"][0].split()) == {"/var/lib/wuhai-iot", "/var/log/wuhai-iot"}
+    assert int(settings["TimeoutStopSec"][0]) >= 10, "tests/test_clean_stop.py stops within it under load"
+    assert settings["ExecStart"] == ["/opt/wuhai-iot/venv/bin/wuhai-iot serve --config /etc/wuhai-iot/config.toml"]
+
+
+def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed: the unit cannot be verified here")
+    copy = tmp_path / "wuhai-iot.service"
+    copy.write_text(replaced(UNIT.read_text(encoding="utf-8"), ("/opt/wuhai-iot/venv/bin/wuhai-iot", str(WUHAI_IOT))))
+    result = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_the_service_starts_restarts_after_a_crash_and_stops(tmp_path: Path) -> None:
+    """Installed as docs/operations.md says (with this checkout's venv), under the real systemd."""
+    if not Path("/run/systemd/system").is_dir():
+        pytest.skip("systemd is not running on this machine (no /run/systemd/system): the unit cannot be started")
+    if os.geteuid() != 0:
+        pytest.skip("installing a system unit needs root")
+    try:
+        pwd.getpwnam("wuhai-iot")
+    except KeyError:
+        pytest.skip("no wuhai-iot user (docs/operations.md step 1 creates it)")
+    name = f"wuhai-iot-test-{os.getpid()}"
+    port = free_port()
+    config = Path(f"/etc/{name}.toml")
+    config.write_text(f'[database]\npath = "/var/lib/{name}/db.sqlite3"\n[web]\nport = {port}\n'
+                      + "".join(f"[protocols.{p}]\nport = 0\n" for p in ("elink", "lmt", "gasfill", "jt808")))  # fmt: skip
+    unit = Path(f"/etc/systemd/system/{name}.service")
+    unit.write_text(replaced(
+        UNIT.read_text(encoding="utf-8"),
+        ("/opt/wuhai-iot/venv/bin/wuhai-iot", str(WUHAI_IOT)), ("/etc/wuhai-iot/config.toml", str(config)),
+        ("StateDirectory=wuhai-iot", f"StateDirectory={name}"), ("/var/lib/wuhai-iot", f"/var/lib/{name}"),
+        ("ProtectHome=yes", "ProtectHome=read-only"),  # (this checkout's venv may live under /home)
+    ))  # fmt: skip
+
+    def healthy(timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                import urllib.request
+
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("no healthy /healthz")
+
+    def main_pid() -> int:
+        return int(subprocess.run(["systemctl", "show", "-P", "MainPID", name], capture_output=True, text=True).stdout)
+
+    try:
+        subprocess.run(["systemctl", "daemon-reload"], check=True)
+        subprocess.run(["systemctl", "start", name], check=True)
+        healthy()
+        first = main_pid()
+        os.kill(first, signal.SIGKILL)  # a crash
+        time.sleep(6)  # RestartSec=5
+        healthy()
+        assert main_pid() not in (0, first), "restarted after the crash"
+        subprocess.run(["systemctl", "stop", name], check=True, timeout=60)
+        result = subprocess.run(["systemctl", "show", "-P", "Result", name], capture_output=True, text=True)
+        assert result.stdout.strip() == "success", "a clean stop: exit 0 within TimeoutStopSec"
+    finally:
+        subprocess.run(["systemctl", "stop", name], capture_output=True)
+        unit.unlink(missing_ok=True)
+        config.unlink(missing_ok=True)
+        subprocess.run(["systemctl", "daemon-reload"], capture_output=True)
+
+
+# --- logrotate -----------------------------------------------------------------------------------------
+
+
+async def test_logrotate_moves_the_log_and_the_platform_writes_a_new_one_without_a_restart(tmp_path: Path) -> None:
+    if shutil.which("logrotate") is None:
+        pytest.skip("logrotate is not installed: the snippet cannot be run here")
+    logs = tmp_path / "log"
+    log = logs / "wuhai-iot.log"
+    process, ports, _ = await start_serve(tmp_path, f'[log]\nfile = "{log}"\n', log_file=log)
+    user, group = pwd.getpwuid(os.geteuid()).pw_name, grp.getgrgid(os.getegid()).gr_name
+    snippet = tmp_path / "logrotate.conf"
+    snippet.write_text(replaced(
+        (DEPLOY / "logrotate-wuhai-iot").read_text(encoding="utf-8"),
+        ("/var/log/wuhai-iot/", f"{logs}/"), ("create 0640 wuhai-iot wuhai-iot", f"create 0640 {user} {group}"),
+        ("su wuhai-iot wuhai-iot", f"su {user} {group}"),
+    ))  # fmt: skip
+    try:
+        assert "listening on" in log.read_text(encoding="utf-8")
+        rotated = await asyncio.to_thread(subprocess.run, ["logrotate", "-f", "-s", str(tmp_path / "state"), str(snippet)],
+                                          capture_output=True, text=True)  # fmt: skip
+        assert rotated.returncode == 0, rotated.stderr
+        assert "listening on" in (logs / "wuhai-iot.log.1").read_text(encoding="utf-8")
+        reader, writer = await asyncio.open_connection("127.0.0.1", ports["elink"])
+        async with asyncio.timeout(10):
+            while "elink connection from" not in (log.read_text(encoding="utf-8") if log.exists() else ""):
+                await asyncio.sleep(0.05)
+        writer.close()
+        assert "listening on" not in log.read_text(encoding="utf-8"), "a new file at the same path"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+# --- TLS: the nginx reverse proxy, or HTTPS of its own -------------------------------------------------
+
+
+@pytest.fixture
+def proxied_config(config: Config) -> Config:
+    config.web.behind_proxy = True
+    return config
+
+
+@pytest.fixture
+def nginx(tmp_path: Path, certificate: tuple[Path, Path]) -> Iterator[tuple[Path, int]]:
+    """The shipped nginx configuration, as a function of the platform's web port: start(port) → its HTTPS port."""
+    if shutil.which("nginx") is None:
+        pytest.skip("nginx is not installed: the reverse-proxy configuration cannot be run here")
+    yield tmp_path, free_port()
+
+
+def start_nginx(folder: Path, listen: int, upstream: int, certificate: tuple[Path, Path]) -> subprocess.Popen[bytes]:
+    server = replaced(
+        (DEPLOY / "nginx-wuhai-iot.conf").read_text(encoding="utf-8"),
+        ("listen 443 ssl;", f"listen 127.0.0.1:{listen} ssl;"), ("listen 80;", f"listen 127.0.0.1:{free_port()};"),
+        ("/etc/ssl/wuhai-iot/fullchain.pem", str(certificate[0])), ("/etc/ssl/wuhai-iot/privkey.pem", str(certificate[1])),
+        ("proxy_pass http://127.0.0.1:8080;", f"proxy_pass http://127.0.0.1:{upstream};"),
+    )  # fmt: skip
+    temp = "".join(f"{kind}_temp_path {folder}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = folder / "nginx.conf"
+    conf.write_text(("user root;\n" if os.geteuid() == 0 else "") + f"pid {folder}/nginx.pid;\nerror_log {folder}/error.log;\n"
+                    f"events {{}}\nhttp {{\naccess_log off;\n{temp}{server}\n}}\n")  # fmt: skip
+    process = subprocess.Popen(["nginx", "-p", str(folder), "-c", str(conf), "-g", "daemon off;"])
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", listen), timeout=1).close()
+            return process
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, (folder / "error.log").read_text()
+            time.sleep(0.05)
+
+
+async def test_behind_the_shipped_nginx_live_updates_flow_and_the_client_address_passes(
+    nginx: tuple[Path, int], certificate: tuple[Path, Path], proxied_config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    from conftest import import_census as import_into
+
+    await import_into(proxied_config.database.path)
+    async with Platform(proxied_config) as platform:
+        proxy = start_nginx(nginx[0], nginx[1], platform.ports["web"], certificate)
+        try:
+            await add_user(platform, "zhang", "admin")
+            url = f"https://127.0.0.1:{nginx[1]}"
+            # The browser comes from another loopback address than nginx's own, as a remote client would.
+            async with client_trusting(certificate[0], local_addr=("127.0.0.7", 0)) as browser:
+                with caplog.at_level("INFO", logger="wuhai_iot.web.auth"):
+                    answer = await login(browser, platform, "zhang", base=url)
+                assert answer.status == 302
+                cookie = answer.cookies["wuhai_session"]
+                assert cookie["secure"] and cookie["httponly"], "X-Forwarded-Proto https: the cookie is Secure"
+                assert [r.getMessage() for r in caplog.records] == ["sign-in of zhang from 127.0.0.7"]
+                async with browser.get(url + "/live/alarms?page=/") as stream:
+                    assert stream.headers["Content-Type"].startswith("text/event-stream")
+                    events = read_events(stream)
+                    first = await anext(events)
+                    assert first["counts"]["trapped"] == 0
+                    terminal = await TerminalClient.connect(platform, "elink")
+                    await terminal.send(fixture_bytes("elink/login_vendor_example.hex"))
+                    await terminal.receive()
+                    await terminal.send(fixture_bytes("elink/fault_trapped_raised.hex"))
+                    async with asyncio.timeout(10):  # through nginx, as soon as the platform writes it
+                        update = await anext(events)
+                        while update["counts"]["trapped"] == 0:
+                            update = await anext(events)
+                    await terminal.close()
+        finally:
+            proxy.terminate()
+            proxy.wait(10)
+
+
+async def test_a_forwarded_address_from_anywhere_but_loopback_is_not_believed(proxied_config: Config) -> None:
+    from wuhai_iot.server import forwarded_by_local_proxy
+
+    seen: list[tuple[str | None, str]] = []
+
+    async def handler(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        seen.append((request.remote, request.scheme))
+        return aiohttp.web.Response()
+
+    from aiohttp.test_utils import make_mocked_request
+
+    headers = {"X-Forwarded-For": "10.1.2.3", "X-Forwarded-Proto": "https"}
+    for peer, expected in ((("127.0.0.1", 5000), ("10.1.2.3", "https")), (("192.0.2.9", 5000), ("192.0.2.9", "http"))):
+        transport = type("T", (), {"get_extra_info": lambda self, name, default=None, peer=peer: peer if name == "peername" else default})()
+        await forwarded_by_local_proxy(make_mocked_request("GET", "/", headers=headers, transport=transport), handler)
+        assert seen[-1] == expected
+
+
+async def test_the_web_port_serves_https_from_its_own_certificate(config: Config, certificate: tuple[Path, Path]) -> None:
+    config.web.certificate, config.web.key = certificate
+    from conftest import import_census as import_into
+
+    await import_into(config.database.path)
+    async with Platform(config) as platform:
+        await add_user(platform, "zhang", "admin")
+        url = f"https://127.0.0.1:{platform.ports['web']}"
+        async with client_trusting(certificate[0]) as browser:
+            async with browser.get(url + "/healthz") as health:
+                assert health.status == 200
+            answer = await login(browser, platform, "zhang", base=url)
+            assert answer.status == 302 and answer.cookies["wuhai_session"]["secure"]
+        async with aiohttp.ClientSession() as plain:
+            with pytest.raises(aiohttp.ClientError):
+                await plain.get(base_url(platform) + "/healthz")  # http:// to an HTTPS port
+
+
+# --- the container image -------------------------------------------------------------------------------
+
+
+def container_engine() -> str:
+    for engine in ("docker", "podman"):
+        if shutil.which(engine) is None:
+            continue
+        info = subprocess.run([engine, "info"], capture_output=True, text=True, timeout=60)
+        if info.returncode == 0:
+            return engine
+        reason = (info.stderr.strip().splitlines() or ["no answer"])[-1]
+        pytest.skip(f"{engine} is installed but no container engine answers ({reason}): the image cannot be built here")
+    pytest.skip("no container engine (docker or podman) is installed: the image cannot be built here")
+
+
+async def test_the_image_builds_runs_logs_a_device_in_and_is_healthy(tmp_path: Path) -> None:
+    engine = container_engine()
+    tag = f"wuhai-iot-test:{os.getpid()}"
+    name = f"wuhai-iot-test-{os.getpid()}"
+
+    def run(*args: str, timeout: float = 900) -> str:
+        result = subprocess.run([engine, *args], capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    run("build", "-t", tag, str(ROOT))
+    try:
+        run("run", "-d", "--name", name, "-p", "127.0.0.1::8080", "-p", "127.0.0.1::5701", tag)
+        run("cp", str(CENSUS), f"{name}:/tmp/census")
+        run("exec", name, "sh", "-c", "wuhai-iot import /tmp/census/*.csv")
+        web_port = int(run("port", name, "8080/tcp").rsplit(":", 1)[1])
+        elink_port = int(run("port", name, "5701/tcp").rsplit(":", 1)[1])
+        async with asyncio.timeout(120):
+            while run("inspect", "-f", "{{.State.Health.Status}}", name) != "healthy":
+                await asyncio.sleep(1)
+        async with aiohttp.ClientSession() as client:
+            async with client.get(f"http://127.0.0.1:{web_port}/healthz") as health:
+                assert health.status == 200 and (await health.json())["status"] == "ok"
+        reader, writer = await asyncio.open_connection("127.0.0.1", elink_port)
+        writer.write(fixture_bytes("elink/login_vendor_example.hex"))
+        async with asyncio.timeout(10):
+            answer = await reader.read(64)
+        assert ACK_FIELDS.unpack_from(answer, elink.HEADER_SIZE) == (elink.LOGIN, 1, 0), "login accepted"
+        writer.close()
+        assert run("exec", name, "id", "-u") != "0", "runs as a non-root user"
+        run("stop", "-t", "30", name)
+        assert run("inspect", "-f", "{{.State.ExitCode}}", name) == "0"
+        assert "accepted" in subprocess.run([engine, "logs", name], capture_output=True, text=True).stderr
+    finally:
+        subprocess.run([engine, "rm", "-f", name], capture_output=True)
+        subprocess.run([engine, "rmi", "-f", tag], capture_output=True)
