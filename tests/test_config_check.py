@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from load_support import any_free_ports
 
 from wuhai_iot.config import ConfigError, check_config, load_config
 
@@ -142,3 +143,18 @@ def test_the_printed_configuration_reads_back_as_the_same(tmp_path: Path) -> Non
     printed.write_text(config.to_toml(), encoding="utf-8")
     again = load_config(printed)
     assert dataclasses.replace(again, source=None) == dataclasses.replace(config, source=None)
+
+
+def test_a_folder_for_a_file_and_a_file_that_is_no_database_are_sentences(tmp_path: Path) -> None:
+    (tmp_path / "db").mkdir()
+    file = tmp_path / "c.toml"
+    file.write_text('[database]\npath = "db"\n', encoding="utf-8")
+    result = serve("--check-config", "--config", str(file))
+    assert (result.returncode, result.stderr) == (
+        2, f"wuhai-iot: {file}: database.path: {tmp_path / 'db'} is a folder; name the database file in it\n"
+    )
+    (tmp_path / "junk.sqlite3").write_bytes(b"this is not a database, it only has the name of one" * 100)
+    file.write_text(f'[database]\npath = "junk.sqlite3"\n[web]\nport = 0\n{any_free_ports()}', encoding="utf-8")
+    result = serve("--config", str(file))
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert f"cannot use the database {tmp_path / 'junk.sqlite3'}: file is not a database" in result.stderr

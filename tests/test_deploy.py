@@ -20,14 +20,16 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import CENSUS, ROOT, TerminalClient, fixture_bytes
-from load_support import import_census, start_serve
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from conftest import CENSUS, ROOT, TerminalClient, fixture_bytes, import_census
+from load_support import any_free_ports, start_serve
 from test_pages import read_events
 from web_support import add_user, base_url, login
 
 from wuhai_iot.config import Config
 from wuhai_iot.protocols import elink
-from wuhai_iot.server import Platform
+from wuhai_iot.server import Platform, forwarded_by_local_proxy
 from wuhai_iot.simulator.elink import ACK_FIELDS
 
 DEPLOY = ROOT / "deploy"
@@ -109,8 +111,7 @@ def test_the_service_starts_restarts_after_a_crash_and_stops(tmp_path: Path) -> 
     name = f"wuhai-iot-test-{os.getpid()}"
     port = free_port()
     config = Path(f"/etc/{name}.toml")
-    config.write_text(f'[database]\npath = "/var/lib/{name}/db.sqlite3"\n[web]\nport = {port}\n'
-                      + "".join(f"[protocols.{p}]\nport = 0\n" for p in ("elink", "lmt", "gasfill", "jt808")))  # fmt: skip
+    config.write_text(f'[database]\npath = "/var/lib/{name}/db.sqlite3"\n[web]\nport = {port}\n' + any_free_ports())
     unit = Path(f"/etc/systemd/system/{name}.service")
     unit.write_text(replaced(
         UNIT.read_text(encoding="utf-8"),
@@ -229,9 +230,7 @@ def start_nginx(folder: Path, listen: int, upstream: int, certificate: tuple[Pat
 async def test_behind_the_shipped_nginx_live_updates_flow_and_the_client_address_passes(
     nginx: tuple[Path, int], certificate: tuple[Path, Path], proxied_config: Config, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from conftest import import_census as import_into
-
-    await import_into(proxied_config.database.path)
+    await import_census(proxied_config.database.path)
     async with Platform(proxied_config) as platform:
         proxy = start_nginx(nginx[0], nginx[1], platform.ports["web"], certificate)
         try:
@@ -264,29 +263,32 @@ async def test_behind_the_shipped_nginx_live_updates_flow_and_the_client_address
             proxy.wait(10)
 
 
-async def test_a_forwarded_address_from_anywhere_but_loopback_is_not_believed(proxied_config: Config) -> None:
-    from wuhai_iot.server import forwarded_by_local_proxy
+class PeerOnly:
+    """A transport that only knows its peer's address (a non-loopback peer cannot be made on loopback)."""
 
+    def __init__(self, peer: tuple[str, int]) -> None:
+        self.peer = peer
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return self.peer if name == "peername" else default
+
+
+async def test_a_forwarded_address_from_anywhere_but_loopback_is_not_believed() -> None:
     seen: list[tuple[str | None, str]] = []
 
-    async def handler(request: aiohttp.web.Request) -> aiohttp.web.Response:
+    async def handler(request: web.Request) -> web.Response:
         seen.append((request.remote, request.scheme))
-        return aiohttp.web.Response()
-
-    from aiohttp.test_utils import make_mocked_request
+        return web.Response()
 
     headers = {"X-Forwarded-For": "10.1.2.3", "X-Forwarded-Proto": "https"}
     for peer, expected in ((("127.0.0.1", 5000), ("10.1.2.3", "https")), (("192.0.2.9", 5000), ("192.0.2.9", "http"))):
-        transport = type("T", (), {"get_extra_info": lambda self, name, default=None, peer=peer: peer if name == "peername" else default})()
-        await forwarded_by_local_proxy(make_mocked_request("GET", "/", headers=headers, transport=transport), handler)
+        await forwarded_by_local_proxy(make_mocked_request("GET", "/", headers=headers, transport=PeerOnly(peer)), handler)
         assert seen[-1] == expected
 
 
 async def test_the_web_port_serves_https_from_its_own_certificate(config: Config, certificate: tuple[Path, Path]) -> None:
     config.web.certificate, config.web.key = certificate
-    from conftest import import_census as import_into
-
-    await import_into(config.database.path)
+    await import_census(config.database.path)
     async with Platform(config) as platform:
         await add_user(platform, "zhang", "admin")
         url = f"https://127.0.0.1:{platform.ports['web']}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import string
 import sys
 from datetime import UTC, datetime
@@ -73,6 +74,9 @@ def serve_command(args: argparse.Namespace) -> int:
         run(Platform(config).run_forever())
     except (StartError, db.SchemaError, BackupError) as exc:
         logging.getLogger("wuhai_iot.server").error("%s", exc)
+        return EXIT_CANNOT_START
+    except sqlite3.DatabaseError as exc:  # not a database, corrupt, locked by another program
+        logging.getLogger("wuhai_iot.server").error("cannot use the database %s: %s", config.database.path, exc)
         return EXIT_CANNOT_START
     return 0
 

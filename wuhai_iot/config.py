@@ -252,8 +252,12 @@ def check_config(config: Config) -> list[str]:
     that must differ. One ``section.key: what is wrong`` a problem; empty when all is well."""
     problems: list[str] = []
     problems += _writable_folder("database.path", config.database.path.parent)
+    if config.database.path.is_dir():
+        problems.append(f"database.path: {config.database.path} is a folder; name the database file in it")
     if config.log.file is not None:
         problems += _writable_folder("log.file", config.log.file.parent)
+        if config.log.file.is_dir():
+            problems.append(f"log.file: {config.log.file} is a folder; name the log file in it")
     if (config.web.certificate is None) != (config.web.key is None):
         problems.append("web.certificate: HTTPS needs both web.certificate and web.key")
     for key in ("certificate", "key"):
