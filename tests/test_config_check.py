@@ -91,13 +91,15 @@ def test_folders_files_and_ports_are_checked_before_anything_starts(tmp_path: Pa
     file = tmp_path / "c.toml"
     file.write_text(
         '[database]\npath = "afile/db/x.sqlite3"\n[log]\nfile = "afile/wuhai.log"\n'
-        '[web]\ncertificate = "missing.pem"\nport = 5701\n[protocols.nosuch]\nport = 1\n',
+        '[web]\ncertificate = "missing.pem"\nport = 5701\n[protocols.nosuch]\nport = 1\n'
+        '[notify]\nwebhook_url = "ftp://alarms.example"\n',
         encoding="utf-8",
     )
     problems = check_config(load_config(file))
     assert problems == [
         f"database.path: {tmp_path / 'afile'} is not a folder",
         f"log.file: {tmp_path / 'afile'} is not a folder",
+        "notify.webhook_url: must be an http:// or https:// address, not 'ftp://alarms.example'",
         "web.certificate: HTTPS needs both web.certificate and web.key",
         f"web.certificate: cannot read {tmp_path / 'missing.pem'}",
         "protocols.elink.port: 5701 is also web.port",

@@ -258,6 +258,9 @@ def check_config(config: Config) -> list[str]:
         problems += _writable_folder("log.file", config.log.file.parent)
         if config.log.file.is_dir():
             problems.append(f"log.file: {config.log.file} is a folder; name the log file in it")
+    url = config.notify.webhook_url
+    if url and not (url.startswith(("http://", "https://")) and len(url) > len("https://")):
+        problems.append(f"notify.webhook_url: must be an http:// or https:// address, not {url!r}")
     if (config.web.certificate is None) != (config.web.key is None):
         problems.append("web.certificate: HTTPS needs both web.certificate and web.key")
     for key in ("certificate", "key"):

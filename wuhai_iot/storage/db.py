@@ -58,14 +58,14 @@ async def connect(path: Path | str, *, migrate: bool = True) -> aiosqlite.Connec
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = await aiosqlite.connect(path, isolation_level=None)
     conn.row_factory = aiosqlite.Row
-    for pragma in PRAGMAS:
-        await conn.execute(pragma)
-    if migrate:
-        try:
+    try:
+        for pragma in PRAGMAS:
+            await conn.execute(pragma)
+        if migrate:
             await apply_migrations(conn, copy_before=path)
-        except BaseException:
-            await conn.close()
-            raise
+    except BaseException:
+        await conn.close()  # (its thread would keep the process from exiting)
+        raise
     return conn
 
 
