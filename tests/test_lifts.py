@@ -11,7 +11,7 @@ import aiosqlite
 import pytest
 from conftest import import_census
 
-from wuhai_iot.elevators.queries import get_lift, list_lifts
+from wuhai_iot.elevators.queries import cursor_of, get_lift, list_lifts
 from wuhai_iot.storage import db
 
 HBW_LIFT = "31101503022012000101"     # ELink terminal installed 2025-11-01 (before the vendor's example frames)
@@ -77,5 +77,28 @@ async def test_keyset_pages_with_filters_in_sql(registry: aiosqlite.Connection) 
     assert [lift.device_code for lift in offline] == [WUDA_LIFT]
     assert [lift.device_code for lift in await list_lifts(registry, search="0044")] == [WUDA_LIFT]
     assert [lift.device_code for lift in await list_lifts(registry, district_code="150303")] == [HAINAN_LIFT]
-    with pytest.raises(ValueError, match="device code"):
+    with pytest.raises(ValueError, match="not paged"):
         await list_lifts(registry, after=HBW_LIFT, order="urgency")
+
+
+async def test_overdue_lists_page_by_keyset_in_their_own_order(registry: aiosqlite.Connection) -> None:
+    # The overdue list is longest-overdue first; a page's cursor continues it in that order.
+    ended = datetime(2026, 11, 1, 2, 0, tzinfo=UTC).timestamp()  # HBW visited 1 Nov, WUDA installed 2 Nov
+    await registry.execute(
+        "INSERT INTO maintenance_visits (id, device_code, card, started_at, ended_at) VALUES (1, ?, 9001, ?, ?)",
+        (HBW_LIFT, ended - 1800, ended),
+    )
+    overdue = {"now": cst_noon(26), "maintenance_overdue": True, "order": "maintenance", "limit": 1}
+    first = await list_lifts(registry, **overdue)
+    assert [lift.device_code for lift in first] == [HBW_LIFT] and first[0].maintenance_ref == "2026-11-01"
+    second = await list_lifts(registry, after=cursor_of(first[0], "maintenance"), **overdue)
+    assert [lift.device_code for lift in second] == [WUDA_LIFT]
+    assert await list_lifts(registry, after=cursor_of(second[0], "maintenance"), **overdue) == []
+    by_inspection = await list_lifts(registry, order="inspection")
+    dates = [lift.registry["next_inspection"] for lift in by_inspection]
+    assert dates == sorted(dates)
+    paged = await list_lifts(registry, order="inspection", limit=2)
+    paged += await list_lifts(registry, order="inspection", after=cursor_of(paged[-1], "inspection"))
+    assert [lift.device_code for lift in paged] == [lift.device_code for lift in by_inspection]
+    with pytest.raises(ValueError, match="cursor"):
+        await list_lifts(registry, order="inspection", after=HBW_LIFT)

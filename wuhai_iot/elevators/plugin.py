@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from wuhai_iot.alarms.book import AlarmBook, alarm_book
 from wuhai_iot.alarms.kinds import AlarmKind
-from wuhai_iot.clock import cst_date
+from wuhai_iot.clock import cst_date, cst_midnight, cst_today
 from wuhai_iot.elevators.maintenance import MaintenanceTracker
 from wuhai_iot.elevators.rescue import RescueTracker
 from wuhai_iot.elevators.state import LatestState
@@ -29,6 +29,7 @@ from wuhai_iot.elevators.rules.engine import (
 )
 from wuhai_iot.plugins import get_plugin_manager
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.registry import figures
 from wuhai_iot.storage.writer import Statement, WriteUnit
 from wuhai_iot.tasks import supervised
 
@@ -172,6 +173,16 @@ class Monitoring:
                 refreshed = asyncio.get_running_loop().time()
                 await self.refresh_registry()
 
+    async def _counting_online_week(self) -> None:
+        """Count the lifts online ≥ 95 % of the last 7 days at start and after every CST midnight (the days
+        counted are all before today: the figure changes only then)."""
+        while True:
+            today = cst_today()
+            counts = await figures.count_online_week(self.conn, today)
+            await self.platform.writer.write(figures.online_week_statements(today, counts))
+            next_midnight = cst_midnight(today + timedelta(days=1))
+            await asyncio.sleep(max(1.0, (next_midnight - datetime.now(UTC)).total_seconds() + 1.0))
+
     async def _pruning(self) -> None:
         while True:
             deleted = await self.prune_step()
@@ -213,6 +224,7 @@ async def platform_starting(platform: Platform) -> None:
         running.tasks.append(supervised(lambda: running._ticking(interval), "monitoring-tick", restart_after_s=interval))
     # (A failed step waits as long as an idle pruner does: whatever failed is not likely to pass at once.)
     running.tasks.append(supervised(running._pruning, "retention", restart_after_s=PRUNE_IDLE_S))
+    running.tasks.append(supervised(running._counting_online_week, "online-week-figures", restart_after_s=60.0))
     _RUNNING[platform] = running
 
 

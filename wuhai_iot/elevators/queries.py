@@ -30,6 +30,7 @@ import aiosqlite
 
 from wuhai_iot.clock import cst_date, cst_today, utc
 from wuhai_iot.config import RulesConfig
+from wuhai_iot.registry import figures
 from wuhai_iot.storage.scope import ScopeColumns
 
 DEFAULTS = RulesConfig()
@@ -43,48 +44,36 @@ SEVERITIES = ("critical", "major", "minor")
 _SESSIONS = ("FROM terminals t JOIN terminal_sessions ts ON ts.protocol = t.protocol"
              " AND ts.terminal_id = t.terminal_id WHERE t.device_code = e.device_code")  # fmt: skip
 
-# Open alarms per lift, grouped once (through the alarms_open index) rather than looked up for every lift.
-_OPEN_ALARMS = """
-SELECT a.device_code, count(*) AS open_alarms,
-       min(CASE a.severity WHEN 'critical' THEN 0 WHEN 'major' THEN 1 ELSE 2 END) AS worst,
-       sum(a.kind = 'trapped' AND a.condition = 'active') AS trapped
-FROM alarms a WHERE a.status != 'resolved' AND a.merged_into IS NULL GROUP BY a.device_code
-"""
-
-# The lifts in scope (scope, search and cursor filter here, where the indexes are) with what is known of each.
-_LIFTS = f"""
-SELECT e.*, {", ".join(f"st.{name} AS state_{name}" for name in STATE_COLUMNS)},
-       (SELECT count(*) FROM terminals t WHERE t.device_code = e.device_code) AS terminals,
-       (SELECT min(coalesce(t.installed_on, '')) FROM terminals t WHERE t.device_code = e.device_code)
-          AS tracked_since,
-       coalesce((SELECT max(ts.online) {_SESSIONS}), 0) AS online,
-       (SELECT max(ts.last_frame_at) {_SESSIONS}) AS last_frame_at,
-       coalesce(alarm.open_alarms, 0) AS open_alarms, alarm.worst, coalesce(alarm.trapped, 0) AS trapped,
-       (SELECT max(v.ended_at) FROM maintenance_visits v WHERE v.device_code = e.device_code
-          AND v.started_at IS NOT NULL AND v.ended_at IS NOT NULL AND v.flags = '') AS last_visit_at
-FROM elevators e LEFT JOIN elevator_state st ON st.device_code = e.device_code
-     LEFT JOIN ({_OPEN_ALARMS}) alarm ON alarm.device_code = e.device_code
-"""
-
 # The flags, from the reference dates above: :overdue_before = today - interval, :today, :due_until.
-_FLAGGED = """
-SELECT lift.*,
-       lift.terminals > 0 AND coalesce(date(lift.last_visit_at, 'unixepoch', '+8 hours'), lift.tracked_since)
-          < :overdue_before AS maintenance_overdue,
-       lift.next_inspection < :today AS inspection_overdue,
-       lift.next_inspection BETWEEN :today AND :due_until AS inspection_due_soon
-FROM ({lifts}) lift
+_MAINTENANCE_OVERDUE = "coalesce(e.terminals > 0 AND e.maintenance_ref < :overdue_before, 0)"
+_INSPECTION_OVERDUE = "e.next_inspection < :today"
+_INSPECTION_DUE_SOON = "e.next_inspection BETWEEN :today AND :due_until"
+_FLAGS = (f"{_MAINTENANCE_OVERDUE} AS maintenance_overdue, {_INSPECTION_OVERDUE} AS inspection_overdue,"
+          f" {_INSPECTION_DUE_SOON} AS inspection_due_soon")  # fmt: skip
+
+# The lifts in scope with what is known of each. What used to be counted per lift and request (terminals,
+# online terminals, open alarms, the last completed visit) is kept on the lift's row by the triggers of
+# migration 0021, so filters and orders run on indexes (see registry/figures.py).
+_LIFTS = f"""
+SELECT e.*, {_FLAGS}, {", ".join(f"st.{name} AS state_{name}" for name in STATE_COLUMNS)},
+       e.online_terminals > 0 AS online, (SELECT max(ts.last_frame_at) {_SESSIONS}) AS last_frame_at,
+       CASE WHEN e.open_critical > 0 THEN 0 WHEN e.open_major > 0 THEN 1 WHEN e.open_alarms > 0 THEN 2 END AS worst,
+       e.trapped_alarms AS trapped
+FROM elevators e LEFT JOIN elevator_state st ON st.device_code = e.device_code
 """
 
-ORDERS = {
-    "device_code": "device_code",
-    "urgency": "trapped DESC, coalesce(worst, 3), device_code",
-    "maintenance": "coalesce(date(last_visit_at, 'unixepoch', '+8 hours'), tracked_since), device_code",
-    "inspection": "next_inspection, device_code",
+ORDERS: dict[str, tuple[str, ...]] = {
+    "device_code": ("e.device_code",),
+    "urgency": ("e.trapped_alarms = 0", "coalesce(worst, 3)", "e.device_code"),
+    "maintenance": ("e.maintenance_ref", "e.device_code"),
+    "inspection": ("e.next_inspection", "e.device_code"),
 }
-"""``urgency``: trapped passengers first, then by the worst open alarm. ``maintenance``: longest since the
-reference date first. ``inspection``: the earliest next inspection first."""
+"""The columns each order sorts by. ``urgency``: trapped passengers first, then by the worst open alarm.
+``maintenance``: longest since the reference date first. ``inspection``: the earliest next inspection first.
+Every order but ``urgency`` pages by keyset on an index (``cursor_of`` gives a page's cursor)."""
 Order = Literal["device_code", "urgency", "maintenance", "inspection"]
+PAGED_ORDERS = ("device_code", "maintenance", "inspection")
+CURSOR_SEPARATOR = "|"
 
 
 @dataclass(slots=True)
@@ -105,6 +94,9 @@ class LiftView:
     open the lift is no longer trapped, even while the alarm waits for staff)."""
     last_maintenance_at: datetime | None
     """The end of the last completed maintenance visit."""
+    maintenance_ref: str | None
+    """The CST day (ISO) maintenance is counted from; '' when a terminal's installation date is unknown,
+    None when the lift has no terminal (not tracked)."""
     days_since_maintenance: int | None
     """CST calendar days since that visit (None: no visit recorded)."""
     maintenance_overdue: bool
@@ -143,6 +135,7 @@ def _view(row: aiosqlite.Row, today: date) -> LiftView:
         worst_severity=None if data["worst"] is None else SEVERITIES[data["worst"]],
         trapped=data["trapped"] > 0,
         last_maintenance_at=last_visit,
+        maintenance_ref=data["maintenance_ref"],
         days_since_maintenance=None if last_visit is None else (today - cst_date(last_visit)).days,
         maintenance_overdue=bool(data["maintenance_overdue"]),
         inspection_overdue=bool(data["inspection_overdue"]),
@@ -162,15 +155,14 @@ LIFT_SCOPE = ScopeColumns(district="e.district_code", company="e.maintenance_com
 """The scope of rows joined to their lift as ``e`` (lifts, rescues, visits, daily figures): a station's holds none."""
 
 
-def _flagged(where: list[str], params: dict[str, Any], flags: list[str], today: date, maintenance_interval_days: int,
+def _flagged(where: list[str], params: dict[str, Any], today: date, maintenance_interval_days: int,
              inspection_due_days: int) -> str:  # fmt: skip
-    """The flagged lifts' SQL: ``where`` narrows the lifts (named parameters in ``params``, to which the
-    reference dates are added), ``flags`` the flagged rows."""
+    """The lifts' SQL: ``where`` narrows the lifts (named parameters in ``params``, to
+    which the reference dates are added)."""
     params |= {"today": today.isoformat(),
                "overdue_before": (today - timedelta(days=maintenance_interval_days)).isoformat(),
                "due_until": (today + timedelta(days=inspection_due_days)).isoformat()}  # fmt: skip
-    lifts = _LIFTS + (" WHERE " + " AND ".join(where) if where else "")
-    return "SELECT * FROM (" + _FLAGGED.format(lifts=lifts) + ")" + (" WHERE " + " AND ".join(flags) if flags else "")
+    return _LIFTS + (" WHERE " + " AND ".join(where) if where else "")
 
 
 def _filters(
@@ -186,21 +178,35 @@ def _filters(
     search: str | None = None,
     district_code: str | None = None,
     maintenance_company: str | None = None,
-) -> tuple[list[str], list[str]]:
-    """The lift filters (see ``list_lifts``) as conditions on the lifts and on the flagged rows."""
+) -> list[str]:
+    """The lift filters (see ``list_lifts``) as conditions on the lifts' own columns (so that the overdue
+    lists run on their indexes)."""
     where: list[str] = []
     LIFT_SCOPE.narrow(where, params, district_code=district_code, maintenance_company=maintenance_company)
     if search:
         where.append("(e.device_code LIKE :search OR e.registration_no LIKE :search OR e.address LIKE :search)")
         params["search"] = f"%{search}%"
-    flags = []
-    for column, wanted in (("online", online), ("open_alarms > 0", with_alarm), ("trapped > 0", trapped),
-                           ("(maintenance_overdue OR inspection_overdue)", overdue),
-                           ("maintenance_overdue", maintenance_overdue), ("inspection_overdue", inspection_overdue),
-                           ("inspection_due_soon", inspection_due_soon)):  # fmt: skip
+    if maintenance_overdue:
+        where.append("e.terminals > 0")  # (the partial index's condition, spelled out for the planner)
+    for condition, wanted in (("e.online_terminals > 0", online), ("e.open_alarms > 0", with_alarm),
+                              ("e.trapped_alarms > 0", trapped),
+                              (f"({_MAINTENANCE_OVERDUE} OR {_INSPECTION_OVERDUE})", overdue),
+                              (_MAINTENANCE_OVERDUE, maintenance_overdue), (_INSPECTION_OVERDUE, inspection_overdue),
+                              (_INSPECTION_DUE_SOON, inspection_due_soon)):  # fmt: skip
         if wanted is not None:
-            flags.append(column if wanted else f"NOT {column}")
-    return where, flags
+            where.append(condition if wanted else f"NOT {condition}")
+    return where
+
+
+def cursor_of(lift: LiftView, order: Order = "device_code") -> str:
+    """The keyset cursor that continues a list in ``order`` after ``lift`` (``list_lifts(after=...)``)."""
+    if order == "device_code":
+        return lift.device_code
+    if order == "maintenance":
+        return f"{lift.maintenance_ref or ''}{CURSOR_SEPARATOR}{lift.device_code}"
+    if order == "inspection":
+        return f"{lift.registry['next_inspection']}{CURSOR_SEPARATOR}{lift.device_code}"
+    raise ValueError(f"lifts in {order} order are not paged")
 
 
 async def list_lifts(
@@ -216,30 +222,36 @@ async def list_lifts(
 ) -> list[LiftView]:
     """Lifts with their live state and flags, in ``order`` (see ORDERS), at most ``limit``.
 
-    ``after`` is the keyset cursor of ``order="device_code"``: the last device code of the previous page.
-    ``filters``: ``online``, ``with_alarm``, ``trapped`` (people inside now), ``overdue`` (maintenance or inspection overdue),
+    ``after`` is the keyset cursor (``cursor_of`` the last lift of the previous page) of every order but
+    ``urgency``. ``filters``: ``online``, ``with_alarm``, ``trapped`` (people inside now), ``overdue``
+    (maintenance or inspection overdue),
     ``maintenance_overdue``, ``inspection_overdue``, ``inspection_due_soon`` (each True, False or None),
     ``search`` (matches the device code, registration number or address), and the scope
     (``district_code``, ``maintenance_company``)."""
-    if after is not None and order != "device_code":
-        raise ValueError("the cursor pages lifts by device code only")
+    if after is not None and order not in PAGED_ORDERS:
+        raise ValueError(f"lifts in {order} order are not paged")
     params: dict[str, Any] = {}
-    where, flags = _filters(params, **filters)
+    where = _filters(params, **filters)
+    columns = ORDERS[order]
     if after is not None:
-        where.append("e.device_code > :after")
-        params["after"] = after
+        keys = [after] if len(columns) == 1 else after.rsplit(CURSOR_SEPARATOR, 1)
+        if len(keys) != len(columns):
+            raise ValueError("not a cursor of this list")
+        where.append(f"({', '.join(columns)}) > ({', '.join(f':after{i}' for i in range(len(keys)))})")
+        params |= {f"after{i}": key for i, key in enumerate(keys)}
     today = cst_today(now)
-    sql = _flagged(where, params, flags, today, maintenance_interval_days, inspection_due_days)
-    sql += f" ORDER BY {ORDERS[order]}" + ("" if limit is None else f" LIMIT {int(limit)}")
+    sql = _flagged(where, params, today, maintenance_interval_days, inspection_due_days)
+    sql += f" ORDER BY {', '.join(columns)}" + ("" if limit is None else f" LIMIT {int(limit)}")
     return [_view(row, today) for row in await conn.execute_fetchall(sql, params)]
 
 
 _COUNTS = {
-    "lifts": "count(*)", "fitted": "sum(terminals > 0)", "online": "sum(terminals > 0 AND online)",
-    "open_alarms": "sum(open_alarms)", "trapped": "sum(trapped > 0)", "maintenance_overdue": "sum(maintenance_overdue)",
-    "inspection_overdue": "sum(inspection_overdue)",
+    "lifts": "count(*)", "fitted": "sum(e.terminals > 0)", "online": "sum(e.terminals > 0 AND e.online_terminals > 0)",
+    "open_alarms": "sum(e.open_alarms)", "trapped": "sum(e.trapped_alarms > 0)",
+    "maintenance_overdue": f"sum({_MAINTENANCE_OVERDUE})", "inspection_overdue": f"sum({_INSPECTION_OVERDUE})",
 }  # fmt: skip
 COUNTS = tuple(_COUNTS)
+_SCOPE_FILTERS = frozenset({"district_code", "maintenance_company"})
 
 
 async def count_lifts(
@@ -251,15 +263,26 @@ async def count_lifts(
     inspection_due_days: int = DEFAULTS.inspection_due_days,
     **filters: Any,
 ) -> dict[str, dict[str, int]]:
-    """``list_lifts``'s lifts (same ``filters``) counted per district code, in SQL: of ``COUNTS`` — lifts,
-    fitted (with a terminal), online (fitted and online), open alarms, lifts with passengers trapped,
-    maintenance overdue, inspection overdue — the ``counts`` asked for (each costs its share of the query).
-    A district without a lift in scope is left out."""
+    """``list_lifts``'s lifts (same ``filters``) counted per district code: of ``COUNTS`` — lifts, fitted
+    (with a terminal), online (fitted and online), open alarms, lifts with passengers trapped, maintenance
+    overdue, inspection overdue — the ``counts`` asked for. A district without a lift in scope is left out.
+
+    Within a scope alone (district, maintenance company) the running figures answer, in a handful of rows;
+    other filters (a search, online only ...) count the matching lifts."""
+    today = cst_today(now)
+    given = {name: value for name, value in filters.items() if value is not None}
+    if not given.keys() - _SCOPE_FILTERS:
+        found = await figures.lift_counts(conn, today=today, maintenance_interval_days=maintenance_interval_days,
+                                          **given)  # fmt: skip
+        return {code: {name: figures_of[name] for name in counts} for code, figures_of in found.items()}
     params: dict[str, Any] = {}
-    where, flags = _filters(params, **filters)
-    sql = _flagged(where, params, flags, cst_today(now), maintenance_interval_days, inspection_due_days)
+    where = _filters(params, **filters)
+    params |= {"today": today.isoformat(),
+               "overdue_before": (today - timedelta(days=maintenance_interval_days)).isoformat()}  # fmt: skip
     columns = ", ".join(f"{_COUNTS[name]} AS {name}" for name in counts)
-    rows = await conn.execute_fetchall(f"SELECT district_code, {columns} FROM ({sql}) GROUP BY district_code", params)
+    rows = await conn.execute_fetchall(
+        f"SELECT e.district_code, {columns} FROM elevators e{' WHERE ' + ' AND '.join(where) if where else ''}"
+        " GROUP BY e.district_code", params)  # fmt: skip
     return {row["district_code"]: {name: row[name] for name in counts} for row in rows}
 
 
@@ -278,7 +301,7 @@ async def get_lift(
     where, params = ["e.device_code = :device_code"], {"device_code": device_code}
     LIFT_SCOPE.narrow(where, params, district_code=district_code, maintenance_company=maintenance_company)
     today = cst_today(now)
-    sql = _flagged(where, params, [], today, maintenance_interval_days, inspection_due_days)
+    sql = _flagged(where, params, today, maintenance_interval_days, inspection_due_days)
     found = await (await conn.execute(sql, params)).fetchone()
     if found is None:
         return None

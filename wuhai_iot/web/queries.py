@@ -18,7 +18,7 @@ from wuhai_iot.alarms.queries import count_alarms
 from wuhai_iot.clock import cst_midnight, cst_today
 from wuhai_iot.elevators import rescue
 from wuhai_iot.elevators.queries import LIFT_SCOPE
-from wuhai_iot.filling.trace import CYLINDER_DISTRICT
+from wuhai_iot.registry import figures
 from wuhai_iot.registry.districts import DISTRICTS
 from wuhai_iot.storage.scope import ScopeColumns
 
@@ -117,77 +117,30 @@ def rollout_phase(figures: dict[str, int]) -> str:
     return "pilot"
 
 
-# Every figure below is grouped by district in one pass over its table (the old way scanned the 300,000
-# cylinders once per district, looking up each one's fills).
-_COVERAGE_ELEVATORS = f"""
-SELECT e.district_code, count(*) AS elevators, sum(e.pilot) AS pilot,
-       sum(EXISTS (SELECT 1 FROM terminals t WHERE t.device_code = e.device_code)) AS installed,
-       sum(e.pilot AND EXISTS (SELECT 1 FROM terminals t WHERE t.device_code = e.device_code)) AS pilot_installed,
-       sum(EXISTS (SELECT 1 FROM terminals t JOIN terminal_sessions ts ON ts.protocol = t.protocol
-                   AND ts.terminal_id = t.terminal_id WHERE t.device_code = e.device_code AND ts.online = 1)) AS online,
-       sum((SELECT coalesce(sum(d.online_s), 0) FROM lift_daily d WHERE d.device_code = e.device_code
-            AND d.day >= :week_from AND d.day < :today) >= 0.95 * 7 * {DAY_S}) AS online_7d
-FROM elevators e GROUP BY e.district_code
-"""
-_COVERAGE_STATIONS = """
-SELECT s.district_code, count(*) AS stations, sum(s.scales IS NOT NULL AND s.scales > 0 AND s.scales <= (
-  SELECT count(*) FROM terminals t JOIN terminal_sessions ts ON ts.protocol = t.protocol
-  AND ts.terminal_id = t.terminal_id WHERE t.protocol = 'gasfill' AND t.station_code = s.station_code
-  AND ts.online = 1)) AS connected
-FROM stations s GROUP BY s.district_code
-"""
-# A cylinder's district follows from its vehicle and owner station, so the cylinders are counted per
-# (vehicle, owner station) in one pass over an index that also holds their tags and newest fills, and the
-# districts are looked up for those few groups only.
-_COVERAGE_CYLINDERS = f"""
-WITH groups AS (
-  SELECT c.vehicle_plate, c.owner_station, count(*) AS cylinders, count(c.tag_uid) AS tagged,
-         sum(c.last_filled_at >= :fills_since) AS filled
-  FROM cylinders c INDEXED BY cylinders_district_keys GROUP BY c.vehicle_plate, c.owner_station)
-SELECT {CYLINDER_DISTRICT} AS district_code, sum(c.cylinders) AS cylinders, sum(c.tagged) AS tagged,
-       sum(c.filled) AS filled
-FROM groups c GROUP BY district_code
-"""
-_COVERAGE_VEHICLES = """
-SELECT district_code, count(*) AS vehicles, sum(certificate_status = 'valid') AS valid
-FROM vehicles GROUP BY district_code
-"""
-
-
 async def coverage(conn: aiosqlite.Connection, *, today: date, district_code: str | None = None, **_: Any
                    ) -> list[dict[str, Any]]:  # fmt: skip
-    """The rollout figures of domain.md per district (every district, or the one asked for)."""
-    params = {"week_from": (today - timedelta(days=7)).isoformat(), "today": today.isoformat(),
-              "fills_since": cst_midnight(today - timedelta(days=30)).timestamp()}  # fmt: skip
-
-    async def per_district(sql: str) -> dict[str, aiosqlite.Row]:
-        return {row["district_code"]: row for row in await conn.execute_fetchall(sql, params)}
-
-    elevators = await per_district(_COVERAGE_ELEVATORS)
-    stations = await per_district(_COVERAGE_STATIONS)
-    cylinders = await per_district(_COVERAGE_CYLINDERS)
-    vehicles = await per_district(_COVERAGE_VEHICLES)
+    """The rollout figures of domain.md per district (every district, or the one asked for), from the
+    running figures (registry/figures.py): a handful of rows whatever the size of the registry."""
+    lifts = await figures.plain_counts(conn, ("lifts", "pilot", "fitted", "pilot_fitted", "online"),
+                                       district_code=district_code)  # fmt: skip
+    registry = await figures.registry_counts(conn, today=today, district_code=district_code)
+    _, online_week = await figures.online_week(conn, district_code=district_code)
     results = []
     for code in [district_code] if district_code else list(DISTRICTS):
-        lifts, station, cylinder, vehicle = (found.get(code) for found in (elevators, stations, cylinders, vehicles))
-        figures = {
+        lift, other = lifts.get(code, {}), registry.get(code, {})
+        counted = {
             "district_code": code,
-            "elevators": _figure(lifts, "elevators"), "elevators_installed": _figure(lifts, "installed"),
-            "elevators_online": _figure(lifts, "online"), "elevators_online_7d": _figure(lifts, "online_7d"),
-            "pilot": _figure(lifts, "pilot"), "pilot_installed": _figure(lifts, "pilot_installed"),
-            "stations": _figure(station, "stations"), "stations_connected": _figure(station, "connected"),
-            "cylinders": _figure(cylinder, "cylinders"), "cylinders_tagged": _figure(cylinder, "tagged"),
-            "cylinders_filled_30d": _figure(cylinder, "filled"),
-            "vehicles": _figure(vehicle, "vehicles"), "vehicles_valid": _figure(vehicle, "valid"),
+            "elevators": lift.get("lifts", 0), "elevators_installed": lift.get("fitted", 0),
+            "elevators_online": lift.get("online", 0), "elevators_online_7d": online_week.get(code, 0),
+            "pilot": lift.get("pilot", 0), "pilot_installed": lift.get("pilot_fitted", 0),
+            "stations": other.get("stations", 0), "stations_connected": other.get("stations_connected", 0),
+            "cylinders": other.get("cylinders", 0), "cylinders_tagged": other.get("cylinders_tagged", 0),
+            "cylinders_filled_30d": other.get("cylinders_filled", 0),
+            "vehicles": other.get("vehicles", 0), "vehicles_valid": other.get("vehicles_valid", 0),
         }  # fmt: skip
-        figures["phase"] = rollout_phase(figures)
-        results.append(figures)
+        counted["phase"] = rollout_phase(counted)
+        results.append(counted)
     return results
-
-
-def _figure(row: aiosqlite.Row | None, name: str) -> int:
-    """A district's figure, 0 when the district has none of the objects counted."""
-    return 0 if row is None else int(row[name] or 0)
 
 
 async def monthly_figures(

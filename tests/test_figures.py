@@ -1,0 +1,280 @@
+"""The running figures (migration 0021, registry/figures.py) agree exactly with a full recount of the raw
+tables: after a census import, after a randomised mix of imports, sessions, alarms, visits and fills, after
+the platform restarts on the same file, and after the process writing them is killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from wuhai_iot.elevators.queries import COUNTS, count_lifts
+from wuhai_iot.registry import figures
+from wuhai_iot.registry.census import import_files
+from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
+from wuhai_iot.storage import db
+from wuhai_iot.web.queries import coverage
+
+TODAY = date(2026, 11, 29)
+INTERVAL = 15
+SIZE = CensusSize(lifts=150, stations=6, cylinders=1_500, vehicles=60, seed=11)
+
+# The truth: every figure counted from the raw tables, the way the pages counted before migration 0021.
+RECOUNT_LIFTS = """
+SELECT e.district_code, e.maintenance_company AS company, count(*) AS lifts, sum(e.pilot) AS pilot,
+  sum(EXISTS (SELECT 1 FROM terminals t WHERE t.device_code = e.device_code)) AS fitted,
+  sum(e.pilot AND EXISTS (SELECT 1 FROM terminals t WHERE t.device_code = e.device_code)) AS pilot_fitted,
+  sum(EXISTS (SELECT 1 FROM terminals t JOIN terminal_sessions ts ON ts.protocol = t.protocol
+      AND ts.terminal_id = t.terminal_id WHERE t.device_code = e.device_code AND ts.online = 1)) AS online,
+  sum((SELECT count(*) FROM alarms a WHERE a.device_code = e.device_code AND a.status != 'resolved'
+      AND a.merged_into IS NULL)) AS open_alarms,
+  sum(EXISTS (SELECT 1 FROM alarms a WHERE a.device_code = e.device_code AND a.status != 'resolved'
+      AND a.merged_into IS NULL AND a.kind = 'trapped' AND a.condition = 'active')) AS trapped,
+  sum(EXISTS (SELECT 1 FROM terminals t WHERE t.device_code = e.device_code) AND coalesce(
+      date((SELECT max(v.ended_at) FROM maintenance_visits v WHERE v.device_code = e.device_code
+            AND v.started_at IS NOT NULL AND v.ended_at IS NOT NULL AND v.flags = ''), 'unixepoch', '+8 hours'),
+      (SELECT min(coalesce(t.installed_on, '')) FROM terminals t WHERE t.device_code = e.device_code))
+      < :overdue_before) AS maintenance_overdue,
+  sum(e.next_inspection < :today) AS inspection_overdue
+FROM elevators e GROUP BY e.district_code, e.maintenance_company
+"""
+RECOUNT_REGISTRY = """
+SELECT district_code, 'stations' AS figure, count(*) AS n FROM stations GROUP BY 1
+UNION ALL SELECT s.district_code, 'stations_connected', sum(s.scales IS NOT NULL AND s.scales > 0 AND s.scales <= (
+    SELECT count(*) FROM terminals t JOIN terminal_sessions ts ON ts.protocol = t.protocol
+    AND ts.terminal_id = t.terminal_id WHERE t.device_code IS NULL AND t.station_code = s.station_code
+    AND ts.online = 1)) FROM stations s GROUP BY 1
+UNION ALL SELECT district_code, 'vehicles', count(*) FROM vehicles GROUP BY 1
+UNION ALL SELECT district_code, 'vehicles_valid', sum(certificate_status = 'valid') FROM vehicles GROUP BY 1
+UNION ALL SELECT d, 'cylinders', count(*) FROM (SELECT coalesce(
+    (SELECT v.district_code FROM vehicles v WHERE v.plate = c.vehicle_plate),
+    (SELECT s.district_code FROM stations s WHERE s.station_code = c.owner_station)) AS d FROM cylinders c)
+    WHERE d IS NOT NULL GROUP BY 1
+UNION ALL SELECT d, 'cylinders_tagged', count(tag) FROM (SELECT c.tag_uid AS tag, coalesce(
+    (SELECT v.district_code FROM vehicles v WHERE v.plate = c.vehicle_plate),
+    (SELECT s.district_code FROM stations s WHERE s.station_code = c.owner_station)) AS d FROM cylinders c)
+    WHERE d IS NOT NULL GROUP BY 1
+UNION ALL SELECT d, 'cylinders_filled', sum(filled >= :fills_since) FROM (SELECT c.last_filled_at AS filled, coalesce(
+    (SELECT v.district_code FROM vehicles v WHERE v.plate = c.vehicle_plate),
+    (SELECT s.district_code FROM stations s WHERE s.station_code = c.owner_station)) AS d FROM cylinders c)
+    WHERE d IS NOT NULL GROUP BY 1
+"""
+
+
+def recount(conn: sqlite3.Connection) -> tuple[dict, dict]:
+    """(lift figures per (district, company) and per (district, ''), registry figures per district)."""
+    conn.row_factory = sqlite3.Row
+    params = {"today": TODAY.isoformat(), "overdue_before": (TODAY - timedelta(days=INTERVAL)).isoformat()}
+    lifts: dict[tuple[str, str], dict[str, int]] = {}
+    for row in conn.execute(RECOUNT_LIFTS, params):
+        for key in ((row["district_code"], row["company"]), (row["district_code"], "")):
+            counted = lifts.setdefault(key, {})
+            for name in (*COUNTS, "pilot", "pilot_fitted"):
+                counted[name] = counted.get(name, 0) + (row[name] or 0)
+    registry: dict[str, dict[str, int]] = {}
+    fills_since = (TODAY - timedelta(days=30)).isoformat()
+    for row in conn.execute(RECOUNT_REGISTRY.replace(":fills_since", "strftime('%s', :since) - 8 * 3600"),
+                            {"since": fills_since}):  # fmt: skip
+        registry.setdefault(row["district_code"], {})[row["figure"]] = row["n"] or 0
+    return lifts, registry
+
+
+async def running(path: Path) -> tuple[dict, dict]:
+    """The same figures as the pages read them."""
+    conn = await db.connect(path)
+    try:
+        lifts: dict[tuple[str, str], dict[str, int]] = {}
+        companies = [row[0] for row in await conn.execute_fetchall("SELECT DISTINCT maintenance_company FROM elevators")]
+        for company in [None, *companies]:
+            found = await figures.lift_counts(conn, today=TODAY, maintenance_interval_days=INTERVAL,
+                                              maintenance_company=company)  # fmt: skip
+            for district, counted in found.items():
+                lifts[(district, company or "")] = counted
+        registry = await figures.registry_counts(conn, today=TODAY)
+        # count_lifts and coverage (what the dashboard and the rollout page call) read the same figures.
+        from_pages = await count_lifts(conn, now=_noon(TODAY), maintenance_interval_days=INTERVAL)
+        assert from_pages == {d: {n: c[n] for n in COUNTS} for (d, company), c in lifts.items() if company == ""}
+        for row in await coverage(conn, today=TODAY):
+            if row["elevators"]:
+                assert row["elevators_installed"] == lifts[(row["district_code"], "")]["fitted"]
+        return lifts, {d: c for d, c in registry.items() if any(c.values())}
+    finally:
+        await conn.close()
+
+
+def _noon(day: date):  # noqa: ANN202 - a datetime
+    from datetime import UTC, datetime
+
+    return datetime(day.year, day.month, day.day, 4, tzinfo=UTC)
+
+
+def assert_agree(path: Path, found: tuple[dict, dict]) -> None:
+    with sqlite3.connect(path) as conn:
+        lifts, registry = recount(conn)
+    assert found[0] == {key: value for key, value in lifts.items() if value["lifts"]}
+    assert found[1] == {district: counted for district, counted in registry.items() if any(counted.values())}
+
+
+async def imported_city(tmp_path: Path) -> Path:
+    census = tmp_path / "census"
+    write_census(generate_census(SIZE, today=TODAY), census)
+    path = tmp_path / "city.sqlite3"
+    conn = await db.connect(path)
+    try:
+        await import_files(conn, sorted(census.glob("*.csv")))
+    finally:
+        await conn.close()
+    return path
+
+
+# A randomised mix of what happens to a running city, written as the platform writes it (the triggers see
+# only the tables). ``script`` runs in a subprocess for the SIGKILL test, so it imports nothing of ours.
+CHANGES = textwrap.dedent('''
+    import random, sqlite3, sys, time
+
+    def change(conn, rng, now):
+        lifts = [r[0] for r in conn.execute("SELECT device_code FROM elevators ORDER BY random() LIMIT 3")]
+        terminals = conn.execute("SELECT protocol, terminal_id FROM terminals ORDER BY random() LIMIT 2").fetchall()
+        what = rng.randrange(12)
+        if what == 0:    # a terminal logs in, or its connection closes
+            for protocol, terminal in terminals:
+                conn.execute("INSERT INTO terminal_sessions (protocol, terminal_id, online, connected_at)"
+                             " VALUES (?, ?, 1, ?) ON CONFLICT (protocol, terminal_id) DO UPDATE SET online = ?",
+                             (protocol, terminal, now, rng.randrange(2)))
+        elif what == 1:  # every frame only touches last_frame_at
+            conn.execute("UPDATE terminal_sessions SET last_frame_at = ?", (now,))
+        elif what == 2:  # an alarm raised, or its row rewritten on a repeat
+            alarm = rng.randrange(1, 60)
+            kind, severity = rng.choice([("trapped", "critical"), ("door_fault", "minor"), ("power_lost", "major")])
+            conn.execute("INSERT INTO alarms (id, kind, severity, device_code, sources, active_sources, condition,"
+                         " since, raised_at, updated_at, created_at) VALUES (?, ?, ?, ?, 'rule', 'rule', 'active',"
+                         " ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at,"
+                         " merged_into = merged_into", (alarm, kind, severity, lifts[0], now, now, now, now))
+        elif what == 3:  # the doors open, staff resolve an alarm, or a flapping alarm absorbs one
+            choice = rng.randrange(3)
+            if choice == 0:
+                conn.execute("UPDATE alarms SET condition = 'cleared' WHERE id = (SELECT id FROM alarms"
+                             " ORDER BY random() LIMIT 1)")
+            elif choice == 1:
+                conn.execute("UPDATE alarms SET status = 'resolved' WHERE id = (SELECT id FROM alarms"
+                             " ORDER BY random() LIMIT 1)")
+            else:
+                conn.execute("UPDATE alarms SET merged_into = 1 WHERE id = (SELECT id FROM alarms WHERE id > 1"
+                             " ORDER BY random() LIMIT 1)")
+        elif what == 4:  # the retention prunes old alarms and visits
+            conn.execute("DELETE FROM alarms WHERE id = (SELECT id FROM alarms ORDER BY random() LIMIT 1)")
+            conn.execute("DELETE FROM maintenance_visits WHERE id = (SELECT id FROM maintenance_visits"
+                         " ORDER BY random() LIMIT 1)")
+        elif what == 5:  # a maintenance visit starts, ends, never ends, or is flagged (too short ...)
+            visit = rng.randrange(1, 80)
+            started = now - rng.randrange(40) * 86400
+            ended = None if rng.randrange(4) == 0 else started + 3600
+            flags = rng.choice(["", "", "short"])
+            conn.execute("INSERT INTO maintenance_visits (id, device_code, card, started_at, ended_at, flags) VALUES"
+                         " (?, ?, 9001, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at,"
+                         " flags = excluded.flags", (visit, lifts[1], started, ended, flags))
+        elif what == 6:  # a fill: the cylinder's newest fill time moves
+            conn.execute("UPDATE cylinders SET last_filled_at = ? WHERE cylinder_code = (SELECT cylinder_code"
+                         " FROM cylinders ORDER BY random() LIMIT 1)", (now - rng.randrange(60) * 86400,))
+        elif what == 7:  # census corrections: a lift moves district or company, its pilot flag or inspection
+            conn.execute("UPDATE elevators SET district_code = ?, maintenance_company = ?, pilot = ?,"
+                         " next_inspection = ? WHERE device_code = ?",
+                         (rng.choice(["150302", "150303", "150304"]), rng.choice(["甲公司", "乙公司"]),
+                          rng.randrange(2), f"2026-{rng.randrange(10, 13)}-{rng.randrange(10, 29)}", lifts[2]))
+        elif what == 8:  # a terminal is fitted, moved to another lift, or removed
+            protocol, terminal = terminals[0]
+            choice = rng.randrange(3)
+            if choice == 0:
+                conn.execute("INSERT OR IGNORE INTO terminals (protocol, terminal_id, device_code, installed_on,"
+                             " updated_at) VALUES ('elink', ?, ?, ?, 'x')",
+                             (f"{rng.randrange(10**15, 10**16)}", lifts[0], rng.choice([None, "2026-10-01"])))
+            elif choice == 1:
+                conn.execute("UPDATE terminals SET device_code = ?, installed_on = ? WHERE protocol = ?"
+                             " AND terminal_id = ? AND device_code IS NOT NULL",
+                             (lifts[1], rng.choice([None, "2026-11-20"]), protocol, terminal))
+            else:
+                conn.execute("DELETE FROM terminals WHERE protocol = ? AND terminal_id = ?", (protocol, terminal))
+        elif what == 9:  # a vehicle or a station moves district; a certificate is revoked
+            conn.execute("UPDATE vehicles SET district_code = ?, certificate_status = ? WHERE plate = (SELECT plate"
+                         " FROM vehicles ORDER BY random() LIMIT 1)",
+                         (rng.choice(["150302", "150303", "150304"]), rng.choice(["valid", "revoked", None])))
+            conn.execute("UPDATE stations SET district_code = ?, scales = ? WHERE station_code = (SELECT station_code"
+                         " FROM stations ORDER BY random() LIMIT 1)",
+                         (rng.choice(["150302", "150303", "150304"]), rng.randrange(0, 3)))
+        elif what == 10:  # a cylinder is tagged, moved to another vehicle or station, or scrapped from the registry
+            conn.execute("UPDATE cylinders SET tag_uid = CASE WHEN tag_uid IS NULL THEN hex(randomblob(8)) END,"
+                         " vehicle_plate = (SELECT plate FROM vehicles ORDER BY random() LIMIT 1)"
+                         " WHERE cylinder_code = (SELECT cylinder_code FROM cylinders WHERE vehicle_plate IS NOT NULL"
+                         " ORDER BY random() LIMIT 1)")
+            if rng.randrange(3) == 0:
+                conn.execute("DELETE FROM cylinders WHERE cylinder_code = (SELECT cylinder_code FROM cylinders"
+                             " ORDER BY random() LIMIT 1)")
+        else:            # a lift or a vehicle leaves the registry
+            if rng.randrange(2):
+                conn.execute("DELETE FROM elevators WHERE device_code = ?", (lifts[2],))
+            else:
+                conn.execute("DELETE FROM vehicles WHERE plate = (SELECT plate FROM vehicles ORDER BY random() LIMIT 1)")
+
+    def run(path, seed, steps):
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA foreign_keys=OFF")
+        rng = random.Random(seed)
+        now = 1764400000.0
+        for step in range(steps):
+            conn.execute("BEGIN")
+            for _ in range(rng.randrange(1, 6)):
+                change(conn, rng, now + step)
+            conn.execute("COMMIT")
+            if steps > 10_000:
+                print("step", step, flush=True)
+
+    if __name__ == "__main__":
+        run(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+''')
+
+
+async def test_figures_agree_with_a_recount_after_an_import(tmp_path: Path) -> None:
+    path = await imported_city(tmp_path)
+    found = await running(path)
+    assert sum(c["lifts"] for (d, company), c in found[0].items() if company == "") == SIZE.lifts
+    assert_agree(path, found)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_figures_agree_with_a_recount_after_a_random_mix_of_changes(tmp_path: Path, seed: int) -> None:
+    path = await imported_city(tmp_path)
+    script = tmp_path / "changes.py"
+    script.write_text(CHANGES, encoding="utf-8")
+    await asyncio.to_thread(subprocess.run, [sys.executable, str(script), str(path), str(seed), "400"], check=True)
+    assert_agree(path, await running(path))
+    # A census import on top (the same files again: every row updated) changes nothing but what it moves back.
+    conn = await db.connect(path)
+    try:
+        await import_files(conn, sorted((tmp_path / "census").glob("*.csv")))
+    finally:
+        await conn.close()
+    assert_agree(path, await running(path))
+
+
+async def test_figures_agree_with_a_recount_after_sigkill(tmp_path: Path) -> None:
+    path = await imported_city(tmp_path)
+    script = tmp_path / "changes.py"
+    script.write_text(CHANGES, encoding="utf-8")
+    writer = subprocess.Popen([sys.executable, str(script), str(path), "5", "1000000"], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    assert writer.stdout is not None
+    for _ in range(200):  # let it commit a few hundred transactions, then kill it mid-way
+        await asyncio.to_thread(writer.stdout.readline)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    assert writer.returncode == -signal.SIGKILL
+    assert_agree(path, await running(path))
+

@@ -1,0 +1,159 @@
+"""Running figures: what the dashboard and the rollout page count, read in a handful of rows.
+
+The triggers of migration 0021 keep the counters up to date in the same transaction as every change that
+moves them (a census import, a terminal going on or off line, an alarm raised or resolved, a maintenance
+visit, a fill), per district and, for lifts, per maintenance company (the narrowest scope a user has).
+Counters that depend on the date are kept per calendar day and summed over a range of days here: how many
+lifts are overdue is how many have their reference day before today minus the interval. A request's cost
+therefore grows with the number of districts and calendar days, never with the number of lifts or
+cylinders. ``tests/test_figures.py`` checks every figure against a full recount.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+import aiosqlite
+
+LIFT_COUNTS = ("lifts", "fitted", "online", "open_alarms", "trapped", "maintenance_overdue", "inspection_overdue")
+"""What ``lift_counts`` counts per district: lifts, fitted with a terminal, online (fitted, a terminal online),
+open alarms, lifts with passengers trapped, maintenance overdue, inspection overdue."""
+_PLAIN = ("lifts", "pilot", "fitted", "pilot_fitted", "online", "open_alarms", "trapped")
+REGISTRY_COUNTS = ("stations", "stations_connected", "vehicles", "vehicles_valid", "cylinders", "cylinders_tagged")
+
+
+def _scope(district_code: str | None, maintenance_company: str | None) -> tuple[str, list[Any]]:
+    where, params = ["company = ?"], [maintenance_company or ""]
+    if district_code is not None:
+        where.append("district_code = ?")
+        params.append(district_code)
+    return " AND ".join(where), params
+
+
+async def plain_counts(conn: aiosqlite.Connection, names: Sequence[str], *, district_code: str | None = None,
+                       maintenance_company: str | None = None) -> dict[str, dict[str, int]]:  # fmt: skip
+    """Counters by name per district code (lifts: ``lifts``, ``pilot``, ``fitted``, ``pilot_fitted``,
+    ``online``, ``open_alarms``, ``trapped``; the registry's: ``REGISTRY_COUNTS``)."""
+    return await _plain(conn, names, _scope(district_code, maintenance_company))
+
+
+async def _plain(conn: aiosqlite.Connection, names: Sequence[str], scope: tuple[str, list[Any]]
+                 ) -> dict[str, dict[str, int]]:  # fmt: skip
+    where, params = scope
+    marks = ", ".join("?" * len(names))
+    rows = await conn.execute_fetchall(
+        f"SELECT district_code, figure, value FROM figures WHERE figure IN ({marks}) AND {where}", [*names, *params]
+    )
+    found: dict[str, dict[str, int]] = {}
+    for row in rows:
+        found.setdefault(row["district_code"], {})[row["figure"]] = row["value"]
+    return found
+
+
+async def _days_before(conn: aiosqlite.Connection, figure: str, before: str, scope: tuple[str, list[Any]]
+                       ) -> dict[str, int]:  # fmt: skip
+    """Per district: the counter ``figure`` summed over the days before ``before`` ('' counts as long ago)."""
+    where, params = scope
+    rows = await conn.execute_fetchall(
+        f"SELECT district_code, sum(value) AS n FROM day_figures WHERE figure = ? AND day < ? AND {where}"
+        " GROUP BY district_code",
+        [figure, before, *params],
+    )
+    return {row["district_code"]: row["n"] for row in rows}
+
+
+async def _days_from(conn: aiosqlite.Connection, figure: str, first: str, scope: tuple[str, list[Any]]
+                     ) -> dict[str, int]:  # fmt: skip
+    """Per district: the counter ``figure`` summed over ``first`` and the days after it."""
+    where, params = scope
+    rows = await conn.execute_fetchall(
+        f"SELECT district_code, sum(value) AS n FROM day_figures WHERE figure = ? AND day >= ? AND {where}"
+        " GROUP BY district_code",
+        [figure, first, *params],
+    )
+    return {row["district_code"]: row["n"] for row in rows}
+
+
+async def lift_counts(
+    conn: aiosqlite.Connection,
+    *,
+    today: date,
+    maintenance_interval_days: int,
+    district_code: str | None = None,
+    maintenance_company: str | None = None,
+) -> dict[str, dict[str, int]]:
+    """``LIFT_COUNTS`` per district code (a district without a lift in scope is left out)."""
+    scope = _scope(district_code, maintenance_company)
+    found = await _plain(conn, _PLAIN, scope)
+    overdue = await _days_before(conn, "maintenance_ref", (today - timedelta(days=maintenance_interval_days)).isoformat(),
+                                 scope)  # fmt: skip
+    inspection = await _days_before(conn, "next_inspection", today.isoformat(), scope)
+    counts = {}
+    for code, figures in found.items():
+        if not figures.get("lifts"):
+            continue
+        counts[code] = {name: figures.get(name, 0) for name in LIFT_COUNTS} | {
+            "maintenance_overdue": overdue.get(code, 0),
+            "inspection_overdue": inspection.get(code, 0),
+            "pilot": figures.get("pilot", 0),
+            "pilot_fitted": figures.get("pilot_fitted", 0),
+        }
+    return counts
+
+
+async def registry_counts(conn: aiosqlite.Connection, *, today: date, fills_days: int = 30,
+                          district_code: str | None = None) -> dict[str, dict[str, int]]:  # fmt: skip
+    """Stations (connected: every filling post online), vehicles (with a valid certificate), cylinders
+    (tagged, and filled on one of the last ``fills_days`` CST days) per district code."""
+    scope = _scope(district_code, None)
+    found = await _plain(conn, REGISTRY_COUNTS, scope)
+    filled = await _days_from(conn, "cylinder_last_fill", (today - timedelta(days=fills_days)).isoformat(), scope)
+    return {code: {name: figures.get(name, 0) for name in REGISTRY_COUNTS} | {"cylinders_filled": filled.get(code, 0)}
+            for code, figures in found.items()}  # fmt: skip
+
+
+# --- lifts online ≥ 95 % of the last 7 days: counted once a day ----------------------------------------
+
+ONLINE_WEEK_SHARE = 0.95
+ONLINE_WEEK_CHUNK = 2_000
+"""Lifts read per step of the daily count (a step is one short read on the reader connection)."""
+_ONLINE_WEEK = """
+SELECT e.device_code, e.district_code,
+       coalesce((SELECT sum(d.online_s) FROM lift_daily d WHERE d.device_code = e.device_code
+                 AND d.day >= :week_from AND d.day < :today), 0) >= :threshold AS online_week
+FROM elevators e WHERE e.device_code > :after ORDER BY e.device_code LIMIT :chunk
+"""
+
+
+async def count_online_week(conn: aiosqlite.Connection, today: date) -> dict[str, int]:
+    """Per district: the lifts online at least 95 % of the 7 CST days before ``today``, counted in steps of
+    ``ONLINE_WEEK_CHUNK`` lifts. The days counted are all before today, so the figure changes only at
+    midnight: the platform counts it once a day (``online_week_statements``) instead of per request."""
+    params: dict[str, Any] = {"week_from": (today - timedelta(days=7)).isoformat(), "today": today.isoformat(),
+                              "threshold": ONLINE_WEEK_SHARE * 7 * 86_400, "after": "", "chunk": ONLINE_WEEK_CHUNK}
+    counts: dict[str, int] = {}
+    while True:
+        rows = await conn.execute_fetchall(_ONLINE_WEEK, params)
+        for row in rows:
+            counts[row["district_code"]] = counts.get(row["district_code"], 0) + row["online_week"]
+        if len(rows) < ONLINE_WEEK_CHUNK:
+            return counts
+        params["after"] = rows[-1]["device_code"]
+
+
+def online_week_statements(today: date, counts: dict[str, int]) -> list[tuple[str, tuple[Any, ...]]]:
+    """The statements that store ``count_online_week``'s figures as today's (replacing earlier days')."""
+    return [("DELETE FROM day_figures WHERE figure = 'online_7d' AND company = ''", ())] + [
+        ("INSERT INTO day_figures (district_code, company, figure, day, value) VALUES (?, '', 'online_7d', ?, ?)",
+         (district, today.isoformat(), n)) for district, n in counts.items()]  # fmt: skip
+
+
+async def online_week(conn: aiosqlite.Connection, *, district_code: str | None = None) -> tuple[str | None, dict[str, int]]:
+    """The latest daily count of lifts online ≥ 95 % of the last 7 days: (its day, per district code)."""
+    rows = await conn.execute_fetchall(
+        "SELECT district_code, day, value FROM day_figures WHERE figure = 'online_7d' AND company = ''"
+        + ("" if district_code is None else " AND district_code = ?"), [] if district_code is None else [district_code])
+    day = max((row["day"] for row in rows), default=None)
+    return day, {row["district_code"]: row["value"] for row in rows if row["day"] == day}
