@@ -105,7 +105,7 @@ async def running(path: Path) -> tuple[dict, dict]:
         for row in await coverage(conn, today=TODAY):
             if row["elevators"]:
                 assert row["elevators_installed"] == lifts[(row["district_code"], "")]["fitted"]
-        return lifts, {d: c for d, c in registry.items() if any(c.values())}
+        return lifts, registry
     finally:
         await conn.close()
 
@@ -116,11 +116,16 @@ def _noon(day: date):  # noqa: ANN202 - a datetime
     return datetime(day.year, day.month, day.day, 4, tzinfo=UTC)
 
 
+def _nonzero(counted: dict) -> dict:
+    """Figures without their zeros (a recount has no row where there is nothing to count)."""
+    return {key: {name: n for name, n in values.items() if n} for key, values in counted.items() if any(values.values())}
+
+
 def assert_agree(path: Path, found: tuple[dict, dict]) -> None:
     with sqlite3.connect(path) as conn:
         lifts, registry = recount(conn)
-    assert found[0] == {key: value for key, value in lifts.items() if value["lifts"]}
-    assert found[1] == {district: counted for district, counted in registry.items() if any(counted.values())}
+    assert _nonzero(found[0]) == _nonzero({key: value for key, value in lifts.items() if value["lifts"]})
+    assert _nonzero(found[1]) == _nonzero(registry)
 
 
 async def imported_city(tmp_path: Path) -> Path:
