@@ -1,4 +1,4 @@
-"""The running figures (migration 0021, registry/figures.py) agree exactly with a full recount of the raw
+"""The running figures (migration 0021, storage/figures.py) agree exactly with a full recount of the raw
 tables: after a census import, after a randomised mix of imports, sessions, alarms, visits and fills, after
 the platform restarts on the same file, and after the process writing them is killed with SIGKILL."""
 
@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from wuhai_iot.elevators.queries import COUNTS, count_lifts
-from wuhai_iot.registry import figures
 from wuhai_iot.registry.census import import_files
 from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
-from wuhai_iot.storage import db
+from wuhai_iot.storage import db, figures
 from wuhai_iot.web.queries import coverage
 
 TODAY = date(2026, 11, 29)

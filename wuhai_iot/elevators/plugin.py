@@ -20,16 +20,16 @@ from wuhai_iot.alarms.kinds import AlarmKind
 from wuhai_iot.clock import cst_date, cst_midnight, cst_today
 from wuhai_iot.elevators.maintenance import MaintenanceTracker
 from wuhai_iot.elevators.rescue import RescueTracker
-from wuhai_iot.elevators.state import LatestState
 from wuhai_iot.elevators.rules.base import Rule
 from wuhai_iot.elevators.rules.engine import (
     CONTEXT_MAX_SAMPLES,
     ONLINE_STEP_S,
     RuleEngine,
 )
+from wuhai_iot.elevators.state import LatestState
 from wuhai_iot.plugins import get_plugin_manager
 from wuhai_iot.plugins.hookspecs import hookimpl
-from wuhai_iot.registry import figures
+from wuhai_iot.storage import figures
 from wuhai_iot.storage.writer import Statement, WriteUnit
 from wuhai_iot.tasks import supervised
 

@@ -30,7 +30,7 @@ import aiosqlite
 
 from wuhai_iot.clock import cst_date, cst_today, utc
 from wuhai_iot.config import RulesConfig
-from wuhai_iot.registry import figures
+from wuhai_iot.storage import figures
 from wuhai_iot.storage.scope import ScopeColumns
 
 DEFAULTS = RulesConfig()
@@ -53,7 +53,7 @@ _FLAGS = (f"{_MAINTENANCE_OVERDUE} AS maintenance_overdue, {_INSPECTION_OVERDUE}
 
 # The lifts in scope with what is known of each. What used to be counted per lift and request (terminals,
 # online terminals, open alarms, the last completed visit) is kept on the lift's row by the triggers of
-# migration 0021, so filters and orders run on indexes (see registry/figures.py).
+# migration 0021, so filters and orders run on indexes (see storage/figures.py).
 _LIFTS = f"""
 SELECT e.*, {_FLAGS}, {", ".join(f"st.{name} AS state_{name}" for name in STATE_COLUMNS)},
        e.online_terminals > 0 AS online, (SELECT max(ts.last_frame_at) {_SESSIONS}) AS last_frame_at,

@@ -18,8 +18,8 @@ from wuhai_iot.alarms.queries import count_alarms
 from wuhai_iot.clock import cst_midnight, cst_today
 from wuhai_iot.elevators import rescue
 from wuhai_iot.elevators.queries import LIFT_SCOPE
-from wuhai_iot.registry import figures
 from wuhai_iot.registry.districts import DISTRICTS
+from wuhai_iot.storage import figures
 from wuhai_iot.storage.scope import ScopeColumns
 
 DAY_S = 86400
@@ -120,7 +120,7 @@ def rollout_phase(figures: dict[str, int]) -> str:
 async def coverage(conn: aiosqlite.Connection, *, today: date, district_code: str | None = None, **_: Any
                    ) -> list[dict[str, Any]]:  # fmt: skip
     """The rollout figures of domain.md per district (every district, or the one asked for), from the
-    running figures (registry/figures.py): a handful of rows whatever the size of the registry."""
+    running figures (storage/figures.py): a handful of rows whatever the size of the registry."""
     lifts = await figures.plain_counts(conn, ("lifts", "pilot", "fitted", "pilot_fitted", "online"),
                                        district_code=district_code)  # fmt: skip
     registry = await figures.registry_counts(conn, today=today, district_code=district_code)

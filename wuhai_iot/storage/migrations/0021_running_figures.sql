@@ -1,6 +1,6 @@
 -- Running figures: what the dashboard, the rollout page and the lift lists count is kept up to date as things
 -- happen, by triggers, in the same transaction as the change that moves it. A page then reads a handful of
--- rows instead of recounting the registry (see wuhai_iot/registry/figures.py, which reads them, and
+-- rows instead of recounting the registry (see wuhai_iot/storage/figures.py, which reads them, and
 -- tests/test_figures.py, which checks them against a full recount).
 --
 -- Two layers:
