@@ -24,6 +24,7 @@ from wuhai_iot.web.queries import coverage
 
 TODAY = date(2026, 11, 29)
 INTERVAL = 15
+DUE_DAYS = 30
 SIZE = CensusSize(lifts=150, stations=6, cylinders=1_500, vehicles=60, seed=11)
 
 # The truth: every figure counted from the raw tables, the way the pages counted before migration 0021.
@@ -42,7 +43,7 @@ SELECT e.district_code, e.maintenance_company AS company, count(*) AS lifts, sum
             AND v.started_at IS NOT NULL AND v.ended_at IS NOT NULL AND v.flags = ''), 'unixepoch', '+8 hours'),
       (SELECT min(coalesce(t.installed_on, '')) FROM terminals t WHERE t.device_code = e.device_code))
       < :overdue_before) AS maintenance_overdue,
-  sum(e.next_inspection < :today) AS inspection_overdue
+  sum(e.next_inspection < :today) AS inspection_overdue, sum(e.next_inspection <= :due_until) AS inspection_due
 FROM elevators e GROUP BY e.district_code, e.maintenance_company
 """
 RECOUNT_REGISTRY = """
@@ -71,7 +72,8 @@ UNION ALL SELECT d, 'cylinders_filled', sum(filled >= :fills_since) FROM (SELECT
 def recount(conn: sqlite3.Connection) -> tuple[dict, dict]:
     """(lift figures per (district, company) and per (district, ''), registry figures per district)."""
     conn.row_factory = sqlite3.Row
-    params = {"today": TODAY.isoformat(), "overdue_before": (TODAY - timedelta(days=INTERVAL)).isoformat()}
+    params = {"today": TODAY.isoformat(), "overdue_before": (TODAY - timedelta(days=INTERVAL)).isoformat(),
+              "due_until": (TODAY + timedelta(days=DUE_DAYS)).isoformat()}
     lifts: dict[tuple[str, str], dict[str, int]] = {}
     for row in conn.execute(RECOUNT_LIFTS, params):
         for key in ((row["district_code"], row["company"]), (row["district_code"], "")):
@@ -94,12 +96,13 @@ async def running(path: Path) -> tuple[dict, dict]:
         companies = [row[0] for row in await conn.execute_fetchall("SELECT DISTINCT maintenance_company FROM elevators")]
         for company in [None, *companies]:
             found = await figures.lift_counts(conn, today=TODAY, maintenance_interval_days=INTERVAL,
-                                              maintenance_company=company)  # fmt: skip
+                                              inspection_due_days=DUE_DAYS, maintenance_company=company)  # fmt: skip
             for district, counted in found.items():
                 lifts[(district, company or "")] = counted
         registry = await figures.registry_counts(conn, today=TODAY)
         # count_lifts and coverage (what the dashboard and the rollout page call) read the same figures.
-        from_pages = await count_lifts(conn, now=_noon(TODAY), maintenance_interval_days=INTERVAL)
+        from_pages = await count_lifts(conn, now=_noon(TODAY), maintenance_interval_days=INTERVAL,
+                                       inspection_due_days=DUE_DAYS)
         assert from_pages == {d: {n: c[n] for n in COUNTS} for (d, company), c in lifts.items() if company == ""}
         for row in await coverage(conn, today=TODAY):
             if row["elevators"]:

@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +16,9 @@ import pytest
 from lift_support import LIFT, LIFT_2, LiftTerminal
 from web_support import add_user, base_url, browser, login, session_csrf
 
+from wuhai_iot.clock import cst_today
 from wuhai_iot.server import Platform
+from wuhai_iot.storage import db
 from wuhai_iot.web import charts
 from wuhai_iot.web.templating import cst, duration
 
@@ -348,3 +351,17 @@ def test_charts_are_plain_svg() -> None:
     line = charts.line_chart([("1", 90.0), ("2", None), ("3", 99.5)], title="在线率", unit="%", y_max=100)
     assert line.count("<polyline") == 2 and "http" not in line.replace("http://www.w3.org", "")
     assert "暂无数据" in charts.bar_chart([], title="x")
+
+
+async def test_inspections_page_counts_and_pages_on_the_index(site: Platform, clients: dict) -> None:
+    status, page = await get(clients["admin1"], site, "/inspections")
+    conn = await db.connect(site.config.database.path, migrate=False)
+    try:
+        due_until = (cst_today() + timedelta(days=site.config.rules.inspection_due_days)).isoformat()
+        (due,) = await (await conn.execute("SELECT count(*) FROM elevators WHERE next_inspection <= ?",
+                                           (due_until,))).fetchone()  # fmt: skip
+    finally:
+        await conn.close()
+    assert due >= 1 and status == 200 and f"共 {due} 台" in page and page.count('href="/lifts/') == due
+    status, _ = await get(clients["admin1"], site, "/inspections?after=not-a-cursor")
+    assert status == 400

@@ -48,6 +48,7 @@ _SESSIONS = ("FROM terminals t JOIN terminal_sessions ts ON ts.protocol = t.prot
 _MAINTENANCE_OVERDUE = "coalesce(e.terminals > 0 AND e.maintenance_ref < :overdue_before, 0)"
 _INSPECTION_OVERDUE = "e.next_inspection < :today"
 _INSPECTION_DUE_SOON = "e.next_inspection BETWEEN :today AND :due_until"
+_INSPECTION_DUE = "e.next_inspection <= :due_until"
 _FLAGS = (f"{_MAINTENANCE_OVERDUE} AS maintenance_overdue, {_INSPECTION_OVERDUE} AS inspection_overdue,"
           f" {_INSPECTION_DUE_SOON} AS inspection_due_soon")  # fmt: skip
 
@@ -175,6 +176,7 @@ def _filters(
     maintenance_overdue: bool | None = None,
     inspection_overdue: bool | None = None,
     inspection_due_soon: bool | None = None,
+    inspection_due: bool | None = None,
     search: str | None = None,
     district_code: str | None = None,
     maintenance_company: str | None = None,
@@ -192,7 +194,7 @@ def _filters(
                               ("e.trapped_alarms > 0", trapped),
                               (f"({_MAINTENANCE_OVERDUE} OR {_INSPECTION_OVERDUE})", overdue),
                               (_MAINTENANCE_OVERDUE, maintenance_overdue), (_INSPECTION_OVERDUE, inspection_overdue),
-                              (_INSPECTION_DUE_SOON, inspection_due_soon)):  # fmt: skip
+                              (_INSPECTION_DUE_SOON, inspection_due_soon), (_INSPECTION_DUE, inspection_due)):  # fmt: skip
         if wanted is not None:
             where.append(condition if wanted else f"NOT {condition}")
     return where
@@ -225,7 +227,8 @@ async def list_lifts(
     ``after`` is the keyset cursor (``cursor_of`` the last lift of the previous page) of every order but
     ``urgency``. ``filters``: ``online``, ``with_alarm``, ``trapped`` (people inside now), ``overdue``
     (maintenance or inspection overdue),
-    ``maintenance_overdue``, ``inspection_overdue``, ``inspection_due_soon`` (each True, False or None),
+    ``maintenance_overdue``, ``inspection_overdue``, ``inspection_due_soon``, ``inspection_due`` (overdue or due
+    soon) (each True, False or None),
     ``search`` (matches the device code, registration number or address), and the scope
     (``district_code``, ``maintenance_company``)."""
     if after is not None and order not in PAGED_ORDERS:
@@ -249,6 +252,7 @@ _COUNTS = {
     "lifts": "count(*)", "fitted": "sum(e.terminals > 0)", "online": "sum(e.terminals > 0 AND e.online_terminals > 0)",
     "open_alarms": "sum(e.open_alarms)", "trapped": "sum(e.trapped_alarms > 0)",
     "maintenance_overdue": f"sum({_MAINTENANCE_OVERDUE})", "inspection_overdue": f"sum({_INSPECTION_OVERDUE})",
+    "inspection_due": f"sum({_INSPECTION_DUE})",
 }  # fmt: skip
 COUNTS = tuple(_COUNTS)
 _SCOPE_FILTERS = frozenset({"district_code", "maintenance_company"})
@@ -265,7 +269,7 @@ async def count_lifts(
 ) -> dict[str, dict[str, int]]:
     """``list_lifts``'s lifts (same ``filters``) counted per district code: of ``COUNTS`` — lifts, fitted
     (with a terminal), online (fitted and online), open alarms, lifts with passengers trapped, maintenance
-    overdue, inspection overdue — the ``counts`` asked for. A district without a lift in scope is left out.
+    overdue, inspection overdue, inspection due (overdue or due soon) — the ``counts`` asked for. A district without a lift in scope is left out.
 
     Within a scope alone (district, maintenance company) the running figures answer, in a handful of rows;
     other filters (a search, online only ...) count the matching lifts."""
@@ -273,12 +277,13 @@ async def count_lifts(
     given = {name: value for name, value in filters.items() if value is not None}
     if not given.keys() - _SCOPE_FILTERS:
         found = await figures.lift_counts(conn, today=today, maintenance_interval_days=maintenance_interval_days,
-                                          **given)  # fmt: skip
+                                          inspection_due_days=inspection_due_days, **given)  # fmt: skip
         return {code: {name: figures_of[name] for name in counts} for code, figures_of in found.items()}
     params: dict[str, Any] = {}
     where = _filters(params, **filters)
     params |= {"today": today.isoformat(),
-               "overdue_before": (today - timedelta(days=maintenance_interval_days)).isoformat()}  # fmt: skip
+               "overdue_before": (today - timedelta(days=maintenance_interval_days)).isoformat(),
+               "due_until": (today + timedelta(days=inspection_due_days)).isoformat()}  # fmt: skip
     columns = ", ".join(f"{_COUNTS[name]} AS {name}" for name in counts)
     rows = await conn.execute_fetchall(
         f"SELECT e.district_code, {columns} FROM elevators e{' WHERE ' + ' AND '.join(where) if where else ''}"

@@ -17,9 +17,11 @@ from typing import Any
 
 import aiosqlite
 
-LIFT_COUNTS = ("lifts", "fitted", "online", "open_alarms", "trapped", "maintenance_overdue", "inspection_overdue")
+LIFT_COUNTS = ("lifts", "fitted", "online", "open_alarms", "trapped", "maintenance_overdue", "inspection_overdue",
+               "inspection_due")
 """What ``lift_counts`` counts per district: lifts, fitted with a terminal, online (fitted, a terminal online),
-open alarms, lifts with passengers trapped, maintenance overdue, inspection overdue."""
+open alarms, lifts with passengers trapped (inside now), maintenance overdue, inspection overdue, inspection
+overdue or due within ``inspection_due_days``."""
 _PLAIN = ("lifts", "pilot", "fitted", "pilot_fitted", "online", "open_alarms", "trapped")
 REGISTRY_COUNTS = ("stations", "stations_connected", "vehicles", "vehicles_valid", "cylinders", "cylinders_tagged")
 
@@ -81,6 +83,7 @@ async def lift_counts(
     *,
     today: date,
     maintenance_interval_days: int,
+    inspection_due_days: int,
     district_code: str | None = None,
     maintenance_company: str | None = None,
 ) -> dict[str, dict[str, int]]:
@@ -90,6 +93,8 @@ async def lift_counts(
     overdue = await _days_before(conn, "maintenance_ref", (today - timedelta(days=maintenance_interval_days)).isoformat(),
                                  scope)  # fmt: skip
     inspection = await _days_before(conn, "next_inspection", today.isoformat(), scope)
+    due = await _days_before(conn, "next_inspection", (today + timedelta(days=inspection_due_days + 1)).isoformat(),
+                             scope)  # fmt: skip
     counts = {}
     for code, figures in found.items():
         if not figures.get("lifts"):
@@ -97,6 +102,7 @@ async def lift_counts(
         counts[code] = {name: figures.get(name, 0) for name in LIFT_COUNTS} | {
             "maintenance_overdue": overdue.get(code, 0),
             "inspection_overdue": inspection.get(code, 0),
+            "inspection_due": due.get(code, 0),
             "pilot": figures.get("pilot", 0),
             "pilot_fitted": figures.get("pilot_fitted", 0),
         }

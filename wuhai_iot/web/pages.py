@@ -485,9 +485,21 @@ async def inspection_page(request: web.Request) -> web.Response:
     conn = web_database(request)
     filters = lift_filters(request, user)
     rules = rules_of(request)
-    found = await lifts.list_lifts(conn, inspection_overdue=True, order="inspection", **rules, **filters)
-    found += await lifts.list_lifts(conn, inspection_due_soon=True, order="inspection", **rules, **filters)
-    return await page(request, "inspections.html", {"lifts": found, "due_days": rules["inspection_due_days"]})
+    query = request.query
+    try:
+        found = await lifts.list_lifts(conn, inspection_due=True, order="inspection", after=query.get("after") or None,
+                                       limit=LIFTS_PER_PAGE + 1, **rules, **filters)  # fmt: skip
+    except ValueError:
+        raise web.HTTPBadRequest(text="无效的分页参数") from None
+    counted = await lifts.count_lifts(conn, counts=["inspection_due"], **rules, **filters)
+    shown = found[:LIFTS_PER_PAGE]
+    return await page(request, "inspections.html", {
+        "lifts": shown, "due_days": rules["inspection_due_days"],
+        "total": sum(c["inspection_due"] or 0 for c in counted.values()),
+        "next_url": str(request.rel_url.update_query(after=lifts.cursor_of(shown[-1], "inspection")))
+        if len(found) > len(shown) else None,
+        "first_url": str(request.rel_url.without_query_params("after")) if "after" in query else None,
+    })  # fmt: skip
 
 
 @public
