@@ -1,0 +1,81 @@
+"""Every page and API list reads on indexes: each query the web layer runs while an admin and a district
+officer open every page and API list is explained (``EXPLAIN QUERY PLAN``), and a full scan of a table that
+grows with the registry or its history fails the test. (Tables that stay small whatever the city — the
+districts, the running figures, the users — may be scanned.)"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from lift_support import LIFT
+from web_support import add_user, base_url, browser, login, token_for
+
+from wuhai_iot.server import Platform
+from wuhai_iot.web.auth import WEB_DB_KEY
+
+GROWING = {
+    "elevators", "cylinders", "vehicles", "terminals", "terminal_sessions", "stations", "workers", "messages",
+    "elevator_state", "alarms", "alarm_samples", "rescues", "maintenance_visits", "lift_daily", "rule_state",
+    "fill_decisions", "fills", "commands", "audit_log", "vehicle_positions", "track_points", "vehicle_daily",
+}
+"""Tables whose size grows with the registry or its history (some exist only once their feature is there)."""
+
+PAGES = ["/", "/lifts", "/lifts?state=offline", "/lifts?overdue=1", f"/lifts/{LIFT}", "/alarms", "/alarms?status=all",
+         "/rescues", "/maintenance", "/inspections", "/stations", "/stations/150301", "/rollout",
+         "/reports/monthly?month=2026-11", "/audit", "/cylinders?code=LPG-YSP35.5-0012345", "/vehicles?plate=蒙L12345"]
+API = ["/api/v1/elevators", "/api/v1/elevators?maintenance_overdue=true", f"/api/v1/elevators/{LIFT}", "/api/v1/alarms",
+       "/api/v1/alarms?status=open", "/api/v1/maintenance/visits", "/api/v1/coverage", "/api/v1/stations/150301",
+       "/api/v1/rescues"]
+
+
+@pytest.fixture
+async def traced(platform: Platform) -> AsyncIterator[list[str]]:
+    """Every statement the web layer's read connection runs, as executed (parameters filled in)."""
+    statements: list[str] = []
+    assert platform._runner is not None
+    conn = platform._runner.app[WEB_DB_KEY]
+    await conn.set_trace_callback(statements.append)
+    yield statements
+    await conn.set_trace_callback(None)
+
+
+def full_scans(database: str, statements: list[str]) -> dict[str, set[str]]:
+    """Growing table → the statements that scan it whole.
+
+    A scan that delivers rows in the order asked for, under a LIMIT (the newest 100 audit entries by id),
+    stops after those rows: it is not a full scan."""
+    found: dict[str, set[str]] = {}
+    with sqlite3.connect(database) as conn:
+        for statement in set(statements):
+            if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
+                continue
+            plan = [row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + statement)]
+            stops_early = " LIMIT " in statement.upper() and not any("TEMP B-TREE" in step for step in plan)
+            for detail in plan:
+                words = detail.split()
+                if words[:1] == ["SCAN"] and words[1] in GROWING and not stops_early:
+                    found.setdefault(words[1], set()).add(f"{detail}  ←  {' '.join(statement.split())[:160]}")
+    return found
+
+
+async def test_no_page_or_api_list_scans_a_growing_table(platform: Platform, traced: list[str]) -> None:
+    await add_user(platform, "admin1", "admin")
+    await add_user(platform, "haibowan", "district", district="海勃湾区")
+    for name in ("admin1", "haibowan"):
+        async with browser() as client:
+            assert (await login(client, platform, name)).status == 302
+            for path in PAGES:
+                async with client.get(base_url(platform) + path) as answer:
+                    assert answer.status in (200, 403, 404), (name, path, answer.status)
+        token = await token_for(platform, name)
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as api:
+            for path in API:
+                async with api.get(base_url(platform) + path) as answer:
+                    assert answer.status in (200, 403, 404), (name, path, answer.status)
+    assert len(traced) > 50  # (the trace saw the pages' queries)
+    scans = full_scans(str(platform.config.database.path), traced)
+    assert not scans, "full scans of growing tables:\n" + "\n".join(
+        line for lines in scans.values() for line in sorted(lines))
