@@ -17,7 +17,7 @@ TINY = {
     "bench_ingest.py": ["--terminals", "20", "--duration", "1"],
     "bench_fill_decision.py": ["--cylinders", "2000", "--requests", "30", "--load-rate", "200"],
     "bench_connections.py": ["--terminals", "40", "--hold", "2", "--heartbeat", "1", "--processes", "1"],
-    "bench_pages.py": ["--lifts", "40", "--cylinders", "2000", "--fills-per-cylinder", "1", "--status-per-day",
+    "bench_pages.py": ["--lifts", "40", "--cylinders", "2000", "--factor", "2", "--status-per-day",
                        "2", "--requests", "3"],  # fmt: skip
     "bench_storage.py": ["--lifts", "40", "--minutes", "2"],
 }
