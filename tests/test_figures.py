@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from wuhai_iot.elevators.queries import COUNTS, count_lifts
+from wuhai_iot.elevators.rules.engine import DAILY_ADD
 from wuhai_iot.registry.census import import_files
 from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
 from wuhai_iot.storage import db, figures
@@ -285,3 +287,51 @@ async def test_figures_agree_with_a_recount_after_sigkill(tmp_path: Path) -> Non
     assert writer.returncode == -signal.SIGKILL
     assert_agree(path, await running(path))
 
+
+
+async def test_daily_figures_agree_with_a_recount_of_online_time_and_fill_decisions(tmp_path: Path) -> None:
+    """The monthly report's running figures (online seconds, decisions by outcome and reason per district and
+    day) equal a recount, through the statements the platform writes them with and the retention's deletes."""
+    path = await imported_city(tmp_path)
+    rng = random.Random(4)
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        lifts = [row[0] for row in conn.execute("SELECT device_code FROM elevators")]
+        stations = [row[0] for row in conn.execute("SELECT station_code FROM stations")]
+        days = [(TODAY - timedelta(days=n)).isoformat() for n in range(40)]
+        conn.execute("BEGIN")
+        for _ in range(3_000):  # the engine's additive daily rows: runs only, or online time too
+            conn.execute(DAILY_ADD, (rng.choice(lifts), rng.choice(days), 1, 5.0, 0, rng.choice([0.0, 60.0, 37.5])))
+        for n in range(2_000):
+            permit = rng.random() > 0.2
+            at = _noon(TODAY).timestamp() - rng.uniform(0, 40 * 86_400)
+            conn.execute("INSERT INTO fill_decisions (id, decided_at, station_code, scale, request_seq, tag, operator_card,"
+                         " medium, gross_before_g, permit, reason, net_limit_g, message) VALUES"
+                         " (?, ?, ?, 1, 1, 'E0', 1, 'LPG', 0, ?, ?, 0, '')",
+                         (n + 1, at, rng.choice(stations), int(permit), 0 if permit else rng.choice([1, 2, 5, 99])))
+        conn.execute("DELETE FROM lift_daily WHERE day < ?", (days[35],))  # the retention
+        conn.execute("COMMIT")
+        expected_online = {(d, day): s for d, day, s in conn.execute(
+            "SELECT e.district_code, l.day, sum(l.online_s) FROM lift_daily l JOIN elevators e USING (device_code)"
+            " GROUP BY 1, 2 HAVING sum(l.online_s) != 0")}  # fmt: skip
+        expected_fills = {(d, f, day): n for d, f, day, n in conn.execute(
+            "SELECT s.district_code, CASE WHEN f.permit THEN 'fills_permitted' ELSE 'fills_denied:' || f.reason END,"
+            " date(f.decided_at, 'unixepoch', '+8 hours'), count(*) FROM fill_decisions f"
+            " JOIN stations s USING (station_code) GROUP BY 1, 2, 3")}  # fmt: skip
+    assert expected_online and len({f for _, f, _ in expected_fills}) >= 3
+    conn = await db.connect(path)
+    try:
+        first, until = TODAY - timedelta(days=60), TODAY + timedelta(days=1)
+        online, fills = {}, {}
+        for district in ("150302", "150303", "150304"):
+            for (_, day), seconds in (await figures.per_day(conn, "online_s", first, until,
+                                                            district_code=district)).items():  # fmt: skip
+                if seconds:
+                    online[(district, day)] = seconds
+            for prefix in ("fills_permitted", "fills_denied"):
+                for (figure, day), n in (await figures.per_day(conn, prefix, first, until,
+                                                               district_code=district)).items():  # fmt: skip
+                    fills[(district, figure, day)] = n
+    finally:
+        await conn.close()
+    assert online == pytest.approx(expected_online)
+    assert fills == expected_fills

@@ -163,3 +163,22 @@ async def online_week(conn: aiosqlite.Connection, *, district_code: str | None =
         + ("" if district_code is None else " AND district_code = ?"), [] if district_code is None else [district_code])
     day = max((row["day"] for row in rows), default=None)
     return day, {row["district_code"]: row["value"] for row in rows if row["day"] == day}
+
+
+# --- per CST day: the monthly report ---------------------------------------------------------------------
+
+
+async def per_day(conn: aiosqlite.Connection, prefix: str, first: date, until: date, *, district_code: str | None = None
+                  ) -> dict[tuple[str, str], float]:  # fmt: skip
+    """(figure, day) → the counter summed over the districts in scope, for the figures named ``prefix`` or
+    starting with ``prefix:`` (``online_s``; ``fills_permitted``; ``fills_denied`` by reason), from ``first``
+    to the day before ``until`` (migration 0025)."""
+    where, params = ["figure BETWEEN ? AND ?", "day >= ?", "day < ?", "company = ''"], [
+        prefix, prefix + ":\uffff", first.isoformat(), until.isoformat()]
+    if district_code is not None:
+        where.append("district_code = ?")
+        params.append(district_code)
+    rows = await conn.execute_fetchall(
+        f"SELECT figure, day, sum(value) AS n FROM day_figures WHERE {' AND '.join(where)} GROUP BY figure, day", params
+    )
+    return {(row["figure"], row["day"]): row["n"] for row in rows}

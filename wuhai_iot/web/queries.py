@@ -17,7 +17,6 @@ import aiosqlite
 from wuhai_iot.alarms.queries import count_alarms
 from wuhai_iot.clock import cst_midnight, cst_today
 from wuhai_iot.elevators import rescue
-from wuhai_iot.elevators.queries import LIFT_SCOPE
 from wuhai_iot.registry.districts import DISTRICTS
 from wuhai_iot.storage import figures
 from wuhai_iot.storage.scope import ScopeColumns
@@ -147,8 +146,8 @@ async def monthly_figures(
     conn: aiosqlite.Connection, *, first_day: date, district_code: str | None = None, **_: Any
 ) -> dict[str, Any]:
     """A month's figures per CST day and in total: alarms (by kind), online rate (whole days only), fills and denials,
-    rescues and their arrival times. Everything is counted in SQL: a month at city scale holds thousands of
-    alarms and over a hundred thousand fill decisions."""
+    rescues and their arrival times. Alarms are counted on their index; online time and fill decisions are
+    running figures kept per district and day."""
     next_month = (first_day.replace(day=28) + timedelta(days=4)).replace(day=1)
     days = [first_day + timedelta(days=i) for i in range((next_month - first_day).days)]
     since, until = cst_midnight(first_day), cst_midnight(next_month)
@@ -157,47 +156,26 @@ async def monthly_figures(
     critical_by_day = await _alarms_per_day(conn, severity="critical", **month)
     trapped_by_day = await _alarms_per_day(conn, kind="trapped", **month)
     by_kind = await count_alarms(conn, by=["kind"], **month)
-    lifts_in: list[str] = ["1"]
-    lift_params: list[Any] = []
-    LIFT_SCOPE.narrow(lifts_in, lift_params, district_code=district_code)
-    online_rows = await conn.execute_fetchall(
-        "SELECT d.day, sum(d.online_s) AS online_s FROM lift_daily d JOIN elevators e ON e.device_code = d.device_code"
-        f" WHERE d.day >= ? AND d.day < ? AND {' AND '.join(lifts_in)} GROUP BY d.day",
-        [first_day.isoformat(), next_month.isoformat(), *lift_params],
-    )
-    fitted = await (await conn.execute(
-        "SELECT count(DISTINCT e.device_code) FROM elevators e JOIN terminals t ON t.device_code = e.device_code"
-        f" WHERE {' AND '.join(lifts_in)}", lift_params,
-    )).fetchone()  # fmt: skip
+    # Online seconds and fill decisions per day are running figures (migration 0025): a month reads a few
+    # hundred rows whatever the number of lifts and fills.
+    fitted = sum(counted.get("fitted", 0) for counted in (await figures.plain_counts(
+        conn, ("fitted",), district_code=district_code)).values())  # fmt: skip
+    scope = {"district_code": district_code}
     online_by_day: Counter[str] = Counter()
-    for row in online_rows:
-        online_by_day[row["day"]] += row["online_s"]
-    stations_in: list[str] = ["1"]
-    station_params: list[Any] = []
-    STATION_SCOPE.narrow(stations_in, station_params, district_code=district_code)
-    # Decisions per day: a count of each day's range on the (station, time) index, never a row read.
-    bounds = [cst_midnight(day).timestamp() for day in [*days, next_month]]
-    decided = await conn.execute_fetchall(
-        f"WITH days(since, until) AS (VALUES {', '.join('(?, ?)' for _ in days)}) SELECT (SELECT count(*)"
-        " FROM fill_decisions d JOIN stations s ON s.station_code = d.station_code WHERE d.decided_at >= days.since"
-        f" AND d.decided_at < days.until AND {' AND '.join(stations_in)}) AS n FROM days",
-        [*(bound for pair in zip(bounds, bounds[1:]) for bound in pair), *station_params],
-    )  # fmt: skip
-    denied = await conn.execute_fetchall(
-        "SELECT date(d.decided_at + 8 * 3600, 'unixepoch') AS day, d.reason, count(*) AS n FROM fill_decisions d"
-        " JOIN stations s ON s.station_code = d.station_code WHERE d.permit = 0 AND d.decided_at >= ?"
-        f" AND d.decided_at < ? AND {' AND '.join(stations_in)} GROUP BY day, d.reason",
-        [since.timestamp(), until.timestamp(), *station_params],
-    )  # fmt: skip
+    for (_, day), seconds in (await figures.per_day(conn, "online_s", first_day, next_month, **scope)).items():
+        online_by_day[day] += seconds
+    permitted_by_day: Counter[str] = Counter()
+    for (_, day), n in (await figures.per_day(conn, "fills_permitted", first_day, next_month, **scope)).items():
+        permitted_by_day[day] += int(n)
     denied_by_day: Counter[str] = Counter()
     denied_by_reason: Counter[int] = Counter()
-    for row in denied:
-        denied_by_day[row["day"]] += row["n"]
-        denied_by_reason[row["reason"]] += row["n"]
+    for (figure, day), n in (await figures.per_day(conn, "fills_denied", first_day, next_month, **scope)).items():
+        denied_by_day[day] += int(n)
+        denied_by_reason[int(figure.partition(":")[2])] += int(n)
     rescues = await rescue.list_rescues(conn, since=since, until=until, limit=10_000, district_code=district_code)
     today = cst_today()
     per_day = []
-    for day, decisions in zip(days, decided):
+    for day in days:
         key = day.isoformat()
         per_day.append({
             "day": key,
@@ -205,9 +183,9 @@ async def monthly_figures(
             "critical": critical_by_day[key],
             "trapped": trapped_by_day[key],
             # Today is not over: its online seconds so far are no rate (0.3 % at 00:05); only whole days are.
-            "online_rate": online_by_day[key] / (fitted[0] * DAY_S)
-            if fitted[0] and key in online_by_day and day < today else None,
-            "permitted": decisions["n"] - denied_by_day[key],
+            "online_rate": online_by_day[key] / (fitted * DAY_S) if fitted and key in online_by_day and day < today
+            else None,
+            "permitted": permitted_by_day[key],
             "denied": denied_by_day[key],
         })  # fmt: skip
     return {
