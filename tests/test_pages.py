@@ -365,3 +365,16 @@ async def test_inspections_page_counts_and_pages_on_the_index(site: Platform, cl
     assert due >= 1 and status == 200 and f"共 {due} 台" in page and page.count('href="/lifts/') == due
     status, _ = await get(clients["admin1"], site, "/inspections?after=not-a-cursor")
     assert status == 400
+
+
+async def test_stations_page_shows_its_total_and_refuses_a_bad_cursor(site: Platform, clients: dict) -> None:
+    status, page = await get(clients["admin1"], site, "/stations")
+    conn = await db.connect(site.config.database.path, migrate=False)
+    try:
+        (stations,) = await (await conn.execute("SELECT count(*) FROM stations")).fetchone()
+    finally:
+        await conn.close()
+    assert stations >= 2 and status == 200 and f"共 {stations} 座" in page
+    status, later = await get(clients["admin1"], site, "/stations?after=150301")
+    assert status == 200 and "/stations/150301" not in later
+    assert (await get(clients["admin1"], site, "/stations?after=x"))[0] == 400

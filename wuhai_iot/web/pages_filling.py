@@ -33,17 +33,32 @@ def _station_filters(request: web.Request) -> dict[str, object]:
     return filters
 
 
+STATIONS_PER_PAGE = 100
+
+
 @requires(P.VIEW_STATIONS)
 async def station_list(request: web.Request) -> web.Response:
     since, until = today_window()
     filters = _station_filters(request)
     conn = web_database(request)
-    stations = await queries.list_stations(conn, since=since, until=until, **filters)  # type: ignore[arg-type]
+    try:
+        after = int(request.query["after"]) if request.query.get("after") else None
+    except ValueError:
+        raise web.HTTPBadRequest(text="无效的分页参数") from None
+    found = await queries.list_stations(conn, since=since, until=until, after=after, limit=STATIONS_PER_PAGE + 1,
+                                        **filters)  # type: ignore[arg-type]  # fmt: skip
+    stations = found[:STATIONS_PER_PAGE]
     month_ago = until - timedelta(days=30)
     denials = await queries.denials_by_reason(conn, since=month_ago, until=until, **filters)  # type: ignore[arg-type]
     chart = charts.hbar_chart([(reasons.short_name(reason), n) for reason, n in denials],
                               title="近30日拒绝充装原因", unit="次")  # fmt: skip
-    return await page(request, "stations.html", {"stations": stations, "chart": chart, "query": request.query})
+    return await page(request, "stations.html", {
+        "stations": stations, "chart": chart, "query": request.query,
+        "stations_total": await queries.count_stations(conn, **filters),  # type: ignore[arg-type]
+        "next_url": str(request.rel_url.update_query(after=stations[-1]["station_code"]))
+        if len(found) > len(stations) else None,
+        "first_url": str(request.rel_url.without_query_params("after")) if after is not None else None,
+    })  # fmt: skip
 
 
 @requires(P.VIEW_STATIONS, hidden=True)

@@ -15,7 +15,7 @@ from typing import Any
 import aiosqlite
 
 from wuhai_iot.alarms.queries import count_alarms
-from wuhai_iot.clock import cst_midnight, cst_today
+from wuhai_iot.clock import cst_date, cst_midnight, cst_today
 from wuhai_iot.elevators import rescue
 from wuhai_iot.registry.districts import DISTRICTS
 from wuhai_iot.storage import figures
@@ -56,14 +56,30 @@ async def list_stations(
     until: datetime,
     district_code: str | None = None,
     station_code: int | None = None,
+    after: int | None = None,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Stations with scales installed/online and decisions and fills between ``since`` and ``until``."""
+    """Stations by station code (``after``: the keyset cursor, the last code of the previous page; at most
+    ``limit``) with scales installed/online and decisions and fills between ``since`` and ``until``."""
     where, params = ["1"], []
     STATION_SCOPE.narrow(where, params, district_code=district_code, station_code=station_code)
+    if after is not None:
+        where.append("s.station_code > ?")
+        params.append(after)
     window = [since.timestamp(), until.timestamp()] * 3
-    rows = await conn.execute_fetchall(f"{_STATIONS} WHERE {' AND '.join(where)} ORDER BY s.station_code",
-                                       [*window, *params])  # fmt: skip
+    rows = await conn.execute_fetchall(
+        f"{_STATIONS} WHERE {' AND '.join(where)} ORDER BY s.station_code"
+        + ("" if limit is None else f" LIMIT {int(limit)}"), [*window, *params])  # fmt: skip
     return [dict(row) for row in rows]
+
+
+async def count_stations(conn: aiosqlite.Connection, *, district_code: str | None = None,
+                         station_code: int | None = None) -> int:  # fmt: skip
+    """Stations in scope: the running figure, or 1 for a station's own scope."""
+    if station_code is not None:
+        return 1
+    counted = await figures.plain_counts(conn, ("stations",), district_code=district_code)
+    return sum(c.get("stations", 0) for c in counted.values())
 
 
 async def denials_by_reason(
@@ -74,7 +90,14 @@ async def denials_by_reason(
     district_code: str | None = None,
     station_code: int | None = None,
 ) -> list[tuple[int, int]]:
-    """(reason, count) of denied fill requests, most frequent first."""
+    """(reason, count) of denied fill requests, most frequent first. Over whole CST days in a district or
+    the city, from the running figures; for one station, on its index."""
+    days = _whole_days(since, until)
+    if days is not None and station_code is None:
+        counted: Counter[int] = Counter()
+        for (figure, _), n in (await figures.per_day(conn, "fills_denied", *days, district_code=district_code)).items():
+            counted[int(figure.partition(":")[2])] += int(n)
+        return sorted(((reason, n) for reason, n in counted.items() if n), key=lambda pair: (-pair[1], pair[0]))
     where, params = ["d.permit = 0", "d.decided_at >= ?", "d.decided_at < ?"], [since.timestamp(), until.timestamp()]
     STATION_SCOPE.narrow(where, params, district_code=district_code, station_code=station_code)
     rows = await conn.execute_fetchall(
@@ -88,12 +111,28 @@ async def denials_by_reason(
 # --- dashboard, rollout, monthly report ----------------------------------------------------------
 
 
+def _whole_days(since: datetime, until: datetime) -> tuple[date, date] | None:
+    """The CST days from ``since`` up to ``until`` when both are CST midnights (the running figures are kept
+    per day), else None."""
+    first, end = cst_date(since), cst_date(until)
+    if cst_midnight(first) == since and cst_midnight(end) == until:
+        return first, end
+    return None
+
+
+
 async def fill_counts(
     conn: aiosqlite.Connection, *, since: datetime, until: datetime, district_code: str | None = None,
     station_code: int | None = None,
 ) -> dict[str, int]:  # fmt: skip
-    """Fill requests permitted and denied in a window, counted on the indexes alone (every decision by
-    station and time, the denied ones by the partial index) rather than reading each decision."""
+    """Fill requests permitted and denied in a window: over whole CST days in a district or the city from the
+    running figures; otherwise counted on the indexes alone (every decision by station and time, the denied
+    ones by the partial index) rather than reading each decision."""
+    days = _whole_days(since, until)
+    if days is not None and station_code is None:
+        permitted = await figures.per_day(conn, "fills_permitted", *days, district_code=district_code)
+        denied = await figures.per_day(conn, "fills_denied", *days, district_code=district_code)
+        return {"permitted": int(sum(permitted.values())), "denied": int(sum(denied.values()))}
     where, params = ["d.decided_at >= ?", "d.decided_at < ?"], [since.timestamp(), until.timestamp()]
     STATION_SCOPE.narrow(where, params, district_code=district_code, station_code=station_code)
     decided = ("SELECT count(*) FROM fill_decisions d JOIN stations s ON s.station_code = d.station_code"
