@@ -313,14 +313,17 @@ async def get_lift(
     lift = _view(found, today)
     terminals = await conn.execute_fetchall(
         "SELECT t.protocol, t.terminal_id, t.installed_on, ts.online, ts.peer, ts.firmware, ts.report_interval_s,"
-        " ts.connected_at, ts.last_frame_at FROM terminals t LEFT JOIN terminal_sessions ts"
+        " ts.connected_at, ts.last_frame_at, ts.clock_wrong_at, ts.clock_wrong_device_time"
+        " FROM terminals t LEFT JOIN terminal_sessions ts"
         " ON ts.protocol = t.protocol AND ts.terminal_id = t.terminal_id WHERE t.device_code = ?"
         " ORDER BY t.protocol, t.terminal_id",
         (device_code,),
     )
     lift.terminal_list = [
         dict(t) | {"online": bool(t["online"]), "connected_at": utc(t["connected_at"]),
-                   "last_frame_at": utc(t["last_frame_at"])}
+                   "last_frame_at": utc(t["last_frame_at"]), "clock_wrong": t["clock_wrong_at"] is not None,
+                   "clock_wrong_at": utc(t["clock_wrong_at"]),
+                   "clock_wrong_device_time": utc(t["clock_wrong_device_time"])}
         for t in terminals
     ]  # fmt: skip
     return lift

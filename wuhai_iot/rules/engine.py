@@ -23,8 +23,10 @@ daily figures and the records around alarms there.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
@@ -36,7 +38,7 @@ from wuhai_iot import events as ev
 from wuhai_iot.alarms.book import AlarmBook
 from wuhai_iot.alarms.model import Subject
 from wuhai_iot.events import Terminal
-from wuhai_iot.rules.base import Rule, SubjectContext, Transition
+from wuhai_iot.rules.base import Rule, SubjectContext, Transition, moment
 from wuhai_iot.storage.writer import Statement
 
 log = logging.getLogger(__name__)
@@ -155,9 +157,15 @@ class EventTimeEngine:
                 context.last_frame_at = received_at
             received_s = received_at.timestamp()
             device_time = event.device_time
-            # (A record without a device time, the clock unset or wrong, is dated on receipt: it is
-            # evaluated but moves neither clock, so that the next record on a sane clock wins.)
-            t = received_s if device_time is None else device_time.timestamp()
+            if device_time is None:
+                # The clock is unset or was found wrong: the record is dated at the subject's clock at
+                # receipt (the receipt itself when no sane frame told it yet); it moves neither clock,
+                # so that the next record on a sane clock wins.
+                t = received_s if clock.reported_s == -math.inf else clock.now_s(received_s)
+                if t != received_s:
+                    event = dataclasses.replace(event, device_time=moment(t))
+            else:
+                t = device_time.timestamp()
             if t < clock.evaluated_s:
                 statements += self.late(runtime, event)
                 continue

@@ -194,7 +194,7 @@ def elevator_json(lift: lifts.LiftView) -> dict[str, Any]:
     if lift.terminal_list:
         record["terminals"] = [
             {name: t[name] for name in ("protocol", "terminal_id", "installed_on", "online", "connected_at",
-                                        "last_frame_at")}
+                                        "last_frame_at", "clock_wrong", "clock_wrong_at", "clock_wrong_device_time")}
             for t in lift.terminal_list
         ]  # fmt: skip
     return record

@@ -74,6 +74,12 @@ async def exposition(platform: Platform, conn: aiosqlite.Connection) -> str:
     ]  # fmt: skip
     families.append(_family("wuhai_terminals_logged_in", "gauge", "Terminals logged in on an open connection, per protocol",
                             "protocol", ((name, len(listener.by_terminal)) for name, listener in sorted(platform.listeners.items()))))  # fmt: skip
+    wrong_clocks: dict[str, int] = {name: 0 for name in platform.listeners}
+    for protocol, _ in platform.ingest.clock_wrong:
+        wrong_clocks[protocol] = wrong_clocks.get(protocol, 0) + 1
+    families.append(_family("wuhai_terminals_clock_wrong", "gauge",
+                            "Terminals whose newest dated frame showed an impossible device time (dated on receipt),"
+                            " per protocol", "protocol", sorted(wrong_clocks.items())))  # fmt: skip
     decisions = getattr(platform, "fill_decisions_by_reason", {})
     families.append(_family("wuhai_fill_decisions", "counter", "Fill decisions since start by reason (0 = permitted)",
                             "reason", sorted(decisions.items())))  # fmt: skip
