@@ -285,6 +285,31 @@ async def test_lift_page_shows_frames_and_sends_commands(site: Platform, clients
     assert answer.status == 404
 
 
+async def test_lift_page_records_a_rescues_dispatch_and_arrival(site: Platform, clients: dict) -> None:
+    terminal = await LiftTerminal.connect(site, LIFT)
+    await terminal.replay("trapped_40s.jsonl", int(time.time()) - 3600)
+    await terminal.close()
+    client = clients["haibowan"]
+    status, page = await get(client, site, f"/lifts/{LIFT}")
+    found = re.search(r'action="/rescues/(\d+)/dispatch"', page)
+    assert status == 200 and found and "登记到场" in page
+    rescue_id = found.group(1)
+    answer = await post(client, site, f"/rescues/{rescue_id}/dispatch",
+                        {"csrf_token": session_csrf(client), "to": "李师傅", "next": f"/lifts/{LIFT}"})  # fmt: skip
+    assert answer.headers["Location"] == f"/lifts/{LIFT}?done=dispatched"
+    maintenance = clients["lifts_co"]
+    answer = await post(maintenance, site, f"/rescues/{rescue_id}/arrival", {"csrf_token": session_csrf(maintenance)})
+    assert answer.headers["Location"] == f"/lifts/{LIFT}?done=arrived"
+    _, page = await get(client, site, f"/lifts/{LIFT}")
+    assert "李师傅" in page and "登记到场" not in page and "登记派出" not in page
+    _, listing = await get(client, site, "/rescues")
+    assert "李师傅" in listing
+    for name, refused in (("wuda", 404), ("police1", 404), ("station1", 404)):  # (hidden: not found)
+        other = clients[name]
+        answer = await post(other, site, f"/rescues/{rescue_id}/arrival", {"csrf_token": session_csrf(other)})
+        assert answer.status == refused, name
+
+
 async def test_census_upload_shows_rejected_rows(site: Platform, clients: dict, tmp_path: Path) -> None:
     client = clients["admin1"]
     bad = "station_code,name,district,address,licence_no,licence_expiry,media,scales\n" \

@@ -25,7 +25,7 @@ from wuhai_iot.alarms.webhook import webhook_notifier
 from wuhai_iot.config import Config
 from wuhai_iot.elevators.plugin import monitoring
 from wuhai_iot.elevators.queries import daily_figures, get_lift
-from wuhai_iot.elevators.rescue import list_rescues
+from wuhai_iot.elevators.rescue import RescueAlreadyRecorded, list_rescues
 from wuhai_iot.elevators.rules.base import LiftContext, Rule, Transition
 from wuhai_iot.plugins import get_plugin_manager, hookimpl
 from wuhai_iot.server import Platform
@@ -252,7 +252,7 @@ async def test_rescue_without_arrival_is_flagged_then_staff_entry(
     await running.rescue.record_arrival(rescue.alarm_id, user="王值班", at=at(t0 + 45 + 40 * 60))
     (rescue,) = await list_rescues(database)
     assert (rescue.arrival_source, rescue.arrived_by, rescue.arrival_min, rescue.late) == ("staff", "王值班", 40.0, True)
-    with pytest.raises(LookupError):
+    with pytest.raises(RescueAlreadyRecorded):
         await running.rescue.record_arrival(rescue.alarm_id, user="王值班")
 
 

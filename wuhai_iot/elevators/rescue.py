@@ -1,8 +1,11 @@
-"""Rescue of trapped passengers: raised (the trapped alarm) → arrival → released (the alarm clears).
+"""Rescue of trapped passengers: raised (the trapped alarm) → dispatch → arrival → released (the alarm
+clears: doors open or the person sensor clear, never the car moving).
 
-Arrival is a maintenance card swipe (MaintenanceStart) at that lift, or a staff entry. The maintenance
-company must arrive within ``rules.rescue_arrival_limit_min`` (TSG T5002-2017 art. 5: 30 minutes); a
-later arrival, or none yet after the limit, is flagged ``late``.
+Dispatch is a staff entry (who was sent, when). Arrival is a maintenance card swipe (MaintenanceStart) at
+that lift, or a staff entry. The maintenance company must arrive within ``rules.rescue_arrival_limit_min``
+(TSG T5002-2017 art. 5: 30 minutes); a later arrival, or none yet after the limit, is flagged ``late``.
+"Not yet arrived" is a wait on the platform clock (the tick flags it); an arrival that then comes with a
+time inside the limit takes the flag back (docs/time.md).
 """
 
 from __future__ import annotations
@@ -34,6 +37,17 @@ RESCUE_UPSERT = (
 )
 
 
+RESCUE_DISPATCH = "UPDATE rescues SET dispatched_at = ?, dispatched_to = ?, dispatched_by = ? WHERE alarm_id = ?"
+
+
+class RescueNotFound(LookupError):
+    """No rescue for that alarm, or it is outside the caller's scope (the API answers 404)."""
+
+
+class RescueAlreadyRecorded(Exception):
+    """The dispatch or arrival of that rescue is already recorded (the API answers 409)."""
+
+
 
 @dataclass(slots=True)
 class Rescue:
@@ -46,6 +60,13 @@ class Rescue:
     arrived_by: str | None = None
     released_at: datetime | None = None
     late: bool = False
+    dispatched_at: datetime | None = None
+    dispatched_to: str | None = None
+    """Who was sent (a team, a name)."""
+    dispatched_by: str | None = None
+    """The staff user who entered the dispatch."""
+    district_code: str | None = None
+    """The lift's district, when read from the database."""
 
     @property
     def arrival_min(self) -> float | None:
@@ -55,6 +76,7 @@ class Rescue:
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> Rescue:
+        keys = row.keys()
         return cls(
             alarm_id=row["alarm_id"],
             device_code=row["device_code"],
@@ -64,6 +86,10 @@ class Rescue:
             arrived_by=row["arrived_by"],
             released_at=utc(row["released_at"]),
             late=bool(row["late"]),
+            dispatched_at=utc(row["dispatched_at"]),
+            dispatched_to=row["dispatched_to"],
+            dispatched_by=row["dispatched_by"],
+            district_code=row["district_code"] if "district_code" in keys else None,
         )
 
 
@@ -72,12 +98,15 @@ class RescueTracker:
 
     def __init__(self, book: AlarmBook, writer: BatchWriter, settings: RulesConfig) -> None:
         self.writer = writer
+        self.conn: aiosqlite.Connection | None = None
+        """A read connection (set by ``load``): staff entries on rescues no longer followed in memory."""
         self.limit = timedelta(minutes=settings.rescue_arrival_limit_min)
         self.open: dict[int, Rescue] = {}
         """Rescues still waiting for an arrival or a release, by alarm id."""
         book.observers.append(self.observe)
 
     async def load(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
         cursor = await conn.execute(
             "SELECT * FROM rescues WHERE (arrived_at IS NULL OR released_at IS NULL) AND raised_at >= ?",
             ((datetime.now(UTC) - ARRIVAL_WATCH).timestamp(),),
@@ -119,13 +148,39 @@ class RescueTracker:
         rescue.late = rescue.arrived_at - rescue.raised_at > self.limit
         return self._settle(rescue)
 
-    async def record_arrival(self, alarm_id: int, *, user: str, at: datetime | None = None) -> Rescue:
-        """A staff entry: the rescuers have arrived (LookupError when the rescue is not awaiting arrival)."""
-        rescue = self.open.get(alarm_id)
-        if rescue is None or rescue.arrived_at is not None:
-            raise LookupError(f"no rescue awaiting arrival for alarm {alarm_id}")
+    async def record_arrival(
+        self, alarm_id: int, *, user: str, at: datetime | None = None, also: Sequence[Statement] = ()
+    ) -> Rescue:
+        """A staff entry: the rescuers have arrived at ``at`` (default now). RescueNotFound, or
+        RescueAlreadyRecorded when an arrival is recorded; ``also`` (the audit entry) commits with it."""
+        rescue = await self._rescue(alarm_id)
+        if rescue.arrived_at is not None:
+            raise RescueAlreadyRecorded(f"the arrival of rescue {alarm_id} is already recorded")
         when = at or datetime.now(UTC)
-        await self.writer.submit(WriteUnit(on_new=lambda: self.arrive(rescue, when, "staff", user)))
+        await self.writer.submit(WriteUnit(on_new=lambda: self.arrive(rescue, when, "staff", user) + list(also)))
+        return rescue
+
+    async def record_dispatch(
+        self, alarm_id: int, *, to: str, user: str, at: datetime | None = None, also: Sequence[Statement] = ()
+    ) -> Rescue:
+        """A staff entry: ``to`` (a team, a name) was sent at ``at`` (default now). RescueNotFound, or
+        RescueAlreadyRecorded when a dispatch is recorded; ``also`` (the audit entry) commits with it."""
+        rescue = await self._rescue(alarm_id)
+        if rescue.dispatched_at is not None:
+            raise RescueAlreadyRecorded(f"the dispatch of rescue {alarm_id} is already recorded")
+        when = max(at or datetime.now(UTC), rescue.raised_at)
+        rescue.dispatched_at, rescue.dispatched_to, rescue.dispatched_by = when, to, user
+        statement = (RESCUE_DISPATCH, (when.timestamp(), to, user, alarm_id))
+        await self.writer.write([statement, *also])
+        return rescue
+
+    async def _rescue(self, alarm_id: int) -> Rescue:
+        """The rescue followed in memory, or else as stored."""
+        rescue = self.open.get(alarm_id)
+        if rescue is None and self.conn is not None:
+            rescue = await get_rescue(self.conn, alarm_id)
+        if rescue is None:
+            raise RescueNotFound(f"no rescue for alarm {alarm_id}")
         return rescue
 
     def tick(self, now: datetime) -> list[Statement]:
@@ -166,11 +221,18 @@ async def list_rescues(
     limit: int = 500,
     district_code: str | None = None,
     maintenance_company: str | None = None,
+    alarm_id: int | None = None,
+    before: tuple[float, int] | None = None,
 ) -> list[Rescue]:
-    """Rescues newest first (raised in ``[since, until)``), with their arrival minutes and late flag."""
+    """Rescues newest first (raised in ``[since, until)``; ``before``: keyset paging after the rescue
+    (raised_at, alarm_id) of a previous page), with their arrival minutes, late flag and district."""
     where: list[str] = []
     params: list[Any] = []
+    if before is not None:
+        where.append("(r.raised_at, r.alarm_id) < (?, ?)")
+        params += before
     for clause, value in (
+        ("r.alarm_id = ?", alarm_id),
         ("r.device_code = ?", device_code),
         ("r.late = ?", None if late is None else int(late)),
         ("r.raised_at >= ?", since and since.timestamp()),
@@ -180,8 +242,18 @@ async def list_rescues(
             where.append(clause)
             params.append(value)
     LIFT_SCOPE.narrow(where, params, district_code=district_code, maintenance_company=maintenance_company)
-    sql = "SELECT r.* FROM rescues r LEFT JOIN elevators e ON e.device_code = r.device_code"
+    sql = "SELECT r.*, e.district_code FROM rescues r LEFT JOIN elevators e ON e.device_code = r.device_code"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    rows = await (await conn.execute(sql + " ORDER BY r.raised_at DESC LIMIT ?", [*params, limit])).fetchall()
+    rows = await (await conn.execute(sql + " ORDER BY r.raised_at DESC, r.alarm_id DESC LIMIT ?", [*params, limit])).fetchall()
     return [Rescue.from_row(row) for row in rows]
+
+
+async def get_rescue(
+    conn: aiosqlite.Connection, alarm_id: int, *, district_code: str | None = None,
+    maintenance_company: str | None = None,
+) -> Rescue | None:  # fmt: skip
+    """One rescue (by its trapped alarm's id) within the scope, or None."""
+    found = await list_rescues(conn, alarm_id=alarm_id, limit=1, district_code=district_code,
+                               maintenance_company=maintenance_company)  # fmt: skip
+    return found[0] if found else None

@@ -30,8 +30,9 @@ from wuhai_iot.alarms.model import (
 )
 from wuhai_iot.alarms.queries import alarm_samples, get_alarm, list_alarms
 from wuhai_iot.clock import cst_today
-from wuhai_iot.elevators import maintenance
+from wuhai_iot.elevators import maintenance, rescue
 from wuhai_iot.elevators import queries as lifts
+from wuhai_iot.elevators.plugin import monitoring
 from wuhai_iot.filling import trace
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.registry.districts import DISTRICTS, UnknownDistrict, parse_district
@@ -219,16 +220,28 @@ async def _get_lift(request: web.Request, user: User) -> lifts.LiftView:
     return lift
 
 
+def flag_filter(request: web.Request, name: str) -> bool | None:
+    """``?name=true|false`` (None when absent)."""
+    text = request.query.get(name)
+    if text is None:
+        return None
+    if text not in ("true", "false"):
+        raise json_error(400, f"{name} must be true or false")
+    return text == "true"
+
+
 @routes.get("/api/v1/elevators")
 @requires(Permission.VIEW_ELEVATORS)
 async def elevators(request: web.Request) -> web.Response:
-    """Lifts by device code (keyset-paged in SQL); ``?district=``."""
+    """Lifts by device code (keyset-paged in SQL); ``?district=&maintenance_overdue=&inspection_overdue=``."""
     user = request_user(request)
     limit, after = page_parameters(request, str)
+    flags = {name: flag for name in ("maintenance_overdue", "inspection_overdue")
+             if (flag := flag_filter(request, name)) is not None}  # fmt: skip
     district_code, outside = district_filter(request, user)
     if outside:
         return respond({"items": [], "next": None})
-    filters = _lift_filters(user) | {"district_code": district_code}
+    filters = _lift_filters(user) | {"district_code": district_code} | flags
     page = await lifts.list_lifts(web_database(request), after=after, limit=limit + 1, **_lift_rules(request),
                                   **filters)  # fmt: skip
     return paged(page, limit, key=lambda lift: lift.device_code, shape=elevator_json)
@@ -347,6 +360,123 @@ async def alarm_acknowledge(request: web.Request) -> web.Response:
 @requires(Permission.HANDLE_ALARMS)
 async def alarm_resolve(request: web.Request) -> web.Response:
     return await _handle_alarm(request, "resolve")
+
+
+# --- rescues ----------------------------------------------------------------------------------------
+
+
+def rescue_json(found: rescue.Rescue, alarm: Alarm | None = None) -> dict[str, Any]:
+    record = {name: getattr(found, name) for name in (
+        "alarm_id", "device_code", "district_code", "raised_at", "dispatched_at", "dispatched_to", "dispatched_by",
+        "arrived_at", "arrival_source", "arrived_by", "released_at", "arrival_min", "late",
+    )}  # fmt: skip
+    if alarm is not None:
+        record["alarm"] = alarm_json(alarm)
+    return record
+
+
+def _rescue_id(request: web.Request) -> int:
+    text = request.match_info["alarm_id"]
+    if not text.isdigit():
+        raise json_error(404, "no such rescue")
+    return int(text)
+
+
+async def _get_rescue(request: web.Request, user: User) -> rescue.Rescue:
+    found = await rescue.get_rescue(web_database(request), _rescue_id(request), **_lift_filters(user))
+    if found is None:
+        raise json_error(404, "no such rescue")
+    return found
+
+
+def _entry_time(body: dict[str, Any], name: str) -> datetime | None:
+    """An optional ISO-8601 time of a staff entry (not in the future)."""
+    text = body.get(name)
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise json_error(400, f"{name} must be an ISO-8601 time") from None
+    if moment.tzinfo is None:
+        raise json_error(400, f"{name} must carry its time zone (Z or +08:00)")
+    if moment > datetime.now(UTC):
+        raise json_error(400, f"{name} is in the future")
+    return moment.astimezone(UTC)
+
+
+@routes.get("/api/v1/rescues")
+@requires(Permission.VIEW_ELEVATORS)
+async def rescue_list(request: web.Request) -> web.Response:
+    """Rescues newest first (keyset-paged); ``?district=&late=true|false&device_code=``."""
+    user = request_user(request)
+    limit, after = page_parameters(request, list)
+    before = None
+    if after is not None:
+        if len(after) != 2 or not all(isinstance(v, (int, float)) for v in after):
+            raise json_error(400, "cursor is not one this API gave")
+        before = (float(after[0]), int(after[1]))
+    late = flag_filter(request, "late")
+    district_code, outside = district_filter(request, user)
+    if outside:
+        return respond({"items": [], "next": None})
+    found = await rescue.list_rescues(
+        web_database(request), late=late, device_code=request.query.get("device_code") or None, before=before,
+        limit=limit + 1, **(_lift_filters(user) | {"district_code": district_code}),
+    )  # fmt: skip
+    return paged(found, limit, key=lambda r: [r.raised_at.timestamp(), r.alarm_id], shape=rescue_json)
+
+
+@routes.get("/api/v1/rescues/{alarm_id}")
+@requires(Permission.VIEW_ELEVATORS, hidden=True)
+async def rescue_detail(request: web.Request) -> web.Response:
+    """One rescue (by its trapped alarm's id) with the alarm."""
+    user = request_user(request)
+    found = await _get_rescue(request, user)
+    return respond(rescue_json(found, await get_alarm(web_database(request), found.alarm_id)))
+
+
+async def _record_rescue(request: web.Request, action: str) -> web.Response:
+    user = request_user(request)
+    if not user.can(Permission.VIEW_ELEVATORS):
+        raise json_error(403, "not allowed")
+    found = await _get_rescue(request, user)
+    body = await json_body(request)
+    tracker = monitoring(platform_of(request)).rescue
+    try:
+        if action == "dispatch":
+            to = body.get("to")
+            if not isinstance(to, str) or not to.strip() or len(to) > 200:
+                raise json_error(400, "to must name who was sent (text of at most 200 characters)")
+            at = _entry_time(body, "dispatched_at")
+            details = {"to": to.strip(), "at": at and iso(at)}
+            also = [audit.entry(user.name, "rescue.dispatch", "rescue", found.alarm_id,
+                                district_code=found.district_code, details=details)]  # fmt: skip
+            await tracker.record_dispatch(found.alarm_id, to=to.strip(), user=user.name, at=at, also=also)
+        else:
+            at = _entry_time(body, "arrived_at")
+            also = [audit.entry(user.name, "rescue.arrival", "rescue", found.alarm_id,
+                                district_code=found.district_code, details={"at": at and iso(at)})]  # fmt: skip
+            await tracker.record_arrival(found.alarm_id, user=user.name, at=at, also=also)
+    except rescue.RescueAlreadyRecorded as exc:
+        raise json_error(409, str(exc)) from None
+    updated = await rescue.get_rescue(web_database(request), found.alarm_id)
+    assert updated is not None
+    return respond(rescue_json(updated, await get_alarm(web_database(request), found.alarm_id)))
+
+
+@routes.post("/api/v1/rescues/{alarm_id}/dispatch")
+@requires(Permission.RECORD_RESCUES)
+async def rescue_dispatch(request: web.Request) -> web.Response:
+    """``{"to": "who was sent", "dispatched_at": ISO-8601 (default now)}``"""
+    return await _record_rescue(request, "dispatch")
+
+
+@routes.post("/api/v1/rescues/{alarm_id}/arrival")
+@requires(Permission.RECORD_RESCUES)
+async def rescue_arrival(request: web.Request) -> web.Response:
+    """``{"arrived_at": ISO-8601 (default now)}``"""
+    return await _record_rescue(request, "arrival")
 
 
 # --- maintenance -------------------------------------------------------------------------------------

@@ -94,6 +94,8 @@ class Permission(enum.StrEnum):
     VIEW_ALARMS = "view_alarms"
     """Alarms within the user's scope (lifts for maintenance companies, the station's for a station)."""
     HANDLE_ALARMS = "handle_alarms"
+    RECORD_RESCUES = "record_rescues"
+    """Enter a rescue's dispatch (who was sent, when) and arrival."""
     SEND_COMMANDS = "send_commands"
     VIEW_STATIONS = "view_stations"
     VIEW_CYLINDERS = "view_cylinders"
@@ -109,12 +111,12 @@ class Permission(enum.StrEnum):
 P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.DISTRICT: frozenset({P.VIEW_ELEVATORS, P.VIEW_ALARMS, P.HANDLE_ALARMS, P.SEND_COMMANDS, P.VIEW_STATIONS,
-                              P.VIEW_CYLINDERS, P.VIEW_VEHICLES, P.VIEW_COVERAGE}),
+    Role.DISTRICT: frozenset({P.VIEW_ELEVATORS, P.VIEW_ALARMS, P.HANDLE_ALARMS, P.RECORD_RESCUES, P.SEND_COMMANDS,
+                              P.VIEW_STATIONS, P.VIEW_CYLINDERS, P.VIEW_VEHICLES, P.VIEW_COVERAGE}),
     Role.POLICE: frozenset({P.VIEW_CYLINDERS, P.VIEW_VEHICLES}),
     Role.TRANSPORT: frozenset({P.VIEW_CYLINDERS, P.VIEW_VEHICLES}),
     Role.STATION: frozenset({P.VIEW_STATIONS, P.VIEW_ALARMS, P.HANDLE_ALARMS}),
-    Role.MAINTENANCE: frozenset({P.VIEW_ELEVATORS, P.VIEW_ALARMS, P.HANDLE_ALARMS, P.SEND_COMMANDS}),
+    Role.MAINTENANCE: frozenset({P.VIEW_ELEVATORS, P.VIEW_ALARMS, P.HANDLE_ALARMS, P.RECORD_RESCUES, P.SEND_COMMANDS}),
 }  # fmt: skip
 """What each role may see and do; the scope (district, company, station) narrows it further."""
 

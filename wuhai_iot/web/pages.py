@@ -25,6 +25,7 @@ from wuhai_iot.clock import CST, cst_day_bounds, cst_today
 from wuhai_iot.elevators import maintenance, rescue
 from wuhai_iot.filling import reasons
 from wuhai_iot.elevators import queries as lifts
+from wuhai_iot.elevators.plugin import monitoring
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.registry.districts import DISTRICTS, UnknownDistrict, parse_district
 from wuhai_iot.registry.users import Role
@@ -138,6 +139,10 @@ FLASHES = {
     "not_connected": ("error", "终端未连接，指令未下发。"),
     "bad_command": ("error", "指令或参数无效。"),
     "user_added": ("ok", "用户已创建。"),
+    "dispatched": ("ok", "已登记派出救援。"),
+    "arrived": ("ok", "已登记救援到场。"),
+    "already_recorded": ("error", "该项已登记过，无需重复登记。"),
+    "bad_entry": ("error", "请填写派出的人员或队伍。"),
 }
 
 
@@ -451,6 +456,44 @@ async def rescue_list(request: web.Request) -> web.Response:
     })  # fmt: skip
 
 
+async def _record_rescue(request: web.Request, action: str) -> web.Response:
+    """The lift page's rescue forms: dispatch (who was sent, now) and arrival (now), audited."""
+    user = request_user(request)
+    form = await request.post()
+    text = request.match_info["id"]
+    found = await rescue.get_rescue(web_database(request), int(text), **{
+        k: v for k, v in user.scope.filters().items() if k != "station_code"}) if text.isdigit() else None  # fmt: skip
+    if found is None or not user.can(P.VIEW_ELEVATORS):
+        raise web.HTTPNotFound(text="没有这次救援，或不在您的管辖范围内。")
+    default = f"/lifts/{found.device_code}"
+    tracker = monitoring(platform_of(request)).rescue
+    try:
+        if action == "dispatch":
+            to = str(form.get("to", "")).strip()[:200]
+            if not to:
+                raise back_to(form, default, "bad_entry")
+            also = [audit.entry(user.name, "rescue.dispatch", "rescue", found.alarm_id,
+                                district_code=found.district_code, details={"to": to})]  # fmt: skip
+            await tracker.record_dispatch(found.alarm_id, to=to, user=user.name, also=also)
+        else:
+            also = [audit.entry(user.name, "rescue.arrival", "rescue", found.alarm_id,
+                                district_code=found.district_code)]  # fmt: skip
+            await tracker.record_arrival(found.alarm_id, user=user.name, also=also)
+    except rescue.RescueAlreadyRecorded:
+        raise back_to(form, default, "already_recorded") from None
+    raise back_to(form, default, "dispatched" if action == "dispatch" else "arrived")
+
+
+@requires(P.RECORD_RESCUES, hidden=True)
+async def rescue_dispatch(request: web.Request) -> web.Response:
+    return await _record_rescue(request, "dispatch")
+
+
+@requires(P.RECORD_RESCUES, hidden=True)
+async def rescue_arrival(request: web.Request) -> web.Response:
+    return await _record_rescue(request, "arrival")
+
+
 VISITS_PER_PAGE = 50
 OVERDUE_SHOWN = 50
 
@@ -522,5 +565,7 @@ def register_routes(app: web.Application, platform: Platform) -> None:
     app.router.add_post("/alarms/{id}/acknowledge", alarm_acknowledge)
     app.router.add_post("/alarms/{id}/resolve", alarm_resolve)
     app.router.add_get("/rescues", rescue_list)
+    app.router.add_post("/rescues/{id}/dispatch", rescue_dispatch)
+    app.router.add_post("/rescues/{id}/arrival", rescue_arrival)
     app.router.add_get("/maintenance", maintenance_page)
     app.router.add_get("/inspections", inspection_page)
