@@ -53,7 +53,6 @@ CREATE INDEX elevators_district_maintenance_ref ON elevators (district_code, mai
 CREATE INDEX elevators_next_inspection ON elevators (next_inspection, device_code);
 CREATE INDEX elevators_district_next_inspection ON elevators (district_code, next_inspection, device_code);
 CREATE INDEX elevators_trapped ON elevators (trapped_alarms, device_code) WHERE trapped_alarms > 0;
-CREATE INDEX cylinders_district ON cylinders (district_code, cylinder_code);
 
 -- A lift's counters are written per maintenance company; these add each change to the district's total
 -- (company '') as well, so a district or the city reads its totals without summing over companies.
@@ -452,19 +451,8 @@ BEGIN
 END;
 
 -- Cylinders count where their district is known (a cylinder of neither a known vehicle nor a known
--- station is in no district's figures, as in the recount).
-CREATE TRIGGER cylinders_figures_insert AFTER INSERT ON cylinders
-BEGIN
-    INSERT INTO figures (district_code, company, figure, value)
-        SELECT NEW.district_code, '', 'cylinders', 1 WHERE NEW.district_code IS NOT NULL
-        UNION ALL SELECT NEW.district_code, '', 'cylinders_tagged', NEW.tag_uid IS NOT NULL WHERE NEW.district_code IS NOT NULL
-    ON CONFLICT (district_code, company, figure) DO UPDATE SET value = value + excluded.value;
-    INSERT INTO day_figures (district_code, company, figure, day, value)
-        SELECT NEW.district_code, '', 'cylinder_last_fill', date(NEW.last_filled_at, 'unixepoch', '+8 hours'), 1
-        WHERE NEW.district_code IS NOT NULL AND NEW.last_filled_at IS NOT NULL
-    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
-END;
-
+-- station is in no district's figures, as in the recount). A new cylinder is counted when
+-- cylinders_district_insert sets its district: through the update trigger below.
 CREATE TRIGGER cylinders_figures_update AFTER UPDATE OF district_code, tag_uid, last_filled_at ON cylinders
 WHEN OLD.district_code IS NOT NEW.district_code OR OLD.tag_uid IS NOT NEW.tag_uid
     OR OLD.last_filled_at IS NOT NEW.last_filled_at
