@@ -113,6 +113,41 @@ class LogConfig:
 
 
 @dataclass
+class PublicConfig:
+    """The public page of progress and effect (``/public``, ``/public.json``), open to anyone."""
+
+    enabled: bool = True
+    cache_s: float = 60
+    """How long one set of figures is served (at most 60 s: a longer setting is cut to 60)."""
+    min_objects: int = 5
+    """A figure over fewer objects than this is shown as a range, never as the number."""
+    requests_per_minute: int = 60
+    """Per client address; more are answered 429."""
+
+
+@dataclass
+class AcceptanceConfig:
+    """When an installed terminal counts as accepted (``/reports/installations``)."""
+
+    valid_days: int = 7
+    """Consecutive CST days with valid data, on or after the installation date."""
+    lapse_days: int = 30
+    """An accepted terminal silent this many days is listed again, as lapsed."""
+
+
+@dataclass
+class SubsidyConfig:
+    """Yuan paid per accepted terminal of each kind; 0 (the default): no subsidy for that kind."""
+
+    elevator: float = 0
+    """A lift's terminal (ELink, LMT)."""
+    filling_scale: float = 0
+    """A filling scale's controller (GF-3)."""
+    vehicle: float = 0
+    """A vehicle's terminal (JT/T 808)."""
+
+
+@dataclass
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     web: WebConfig = field(default_factory=WebConfig)
@@ -121,6 +156,9 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    public: PublicConfig = field(default_factory=PublicConfig)
+    acceptance: AcceptanceConfig = field(default_factory=AcceptanceConfig)
+    subsidy: SubsidyConfig = field(default_factory=SubsidyConfig)
     source: Path | None = None
     """The file this was read from, if any."""
 
@@ -135,7 +173,8 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {"database": DatabaseConfig, "web": WebConfig, "rules": RulesConfig,
-                             "retention": RetentionConfig, "notify": NotifyConfig, "log": LogConfig}  # fmt: skip
+                             "retention": RetentionConfig, "notify": NotifyConfig, "log": LogConfig,
+                             "public": PublicConfig, "acceptance": AcceptanceConfig, "subsidy": SubsidyConfig}  # fmt: skip
 """The sections beside ``[protocols.NAME]``, each a dataclass whose fields are its keys."""
 
 

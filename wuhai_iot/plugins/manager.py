@@ -41,6 +41,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.web.pages_filling",
     "wuhai_iot.web.pages_admin",
     "wuhai_iot.web.errors",
+    "wuhai_iot.web.pages_public",
+    "wuhai_iot.web.pages_reports",
     "wuhai_iot.registry.census",
     "wuhai_iot.alarms.book",
     "wuhai_iot.elevators.rules.builtin",

@@ -355,6 +355,7 @@ KINDS: dict[str, Kind] = {
                 Column("device_code", digits(20)),
                 Column("key", text(256)),
                 Column("installed_on", iso_date),
+                Column("installer", text(128)),
             ),
             always_written=("station_code", "scale"),
         ),

@@ -3,7 +3,8 @@
 Roles (issue 5): ``admin`` sees and does everything; ``district`` one district's lifts, stations,
 cylinders and vehicles; ``police`` and ``transport`` look up vehicles and cylinders (read-only);
 ``station`` one filling station (unit = station code); ``maintenance`` one maintenance company's lifts
-(unit = the company's name as in the census).
+(unit = the company's name as in the census); ``expert`` (issue 22: the outside panel of the final acceptance)
+reads the rollout, the evaluation reports and the lifts of every district and changes nothing.
 
 Passwords are hashed with scrypt (standard library) and a per-user random salt; API tokens are random
 and only their sha256 is stored, so a copy of the database file gives neither.
@@ -61,6 +62,7 @@ class Role(enum.StrEnum):
     TRANSPORT = "transport"
     STATION = "station"
     MAINTENANCE = "maintenance"
+    EXPERT = "expert"
 
 
 class UserError(ValueError):

@@ -102,6 +102,10 @@ class Permission(enum.StrEnum):
     VIEW_VEHICLES = "view_vehicles"
     VIEW_COVERAGE = "view_coverage"
     """Rollout figures, dashboards and monthly reports."""
+    VIEW_EVALUATION = "view_evaluation"
+    """The phase evaluation reports and the accepted installations (whole city)."""
+    MANAGE_PLAN = "manage_plan"
+    """Record the plan's phases and targets."""
     IMPORT_CENSUS = "import_census"
     MANAGE_USERS = "manage_users"
     VIEW_AUDIT = "view_audit"
@@ -117,6 +121,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.TRANSPORT: frozenset({P.VIEW_CYLINDERS, P.VIEW_VEHICLES}),
     Role.STATION: frozenset({P.VIEW_STATIONS, P.VIEW_ALARMS, P.HANDLE_ALARMS}),
     Role.MAINTENANCE: frozenset({P.VIEW_ELEVATORS, P.VIEW_ALARMS, P.HANDLE_ALARMS, P.RECORD_RESCUES, P.SEND_COMMANDS}),
+    Role.EXPERT: frozenset({P.VIEW_ELEVATORS, P.VIEW_ALARMS, P.VIEW_STATIONS, P.VIEW_COVERAGE, P.VIEW_EVALUATION}),
 }  # fmt: skip
 """What each role may see and do; the scope (district, company, station) narrows it further."""
 

@@ -56,8 +56,10 @@ NAV: list[tuple[str, list[tuple[str, str, P | None]]]] = [
     ("统计", [
         ("/rollout", "建设进度", P.VIEW_COVERAGE),
         ("/reports/monthly", "月度报告", P.VIEW_COVERAGE),
+        ("/public", "公开信息", None),
     ]),
     ("管理", [
+        ("/plan", "建设计划", P.MANAGE_PLAN),
         ("/census", "普查导入", P.IMPORT_CENSUS),
         ("/users", "用户管理", P.MANAGE_USERS),
         ("/audit", "审计日志", P.VIEW_AUDIT),
@@ -143,6 +145,7 @@ FLASHES = {
     "arrived": ("ok", "已登记救援到场。"),
     "already_recorded": ("error", "该项已登记过，无需重复登记。"),
     "bad_entry": ("error", "请填写派出的人员或队伍。"),
+    "plan_saved": ("ok", "建设计划已保存。"),
 }
 
 

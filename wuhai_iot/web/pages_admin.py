@@ -16,6 +16,8 @@ from wuhai_iot.alarms.kinds import label_of
 from wuhai_iot.clock import cst_today
 from wuhai_iot.filling import reasons
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.publishing import plan as planning
+from wuhai_iot.registry.districts import DISTRICTS
 from wuhai_iot.registry import census, users
 from wuhai_iot.server import Platform
 from wuhai_iot.storage import audit, db, disk
@@ -30,8 +32,15 @@ MAX_UPLOAD_FILES = 10
 @requires(P.VIEW_COVERAGE)
 async def rollout(request: web.Request) -> web.Response:
     user = request_user(request)
-    figures = await queries.coverage(web_database(request), today=cst_today(), district_code=user.scope.district_code)
-    return await page(request, "rollout.html", {"districts": figures})
+    conn = web_database(request)
+    today = cst_today()
+    figures = await queries.coverage(conn, today=today, district_code=user.scope.district_code)
+    plan = await planning.load_plan(conn)
+    items = planning.progress(plan, figures, today)
+    return await page(request, "rollout.html", {
+        "districts": figures, "plan": plan, "current_phase": plan.current(today),
+        "plan_items": [(item, item.sentence(DISTRICTS[item.district_code])) for item in items],
+    })  # fmt: skip
 
 
 def _month(request: web.Request) -> date:

@@ -31,6 +31,7 @@ ROLE_LABELS = {
     "transport": "交通",
     "station": "充装站",
     "maintenance": "维保单位",
+    "expert": "验收专家",
 }
 
 MODE_LABELS = {"normal": "正常", "inspection": "检修", "fire": "消防", "independent": "独立运行"}
