@@ -463,6 +463,10 @@ def _vehicle_cylinder_slots(pick: _Picker, vehicles: list[Row], limit: int) -> I
             yield vehicle["plate"], vehicle["fuel"]
 
 
+INSTALLERS = ("乌海市智联物联网工程有限公司", "内蒙古安信电子技术有限公司", "乌海市恒通电梯安装有限公司")
+"""The units that install terminals: each lift's by its position, each station's scales by one unit."""
+
+
 def _terminals(pick: _Picker, lifts: list[Row], stations: list[Row], today: date) -> list[Row]:
     rng = pick.rng
     rows = []
@@ -477,9 +481,11 @@ def _terminals(pick: _Picker, lifts: list[Row], stations: list[Row], today: date
     for index, lift in enumerate(lifts):
         protocol, prefix = ("lmt", LMT_PREFIX) if index in lmt else ("elink", ELINK_PREFIX)
         rows.append({"protocol": protocol, "terminal_id": f"{prefix}{index + 1:08d}",
-                     "device_code": lift["device_code"], "key": key(), "installed_on": installed()})  # fmt: skip
-    for station in stations:
+                     "device_code": lift["device_code"], "key": key(), "installed_on": installed(),
+                     "installer": INSTALLERS[index % len(INSTALLERS)]})  # fmt: skip
+    for number, station in enumerate(stations):
         for scale in range(1, int(station["scales"]) + 1):
             rows.append({"protocol": "gasfill", "terminal_id": f"{station['station_code']}-{scale}",
-                         "device_code": "", "key": key(), "installed_on": installed()})  # fmt: skip
+                         "device_code": "", "key": key(), "installed_on": installed(),
+                         "installer": INSTALLERS[number % len(INSTALLERS)]})  # fmt: skip
     return rows
