@@ -90,9 +90,9 @@ Effect = dict[str, dict[str, MonthFigures]]
 """District code (CITY for the whole city) → month 'YYYY-MM' → figures."""
 
 
-_RESCUES = f"""
+_RESCUES_BY = """
 WITH arrivals AS (
-  SELECT {_MONTH.format(column="r.raised_at")} AS month, e.district_code AS district, r.arrival_min
+  SELECT {period} AS month, e.district_code AS district, r.arrival_min
   FROM rescues r JOIN elevators e ON e.device_code = r.device_code WHERE r.raised_at >= :since AND r.raised_at < :until
 ), scoped AS (
   SELECT month, district, arrival_min FROM arrivals UNION ALL SELECT month, '' AS district, arrival_min FROM arrivals
@@ -107,9 +107,9 @@ SELECT month, district, count(*) AS rescues, count(arrival_min) AS arrived,
        max(CASE WHEN arrival_min IS NOT NULL AND rank = (n + 1) / 2 THEN arrival_min END) AS median_min,
        max(CASE WHEN arrival_min IS NOT NULL AND rank = (9 * n + 9) / 10 THEN arrival_min END) AS p90_min
 FROM ranked GROUP BY month, district
-"""
-# NULL arrival times sort first: ranks of the arrived rescues start after them.
-_RESCUES = _RESCUES.replace("ORDER BY arrival_min)", "ORDER BY arrival_min IS NULL, arrival_min)")
+""".replace("ORDER BY arrival_min)", "ORDER BY arrival_min IS NULL, arrival_min)")
+# (The rescues not yet arrived sort last: the ranks 1..n are the arrived ones, n = how many arrived.)
+_RESCUES = _RESCUES_BY.replace("{period}", _MONTH.format(column="r.raised_at"))
 
 _TRAPPED = f"""
 SELECT {_MONTH.format(column="a.raised_at")} AS month, e.district_code AS district, count(*) AS n
@@ -233,3 +233,26 @@ def as_dict(figures: MonthFigures) -> dict[str, Any]:
             "median_min": figures.median_min, "p90_min": figures.p90_min, "visits_verified": figures.visits_verified,
             "visits_flagged": figures.visits_flagged, "refused": dict(figures.refused),
             "refused_total": figures.refused_total, "fitted": figures.fitted, "per_thousand": figures.per_thousand}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RescueSummary:
+    rescues: int
+    arrived: int
+    within_limit: int
+    median_min: float | None
+    p90_min: float | None
+
+    @property
+    def within_share(self) -> float | None:
+        return None if not self.arrived else self.within_limit / self.arrived
+
+
+async def rescue_summary(conn: aiosqlite.Connection, since: float, until: float, *, limit_min: float
+                         ) -> dict[str, RescueSummary]:  # fmt: skip
+    """Rescues raised in [since, until) per district and for the city (CITY), arrival times ranked as in the
+    monthly figures."""
+    sql = _RESCUES_BY.replace("{period}", "'all'")
+    rows = await conn.execute_fetchall(sql, {"since": since, "until": until, "limit": limit_min})
+    return {row["district"]: RescueSummary(row["rescues"], row["arrived"], int(row["within_limit"] or 0),
+                                           row["median_min"], row["p90_min"]) for row in rows}  # fmt: skip

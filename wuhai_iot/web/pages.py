@@ -56,6 +56,8 @@ NAV: list[tuple[str, list[tuple[str, str, P | None]]]] = [
     ("统计", [
         ("/rollout", "建设进度", P.VIEW_COVERAGE),
         ("/reports/monthly", "月度报告", P.VIEW_COVERAGE),
+        ("/reports/evaluation", "阶段评估", P.VIEW_EVALUATION),
+        ("/reports/installations", "安装验收", P.VIEW_EVALUATION),
         ("/public", "公开信息", None),
     ]),
     ("管理", [

@@ -3,14 +3,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 from datetime import date
+from typing import Any
 
 from aiohttp import web
 
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.clock import cst_today
+from wuhai_iot.publishing import evaluation, workbook
+from wuhai_iot.publishing import installations as installs
 from wuhai_iot.publishing import plan as planning
 from wuhai_iot.registry.districts import DISTRICTS
 from wuhai_iot.server import Platform
+from wuhai_iot.web import charts
 from wuhai_iot.web.auth import Permission as P
 from wuhai_iot.web.auth import request_user, requires, web_database
 from wuhai_iot.web.pages import page, platform_of
@@ -65,7 +73,126 @@ async def plan_save(request: web.Request) -> web.Response:
     raise web.HTTPFound("/plan?done=plan_saved")
 
 
+# --- evaluation reports ---------------------------------------------------------------------------
+
+
+async def _evaluation(request: web.Request) -> evaluation.Evaluation:
+    phase = request.query.get("phase", "pilot")
+    if phase not in planning.PHASES:
+        raise web.HTTPBadRequest(text="阶段应为 pilot、rollout 或 final")
+    platform = platform_of(request)
+    try:
+        return await evaluation.evaluation(web_database(request), platform.config, phase, listeners=platform.listeners)
+    except evaluation.PhaseNotRecorded:
+        raise web.HTTPNotFound(text=f"建设计划中没有{planning.PHASE_LABELS[phase]}的日期，请先录入计划。") from None
+
+
+@requires(P.VIEW_EVALUATION)
+async def evaluation_page(request: web.Request) -> web.Response:
+    report = await _evaluation(request)
+    drawn = []
+    for section in report.sections:
+        drawn.append((section, [charts.line_chart(points, title=title) for title, points in section.charts]))
+    return await page(request, "evaluation.html", {
+        "report": report, "sections": drawn, "phase_labels": planning.PHASE_LABELS, "phase": report.phase.phase,
+    })  # fmt: skip
+
+
+@requires(P.VIEW_EVALUATION)
+async def evaluation_xlsx(request: web.Request) -> web.Response:
+    report = await _evaluation(request)
+    body = await asyncio.to_thread(workbook.evaluation_workbook, report)
+    name = f"wuhai-iot-evaluation-{report.phase.phase}-{report.until.isoformat()}.xlsx"
+    return web.Response(body=body, content_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# --- accepted installations ---------------------------------------------------------------------------
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+INSTALLATION_COLUMNS = ("安装单位", "区县", "终端类别", "协议", "终端编号", "安装日期", "验收日期", "状态", "未验收或中断原因",
+                        "最后有效数据日", "应付补贴（元）")  # fmt: skip
+INSTALLATIONS_PER_PAGE = 200
+
+
+def _installation_row(item: installs.Installation) -> list[Any]:
+    return [item.installer_label, DISTRICTS.get(item.district_code or "", "—"), installs.KIND_LABELS[item.kind],
+            item.protocol, item.terminal_id, item.installed_on.isoformat() if item.installed_on else None,
+            item.accepted_on.isoformat() if item.accepted_on else None, installs.STATUS_LABELS[item.status],
+            item.holdup, item.last_day.isoformat() if item.last_day else None, item.subsidy]  # fmt: skip
+
+
+def _judged(request: web.Request) -> Any:
+    config = platform_of(request).config
+    return installs.installations(web_database(request), today=cst_today(), rules=config.acceptance,
+                                  subsidy=config.subsidy)  # fmt: skip
+
+
+@requires(P.VIEW_EVALUATION)
+async def installations_page(request: web.Request) -> web.Response:
+    """Totals per installing unit and district, and the terminals a page at a time (``?page=N``)."""
+    try:
+        page_number = max(1, int(request.query.get("page", "1")))
+    except ValueError:
+        raise web.HTTPBadRequest(text="无效的页码") from None
+    first = (page_number - 1) * INSTALLATIONS_PER_PAGE
+    groups: dict[tuple[str, str], installs.Totals] = {}
+    total = installs.Totals()
+    shown: list[installs.Installation] = []
+    async for item in _judged(request):
+        key = (item.installer_label, DISTRICTS.get(item.district_code or "", "—"))
+        groups.setdefault(key, installs.Totals()).add(item)
+        if first <= total.terminals < first + INSTALLATIONS_PER_PAGE:
+            shown.append(item)
+        total.add(item)
+    config = platform_of(request).config
+    return await page(request, "installations.html", {
+        "groups": sorted(groups.items()), "total": total, "items": shown, "kind_labels": installs.KIND_LABELS,
+        "status_labels": installs.STATUS_LABELS, "rules": config.acceptance, "subsidy": config.subsidy,
+        "page_number": page_number, "pages": max(1, -(-total.terminals // INSTALLATIONS_PER_PAGE)),
+    })  # fmt: skip
+
+
+@requires(P.VIEW_EVALUATION)
+async def installations_csv(request: web.Request) -> web.StreamResponse:
+    """Every terminal, streamed (UTF-8 with BOM so that spreadsheet programs read the Chinese)."""
+    response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8",
+                                           "Content-Disposition": 'attachment; filename="wuhai-iot-installations.csv"'})  # fmt: skip
+    await response.prepare(request)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(INSTALLATION_COLUMNS)
+    await response.write(("\ufeff" + out.getvalue()).encode("utf-8"))
+    async for item in _judged(request):
+        out.seek(0)
+        out.truncate()
+        writer.writerow(["" if value is None else value for value in _installation_row(item)])
+        await response.write(out.getvalue().encode("utf-8"))
+    await response.write_eof()
+    return response
+
+
+@requires(P.VIEW_EVALUATION)
+async def installations_xlsx(request: web.Request) -> web.Response:
+    rows = []
+    groups: dict[tuple[str, str], installs.Totals] = {}
+    async for item in _judged(request):
+        rows.append(_installation_row(item))
+        groups.setdefault((item.installer_label, DISTRICTS.get(item.district_code or "", "—")), installs.Totals()).add(item)
+    totals = [[unit, district, t.terminals, t.accepted, t.lapsed, t.pending, t.subsidy]
+              for (unit, district), t in sorted(groups.items())]  # fmt: skip
+    sheets = [("汇总", ["安装单位", "区县", "终端", "已验收", "验收后中断", "未验收", "应付补贴（元）"], totals, set()),
+              ("终端明细", INSTALLATION_COLUMNS, rows, set())]  # fmt: skip
+    body = await asyncio.to_thread(workbook.table_workbook, sheets)
+    return web.Response(body=body, content_type=XLSX,
+                        headers={"Content-Disposition": 'attachment; filename="wuhai-iot-installations.xlsx"'})  # fmt: skip
+
+
 @hookimpl
 def register_routes(app: web.Application, platform: Platform) -> None:
     app.router.add_get("/plan", plan_form)
     app.router.add_post("/plan", plan_save)
+    app.router.add_get("/reports/evaluation", evaluation_page)
+    app.router.add_get("/reports/evaluation.xlsx", evaluation_xlsx)
+    app.router.add_get("/reports/installations", installations_page)
+    app.router.add_get("/reports/installations.csv", installations_csv)
+    app.router.add_get("/reports/installations.xlsx", installations_xlsx)

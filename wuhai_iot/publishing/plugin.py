@@ -1,0 +1,36 @@
+"""Publishing wired into the platform: the recorder of the terminals' days with data (installations)."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.publishing.installations import record_days_statement, run_recorder
+
+if TYPE_CHECKING:
+    from wuhai_iot.server import Platform
+
+_RECORDERS: weakref.WeakKeyDictionary[Platform, asyncio.Task[None]] = weakref.WeakKeyDictionary()
+
+
+@hookimpl
+def platform_starting(platform: Platform) -> None:
+    _RECORDERS[platform] = asyncio.create_task(run_recorder(platform), name="terminal-days")
+
+
+@hookimpl
+async def platform_stopping(platform: Platform) -> None:
+    """Stop the recorder and record once more (the days of a short run are kept too)."""
+    task = _RECORDERS.pop(platform, None)
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    await record_days(platform)
+
+
+async def record_days(platform: Platform, now: datetime | None = None) -> None:
+    """Record the terminals' days with data now (the recorder does it every few minutes)."""
+    await platform.writer.write([record_days_statement(now or datetime.now(UTC))])
