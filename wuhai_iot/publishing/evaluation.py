@@ -15,6 +15,7 @@ from typing import Any
 
 import aiosqlite
 
+from wuhai_iot.alarms.kinds import label_of
 from wuhai_iot.alarms.queries import count_alarms
 from wuhai_iot.clock import CST, cst_midnight, cst_today
 from wuhai_iot.config import Config
@@ -183,14 +184,12 @@ async def _data_quality(conn: aiosqlite.Connection, phase: Phase, until: date, l
 
 async def _alarms_and_rescues(conn: aiosqlite.Connection, window: dict[str, datetime], since_s: float,
                               until_s: float, limit: float) -> Section:  # fmt: skip
-    from wuhai_iot.web.templating import ALARM_KIND_LABELS
-
     by_kind = await count_alarms(conn, by=["kind", "severity"], **window)
     kinds: dict[str, list[int]] = {}
     for row in by_kind:
         counts = kinds.setdefault(row["kind"], [0, 0, 0])
         counts[("critical", "major", "minor").index(row["severity"])] += row["n"]
-    alarm_rows = [[ALARM_KIND_LABELS.get(kind, kind), *counts, sum(counts)]
+    alarm_rows = [[label_of(kind), *counts, sum(counts)]
                   for kind, counts in sorted(kinds.items(), key=lambda pair: -sum(pair[1]))]  # fmt: skip
     alarms = Table("告警（按类型）", ["类型", "严重", "重要", "一般", "合计"], alarm_rows)
     summary = await fx.rescue_summary(conn, since_s, until_s, limit_min=limit)
