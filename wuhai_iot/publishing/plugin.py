@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from wuhai_iot.publishing.installations import record_days_statement, run_record
 if TYPE_CHECKING:
     from wuhai_iot.server import Platform
 
+log = logging.getLogger(__name__)
 _RECORDERS: weakref.WeakKeyDictionary[Platform, asyncio.Task[None]] = weakref.WeakKeyDictionary()
 
 
@@ -23,12 +25,16 @@ def platform_starting(platform: Platform) -> None:
 
 @hookimpl
 async def platform_stopping(platform: Platform) -> None:
-    """Stop the recorder and record once more (the days of a short run are kept too)."""
+    """Stop the recorder and record once more (the days of a short run are kept too), unless the writer
+    is already closed or failing: stopping goes on regardless."""
     task = _RECORDERS.pop(platform, None)
     if task is not None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    await record_days(platform)
+    try:
+        await record_days(platform)
+    except Exception:  # noqa: BLE001 - logged; what was recorded before stays
+        log.warning("the terminals' days with data were not recorded at stop", exc_info=True)
 
 
 async def record_days(platform: Platform, now: datetime | None = None) -> None:
