@@ -28,13 +28,14 @@ async def platform_stopping(platform: Platform) -> None:
     """Stop the recorder and record once more (the days of a short run are kept too), unless the writer
     is already closed or failing: stopping goes on regardless."""
     task = _RECORDERS.pop(platform, None)
-    if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    if task is None:  # the platform did not get as far as starting
+        return
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
     try:
         await record_days(platform)
-    except Exception:  # noqa: BLE001 - logged; what was recorded before stays
-        log.warning("the terminals' days with data were not recorded at stop", exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - logged; what was recorded before stays
+        log.warning("the terminals' days with data were not recorded at stop: %s", exc)
 
 
 async def record_days(platform: Platform, now: datetime | None = None) -> None:
