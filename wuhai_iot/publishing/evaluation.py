@@ -39,6 +39,10 @@ class PhaseNotRecorded(LookupError):
     """The plan has no dates for the phase asked for."""
 
 
+class PhaseNotStarted(LookupError):
+    """The phase asked for begins after today: nothing to evaluate yet."""
+
+
 @dataclass(slots=True)
 class Table:
     caption: str
@@ -83,23 +87,24 @@ def _district_rows(values: dict[str, list[Any]], width: int) -> list[list[Any]]:
     return [*rows, ["全市", *total]]
 
 
-async def evaluation(conn: aiosqlite.Connection, config: Config, phase_name: str, *,
+async def evaluation(conn: aiosqlite.Connection, config: Config, phase_name: str, figures: list[dict[str, Any]], *,
                      listeners: dict[str, Any] | None = None, now: datetime | None = None) -> Evaluation:  # fmt: skip
+    """The report of ``phase_name``; ``figures``: the rollout figures of every district (``web.queries.coverage``);
+    ``listeners``: the platform's, whose frame counters the data quality reports."""
     now = now or datetime.now(UTC)
     today = cst_today(now)
     plan = await load_plan(conn)
     phase = plan.phases.get(phase_name)
     if phase is None:
         raise PhaseNotRecorded(phase_name)
+    if phase.starts_on > today:
+        raise PhaseNotStarted(phase_name)
     until = min(phase.ends_on, today)
     since_s = cst_midnight(phase.starts_on).timestamp()
     until_s = cst_midnight(until + timedelta(days=1)).timestamp()
     window = {"since": datetime.fromtimestamp(since_s, UTC), "until": datetime.fromtimestamp(until_s, UTC)}
     limit = config.rules.rescue_arrival_limit_min
     months = _months(phase.starts_on, until)
-    from wuhai_iot.web.queries import coverage  # the rollout figures (the web layer's, shared)
-
-    figures = await coverage(conn, today=today)
     sections = [
         _coverage(figures, plan, phase, today),
         await _data_quality(conn, phase, until, listeners or {}),

@@ -14,7 +14,6 @@ that were parsed and accepted move), one statement through the batch writer.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -24,8 +23,6 @@ import aiosqlite
 
 from wuhai_iot.clock import CST_OFFSET_S, cst_midnight, cst_today
 from wuhai_iot.config import AcceptanceConfig, SubsidyConfig
-
-log = logging.getLogger(__name__)
 
 RECORD_INTERVAL_S = 300.0
 KIND_LABELS = {"elevator": "电梯终端", "filling_scale": "充装秤控制器", "vehicle": "车载终端"}
@@ -46,13 +43,10 @@ def record_days_statement(now: datetime) -> tuple[str, tuple[float]]:
 
 
 async def run_recorder(platform: Any) -> None:
-    """Record the days with data every RECORD_INTERVAL_S until cancelled."""
+    """Record the days with data every RECORD_INTERVAL_S until cancelled (run it ``supervised``)."""
     while True:
         await asyncio.sleep(RECORD_INTERVAL_S)
-        try:
-            await platform.writer.write([record_days_statement(datetime.now(UTC))])
-        except Exception:  # noqa: BLE001 - logged; the next round tries again
-            log.exception("recording the terminals' days with data failed")
+        await platform.writer.write([record_days_statement(datetime.now(UTC))])
 
 
 # Runs of consecutive days on or after the installation date (gaps and islands: within a run, the day

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.publishing.installations import record_days_statement, run_recorder
+from wuhai_iot.tasks import supervised
 
 if TYPE_CHECKING:
     from wuhai_iot.server import Platform
@@ -20,7 +21,7 @@ _RECORDERS: weakref.WeakKeyDictionary[Platform, asyncio.Task[None]] = weakref.We
 
 @hookimpl
 def platform_starting(platform: Platform) -> None:
-    _RECORDERS[platform] = asyncio.create_task(run_recorder(platform), name="terminal-days")
+    _RECORDERS[platform] = supervised(lambda: run_recorder(platform), "terminal-days")
 
 
 @hookimpl

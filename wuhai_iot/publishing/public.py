@@ -26,7 +26,6 @@ from wuhai_iot.config import Config
 from wuhai_iot.publishing import effect as fx
 from wuhai_iot.publishing.plan import KIND_LABELS, PHASE_LABELS, load_plan, progress
 from wuhai_iot.registry.districts import DISTRICTS
-from wuhai_iot.web.queries import coverage
 
 Figure = int | float | dict[str, list[float | None]] | None
 MONTHS = 12
@@ -115,14 +114,15 @@ def show(figure: Figure, *, percent: bool = False, digits: int = 0) -> str:
     return one(figure)
 
 
-async def public_figures(conn: aiosqlite.Connection, config: Config, *, now: datetime | None = None) -> dict[str, Any]:
-    """Everything the public page and ``/public.json`` show, masked; ``taken_at`` is when it was read."""
+async def public_figures(conn: aiosqlite.Connection, config: Config, figures: list[dict[str, Any]], *,
+                         now: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+    """Everything the public page and ``/public.json`` show, masked; ``taken_at`` is when it was read.
+    ``figures``: the rollout figures of every district (``web.queries.coverage``)."""
     now = now or datetime.now(UTC)
     today = cst_today(now)
     masker = Masker(max(1, config.public.min_objects))
     limit = config.rules.rescue_arrival_limit_min
     months = fx.months_back(today, MONTHS)
-    figures = await coverage(conn, today=today)
     by_district = {row["district_code"]: row for row in figures}
     effect = await fx.monthly_effect(conn, months, limit_min=limit)
     online_30d = await fx.online_share(conn, today)

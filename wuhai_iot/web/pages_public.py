@@ -22,11 +22,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from wuhai_iot.clock import cst_today
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.publishing import public as figures
 from wuhai_iot.publishing.effect import REASON_GROUPS
 from wuhai_iot.server import PLATFORM_KEY, Platform
-from wuhai_iot.web import charts
+from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import public, web_database
 from wuhai_iot.web.templating import environment
 
@@ -63,7 +64,9 @@ class PublicFigures:
             snapshot = self._snapshot
             if snapshot is not None and time.monotonic() - snapshot.read_at < self.cache_s:
                 return snapshot
-            payload = await figures.public_figures(web_database(request), self.platform.config)
+            conn = web_database(request)
+            coverage = await queries.coverage(conn, today=cst_today())
+            payload = await figures.public_figures(conn, self.platform.config, coverage)
             unchanged = {key: value for key, value in payload.items() if key not in ("taken_at", "taken_at_cst")}
             digest = hashlib.sha256(orjson.dumps(unchanged, option=orjson.OPT_SORT_KEYS)).hexdigest()[:20]
             taken = datetime.fromisoformat(payload["taken_at"]).replace(microsecond=0)

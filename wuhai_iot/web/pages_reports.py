@@ -18,7 +18,7 @@ from wuhai_iot.publishing import installations as installs
 from wuhai_iot.publishing import plan as planning
 from wuhai_iot.registry.districts import DISTRICTS
 from wuhai_iot.server import Platform
-from wuhai_iot.web import charts
+from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
 from wuhai_iot.web.auth import request_user, requires, web_database
 from wuhai_iot.web.pages import page, platform_of
@@ -81,10 +81,14 @@ async def _evaluation(request: web.Request) -> evaluation.Evaluation:
     if phase not in planning.PHASES:
         raise web.HTTPBadRequest(text="阶段应为 pilot、rollout 或 final")
     platform = platform_of(request)
+    conn = web_database(request)
+    figures = await queries.coverage(conn, today=cst_today())
     try:
-        return await evaluation.evaluation(web_database(request), platform.config, phase, listeners=platform.listeners)
+        return await evaluation.evaluation(conn, platform.config, phase, figures, listeners=platform.listeners)
     except evaluation.PhaseNotRecorded:
         raise web.HTTPNotFound(text=f"建设计划中没有{planning.PHASE_LABELS[phase]}的日期，请先录入计划。") from None
+    except evaluation.PhaseNotStarted:
+        raise web.HTTPNotFound(text=f"{planning.PHASE_LABELS[phase]}尚未开始。") from None
 
 
 @requires(P.VIEW_EVALUATION)
