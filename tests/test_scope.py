@@ -41,6 +41,7 @@ SEEN_BY_ROLE: dict[Role, tuple[dict[str, Any], dict[str, list[Any]]]] = {
     Role.ADMIN: ({}, EVERYTHING),
     Role.POLICE: ({}, EVERYTHING),  # (their permissions, not their scope, keep them to vehicles and cylinders)
     Role.TRANSPORT: ({}, EVERYTHING),
+    Role.EXPERT: ({}, EVERYTHING),  # (every district; their permissions keep them to reading)
     Role.DISTRICT: ({"district_code": "150302"},
                     {"lifts": ["L-HBW-A", "L-HBW-B"], "stations": [150301], "alarms": [1, 2, 4], "audit": [1]}),
     Role.MAINTENANCE: ({"unit": "A维保"}, {"lifts": ["L-HBW-A", "L-WD-A"], "stations": [], "alarms": [1, 3],
