@@ -69,6 +69,15 @@ for (const el of document.body.querySelectorAll('*')) {
       ? '.' + String(el.className).split(' ').join('.') : '') + ' ' + Math.round(box.left) + '..' + Math.round(box.right));
   }
 }
+// What must fit the screen without scrolling at all: the banner, the figures, the lift's status box, the
+// alarm cards and the look-up cards.
+for (const el of document.querySelectorAll('#trapped-banner, .cards, #lift-state, table.cards-on-phone, .search-big,'
+                                           + ' #vehicle-card, #cylinder-card, #alarm-evidence')) {
+  const box = el.getBoundingClientRect();
+  if (box.width > 0 && (el.scrollWidth > el.clientWidth + 1 || box.right > width + 1)) {
+    found.push('does not fit: ' + (el.id || el.className) + ' ' + el.scrollWidth + '>' + el.clientWidth);
+  }
+}
 return [document.documentElement.scrollWidth, width, found.slice(0, 10)];
 """
 
@@ -210,23 +219,33 @@ async def test_district_officer_in_a_real_browser(
 
     # The same pages on a phone: the menu folded behind its button, nothing wider than the screen.
     def on_phone(path: str, ready: str, name: str) -> tuple[bool, bool, list[Any]]:
+        """The page at phone width: is the menu folded, and what sticks out (a screenshot when named)."""
         use_screen(driver, PHONE, mobile=True)
         driver.get(site + path)
         wait_for(driver, lambda d: d.find_elements(By.ID, ready))
         menu_hidden = not driver.find_element(By.ID, "sidenav").is_displayed()
         button_shown = driver.find_element(By.ID, "menu-button").is_displayed()
         fits = driver.execute_script(OVERFLOWING_JS)
-        whole_page_screenshot(driver, shots / f"{name}-phone.png", PHONE, mobile=True)
+        if name:
+            whole_page_screenshot(driver, shots / f"{name}-phone.png", PHONE, mobile=True)
         return menu_hidden, button_shown, fits
 
     for path, ready, name in (("/", "open-alarms", "dashboard"), (f"/alarms/{alarm_id}", "alarm-evidence", "alarm"),
                               (f"/lifts/{LIFT}", "lift-state", "lift"), ("/vehicles?plate=蒙LT1234", "vehicle-card", "vehicle"),
-                              ("/alarms?status=all", "alarm-list", "alarms")):  # fmt: skip
+                              ("/cylinders?q=E004015012345678", "cylinder-card", "cylinder"),
+                              ("/alarms?status=all", "alarm-list", "alarms"),
+                              # and the other pages an officer may open on the way (no screenshot)
+                              ("/lifts", "sidenav", ""), ("/maintenance", "flagged-visits", ""), ("/rescues", "sidenav", ""),
+                              ("/stations", "sidenav", ""), ("/stations/150301", "sidenav", ""),
+                              ("/reports/monthly", "sidenav", ""), ("/rollout", "sidenav", ""),
+                              ("/no/such/page", "error-page", "")):  # fmt: skip
         menu_hidden, button_shown, (page_width, screen_width, overflowing) = await in_thread(on_phone, path, ready, name)
         assert menu_hidden and button_shown, f"{path}: the menu is folded on a phone"
         assert page_width <= screen_width == PHONE[0] and overflowing == [], f"{path}: wider than the phone: {overflowing}"
 
     def open_menu() -> bool:
+        driver.get(site + "/")
+        wait_for(driver, lambda d: d.find_elements(By.ID, "open-alarms"))
         driver.find_element(By.ID, "menu-button").click()
         wait_for(driver, lambda d: d.find_element(By.ID, "sidenav").is_displayed())
         driver.save_screenshot(str(shots / "menu-phone.png"))

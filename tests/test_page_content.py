@@ -238,6 +238,9 @@ async def test_small_things(platform: Platform, clients: dict, database: aiosqli
     assert ">首页总览<" in dashboard and 'rel="icon"' in dashboard
     _, maintenance = await get(clients["haibowan"], platform, "/maintenance")
     assert maintenance.index('id="flagged-visits"') < maintenance.index('id="overdue-lifts"')
+    assert "共 1 台" in maintenance and ADDRESS in maintenance.split('id="overdue-lifts"')[1]
+    _, overdue = await get(clients["haibowan"], platform, "/lifts?overdue=maintenance")
+    assert ADDRESS in overdue and "共 1 台" in overdue
     # Today is not over: no online rate for it in the monthly report.
     today = cst_today()
     await platform.writer.write([("INSERT INTO lift_daily (device_code, day, online_s) VALUES (?, ?, ?)",

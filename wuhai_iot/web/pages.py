@@ -266,6 +266,7 @@ async def lift_list(request: web.Request) -> web.Response:
     filters = {
         "online": {"online": True, "offline": False}.get(query.get("state", "")),
         "with_alarm": YES_NO.get(query.get("alarm", "")), "overdue": YES_NO.get(query.get("overdue", "")),
+        "maintenance_overdue": True if query.get("overdue") == "maintenance" else None,
         "search": query.get("q", "").strip() or None, **rules_of(request), **lift_filters(request, user),
     }  # fmt: skip
     found = await lifts.list_lifts(conn, after=query.get("after") or None, limit=LIFTS_PER_PAGE + 1, **filters)
