@@ -20,6 +20,8 @@ from wuhai_iot.storage import db
 from wuhai_iot.storage.backup import upgrade_copy_path
 
 NEWEST = db.migrations()[-1][0]
+PREVIOUS_RELEASE = 10
+"""A database as an earlier build left it: migrations 0001-0010 (this round added 0012 and 0020)."""
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -165,3 +167,22 @@ def test_a_database_of_a_newer_release_is_refused_unchanged(tmp_path: Path) -> N
     result = cli("users", "list", "--config", str(config))  # any command that opens it
     assert result.returncode == 3 and "made by a newer release" in result.stderr
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+async def test_serve_on_the_previous_releases_database_keeps_a_copy_and_logs_it(tmp_path: Path) -> None:
+    """As an operator upgrades: the service restarts on the database the previous release left."""
+    database = tmp_path / "data" / "wuhai-iot.sqlite3"
+    database.parent.mkdir()
+    earlier = await db.connect(database, migrate=False)
+    await db.apply_migrations(earlier, through=PREVIOUS_RELEASE)
+    await earlier.close()
+    process, _, log = await start_serve(tmp_path)
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(process.wait(), 30) == 0
+    copy = upgrade_copy_path(database, PREVIOUS_RELEASE)
+    assert (f"database at schema version {PREVIOUS_RELEASE:04d} copied to {copy} before migrating it to {NEWEST:04d}"
+            in log.read_text(encoding="utf-8"))  # fmt: skip
+    with closing(sqlite3.connect(copy)) as conn:
+        assert db.schema_version(conn) == PREVIOUS_RELEASE
+    with closing(sqlite3.connect(database)) as conn:
+        assert db.schema_version(conn) == NEWEST

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.storage.writer import WriterClosed
 
 if TYPE_CHECKING:
     from wuhai_iot.server import Platform
@@ -158,8 +159,8 @@ class DiskWatch:
             await asyncio.sleep(SAMPLE_INTERVAL_S)
             try:
                 await self.sample()
-            except RuntimeError:
-                return  # the writer is closed
+            except WriterClosed:
+                return  # the platform is stopping
             except Exception:
                 log.exception("sampling the disk failed")
 
