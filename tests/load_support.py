@@ -131,17 +131,24 @@ async def start_serve(
         )
     ports: dict[str, int] = {}
     log = log_file or log
-    async with asyncio.timeout(60):
-        while "web" not in ports:
-            text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
-            for protocol, title in (("elink", "ELink-200"), ("lmt", "LMT-4"), ("gasfill", "GF-3")):
-                if match := re.search(title + r".* listening on 127\.0\.0\.1:(\d+)", text):
-                    ports[protocol] = int(match.group(1))
-            if match := re.search(r"web on https?://127\.0\.0\.1:(\d+)/", text):
-                ports["web"] = int(match.group(1))
-            if process.returncode is not None:
-                raise AssertionError(f"serve exited before it was ready:\n{text}{(folder / 'serve.log').read_text()}")
-            await asyncio.sleep(0.05)
+    try:
+        async with asyncio.timeout(60):
+            while "web" not in ports:
+                text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+                for protocol, title in (("elink", "ELink-200"), ("lmt", "LMT-4"), ("gasfill", "GF-3")):
+                    if match := re.search(title + r".* listening on 127\.0\.0\.1:(\d+)", text):
+                        ports[protocol] = int(match.group(1))
+                if match := re.search(r"web on https?://127\.0\.0\.1:(\d+)/", text):
+                    ports["web"] = int(match.group(1))
+                if process.returncode is not None:
+                    output = (folder / "serve.log").read_text(encoding="utf-8", errors="replace")
+                    raise AssertionError(f"serve exited before it was ready:\n{text}{output}")
+                await asyncio.sleep(0.05)
+    except BaseException:
+        if process.returncode is None:  # (never leave a serve running behind a failed test)
+            process.kill()
+            await process.wait()
+        raise
     return process, ports, log
 
 
