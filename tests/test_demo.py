@@ -101,3 +101,16 @@ async def test_the_demo_city_has_a_believable_maintenance_history(tmp_path: Path
     overdue = sum(c["maintenance_overdue"] for c in counted.values())
     assert lifts == 300 and 1 <= overdue <= 0.1 * lifts, overdue
     assert short >= 1
+
+
+def test_ports_auto_gives_every_installed_protocol_a_port_the_system_picks(tmp_path: Path) -> None:
+    from wuhai_iot.config import load_config
+    from wuhai_iot.plugins import protocols
+    from wuhai_iot.simulator.demo import write_config
+
+    config = load_config(write_config(tmp_path, None))
+    assert config.web.port == 0 and set(protocols()) <= set(config.protocols)
+    assert all(config.protocols[name].port == 0 for name in protocols())
+    shifted = load_config(write_config(tmp_path, 100))
+    assert {name: shifted.protocols[name].port for name in protocols()} == {
+        name: protocol.default_port + 100 for name, protocol in protocols().items()}

@@ -21,6 +21,7 @@ from typing import Any
 from wuhai_iot import logs
 from wuhai_iot.config import Config, LogConfig, load_config
 from wuhai_iot.elevators.maintenance import VISIT_UPSERT
+from wuhai_iot.plugins import protocols
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.registry.census import exit_status, import_files
 from wuhai_iot.registry.users import UserError, add_user
@@ -41,7 +42,7 @@ from wuhai_iot.storage import db
 DEFAULT_DIR = Path("wuhai-demo")
 CONFIG_FILE = "wuhai-iot.toml"
 LOGINS_FILE = "demo-logins.txt"
-DEFAULT_PORTS = {"web": 8080, "elink": 5701, "lmt": 5702, "gasfill": 5710}
+WEB_PORT = 8080
 HOST = "127.0.0.1"
 
 
@@ -58,10 +59,11 @@ class DemoOptions:
 
 def write_config(directory: Path, port_offset: int | None) -> Path:
     """The demo's configuration: database in the directory, web and protocols on 127.0.0.1."""
-    ports = {name: 0 if port_offset is None else port + port_offset for name, port in DEFAULT_PORTS.items()}
+    defaults = {"web": WEB_PORT} | {name: protocol.default_port for name, protocol in protocols().items()}
+    ports = {name: 0 if port_offset is None else port + port_offset for name, port in defaults.items()}
     lines = ["# Written by `wuhai-iot demo`.", "[database]", 'path = "wuhai-iot.sqlite3"', "",
              "[web]", f'host = "{HOST}"', f"port = {ports['web']}", ""]  # fmt: skip
-    for protocol in ("elink", "lmt", "gasfill"):
+    for protocol in sorted(ports.keys() - {"web"}):  # every installed protocol, plugins' too
         lines += [f"[protocols.{protocol}]", f'host = "{HOST}"', f"port = {ports[protocol]}", ""]
     path = directory / CONFIG_FILE
     path.write_text("\n".join(lines), encoding="utf-8")
