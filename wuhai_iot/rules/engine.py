@@ -101,8 +101,9 @@ class EventTimeEngine:
     def new_subject(self, code: str) -> Subject:
         raise NotImplementedError
 
-    def evaluate(self, runtime: SubjectRuntime, event: ev.Event) -> list[Statement]:
-        """A record in device-time order, not late: run the rules (a subclass adds its bookkeeping)."""
+    def evaluate(self, runtime: SubjectRuntime, event: ev.Event, at_s: float) -> list[Statement]:
+        """A record in device-time order, not late, at ``at_s`` (its time in Unix seconds): run the rules
+        (a subclass adds its bookkeeping)."""
         return self.run_rules(runtime, event)
 
     def late(self, runtime: SubjectRuntime, event: ev.Event) -> list[Statement]:
@@ -144,13 +145,14 @@ class EventTimeEngine:
         code = self.subject_code(terminal)
         if not code or not events:
             return []
-        runtime = self.runtime(code)
+        runtime = self.subjects.get(code) or self.runtime(code)
         context = runtime.context
         clock = context.clock
         if terminal.report_interval_s:
             context.report_interval_s = terminal.report_interval_s
+        states = runtime.states
         statements: list[Statement] = []
-        received_s = 0.0
+        received_s = t = 0.0
         for event in events if len(events) == 1 else sorted(events, key=_time_of):
             received_at = event.received_at
             if context.last_frame_at is None or received_at > context.last_frame_at:
@@ -171,12 +173,16 @@ class EventTimeEngine:
                 continue
             if device_time is not None:
                 clock.evaluated_s = t
-                clock.report(t, received_s)
-            if any(runtime.states):
+                if t >= clock.reported_s:  # (EventClock.report, inline: this runs for every record)
+                    clock.reported_s = t
+                    clock.reported_at_s = received_s
+            if any(states):
                 statements += self.advance(runtime, t)
-            statements += self.evaluate(runtime, event)
-        if any(runtime.states):
-            statements += self.advance(runtime, clock.now_s(received_s))
+            statements += self.evaluate(runtime, event, t)
+        if any(states):
+            now_s = clock.now_s(received_s)
+            if now_s > t:  # (a live record is itself the terminal's newest clock: nothing more to see)
+                statements += self.advance(runtime, now_s)
         return statements
 
     def heard(self, terminal: Terminal, device_time: datetime, received_at: datetime) -> bool:

@@ -153,20 +153,20 @@ class Trapped(Rule[ev.ElevatorStatus]):
         door = event.door
         if door is UNKNOWN:
             return []
-        raised = state.get("raised")
+        if not state:  # the usual sample: nothing going on; does a wait start?
+            if door is CLOSED and event.occupied and not event.running:
+                state.update(since=event.time.timestamp(), clear_since=None, raised=False, floor=event.floor)
+            return []
         if door is not CLOSED:
-            if raised:
-                state.clear()
-                return [Transition("trapped", False, event.time, detail={"ended_by": "doors_open"})]
+            raised = state["raised"]
             state.clear()
-        elif event.running:
-            if not raised:  # moving before the threshold: not trapped (yet)
+            return [Transition("trapped", False, event.time, detail={"ended_by": "doors_open"})] if raised else []
+        if event.running:
+            if not state["raised"]:  # moving before the threshold: not trapped
                 state.clear()
         elif event.occupied:
-            if not state:
-                state.update(since=event.time.timestamp(), clear_since=None, raised=False, floor=event.floor)
             state["clear_since"] = None
-        elif event.occupied is False and state and state["clear_since"] is None:
+        elif event.occupied is False and state["clear_since"] is None:
             state["clear_since"] = event.time.timestamp()
         return []
 

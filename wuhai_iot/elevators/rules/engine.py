@@ -184,9 +184,9 @@ class RuleEngine(EventTimeEngine):
 
     # --- records ----------------------------------------------------------------------------------
 
-    def evaluate(self, runtime: SubjectRuntime, event: ev.Event) -> list[Statement]:
+    def evaluate(self, runtime: SubjectRuntime, event: ev.Event, at_s: float) -> list[Statement]:
         if isinstance(event, ev.ElevatorStatus):
-            return self._status(runtime, event)  # type: ignore[arg-type]
+            return self._status(runtime, event, at_s)  # type: ignore[arg-type]
         if isinstance(event, ev.TerminalDiagnostic):
             log.info("%s %s diagnostic %d %s", event.protocol, event.terminal_id, event.code,
                      "active" if event.active else "cleared")  # fmt: skip
@@ -198,9 +198,8 @@ class RuleEngine(EventTimeEngine):
             return self._keep_with_alarms(runtime, [event], NO_ALARMS)  # type: ignore[arg-type]
         return []
 
-    def _status(self, runtime: LiftRuntime, status: ev.ElevatorStatus) -> list[Statement]:
+    def _status(self, runtime: LiftRuntime, status: ev.ElevatorStatus, at_s: float) -> list[Statement]:
         # (In seconds, not datetimes: this runs for every sample.)
-        at_s = status.time.timestamp()
         statements: list[Statement] = []
         was_running = runtime.running
         if runtime.last_sample_s is not None and was_running is not None:
