@@ -41,14 +41,18 @@ def fixture_bytes(name: str) -> bytes:
     return bytes.fromhex("".join(text.split()))
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    """Defaults, but the database in tmp_path and every port chosen by the OS."""
+def platform_config(directory: Path) -> Config:
+    """Defaults, but the database in ``directory`` and every port chosen by the OS."""
     settings = Config()
-    settings.database.path = tmp_path / "wuhai-iot.sqlite3"
+    settings.database.path = directory / "wuhai-iot.sqlite3"
     settings.web.port = 0
     settings.protocols = {name: ProtocolConfig(port=0) for name in protocols()}
     return settings
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return platform_config(tmp_path)
 
 
 async def import_census(path: Path, files: list[Path] | None = None) -> None:
