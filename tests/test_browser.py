@@ -172,9 +172,13 @@ async def test_district_officer_in_a_real_browser(
     assert "困人 1 起" in banner
 
     def acknowledge() -> str:
-        row = driver.find_element(By.CSS_SELECTOR, '#open-alarms tr[data-alarm-row]')
-        row.find_element(By.NAME, "note").send_keys("已电话通知维保单位")
-        row.find_element(By.CSS_SELECTOR, 'button[data-action="acknowledge"]').click()
+        def note_and_click(d: Any) -> bool:  # (again on a row the live page re-rendered meanwhile)
+            row = d.find_element(By.CSS_SELECTOR, '#open-alarms tr[data-alarm-row]')
+            row.find_element(By.NAME, "note").send_keys("已电话通知维保单位")
+            row.find_element(By.CSS_SELECTOR, 'button[data-action="acknowledge"]').click()
+            return True
+
+        wait_for(driver, note_and_click)
         wait_for(driver, lambda d: "done=acknowledged" in d.current_url)
         return driver.find_element(By.CSS_SELECTOR, ".flash").text
 
