@@ -124,12 +124,6 @@ def test_unsupported_type_and_bad_content_keep_terminal_and_seq() -> None:
     assert answer is not None and answer[23] == 1
 
 
-def test_framer_split_byte_by_byte() -> None:
-    framer = elink.new_framer()
-    out: list[bytes | Discarded] = []
-    for byte in LOGIN + STATUS:
-        out += framer.feed(bytes([byte]))
-    assert out == [LOGIN, STATUS]
 
 
 def test_framer_many_frames_in_one_chunk_with_garbage_between() -> None:
@@ -154,29 +148,8 @@ def test_framer_oversized_length_is_skipped_not_awaited() -> None:
     assert isinstance(out[0], Discarded) and "length" in out[0].reason
 
 
-def test_framer_buffer_stays_bounded_on_endless_garbage() -> None:
-    framer = elink.new_framer()
-    for _ in range(100):
-        framer.feed(b"\x00" * 10_000)
-    assert len(framer._buffer) <= 1
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=600))
-def test_arbitrary_bytes_never_crash_framer_or_decoder(data: bytes) -> None:
-    framer = elink.new_framer()
-    items = framer.feed(data)
-    kept = bytes(framer._buffer)  # type: ignore[attr-defined]
-    # Nothing lost, nothing invented: frames and discarded bytes, in order, then what waits for more.
-    assert b"".join(i if isinstance(i, bytes) else i.data for i in items) + kept == data
-    assert len(kept) < 7 + MAX_LENGTH
-    for item in items:
-        if isinstance(item, bytes):
-            try:
-                message = elink.decode(item, NOW)
-            except DecodeError:
-                continue
-            assert message.protocol == "elink" and 0 <= message.seq <= 65535
 
 
 status_records = st.tuples(

@@ -22,7 +22,6 @@ from wuhai_iot.protocols.gasfill import (
     FILL_RESULT,
     HEARTBEAT,
     LOGIN,
-    MAX_FRAME,
     TAG_INFO,
     TAG_QUERY,
     GasfillProtocol,
@@ -203,13 +202,6 @@ def test_registered_as_plugin() -> None:
 ALL_FIXTURES = sorted((FIXTURES / "gasfill").glob("*.hex"))
 
 
-def test_framer_reassembles_frames_fed_byte_by_byte() -> None:
-    stream = b"".join(fixture(p.name) for p in ALL_FIXTURES)
-    framer = gasfill.new_framer()
-    out: list[bytes | Discarded] = []
-    for byte in stream:
-        out += framer.feed(bytes([byte]))
-    assert out == [fixture(p.name) for p in ALL_FIXTURES]
 
 
 def test_framer_cuts_merged_frames_in_one_read() -> None:
@@ -260,12 +252,6 @@ def test_missing_etx_is_dropped() -> None:
     assert out == [Discarded(no_etx, "no ETX"), good]
 
 
-def test_framer_never_holds_more_than_one_frame_of_garbage() -> None:
-    framer = gasfill.new_framer()
-    # Every STX here announces LEN 512 and none of them is ever completed by a valid frame.
-    for _ in range(200):
-        framer.feed(b"\x02\x00\x02\x00" * 16)
-        assert len(framer._buffer) < MAX_FRAME
 
 
 # --- answers ---
@@ -420,25 +406,6 @@ def test_damaged_frame_is_not_answered() -> None:
 # --- properties ---
 
 
-@given(st.binary(max_size=600))
-def test_arbitrary_bytes_only_ever_raise_decode_error(data: bytes) -> None:
-    try:
-        decode(data)
-    except DecodeError:
-        pass
-    framer = gasfill.new_framer()
-    items = framer.feed(data)
-    kept = bytes(framer._buffer)  # type: ignore[attr-defined]
-    # Nothing lost, nothing invented: frames and discarded bytes, in order, then what waits for more.
-    assert b"".join(i if isinstance(i, bytes) else i.data for i in items) + kept == data
-    assert len(kept) < 518
-    for frame in items:
-        if isinstance(frame, bytes):
-            try:
-                message = decode(frame)
-            except DecodeError:
-                continue
-            assert message.protocol == "gasfill" and 0 <= message.seq <= 255
 
 
 @given(

@@ -307,12 +307,6 @@ def test_other_protocol_name_is_answered_err() -> None:
 # --- framing -------------------------------------------------------------------------------------------
 
 
-def test_framer_byte_by_byte() -> None:
-    stream = b"".join(line(name) for name in SPEC_LINES)
-    framer = lmt.new_framer()
-    frames = [frame for byte in stream for frame in frames_of(framer.feed(bytes([byte])))]
-    assert frames == [line(name) for name in SPEC_LINES]
-    assert [decode(frame).seq for frame in frames] == [1, 17, 18, 19]
 
 
 def test_several_lines_in_one_chunk_with_bare_newline_and_empty_lines() -> None:
@@ -449,30 +443,8 @@ def test_terminal_without_secret_needs_no_key(secret: str | None) -> None:
 # --- properties ----------------------------------------------------------------------------------------
 
 
-@given(st.lists(st.binary(max_size=700), max_size=8))
-def test_arbitrary_bytes_only_ever_raise_decode_error(chunks: list[bytes]) -> None:
-    framer = lmt.new_framer()
-    for chunk in chunks:
-        for item in framer.feed(chunk):
-            if isinstance(item, Discarded):
-                continue
-            assert len(item) <= 513
-            try:
-                lmt.decode(item, RECEIVED)
-            except DecodeError:
-                pass
 
 
-@given(st.lists(st.sampled_from(b"#LMT,8612345678901230123456789*;=\r\nABCDEFSTHBEV"), max_size=300))
-def test_near_valid_bytes_only_ever_raise_decode_error(alphabet_bytes: list[int]) -> None:
-    for item in lmt.new_framer().feed(bytes(alphabet_bytes) + b"\n"):
-        if isinstance(item, bytes):
-            assert len(item) <= 513, "a line is never kept beyond 512 bytes and one more to tell"
-            try:
-                message = lmt.decode(item, RECEIVED)
-            except DecodeError:
-                continue
-            assert message.protocol == "lmt" and len(message.terminal_id) == 15 and 0 <= message.seq <= 65535
 
 
 status_values = st.fixed_dictionaries(

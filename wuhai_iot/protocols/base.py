@@ -107,6 +107,14 @@ class FixedLayout:
 class Framer(abc.ABC):
     """Cuts a TCP byte stream into whole frames. One instance per connection."""
 
+    max_buffered: int
+    """The most bytes the framer ever keeps between two ``feed`` calls, whatever arrives (checked by
+    ``wuhai_iot.testing``): a connection's memory is bounded by it."""
+
+    @abc.abstractmethod
+    def buffered(self) -> int:
+        """How many bytes the framer keeps now (of a frame not yet complete)."""
+
     @abc.abstractmethod
     def feed(self, data: bytes) -> list[bytes | Discarded]:
         """Take the next bytes of the stream; return the frames (and discarded garbage) now complete."""
@@ -127,6 +135,9 @@ class MarkerFramer(Framer):
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+
+    def buffered(self) -> int:
+        return len(self._buffer)
 
     @abc.abstractmethod
     def frame_at(self, buf: bytes | bytearray, start: int, end: int) -> tuple[int, str]:

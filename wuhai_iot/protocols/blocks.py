@@ -81,6 +81,7 @@ class LengthCrcFramer(MarkerFramer):
         super().__init_subclass__(**kwargs)
         if "frame_at" not in cls.__dict__ and hasattr(cls, "marker") and hasattr(cls, "length_range"):
             cls.frame_at = _frame_reader(cls)  # type: ignore[method-assign]
+            cls.max_buffered = cls.length_range.stop - 1 + cls.length_adds
 
     def check_header(self, buf: bytes | bytearray, start: int) -> str:
         """Why the header at ``start`` is no frame, or "" (the bytes up to the length field are there)."""
@@ -149,6 +150,10 @@ class LineFramer(Framer):
         self.emit_overlong_prefix = emit_overlong_prefix
         self._line = bytearray()
         self._skipping = False
+        self.max_buffered = max_line
+
+    def buffered(self) -> int:
+        return len(self._line)
 
     def feed(self, data: bytes) -> list[bytes | Discarded]:
         out: list[bytes | Discarded] = []
