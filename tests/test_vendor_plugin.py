@@ -1,4 +1,8 @@
-"""Protocols come through register_protocols: built-in ones, and a vendor's added by an entry point."""
+"""A vendor's protocol comes as its own package: examples/acme-lift, installed by pip from its folder.
+
+It is installed once per session into a folder (``pip install --target``, which is what a vendor's
+``pip install`` puts on the path, entry point included) that these tests put on ``sys.path``.
+"""
 
 from __future__ import annotations
 
@@ -10,62 +14,129 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import import_census
+from conftest import ROOT, TerminalClient, import_census
 
 from wuhai_iot.config import Config, ProtocolConfig
 from wuhai_iot.plugins import get_plugin_manager, protocols
 from wuhai_iot.server import Platform
 from wuhai_iot.storage import db
+from wuhai_iot.testing import check_protocol
 
-VENDOR = Path(__file__).parent / "data" / "vendor_plugin"
+EXAMPLE = ROOT / "examples" / "acme-lift"
+TERMINAL, SECRET, LIFT = "AC00012345", "acme-secret-0001", "31101503022012000101"
 
 
 def test_builtin_protocols_register_through_the_hook() -> None:
     # register_protocols: ELink, LMT and GF-3 are contributed exactly as a vendor's would be.
-    names = set(protocols())
-    assert {"elink"} <= names
+    assert {"elink", "lmt", "gasfill"} <= set(protocols())
     implementers = {impl.plugin_name for impl in get_plugin_manager().hook.register_protocols.get_hookimpls()}
     assert "wuhai_iot.protocols.elink" in implementers
 
 
+@pytest.fixture(scope="session")
+def installed_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/acme-lift installed by pip from its folder (without dependencies: wuhai-iot is here)."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(EXAMPLE)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert (target / "acme_lift").is_dir() and list(target.glob("acme_lift-1.0.0.dist-info"))
+    return target
+
+
+def _env(*paths: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in paths)}
+
+
 @pytest.fixture
-def vendor_on_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Make the example vendor package importable and its entry point visible, as `pip install` would."""
-    monkeypatch.syspath_prepend(str(VENDOR))
+def example_on_path(installed_example: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.syspath_prepend(str(installed_example))
     get_plugin_manager.cache_clear()
     yield
     get_plugin_manager.cache_clear()
+    sys.modules.pop("acme_lift", None)
 
 
-def test_vendor_protocol_is_decoded_by_the_cli() -> None:
-    line = b"ACME T-1 7 1764400000 FLOOR -2 RUN\n"
-    env = {**os.environ, "PYTHONPATH": str(VENDOR)}
+def test_the_platform_lists_the_installed_package(installed_example: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "wuhai_iot", "plugins"], capture_output=True, text=True,
+                            env=_env(installed_example), timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "acme (acme-lift 1.0.0): register_protocols" in result.stdout
+    assert "protocol acme: ACME AL-1 v1, port 5799, text frames, terminals on a lift" in result.stdout
+    assert "wuhai_iot.protocols.elink (wuhai-iot " in result.stdout
+
+
+def test_the_cli_decodes_its_text_frames(installed_example: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "wuhai_iot", "decode", "acme", line.hex()],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        [sys.executable, "-m", "wuhai_iot", "decode", "acme", "AL1,AC00012345,6,1764400060,EV,ev=TRAP;on=1;fl=3*00"],
+        capture_output=True, text=True, env=_env(installed_example), timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "acme FLOOR terminal T-1 seq 7" in result.stdout
-    assert '"floor": -2' in result.stdout
+    assert "acme EV terminal AC00012345 seq 6" in result.stdout and '"kind": "trapped"' in result.stdout
 
 
-async def test_vendor_protocol_served_end_to_end(vendor_on_path: None, tmp_path: Path) -> None:
+def test_the_examples_own_tests_pass(installed_example: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
+        capture_output=True, text=True, env=_env(installed_example), cwd=EXAMPLE, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "passed" in result.stdout
+
+
+def test_the_installed_protocol_passes_the_contract(example_on_path: None) -> None:
+    check_protocol(protocols()["acme"], EXAMPLE / "tests" / "fixtures")
+
+
+async def test_served_end_to_end(example_on_path: None, tmp_path: Path) -> None:
     config = Config()
     config.database.path = tmp_path / "db.sqlite3"
     config.web.port = 0
     config.protocols = {name: ProtocolConfig(port=0) for name in protocols()}
-    assert "acme" in config.protocols
     terminals = tmp_path / "terminals-acme.csv"
-    terminals.write_text("protocol,terminal_id,device_code\nacme,T-1,31101503022012000101\n", encoding="utf-8")
+    terminals.write_text(
+        "protocol,terminal_id,device_code,key\n"
+        f"acme,{TERMINAL},{LIFT},{SECRET}\n"
+        f"acme,abc,{LIFT},\n",  # the protocol's id format, from the protocol: refused
+        encoding="utf-8",
+    )
     await import_census(config.database.path)
-    await import_census(config.database.path, [terminals])  # the census knows the vendor's protocol
+    from wuhai_iot.registry.census import import_files
+
     conn = await db.connect(config.database.path)
+    reports = await import_files(conn, [terminals])
+    rejected = [str(rejection) for report in reports for rejection in report.rejected]
+    assert len(rejected) == 1 and "'abc' is not AC and 8 digits (an ACME AL-1 terminal id)" in rejected[0]
+    fixtures = EXAMPLE / "tests" / "fixtures"
     async with Platform(config) as platform:
-        reader, writer = await asyncio.open_connection("127.0.0.1", platform.ports["acme"])
-        writer.write(b"ACME T-1 1 1764400000 LOGIN v1\nACME T-1 2 1764400005 FLOOR -1 STOP\n")
-        assert await asyncio.wait_for(reader.readline(), 5) == b"OK 1\r\n"
-        assert await asyncio.wait_for(reader.readline(), 5) == b"OK 2\r\n"
-        writer.close()
-        row = await (await conn.execute("SELECT floor, running FROM elevator_state")).fetchone()
-        assert tuple(row) == (-1, 0)
+        assert platform.ports["acme"]
+        client = await TerminalClient.connect(platform, "acme")
+        await client.send((fixtures / "login.line").read_bytes())
+        assert (await client.receive()).startswith(f"AL1,{TERMINAL},1,".encode())
+        for name in ("status_running", "event_trap_on", "event_trap_on"):  # the last one a resend
+            await client.send((fixtures / f"{name}.line").read_bytes())
+            answer = await client.receive()
+            assert b",ACK,r=0*" in answer, answer
+        await client.close()
+        rows = await conn.execute_fetchall("SELECT kind, device_code, condition FROM alarms")
+        assert [tuple(row) for row in rows] == [("trapped", LIFT, "active")]
+        rows = await conn.execute_fetchall("SELECT count(*) FROM messages WHERE protocol = 'acme'")
+        assert rows[0][0] == 2  # the status and the event, the resend stored once
     await conn.close()
+
+
+def test_a_package_that_cannot_be_imported_is_reported_and_the_rest_run(
+    tmp_path: Path, installed_example: Path
+) -> None:
+    broken = tmp_path / "broken_plugin-0.1.dist-info"
+    broken.mkdir()
+    (broken / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n", encoding="utf-8")
+    (broken / "entry_points.txt").write_text("[wuhai_iot]\nbroken = broken_plugin_module\n", encoding="utf-8")
+    (tmp_path / "broken_plugin_module.py").write_text("import no_such_dependency\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "wuhai_iot", "plugins"], capture_output=True, text=True,
+                            env=_env(tmp_path, installed_example), timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 1
+    assert ("FAILED broken (broken-plugin 0.1): ModuleNotFoundError: No module named 'no_such_dependency'"
+            in result.stdout)  # fmt: skip
+    assert "protocol acme: ACME AL-1 v1" in result.stdout and "protocol elink:" in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -15,8 +16,9 @@ from typing import Any
 from wuhai_iot import events as ev
 from wuhai_iot import logs
 from wuhai_iot.captures import frame_bytes, read_frames
-from wuhai_iot.config import check_config
-from wuhai_iot.plugins import protocols
+from wuhai_iot.config import Config, check_config
+from wuhai_iot.plugins import get_plugin_manager, protocols
+from wuhai_iot.plugins.manager import BUILTIN_PLUGINS
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol
 
@@ -48,6 +50,13 @@ def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
     decode.add_argument("--file", type=Path, help="a frames file: hex lines, or text lines for a text protocol")
     decode.set_defaults(handler=decode_command)
 
+    plugins = subparsers.add_parser(
+        "plugins",
+        help="list loaded plugins (package version, hooks, protocols and ports) and those that failed to load",
+        description="Exit status 1 when some plugin failed to load (the others run).",
+    )
+    plugins.set_defaults(handler=plugins_command)
+
 
 def serve_command(args: argparse.Namespace) -> int:
     """Check the configuration (and bind nothing when it is wrong), then serve until SIGINT/SIGTERM."""
@@ -58,7 +67,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     config = args.settings
     if args.print_config:
-        print(config.to_toml())
+        print(effective_config(config).to_toml())
         return 0
     problems = check_config(config)
     where = f"{config.source}: " if config.source else ""
@@ -79,6 +88,39 @@ def serve_command(args: argparse.Namespace) -> int:
         logging.getLogger("wuhai_iot.server").error("cannot use the database %s: %s", config.database.path, exc)
         return EXIT_CANNOT_START
     return 0
+
+
+def effective_config(config: Config) -> Config:
+    """The configuration with a ``[protocols.NAME]`` section for every installed protocol, its port filled in."""
+    sections = dict(config.protocols)
+    for name, protocol in protocols().items():
+        settings = config.protocol(name)
+        port = protocol.default_port if settings.port is None else settings.port
+        sections[name] = dataclasses.replace(settings, port=port)
+    return dataclasses.replace(config, protocols=sections)
+
+
+def plugins_command(args: argparse.Namespace) -> int:
+    pm = get_plugin_manager()
+    by_plugin: dict[str, list[Protocol]] = {}
+    for protocol in pm.protocols().values():
+        by_plugin.setdefault(pm.protocol_plugins[protocol.name], []).append(protocol)
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: (item[0] in BUILTIN_PLUGINS, item[0])):
+        if plugin is None:
+            continue
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())
+        print(f"{name} ({pm.distribution_of(plugin)}): {', '.join(hooks) or 'no hooks'}")
+        for protocol in by_plugin.get(name, ()):
+            settings = args.settings.protocol(protocol.name)
+            port = protocol.default_port if settings.port is None else settings.port
+            state = f"port {port}" if settings.enabled else "disabled"
+            kind = "text" if protocol.text_frames else "binary"
+            binding = protocol.binds_to.value.replace("_", " ")
+            print(f"  protocol {protocol.name}: {protocol.title}, {state}, {kind} frames, "
+                  f"terminals on a {binding}, ids {protocol.terminal_id_format.description}")  # fmt: skip
+    for failed in pm.failed:
+        print(f"FAILED {failed.name} ({failed.distribution}): {failed.reason}")
+    return 1 if pm.failed else 0
 
 
 def _input_bytes(parts: list[str], protocol: Protocol) -> bytes:

@@ -74,6 +74,8 @@ class PluginManager(pluggy.PluginManager):
         super().__init__("wuhai_iot")
         self.failed: list[FailedPlugin] = []
         self._protocols: dict[str, Protocol] | None = None
+        self.protocol_plugins: dict[str, str] = {}
+        """Protocol name → name of the plugin that registered it."""
 
     def load_entry_points(self, group: str) -> None:
         """Like ``load_setuptools_entrypoints``, but one broken package is reported, not fatal."""
@@ -120,6 +122,7 @@ class PluginManager(pluggy.PluginManager):
                         self.failed.append(FailedPlugin(impl.plugin_name, self.distribution_of(impl.plugin), problem))
                         continue
                     found[protocol.name] = protocol
+                    self.protocol_plugins[protocol.name] = impl.plugin_name
             self._protocols = found
         return dict(self._protocols)
 
