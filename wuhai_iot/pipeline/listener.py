@@ -33,6 +33,8 @@ SEEN_FLUSH_S = 10.0
 """How often the terminals' last-frame times are written to ``terminal_sessions``."""
 SLICE_S = 0.001
 """Longest stretch spent on the frames of one read before yielding to the event loop."""
+PLUGIN_ERROR_LOG_INTERVAL_S = 60.0
+"""A protocol whose code keeps raising is logged at most this often (with a count)."""
 MAX_UNACKNOWLEDGED = 64
 """Stored messages of one connection waiting for their commit before it stops reading (TCP backpressure).
 
@@ -87,6 +89,8 @@ class ProtocolCounters:
     decode_errors: int = 0
     bytes_discarded: int = 0
     logins_refused: int = 0
+    plugin_errors: int = 0
+    """The protocol's own code raised (a bug in its framer or decoder, not a bad frame)."""
 
 
 class TerminalConnection(asyncio.Protocol):
@@ -138,7 +142,13 @@ class TerminalConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_data_at = time.monotonic()
-        self._queued.extend(self._framer.feed(data))
+        try:
+            self._queued.extend(self._framer.feed(data))
+        except Exception as exc:
+            # The framer's state is unknown now: this connection ends (the terminal reconnects), no other.
+            self.listener.plugin_failed("framer", exc)
+            self.close()
+            return
         self._handle_queued()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -236,6 +246,12 @@ class TerminalConnection(asyncio.Protocol):
             log_id = self._log_id(error.terminal_id)
             self.listener.frame_log.add(protocol.name, log_id, "in", frame, error.reason, now)
             self.send(protocol.encode_error(error, self.next_seq(), now), "error answer", now)
+            return None
+        except Exception as exc:
+            # A bug in the protocol's decoder: this frame is lost (not answered, so the terminal resends
+            # it), the connection's other frames go on.
+            self.listener.plugin_failed("decoder", exc)
+            self.listener.frame_log.add(protocol.name, self._log_id(), "in", frame, f"decoder raised {exc!r}", now)
             return None
         self.listener.frame_log.add(protocol.name, message.terminal_id, "in", frame, message.type, now)
         first = message.events[0] if message.events else None
@@ -358,6 +374,7 @@ class Listener:
     by_terminal: dict[str, TerminalConnection] = field(default_factory=dict)
     server: asyncio.Server | None = None
     _flusher: asyncio.Task[None] | None = None
+    _plugin_error_logged_at: float | None = None
 
     async def start(self, host: str, port: int) -> int:
         """Start listening; return the port actually bound (``port`` 0 picks a free one)."""
@@ -365,6 +382,20 @@ class Listener:
         self.server = await loop.create_server(lambda: TerminalConnection(self), host, port)
         self._flusher = supervised(self._housekeeping, f"{self.protocol.name}-housekeeping")
         return self.server.sockets[0].getsockname()[1]
+
+    def plugin_failed(self, where: str, exc: Exception) -> None:
+        """Count a failure of the protocol's own code; log the first with its traceback, then one line a
+        minute at most with the count, so that a broken decoder cannot flood the log."""
+        self.counters.plugin_errors += 1
+        now = time.monotonic()
+        if self._plugin_error_logged_at is None:
+            log.error("%s %s raised; the frame is lost, the connection goes on", self.protocol.name, where, exc_info=exc)
+        elif now - self._plugin_error_logged_at >= PLUGIN_ERROR_LOG_INTERVAL_S:
+            log.error("%s %s raised %d times since start (last: %r)", self.protocol.name, where,
+                      self.counters.plugin_errors, exc)  # fmt: skip
+        else:
+            return
+        self._plugin_error_logged_at = now
 
     def remember(self, connection: TerminalConnection) -> None:
         assert connection.terminal is not None

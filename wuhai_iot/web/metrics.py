@@ -31,6 +31,7 @@ PROTOCOL_COUNTERS = {
     "decode_errors": ("counter", "Frames that could not be decoded"),
     "bytes_discarded": ("counter", "Bytes thrown away while looking for a frame"),
     "logins_refused": ("counter", "Terminal logins refused"),
+    "plugin_errors": ("counter", "Frames lost because the protocol's own framer or decoder raised"),
 }
 """``listener.ProtocolCounters`` fields: metric type and help text."""
 
