@@ -27,6 +27,7 @@ from filling_support import (
 
 from wuhai_iot import events as ev
 from wuhai_iot.events import Terminal
+from wuhai_iot.filling.plugin import Filling
 from wuhai_iot.server import Platform
 
 UNKNOWN_TAG = "E0040000DEADBEEF"
@@ -55,7 +56,7 @@ async def test_permit_household_lpg(platform: Platform, database: aiosqlite.Conn
         (LPG_STATION, 1, decision.request_seq, TAGS["LPG-OK-0001"], "LPG-OK-0001", 9001, "LPG", 14_100, 1, 0, 13_900),
         (LPG_STATION, 1, lighter.request_seq, TAGS["LPG-OK-0001"], "LPG-OK-0001", 9001, "LPG", 13_400, 1, 0, 14_500),
     ]
-    assert platform.fill_decisions_by_reason[0] == 2  # type: ignore[attr-defined]
+    assert platform.state.get(Filling).decider.counts[0] == 2
     await post.close()
 
 
@@ -128,7 +129,7 @@ async def test_deny(
     decision = await post.request(cylinder, gross, card=card, medium=medium, tag=tag)
     assert (decision.permit, decision.reason, decision.net_limit_g, decision.cylinder_code) == (False, reason, 0, code)
     assert message in decision.message
-    assert platform.fill_decisions_by_reason == {reason: 1}  # type: ignore[attr-defined]
+    assert platform.state.get(Filling).decider.counts == {reason: 1}
     await post.close()
 
 
@@ -247,7 +248,7 @@ async def test_database_failure_denies_with_99(platform: Platform, database: aio
     await database.execute("ALTER TABLE workers RENAME TO workers_lost")
     decision = await post.request("LPG-OK-0001", 14_000)
     assert (decision.permit, decision.reason, decision.net_limit_g) == (False, 99, 0)
-    assert platform.fill_decisions_by_reason[99] == 1  # type: ignore[attr-defined]
+    assert platform.state.get(Filling).decider.counts[99] == 1
     await committed(platform)
     row = await (await database.execute("SELECT permit, reason FROM fill_decisions ORDER BY id DESC")).fetchone()
     assert tuple(row) == (0, 99)

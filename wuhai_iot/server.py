@@ -24,6 +24,7 @@ from wuhai_iot.pipeline.ingest import Ingest
 from wuhai_iot.pipeline.listener import FrameLog, Listener
 from wuhai_iot.plugins import get_plugin_manager, protocols
 from wuhai_iot.plugins.manager import call_async
+from wuhai_iot.plugins.state import PluginState
 from wuhai_iot.storage import db
 from wuhai_iot.storage.writer import BatchWriter
 
@@ -62,6 +63,8 @@ class Platform:
         self.ports: dict[str, int] = {}
         """Bound port of each protocol and of ``web`` (useful when the configuration says 0)."""
         self.started_at: datetime | None = None
+        self.state = PluginState()
+        """What plugins keep for this platform, one object per class (wuhai_iot/plugins/state.py)."""
         self._connections: list[aiosqlite.Connection] = []
         self._gc_thresholds: tuple[int, int, int] | None = None
         self._collector: asyncio.Task[None] | None = None

@@ -13,7 +13,6 @@ import inspect
 import json
 import logging
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -107,6 +106,8 @@ class AlarmBook:
         self._changes: list[tuple[Alarm, str]] = []
         self._changed = asyncio.Event()
         self._closing = False
+        self.notifier: asyncio.Task[None] | None = None
+        """The task running ``notify_forever`` (started by this module's ``platform_starting``)."""
 
     async def load(self) -> None:
         """Reload the next id and the alarms that are active or cleared within the flapping window."""
@@ -406,38 +407,31 @@ class AlarmBook:
         self._changed.set()
 
 
-_BOOKS: weakref.WeakKeyDictionary[Any, AlarmBook] = weakref.WeakKeyDictionary()
-_BOOK_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
-_NOTIFIERS: weakref.WeakKeyDictionary[Any, asyncio.Task[None]] = weakref.WeakKeyDictionary()
-
-
 async def alarm_book(platform: Platform) -> AlarmBook:
     """The platform's alarm book (created and loaded on first use; safe to call from any
     ``platform_starting`` hook, whichever plugin runs first)."""
-    lock = _BOOK_LOCKS.setdefault(platform, asyncio.Lock())
-    async with lock:
-        book = _BOOKS.get(platform)
-        if book is None:
-            book = AlarmBook(await platform.open_database(), platform.writer, platform.config.rules)
-            await book.load()
-            _BOOKS[platform] = book
-    return book
+
+    async def load() -> AlarmBook:
+        book = AlarmBook(await platform.open_database(), platform.writer, platform.config.rules)
+        await book.load()
+        return book
+
+    return await platform.state.get_or_create(AlarmBook, load)
 
 
 @hookimpl
 async def platform_starting(platform: Platform) -> None:
     book = await alarm_book(platform)
-    _NOTIFIERS[platform] = supervised(lambda: book.notify_forever(platform), "alarm-notifications")
+    book.notifier = supervised(lambda: book.notify_forever(platform), "alarm-notifications")
 
 
 @hookimpl
 async def platform_stopping(platform: Platform) -> None:
     """Send what is pending before the writer closes."""
-    task = _NOTIFIERS.pop(platform, None)
-    book = _BOOKS.pop(platform, None)
-    if book is not None and task is not None:
+    book = platform.state.pop(AlarmBook)
+    if book is not None and book.notifier is not None:
         book.close()
-        await task
+        await book.notifier
 
 
 # --- staff actions ----------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -82,30 +81,26 @@ class WebhookNotifier:
             await self._session.close()
 
 
-_NOTIFIERS: weakref.WeakKeyDictionary[Any, WebhookNotifier] = weakref.WeakKeyDictionary()
-
-
 def webhook_notifier(platform: Platform) -> WebhookNotifier | None:
     """The platform's webhook notifier, when ``[notify] webhook_url`` is set."""
-    return _NOTIFIERS.get(platform)
+    return platform.state.find(WebhookNotifier)
 
 
 @hookimpl
 def platform_starting(platform: Platform) -> None:
     if platform.config.notify.webhook_url:
-        notifier = _NOTIFIERS[platform] = WebhookNotifier(platform.config.notify)
-        notifier.start()
+        platform.state.add(WebhookNotifier(platform.config.notify)).start()
 
 
 @hookimpl
 def alarm_changed(platform: Platform, alarm: Alarm, change: str) -> None:
-    notifier = _NOTIFIERS.get(platform)
+    notifier = platform.state.find(WebhookNotifier)
     if notifier is not None:
         notifier.enqueue(alarm, change)
 
 
 @hookimpl
 async def platform_stopping(platform: Platform) -> None:
-    notifier = _NOTIFIERS.pop(platform, None)
+    notifier = platform.state.pop(WebhookNotifier)
     if notifier is not None:
         await notifier.stop()

@@ -10,7 +10,7 @@ the running pieces; ``advance(now)`` runs one tick at an explicit time.
 from __future__ import annotations
 
 import asyncio
-import weakref
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -68,9 +68,6 @@ PRUNE_PAUSE_S = 0.05
 """Pause between two prune steps, so ingestion batches run in between."""
 PRUNE_IDLE_S = 3600.0
 """Pause once nothing is left to prune."""
-
-_RUNNING: weakref.WeakKeyDictionary[Platform, Monitoring] = weakref.WeakKeyDictionary()
-
 
 @dataclass
 class Monitoring:
@@ -191,7 +188,7 @@ class Monitoring:
 
 def monitoring(platform: Platform) -> Monitoring:
     """The running monitoring of a started platform."""
-    return _RUNNING[platform]
+    return platform.state.get(Monitoring)
 
 
 def collect_rules(platform: Platform) -> list[Rule]:
@@ -225,12 +222,12 @@ async def platform_starting(platform: Platform) -> None:
     # (A failed step waits as long as an idle pruner does: whatever failed is not likely to pass at once.)
     running.tasks.append(supervised(running._pruning, "retention", restart_after_s=PRUNE_IDLE_S))
     running.tasks.append(supervised(running._counting_online_week, "online-week-figures", restart_after_s=60.0))
-    _RUNNING[platform] = running
+    platform.state.add(running)
 
 
 @hookimpl
 async def platform_stopping(platform: Platform) -> None:
-    running = _RUNNING.pop(platform, None)
+    running = platform.state.pop(Monitoring)
     if running is None:
         return
     for task in running.tasks:

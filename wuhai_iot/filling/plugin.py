@@ -4,9 +4,8 @@ FILL_RESULT consumer and the registry-change commands."""
 from __future__ import annotations
 
 import argparse
-import collections
 import sqlite3
-import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from wuhai_iot import events as ev
@@ -21,6 +20,7 @@ from wuhai_iot.filling.decision import (
 from wuhai_iot.filling.records import FillRecords
 from wuhai_iot.filling.registry_changes import add_commands
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.plugins.metrics import Metric
 
 if TYPE_CHECKING:
     from wuhai_iot.server import Platform
@@ -34,7 +34,13 @@ FILL_ALARM_KINDS = (
 )
 """The gas-cylinder alarms of domain.md (found by ``filling.checks``)."""
 
-_CONNECTIONS: weakref.WeakKeyDictionary[Any, sqlite3.Connection] = weakref.WeakKeyDictionary()
+@dataclass
+class Filling:
+    """What gas-cylinder supervision keeps for a running platform (``platform.state``)."""
+
+    conn: sqlite3.Connection
+    """The fill decisions' own connection (see ``open_decision_connection``)."""
+    decider: FillDecider
 
 
 @hookimpl
@@ -45,7 +51,7 @@ def register_alarm_kinds() -> list[AlarmKind]:
 @hookimpl
 async def platform_starting(platform: Platform) -> None:
     book = await alarm_book(platform)
-    conn = _CONNECTIONS[platform] = open_decision_connection(platform.config.database.path)
+    conn = open_decision_connection(platform.config.database.path)
     last_decision, last_fill = conn.execute(
         "SELECT (SELECT coalesce(max(id), 0) FROM fill_decisions), (SELECT coalesce(max(id), 0) FROM fills)"
     ).fetchone()
@@ -55,17 +61,24 @@ async def platform_starting(platform: Platform) -> None:
     platform.ingest.answer_requests(ev.FillRequest, decider.decide, undecided)  # type: ignore[arg-type]
     platform.ingest.answer_requests(ev.TagQuery, decider.tag_info)  # type: ignore[arg-type]
     platform.ingest.consumers.append(FillRecords(platform.config.database.path, recent, rules, last_fill, book))
-    # Fill decisions since start by reason (0 = permitted, 99 = platform error), for /metrics.
-    counts: collections.Counter[int] = decider.counts
-    platform.fill_decisions_by_reason = counts  # type: ignore[attr-defined]
+    platform.state.add(Filling(conn, decider))
 
 
 @hookimpl
 def platform_stopping(platform: Platform) -> None:
     """The listeners have stopped: no more requests to decide."""
-    conn = _CONNECTIONS.pop(platform, None)
-    if conn is not None:
-        conn.close()
+    filling = platform.state.pop(Filling)
+    if filling is not None:
+        filling.conn.close()
+
+
+@hookimpl
+def collect_metrics(platform: Platform) -> list[Metric]:
+    filling = platform.state.find(Filling)
+    counts = filling.decider.counts if filling is not None else {}
+    samples = [({"reason": str(reason)}, float(n)) for reason, n in sorted(counts.items())]
+    return [Metric("wuhai_fill_decisions_total", "counter", "Fill decisions since start by reason (0 = permitted)",
+                   samples)]  # fmt: skip
 
 
 @hookimpl

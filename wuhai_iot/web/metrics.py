@@ -16,7 +16,9 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from wuhai_iot.alarms.kinds import alarm_kinds
+from wuhai_iot.plugins import get_plugin_manager
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.plugins.metrics import Metric
 from wuhai_iot.server import PLATFORM_KEY, Platform
 from wuhai_iot.storage.disk import disk_watch
 from wuhai_iot.web.auth import Permission, requires, web_database
@@ -59,6 +61,16 @@ def _family(name: str, kind: str, help_text: str, label: str | None,
     return family
 
 
+def _plugin_family(metric: Metric) -> Family:
+    """A family a plugin returned from ``collect_metrics``."""
+    family_class = CounterMetricFamily if metric.kind == "counter" else GaugeMetricFamily
+    labels = sorted(metric.samples[0][0]) if metric.samples else []
+    family = family_class(metric.name, metric.help, labels=labels)
+    for sample_labels, value in metric.samples:
+        family.add_metric([str(sample_labels[label]) for label in labels], value)
+    return family
+
+
 async def open_alarms_by_kind(conn: aiosqlite.Connection) -> dict[str, int]:
     rows = await conn.execute_fetchall(
         "SELECT kind, count(*) AS n FROM alarms WHERE status != 'resolved' AND merged_into IS NULL GROUP BY kind"
@@ -81,9 +93,8 @@ async def exposition(platform: Platform, conn: aiosqlite.Connection) -> str:
     families.append(_family("wuhai_terminals_clock_wrong", "gauge",
                             "Terminals whose newest dated frame showed an impossible device time (dated on receipt),"
                             " per protocol", "protocol", sorted(wrong_clocks.items())))  # fmt: skip
-    decisions = getattr(platform, "fill_decisions_by_reason", {})
-    families.append(_family("wuhai_fill_decisions", "counter", "Fill decisions since start by reason (0 = permitted)",
-                            "reason", sorted(decisions.items())))  # fmt: skip
+    for contributed in get_plugin_manager().hook.collect_metrics(platform=platform):
+        families.extend(_plugin_family(metric) for metric in contributed or ())
     writer = platform.writer
     families.append(_family("wuhai_write_backlog", "gauge", "Write units waiting for the batch writer (ingest lag)",
                             None, [(None, writer.backlog)]))  # fmt: skip
