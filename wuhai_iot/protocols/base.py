@@ -111,9 +111,10 @@ class Framer(abc.ABC):
     """The most bytes the framer ever keeps between two ``feed`` calls, whatever arrives (checked by
     ``wuhai_iot.testing``): a connection's memory is bounded by it."""
 
-    @abc.abstractmethod
     def buffered(self) -> int:
-        """How many bytes the framer keeps now (of a frame not yet complete)."""
+        """How many bytes the framer keeps now (of a frame not yet complete): what the contract kit checks
+        against ``max_buffered``. The building blocks implement it; a framer of your own must too."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how many bytes it keeps")
 
     @abc.abstractmethod
     def feed(self, data: bytes) -> list[bytes | Discarded]:

@@ -231,11 +231,17 @@ class Jt808Framer(Framer):
     unfinished split messages.
     """
 
+    max_buffered = 2 * MAX_FRAME + 1
+    """(Split packets kept for reassembly are copies of frames already handed on, bounded apart.)"""
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._buffer = bytearray()
         self._clock = clock
         self._pending: dict[tuple[int, int, int], _PendingSplit] = {}
         self._pending_bytes = 0
+
+    def buffered(self) -> int:
+        return len(self._buffer)
 
     def feed(self, data: bytes) -> list[bytes | Discarded]:
         out: list[bytes | Discarded] = []
