@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiosqlite
@@ -24,6 +26,8 @@ is the default of ScryptCost (test_web_auth checks both, and that a login rehash
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "device_fixtures"
+EXAMPLE = ROOT / "examples" / "acme-lift"
+"""The example vendor plugin, a package of its own."""
 CENSUS = Path(__file__).resolve().parent / "data" / "census"
 
 
@@ -129,3 +133,28 @@ def census_copy(tmp_path: Path) -> Path:
     target = tmp_path / "census"
     shutil.copytree(CENSUS, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def installed_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/acme-lift installed by pip from its folder, once a session, into a folder of its own
+    (``--target``: the package and its entry point, without dependencies: wuhai-iot is here)."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(EXAMPLE)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert (target / "acme_lift").is_dir() and list(target.glob("acme_lift-1.0.0.dist-info"))
+    return target
+
+
+@pytest.fixture
+def example_on_path(installed_example: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The installed example importable and its entry point visible, as after ``pip install``."""
+    from wuhai_iot.plugins import get_plugin_manager
+
+    monkeypatch.syspath_prepend(str(installed_example))
+    get_plugin_manager.cache_clear()
+    yield
+    get_plugin_manager.cache_clear()
+    sys.modules.pop("acme_lift", None)

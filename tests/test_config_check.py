@@ -160,3 +160,14 @@ def test_a_folder_for_a_file_and_a_file_that_is_no_database_are_sentences(tmp_pa
     result = serve("--config", str(file))
     assert result.returncode == 3 and "Traceback" not in result.stderr
     assert f"cannot use the database {tmp_path / 'junk.sqlite3'}: file is not a database" in result.stderr
+
+
+def test_the_auto_port_is_a_known_section_and_its_port_must_be_free_of_the_others() -> None:
+    from wuhai_iot.config import Config, ProtocolConfig, check_config
+
+    config = Config()
+    config.web.port = 0
+    config.protocols = {"auto": ProtocolConfig(port=5700)}
+    assert not [p for p in check_config(config) if "auto" in p]
+    config.protocols = {"auto": ProtocolConfig(port=5701)}  # ELink's default port
+    assert "protocols.auto.port: 5701 is also protocols.elink.port" in check_config(config)

@@ -1,7 +1,7 @@
 """A vendor's protocol comes as its own package: examples/acme-lift, installed by pip from its folder.
 
-It is installed once per session into a folder (``pip install --target``, which is what a vendor's
-``pip install`` puts on the path, entry point included) that these tests put on ``sys.path``.
+It is installed once per session (conftest's ``installed_example``: ``pip install --target``, which is
+what a vendor's ``pip install`` puts on the path, entry point included).
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TerminalClient, import_census
+from conftest import EXAMPLE, TerminalClient, import_census
+
+from web_support import add_user, base_url, browser, login, session_csrf
 
 from wuhai_iot.config import Config, ProtocolConfig
 from wuhai_iot.plugins import get_plugin_manager, protocols
@@ -22,7 +23,6 @@ from wuhai_iot.server import Platform
 from wuhai_iot.storage import db
 from wuhai_iot.testing import check_protocol
 
-EXAMPLE = ROOT / "examples" / "acme-lift"
 TERMINAL, SECRET, LIFT = "AC00012345", "acme-secret-0001", "31101503022012000101"
 
 
@@ -33,29 +33,8 @@ def test_builtin_protocols_register_through_the_hook() -> None:
     assert "wuhai_iot.protocols.elink" in implementers
 
 
-@pytest.fixture(scope="session")
-def installed_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """examples/acme-lift installed by pip from its folder (without dependencies: wuhai-iot is here)."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(EXAMPLE)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
-    assert (target / "acme_lift").is_dir() and list(target.glob("acme_lift-1.0.0.dist-info"))
-    return target
-
-
 def _env(*paths: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in paths)}
-
-
-@pytest.fixture
-def example_on_path(installed_example: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.syspath_prepend(str(installed_example))
-    get_plugin_manager.cache_clear()
-    yield
-    get_plugin_manager.cache_clear()
-    sys.modules.pop("acme_lift", None)
 
 
 def test_the_platform_lists_the_installed_package(installed_example: Path) -> None:
@@ -123,6 +102,17 @@ async def test_served_end_to_end(example_on_path: None, tmp_path: Path) -> None:
         assert [tuple(row) for row in rows] == [("trapped", LIFT, "active")]
         rows = await conn.execute_fetchall("SELECT count(*) FROM messages WHERE protocol = 'acme'")
         assert rows[0][0] == 2  # the status and the event, the resend stored once
+        # The lift carries an ELink terminal too: the page offers commands for that one only, as AL-1 has none.
+        await add_user(platform, "boss", "admin")
+        async with browser() as web:
+            assert (await login(web, platform, "boss")).status == 302
+            async with web.get(f"{base_url(platform)}/lifts/{LIFT}") as page:
+                html = await page.text()
+            assert TERMINAL in html and '<option value="elink:8613000100020003">' in html
+            assert f'<option value="acme:{TERMINAL}">' not in html
+            form = {"csrf_token": session_csrf(web), "terminal": f"acme:{TERMINAL}", "code": "restart"}
+            async with web.post(f"{base_url(platform)}/lifts/{LIFT}/command", data=form, allow_redirects=False) as sent:
+                assert sent.headers["Location"].endswith("done=bad_command")
     await conn.close()
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from wuhai_iot.protocols.base import Protocol
 
 _DELAY = re.compile(r"\+([0-9]+(?:\.[0-9]+)?)\s+")
+CAPTURE_MAX_BYTES = 1_000_000
+"""Most bytes one connection's capture file gets (``[protocols.NAME] capture_dir``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +82,42 @@ def frame_text(data: bytes, protocol: Protocol) -> str:
         if readable and body and not body.startswith((b"hex:", b"+", b"<", b";")):
             return body.decode("ascii")
     return ("hex: " if protocol.text_frames else "") + data.hex(" ")
+
+
+class CaptureFile:
+    """Records one connection's frames to a frames file, as ``replay`` sends them again.
+
+    Frames in are written with the delay since the previous one (``+1.250``), answers as ``<`` lines,
+    discarded bytes and logins as ``;`` comments. At most ``max_bytes`` are written: a capture is a
+    debugging aid and must not fill the disk whatever a terminal sends.
+    """
+
+    def __init__(self, path: Path, protocol: Protocol, max_bytes: int = CAPTURE_MAX_BYTES) -> None:
+        self.path = path
+        self.protocol = protocol
+        self._file = path.open("a", encoding="utf-8")
+        self._left = max_bytes
+        self._last: float | None = None
+
+    def frame_in(self, data: bytes, at: float) -> None:
+        delay = 0.0 if self._last is None else max(0.0, at - self._last)
+        self._last = at
+        self._write(f"+{delay:.3f} {frame_text(data, self.protocol)}")
+
+    def answer(self, data: bytes) -> None:
+        self._write(f"< {frame_text(data, self.protocol)}")
+
+    def note(self, text: str) -> None:
+        self._write(f"; {text}")
+
+    def _write(self, line: str) -> None:
+        if self._left <= 0:
+            return
+        self._left -= len(line) + 1
+        if self._left <= 0:
+            line = f"; capture stopped: {CAPTURE_MAX_BYTES} bytes written"
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -15,7 +17,7 @@ from typing import Any
 
 from wuhai_iot import events as ev
 from wuhai_iot import logs
-from wuhai_iot.captures import frame_bytes, read_frames
+from wuhai_iot.captures import CapturedFrame, frame_bytes, frame_text, read_frames
 from wuhai_iot.config import Config, check_config
 from wuhai_iot.plugins import get_plugin_manager, protocols
 from wuhai_iot.plugins.manager import BUILTIN_PLUGINS
@@ -49,6 +51,19 @@ def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
     decode.add_argument("hex", nargs="*", help="the bytes as hex; a text protocol's frame may be given as its text")
     decode.add_argument("--file", type=Path, help="a frames file: hex lines, or text lines for a text protocol")
     decode.set_defaults(handler=decode_command)
+
+    replay = subparsers.add_parser(
+        "replay",
+        help="send a frames file to a platform as a terminal would, and print its answers decoded",
+        description="Send the frames of FILE (hex lines, or text lines for a text protocol; +SECONDS delays; "
+        "'<' answer lines are skipped) over one TCP connection, print every answer, and wait --wait seconds "
+        "after the last frame. Exit status 1 when the platform closed the connection early.",
+    )
+    replay.add_argument("file", type=Path)
+    replay.add_argument("--to", required=True, metavar="HOST:PORT", help="the platform's protocol (or auto) port")
+    replay.add_argument("--protocol", required=True, help="protocol name: " + ", ".join(sorted(protocols())))
+    replay.add_argument("--wait", type=float, default=2.0, help="seconds to wait for answers after the last frame")
+    replay.set_defaults(handler=replay_command)
 
     plugins = subparsers.add_parser(
         "plugins",
@@ -121,6 +136,84 @@ def plugins_command(args: argparse.Namespace) -> int:
     for failed in pm.failed:
         print(f"FAILED {failed.name} ({failed.distribution}): {failed.reason}")
     return 1 if pm.failed else 0
+
+
+def describe(protocol: Protocol, frame: bytes) -> str:
+    """A frame in words: its decoded events, or the decoder's reason (an answer's type is usually one the
+    platform does not take), and its bytes."""
+    try:
+        message = protocol.decode(frame, datetime.now(UTC))
+    except DecodeError as exc:
+        shown = frame_text(frame, protocol)
+        where = f"terminal {exc.terminal_id} seq {exc.seq}: " if exc.terminal_id else ""
+        return f"{where}{shown}  ({exc.reason})"
+    events = "; ".join(json.dumps(_short_record(event), ensure_ascii=False) for event in message.events)
+    return f"{message.type} terminal {message.terminal_id} seq {message.seq}: {events}"
+
+
+def _short_record(event: ev.Event) -> dict[str, object]:
+    record = ev.event_record(event)
+    for key in ("protocol", "terminal_id", "seq", "received_at"):
+        record.pop(key)
+    return record
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    protocol = protocols().get(args.protocol)
+    if protocol is None:
+        print(f"wuhai-iot replay: unknown protocol {args.protocol!r}", file=sys.stderr)
+        return 2
+    host, _, port = args.to.rpartition(":")
+    if not host or not port.isdigit():
+        print(f"wuhai-iot replay: --to {args.to!r} is not HOST:PORT", file=sys.stderr)
+        return 2
+    try:
+        frames = [frame for frame in read_frames(args.file, protocol) if not frame.answer]
+    except (OSError, ValueError) as exc:
+        print(f"wuhai-iot replay: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_replay(protocol, host, int(port), frames, args.wait))
+
+
+async def _replay(protocol: Protocol, host: str, port: int, frames: list[CapturedFrame], wait_s: float) -> int:
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError as exc:
+        print(f"wuhai-iot replay: cannot connect to {host}:{port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    closed = asyncio.Event()
+
+    async def print_answers() -> None:
+        framer = protocol.new_framer()
+        while data := await reader.read(65536):
+            for item in framer.feed(data):
+                if isinstance(item, bytes):
+                    print(f"<  {describe(protocol, item)}", flush=True)
+        closed.set()
+
+    answers = asyncio.create_task(print_answers())
+    try:
+        for frame in frames:
+            if frame.delay_s:
+                await asyncio.sleep(frame.delay_s)
+            if closed.is_set():
+                break
+            print(f">  {frame_text(frame.data, protocol)}", flush=True)
+            writer.write(frame.data)
+            await writer.drain()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closed.wait(), wait_s)
+    except ConnectionError as exc:
+        print(f"wuhai-iot replay: connection lost: {exc}", file=sys.stderr)
+    finally:
+        writer.close()
+        answers.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await answers
+    if closed.is_set():
+        print("the platform closed the connection")
+        return 1
+    return 0
 
 
 def _input_bytes(parts: list[str], protocol: Protocol) -> bytes:

@@ -53,6 +53,8 @@ class ProtocolConfig:
     host: str = "127.0.0.1"
     port: int | None = None
     """None: the protocol's vendor default port."""
+    capture_dir: Path | None = None
+    """Record every connection's frames to a frames file in this folder (``wuhai-iot replay`` sends one)."""
 
 
 @dataclass
@@ -325,7 +327,16 @@ def check_config(config: Config) -> list[str]:
             other = used.setdefault((settings.host, port), f"protocols.{name}.port")
             if other != f"protocols.{name}.port":
                 problems.append(f"protocols.{name}.port: {port} is also {other}")
-    for name in sorted(set(config.protocols) - set(protocols())):
+    from wuhai_iot.pipeline.sniffing import AUTO, AUTO_DEFAULT_PORT
+
+    auto = config.protocols.get(AUTO)  # the port that recognises the protocol
+    if auto is not None and auto.enabled:
+        port = AUTO_DEFAULT_PORT if auto.port is None else auto.port
+        if port:
+            other = used.setdefault((auto.host, port), "protocols.auto.port")
+            if other != "protocols.auto.port":
+                problems.append(f"protocols.auto.port: {port} is also {other}")
+    for name in sorted(set(config.protocols) - set(protocols()) - {AUTO}):
         problems.append(f"protocols.{name}: no such protocol; installed: {', '.join(sorted(protocols()))}")
     return problems
 

@@ -22,6 +22,7 @@ from wuhai_iot import events as ev
 from wuhai_iot.config import Config
 from wuhai_iot.pipeline.ingest import Ingest
 from wuhai_iot.pipeline.listener import FrameLog, Listener
+from wuhai_iot.pipeline.sniffing import AUTO, AUTO_DEFAULT_PORT, AutoListener
 from wuhai_iot.plugins import get_plugin_manager, protocols
 from wuhai_iot.plugins.manager import call_async
 from wuhai_iot.plugins.state import PluginState
@@ -64,6 +65,8 @@ class Platform:
         """Bound port of each protocol and of ``web`` (useful when the configuration says 0)."""
         self.started_at: datetime | None = None
         self.state = PluginState()
+        self.auto_listener: AutoListener | None = None
+        """The port that recognises the protocol (``[protocols.auto]``), when configured."""
         """What plugins keep for this platform, one object per class (wuhai_iot/plugins/state.py)."""
         self._connections: list[aiosqlite.Connection] = []
         self._gc_thresholds: tuple[int, int, int] | None = None
@@ -89,7 +92,7 @@ class Platform:
 
         for name, protocol in self.protocols.items():
             settings = self.config.protocol(name)
-            listener = Listener(protocol, self.ingest, self.frame_log)
+            listener = Listener(protocol, self.ingest, self.frame_log, capture_dir=settings.capture_dir)
             port = protocol.default_port if settings.port is None else settings.port
             try:
                 self.ports[name] = await listener.start(settings.host, port)
@@ -97,6 +100,16 @@ class Platform:
                 raise StartError(f"cannot listen for {protocol.title} on {settings.host}:{port}: {exc.strerror}") from exc
             self.listeners[name] = listener
             log.info("%s listening on %s:%d", protocol.title, settings.host, self.ports[name])
+
+        auto = self.config.protocols.get(AUTO)
+        if auto is not None and auto.enabled:
+            self.auto_listener = AutoListener(self.listeners)
+            port = AUTO_DEFAULT_PORT if auto.port is None else auto.port
+            try:
+                self.ports[AUTO] = await self.auto_listener.start(auto.host, port)
+            except OSError as exc:
+                raise StartError(f"cannot listen for the auto port on {auto.host}:{port}: {exc.strerror}") from exc
+            log.info("auto port (%s) listening on %s:%d", ", ".join(sorted(self.listeners)), auto.host, self.ports[AUTO])
 
         app = web.Application(client_max_size=MAX_UPLOAD_BYTES,
                               middlewares=[forwarded_by_local_proxy] if self.config.web.behind_proxy else [])  # fmt: skip
@@ -145,6 +158,8 @@ class Platform:
             self._gc_thresholds = None
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.auto_listener is not None:
+            await self.auto_listener.stop()
         for listener in self.listeners.values():
             await listener.stop()
         await call_async("platform_stopping", platform=self)

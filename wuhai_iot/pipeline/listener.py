@@ -14,10 +14,12 @@ import logging
 import time
 from collections.abc import Awaitable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from wuhai_iot import events as ev
+from wuhai_iot.captures import CaptureFile
 from wuhai_iot.events import Terminal
 from wuhai_iot.logs import fields
 from wuhai_iot.pipeline.ingest import Ingest
@@ -128,6 +130,8 @@ class TerminalConnection(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
         """Done once the connection is gone and its session end is recorded."""
         self._on_commit = self._stored  # (one bound method, not one per stored message)
+        self.capture: CaptureFile | None = None
+        """This connection's frames file, when the protocol's ``capture_dir`` is set."""
 
     # --- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -137,21 +141,41 @@ class TerminalConnection(asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.listener.connections.add(self)
         self.listener.counters.connections += 1
+        capture_dir = self.listener.capture_dir
+        if capture_dir is not None:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+            name = f"{self.protocol.name}-{stamp}-{self.peer.replace(':', '_')}.frames"
+            self.capture = CaptureFile(capture_dir / name, self.protocol)
+            self.capture.note(f"{self.protocol.title}, connection from {self.peer} at {stamp}Z")
         log.info("%s connection from %s", self.protocol.name, self.peer,
                  extra=fields(protocol=self.protocol.name, peer=self.peer))  # fmt: skip
 
     def data_received(self, data: bytes) -> None:
         self.last_data_at = time.monotonic()
         try:
-            self._queued.extend(self._framer.feed(data))
+            items = self._framer.feed(data)
         except Exception as exc:
             # The framer's state is unknown now: this connection ends (the terminal reconnects), no other.
             self.listener.plugin_failed("framer", exc)
             self.close()
             return
+        if self.capture is not None:
+            self._capture(items)
+        self._queued.extend(items)
         self._handle_queued()
 
+    def _capture(self, items: list[bytes | Discarded]) -> None:
+        assert self.capture is not None
+        now = time.time()
+        for item in items:
+            if isinstance(item, Discarded):
+                self.capture.note(f"discarded {len(item.data)} bytes ({item.reason}): {item.data.hex(' ')}")
+            else:
+                self.capture.frame_in(item, now)
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.capture is not None:
+            self.capture.close()
         self._closing = self._lost = True
         self._queued.clear()
         if self._continuation is not None:
@@ -315,6 +339,8 @@ class TerminalConnection(asyncio.Protocol):
             self.listener.forget(self)
         log.info("%s login of %s from %s accepted", self.protocol.name, message.terminal_id, self.peer, extra=context)
         self.terminal = terminal
+        if self.capture is not None:
+            self.capture.note(f"terminal {terminal.terminal_id} logged in")
         self.last_frame_at = message.received_at.timestamp()
         self.listener.remember(self)
         if self._lost:  # the terminal hung up while its login was checked
@@ -332,6 +358,8 @@ class TerminalConnection(asyncio.Protocol):
         if data is None or transport is None or transport.is_closing():
             return
         transport.write(data)
+        if self.capture is not None:
+            self.capture.answer(data)
         listener = self.listener
         listener.counters.frames_out += 1
         listener.frame_log.add(self.protocol.name, self._log_id(), "out", data, note, now)
@@ -375,10 +403,13 @@ class Listener:
     server: asyncio.Server | None = None
     _flusher: asyncio.Task[None] | None = None
     _plugin_error_logged_at: float | None = None
+    capture_dir: Path | None = None
 
     async def start(self, host: str, port: int) -> int:
         """Start listening; return the port actually bound (``port`` 0 picks a free one)."""
         loop = asyncio.get_running_loop()
+        if self.capture_dir is not None:
+            self.capture_dir.mkdir(parents=True, exist_ok=True)
         self.server = await loop.create_server(lambda: TerminalConnection(self), host, port)
         self._flusher = supervised(self._housekeeping, f"{self.protocol.name}-housekeeping")
         return self.server.sockets[0].getsockname()[1]

@@ -302,13 +302,17 @@ async def lift_detail(request: web.Request) -> web.Response:
         for record in platform.frame_log.recent(terminal["protocol"], terminal["terminal_id"])[:30]:
             frames.append((terminal["terminal_id"], record))
     frames.sort(key=lambda item: item[1].at, reverse=True)
+    # Offer commands only to terminals whose protocol carries some (Protocol.commands).
+    carried_by = {name: protocol.commands for name, protocol in platform.protocols.items() if protocol.commands}
+    command_terminals = [t for t in lift.terminal_list if t["protocol"] in carried_by]
     context = {
         "lift": lift,
         "alarms": await list_alarms(conn, device_code=code, limit=30, **user.scope.filters()),
         "visits": await maintenance.list_visits(conn, device_code=code, limit=20),
         "rescues": await rescue.list_rescues(conn, device_code=code, limit=10),
         "frames": frames[:40],
-        "commands": list(ev.CommandCode),
+        "command_terminals": command_terminals,
+        "commands": [code for code in ev.CommandCode if any(code in carried for carried in carried_by.values())],
         "live_url": f"/live/lifts/{code}",
         "lift_live": {"state": lift.state, "online": lift.online, "trapped": lift.trapped},
     }
@@ -331,9 +335,10 @@ async def lift_command(request: web.Request) -> web.Response:
             raise ValueError("interval out of range")
     except ValueError:
         raise back_to(form, default, "bad_command") from None
-    if terminal is None:
-        raise back_to(form, default, "bad_command")
     platform = platform_of(request)
+    protocol = platform.protocols.get(terminal["protocol"]) if terminal is not None else None
+    if terminal is None or protocol is None or code not in protocol.commands:
+        raise back_to(form, default, "bad_command")
     try:
         seq = await platform.send_command(terminal["protocol"], terminal["terminal_id"], ev.TerminalCommand(code, argument),
                                           requested_by=user.name)  # fmt: skip
