@@ -186,6 +186,10 @@ def _toml_table(section: Any) -> dict[str, Any]:
             for key, value in dataclasses.asdict(section).items() if value is not None}  # fmt: skip
 
 
+AUTO = "auto"
+"""``[protocols.auto]``: not a protocol, the port that recognises every protocol (pipeline/sniffing.py)."""
+AUTO_DEFAULT_PORT = 5700
+
 PORT_KEYS = {"port"}
 """Keys holding a TCP port: 1-65535, or 0 for one the operating system picks (tests do)."""
 AT_LEAST_ONE = {"web.session_hours", "retention.raw_frames_per_terminal", "retention.prune_step_rows",
@@ -327,8 +331,6 @@ def check_config(config: Config) -> list[str]:
             other = used.setdefault((settings.host, port), f"protocols.{name}.port")
             if other != f"protocols.{name}.port":
                 problems.append(f"protocols.{name}.port: {port} is also {other}")
-    from wuhai_iot.pipeline.sniffing import AUTO, AUTO_DEFAULT_PORT
-
     auto = config.protocols.get(AUTO)  # the port that recognises the protocol
     if auto is not None and auto.enabled:
         port = AUTO_DEFAULT_PORT if auto.port is None else auto.port

@@ -19,10 +19,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from wuhai_iot import events as ev
-from wuhai_iot.config import Config
+from wuhai_iot.config import AUTO, AUTO_DEFAULT_PORT, Config
 from wuhai_iot.pipeline.ingest import Ingest
 from wuhai_iot.pipeline.listener import FrameLog, Listener
-from wuhai_iot.pipeline.sniffing import AUTO, AUTO_DEFAULT_PORT, AutoListener
+from wuhai_iot.pipeline.sniffing import AutoListener
 from wuhai_iot.plugins import get_plugin_manager, protocols
 from wuhai_iot.plugins.manager import call_async
 from wuhai_iot.plugins.state import PluginState

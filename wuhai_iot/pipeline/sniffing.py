@@ -1,6 +1,6 @@
 """The optional ``auto`` port: one TCP port for every protocol, recognised by a connection's first bytes.
 
-Installers need not know which port a terminal speaks to: ``[protocols.auto] port = 5700``. A new
+Installers need not know which port a terminal speaks to: ``[protocols.auto] port = 5700`` (``config.AUTO``). A new
 connection's first bytes are shown to every served protocol's ``sniff``; the first protocol (by name) to
 claim them gets the connection, exactly as if it had connected to that protocol's own port (the bytes
 read so far included). When every protocol refuses them, after SNIFF_MAX_BYTES without a claim, or after
@@ -18,9 +18,6 @@ from wuhai_iot.pipeline.listener import Listener, TerminalConnection
 
 log = logging.getLogger(__name__)
 
-AUTO = "auto"
-"""The name of the section (``[protocols.auto]``) and of the port in ``Platform.ports``."""
-AUTO_DEFAULT_PORT = 5700
 SNIFF_MAX_BYTES = 64
 """A protocol that cannot tell its frames from these many first bytes does not get the connection."""
 SNIFF_TIMEOUT_S = 10.0
