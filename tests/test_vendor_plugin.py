@@ -130,3 +130,11 @@ def test_a_package_that_cannot_be_imported_is_reported_and_the_rest_run(
     assert ("FAILED broken (broken-plugin 0.1): ModuleNotFoundError: No module named 'no_such_dependency'"
             in result.stdout)  # fmt: skip
     assert "protocol acme: ACME AL-1 v1" in result.stdout and "protocol elink:" in result.stdout
+
+
+def test_print_config_shows_every_protocol_with_its_port(installed_example: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "wuhai_iot", "serve", "--print-config"], capture_output=True,
+                            text=True, env=_env(installed_example), timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert '[protocols.acme]\nenabled = true\nhost = "127.0.0.1"\nport = 5799\n' in result.stdout
+    assert "[protocols.elink]\nenabled = true\nhost = \"127.0.0.1\"\nport = 5701\n" in result.stdout

@@ -161,7 +161,7 @@ def alarm_changed(platform: "Platform", alarm: "Alarm", change: str) -> "Awaitab
 
 @hookspec
 def collect_metrics(platform: "Platform") -> list["Metric"]:
-    """Return figures for `GET /metrics`: `wuhai_iot.plugins.metrics.Metric(name, kind, help, samples)`
+    """Return figures for `GET /metrics`: `wuhai_iot.plugins.metrics.Metric(name, type, help, samples)`
     families, read from the object your plugin keeps on the platform (`platform.state`). Called on every
     scrape, in the event loop: return what is in memory, never query the database. The fill decisions'
     counts by reason come through this hook (`filling/plugin.py`).

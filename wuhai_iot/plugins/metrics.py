@@ -13,7 +13,7 @@ class Metric:
 
     name: str
     """``wuhai_...``; a counter's name ends in ``_total``."""
-    kind: Literal["counter", "gauge"]
+    type: Literal["counter", "gauge"]
     help: str
     samples: Sequence[tuple[Mapping[str, str], float]]
     """(labels, value) pairs; ``({}, value)`` for a metric without labels."""

@@ -63,7 +63,7 @@ def _family(name: str, kind: str, help_text: str, label: str | None,
 
 def _plugin_family(metric: Metric) -> Family:
     """A family a plugin returned from ``collect_metrics``."""
-    family_class = CounterMetricFamily if metric.kind == "counter" else GaugeMetricFamily
+    family_class = CounterMetricFamily if metric.type == "counter" else GaugeMetricFamily
     labels = sorted(metric.samples[0][0]) if metric.samples else []
     family = family_class(metric.name, metric.help, labels=labels)
     for sample_labels, value in metric.samples:
