@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -165,25 +164,21 @@ class DiskWatch:
                 log.exception("sampling the disk failed")
 
 
-_RUNNING: weakref.WeakKeyDictionary[Platform, DiskWatch] = weakref.WeakKeyDictionary()
-
-
 def disk_watch(platform: Platform) -> DiskWatch | None:
     """The running platform's disk watch (None before it started)."""
-    return _RUNNING.get(platform)
+    return platform.state.find(DiskWatch)
 
 
 @hookimpl
 async def platform_starting(platform: Platform) -> None:
-    watch = DiskWatch(platform)
-    _RUNNING[platform] = watch
+    watch = platform.state.add(DiskWatch(platform))
     await watch.sample()
     watch.task = asyncio.create_task(watch._sampling(), name="disk-watch")
 
 
 @hookimpl
 async def platform_stopping(platform: Platform) -> None:
-    watch = _RUNNING.get(platform)
+    watch = platform.state.pop(DiskWatch)
     if watch is not None and watch.task is not None:
         watch.task.cancel()
         await asyncio.gather(watch.task, return_exceptions=True)
