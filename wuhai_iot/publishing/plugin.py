@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -16,21 +16,28 @@ if TYPE_CHECKING:
     from wuhai_iot.server import Platform
 
 log = logging.getLogger(__name__)
-_RECORDERS: weakref.WeakKeyDictionary[Platform, asyncio.Task[None]] = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class DaysRecorder:
+    """The running recorder of the terminals' days with data (kept on ``platform.state``)."""
+
+    task: asyncio.Task[None]
 
 
 @hookimpl
 def platform_starting(platform: Platform) -> None:
-    _RECORDERS[platform] = supervised(lambda: run_recorder(platform), "terminal-days")
+    platform.state.add(DaysRecorder(supervised(lambda: run_recorder(platform), "terminal-days")))
 
 
 @hookimpl
 async def platform_stopping(platform: Platform) -> None:
     """Stop the recorder and record once more (the days of a short run are kept too), unless the writer
     is already closed or failing: stopping goes on regardless."""
-    task = _RECORDERS.pop(platform, None)
-    if task is None:  # the platform did not get as far as starting
+    recorder = platform.state.pop(DaysRecorder)
+    if recorder is None:  # the platform did not get as far as starting
         return
+    task = recorder.task
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     try:
