@@ -15,10 +15,12 @@ import secrets
 import signal
 import sys
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from wuhai_iot import logs
+from wuhai_iot.clock import cst_today
 from wuhai_iot.config import Config, LogConfig, load_config
 from wuhai_iot.elevators.maintenance import VISIT_UPSERT
 from wuhai_iot.plugins import protocols
@@ -35,7 +37,14 @@ from wuhai_iot.simulator.census import (
     write_census,
 )
 from wuhai_iot.simulator.city import City
-from wuhai_iot.simulator.history import maintenance_history
+from wuhai_iot.simulator.history import (
+    ALARM_HISTORY,
+    DECISION_HISTORY,
+    RESCUE_HISTORY,
+    incident_history,
+    maintenance_history,
+    terminal_day_history,
+)
 from wuhai_iot.simulator.cli import add_size_options, size_from
 from wuhai_iot.storage import db
 
@@ -65,6 +74,8 @@ def write_config(directory: Path, port_offset: int | None) -> Path:
              "[web]", f'host = "{HOST}"', f"port = {ports['web']}", ""]  # fmt: skip
     for protocol in sorted(ports.keys() - {"web"}):  # every installed protocol, plugins' too
         lines += [f"[protocols.{protocol}]", f'host = "{HOST}"', f"port = {ports[protocol]}", ""]
+    lines += ["[subsidy]  # yuan per accepted terminal (/reports/installations)", "elevator = 1500",
+              "filling_scale = 2000", ""]  # fmt: skip
     path = directory / CONFIG_FILE
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
@@ -89,6 +100,7 @@ def demo_users(census: Census) -> list[tuple[str, str, str | None, str | None]]:
         ("haibowan", "district", "150302", None),
         ("police", "police", None, None),
         ("transport", "transport", None, None),
+        ("expert", "expert", None, None),
     ]
     if lpg:
         users.append(("station", "station", None, lpg[0]))
@@ -146,6 +158,35 @@ async def seed_maintenance_history(config: Config, census: Census) -> int:
         await conn.close()
 
 
+def demo_plan(today: date) -> list[tuple[str, str, str]]:
+    """The plan of 2013 moved to this year: pilot 1 Sept – 31 Dec, rollout 1 Jan – 30 June, final acceptance
+    1 July – 30 Dec (the pilot of the year that holds today, or of the year before until August)."""
+    year = today.year if today.month >= 9 else today.year - 1
+    return [("pilot", f"{year}-09-01", f"{year}-12-31"), ("rollout", f"{year + 1}-01-01", f"{year + 1}-06-30"),
+            ("final", f"{year + 1}-07-01", f"{year + 1}-12-30")]
+
+
+async def seed_history(config: Config, census: Census) -> None:
+    """The city's past, once (a second run keeps what the first one recorded): a year of trapped passengers
+    and fill decisions, the days each terminal reported, and the plan."""
+    conn = await db.connect(config.database.path)
+    try:
+        if await (await conn.execute("SELECT 1 FROM plan_phases LIMIT 1")).fetchone() is not None:
+            return
+        alarms, rescues, decisions = incident_history(census)
+        await conn.execute("BEGIN")
+        await conn.executemany(ALARM_HISTORY, alarms)
+        await conn.executemany(RESCUE_HISTORY, rescues)
+        await conn.executemany(DECISION_HISTORY, decisions)
+        await conn.executemany("INSERT OR IGNORE INTO terminal_days (protocol, terminal_id, day) VALUES (?, ?, ?)",
+                               terminal_day_history(census))  # fmt: skip
+        await conn.executemany("INSERT INTO plan_phases (phase, starts_on, ends_on, updated_at, updated_by)"
+                               " VALUES (?, ?, ?, strftime('%s', 'now'), 'demo')", demo_plan(cst_today()))  # fmt: skip
+        await conn.execute("COMMIT")
+    finally:
+        await conn.close()
+
+
 async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> None:
     """Set up, run until ``stop`` is set (or ``duration_s`` passes), then stop everything."""
     directory = options.data.resolve()
@@ -156,6 +197,7 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
           f"{len(census['cylinders'])} cylinders, {len(census['vehicles'])} vehicles", flush=True)  # fmt: skip
     await import_census(config, paths)
     await seed_maintenance_history(config, census)
+    await seed_history(config, census)
     logins = await create_users(config, census, directory)
     stop = stop or asyncio.Event()
     async with Platform(config) as platform:
