@@ -85,6 +85,27 @@ class RulesConfig:
     fill_tolerance_pct: float = 3
     fill_without_permit_kg: float = 0.2
     tamper_below_tare_kg: float = 0.3
+    gas_leak_single_pct: float = 20
+    """Vehicle gas detector: one record at or above this % LEL raises gas_leak ..."""
+    gas_leak_double_pct: float = 10
+    """... or two records in a row at or above this one; it clears below gas_leak_clear_pct for gas_leak_clear_s."""
+    gas_leak_clear_pct: float = 5
+    gas_leak_clear_s: float = 60
+    working_pressure_cng_mpa: float = 20
+    working_pressure_lng_mpa: float = 1.6
+    overpressure_factor: float = 1.1
+    fill_rise_cng_mpa: float = 2
+    """A vehicle's cylinder pressure rising this much while it stands still is a fill (CNG) ..."""
+    fill_rise_lng_mpa: float = 0.3
+    """... (LNG)."""
+    fill_window_min: float = 30
+    """The rise counts between records at most this far apart; the station's FILL_RESULT must come within it."""
+    fill_max_speed_kmh: float = 5
+    station_radius_m: float = 300
+    """A fill within this distance of a station licensed for the medium is at that station."""
+    cylinder_unseen_days: float = 7
+    on_road_speed_kmh: float = 10
+    vehicle_offline_h: float = 24
     tick_interval_s: float = 1
     """How often duration and offline conditions are checked without a frame; 0 = never (tests drive time)."""
 

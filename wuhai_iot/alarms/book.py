@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 ALARM_UPSERT = (
     "INSERT INTO alarms (id, kind, severity, device_code, cylinder_code, station_code, vendor_code, sources,"
     " active_sources, condition, since, raised_at, updated_at, cleared_at, cleared_by, repeats, episodes,"
-    " flapping, merged_into, detail, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " flapping, merged_into, detail, created_at, plate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT (id) DO UPDATE SET vendor_code=excluded.vendor_code, sources=excluded.sources,"
     " active_sources=excluded.active_sources, condition=excluded.condition, since=excluded.since,"
     " raised_at=excluded.raised_at, updated_at=excluded.updated_at, cleared_at=excluded.cleared_at,"
@@ -71,7 +71,7 @@ def _upsert(alarm: Alarm) -> Statement:
          alarm.condition, alarm.since.timestamp(), alarm.raised_at.timestamp(), alarm.updated_at.timestamp(),
          unix(alarm.cleared_at), alarm.cleared_by, alarm.repeats, alarm.episodes, int(alarm.flapping),
          alarm.merged_into, json.dumps(alarm.detail, ensure_ascii=False, sort_keys=True),
-         alarm.created_at.timestamp()),
+         alarm.created_at.timestamp(), alarm.plate),
     )  # fmt: skip
 
 
@@ -215,6 +215,7 @@ class AlarmBook:
             device_code=subject.device_code,
             cylinder_code=subject.cylinder_code,
             station_code=subject.station_code,
+            plate=subject.plate,
             vendor_code=vendor_code,
             sources={source},
             active_sources={source},

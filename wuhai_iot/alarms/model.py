@@ -34,12 +34,16 @@ class Subject:
     device_code: str | None = None
     cylinder_code: str | None = None
     station_code: int | None = None
+    plate: str | None = None
+    """A vehicle (its alarms: domain.md, Vehicles)."""
     key: str = field(init=False, repr=False, compare=False)
     """``lift:…``, ``cylinder:…`` or ``station:…``; computed once (a lift's is looked up per sample)."""
 
     def __post_init__(self) -> None:
         if self.device_code:
             key = f"lift:{self.device_code}"
+        elif self.plate:
+            key = f"vehicle:{self.plate}"
         elif self.cylinder_code:
             key = f"cylinder:{self.cylinder_code}"
         elif self.station_code is not None:
@@ -84,10 +88,12 @@ class Alarm:
     resolve_note: str | None = None
     district_code: str | None = None
     """Filled by queries (the lift's or the station's district)."""
+    plate: str | None = None
+    """The vehicle of a vehicle alarm."""
 
     @property
     def subject(self) -> Subject:
-        return Subject(self.device_code, self.cylinder_code, self.station_code)
+        return Subject(self.device_code, self.cylinder_code, self.station_code, self.plate)
 
     @property
     def open(self) -> bool:
@@ -138,6 +144,7 @@ class Alarm:
             resolved_at=utc(data["resolved_at"]),
             resolve_note=data["resolve_note"],
             district_code=data.get("district_code"),
+            plate=data.get("plate"),
         )
 
 

@@ -19,13 +19,13 @@ import logging
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from wuhai_iot import events as ev
 from wuhai_iot.alarms.book import AlarmBook
-from wuhai_iot.clock import CST, add_years, cst_date, cst_today
+from wuhai_iot.clock import CST, add_years, cst_date, cst_midnight, cst_today
 from wuhai_iot.config import RulesConfig
 from wuhai_iot.events import Terminal
 from wuhai_iot.filling.checks import raise_finding, request_findings
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 PERMIT, TAG_UNKNOWN, INSPECTION_OVERDUE, SCRAPPED = 0, 1, 2, 3
 NOT_OWNER, WRONG_MEDIUM, BLACKLISTED, STATION_NOT_LICENSED = 4, 5, 6, 7
 NO_VEHICLE_CERTIFICATE, ALREADY_FULL, REFILL_TOO_SOON, OPERATOR_UNKNOWN = 8, 9, 10, 11
+INSPECT_AFTER_ACCIDENT = 12
 PLATFORM_ERROR = 99
 UNDECIDED_MESSAGE = "平台暂时无法判定，禁止充装"
 
@@ -54,6 +55,8 @@ SELECT s.station_code AS station_found, s.licence_expiry, s.media AS station_med
        w.card AS operator_found,
        c.cylinder_code, c.kind, c.medium, c.rated_fill_kg, c.tare_kg, c.manufacture_date,
        c.design_life_years, c.next_inspection, c.owner_station, c.vehicle_plate, c.status,
+       c.last_inspection, c.inspection_recorded_at,
+       (SELECT max(k.at) FROM vehicle_collisions k WHERE k.plate = c.vehicle_plate) AS last_collision_at,
        v.plate AS vehicle_found, v.certificate_no, v.certificate_status,
        (SELECT max(f.ended_at) FROM fills f
          WHERE f.cylinder_code = c.cylinder_code AND f.outcome = 0) AS last_fill_at
@@ -129,6 +132,10 @@ def evaluate(
     # 5. Periodic inspection.
     if date.fromisoformat(facts["next_inspection"]) < today:
         return deny(INSPECTION_OVERDUE, f"检验过期 {facts['next_inspection']}")
+    collision_at = facts["last_collision_at"]
+    if facts["kind"] in VEHICLE_KINDS and collision_at is not None and collision_at > inspected_at(facts):
+        when = datetime.fromtimestamp(collision_at, CST).strftime("%m-%d %H:%M")
+        return deny(INSPECT_AFTER_ACCIDENT, f"车辆{when}发生碰撞 气瓶须检验后充装")
     # 6. The medium of the cylinder.
     if request.medium != facts["medium"]:
         return deny(WRONG_MEDIUM, f"介质不符 气瓶为{facts['medium']}")
@@ -160,6 +167,16 @@ def evaluate(
         permit=True, reason=PERMIT, net_limit_g=net_limit, cylinder_code=code,
         message=f"准许充装 限量{net_limit / 1000:.2f}kg",
     )  # fmt: skip
+
+
+def inspected_at(facts: Mapping[str, Any]) -> float:
+    """When the cylinder's last inspection was recorded: by staff (CLI or page), else the end of the census's
+    last_inspection day (CST), else never."""
+    if facts["inspection_recorded_at"] is not None:
+        return float(facts["inspection_recorded_at"])
+    if facts["last_inspection"]:
+        return cst_midnight(date.fromisoformat(facts["last_inspection"]) + timedelta(days=1)).timestamp()
+    return 0.0
 
 
 def weights(facts: Mapping[str, Any]) -> CylinderWeights:

@@ -14,11 +14,13 @@ import asyncio
 import getpass
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import aiosqlite
 
+from wuhai_iot.clock import add_years, cst_today
+from wuhai_iot.registry.census import INSPECTION_INTERVAL_YEARS
 from wuhai_iot.storage import audit
 from wuhai_iot.storage.db import connect
 
@@ -148,6 +150,49 @@ async def change_registry(
     return True
 
 
+async def record_inspection(
+    conn: aiosqlite.Connection, code: str, on: date, *, actor: str | None, reason: str | None = None
+) -> bool:
+    """Staff recorded an inspection of the cylinder on ``on``: its last and next inspection dates change, and
+    a collision of its vehicle before now no longer blocks it (fill reason 12). Audited.
+
+    Raises NotRegistered, or ChangeRefused for a scrapped cylinder or a date in the future."""
+    if on > cst_today():
+        raise ChangeRefused(f"inspection date {on.isoformat()} is in the future")
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = await (
+            await conn.execute("SELECT kind, status, last_inspection, next_inspection FROM cylinders"
+                               " WHERE cylinder_code = ?", (code,))
+        ).fetchone()  # fmt: skip
+        if row is None:
+            raise NotRegistered(f"no cylinder {code} in the registry")
+        if row["status"] == "scrapped":
+            raise ChangeRefused(f"cylinder {code} is scrapped")
+        next_inspection = add_years(on, INSPECTION_INTERVAL_YEARS[row["kind"]]).isoformat()
+        now = datetime.now(UTC)
+        await conn.execute(
+            "UPDATE cylinders SET last_inspection = ?, next_inspection = ?, inspection_recorded_at = ?, updated_at = ?"
+            " WHERE cylinder_code = ?",
+            (on.isoformat(), next_inspection, now.timestamp(), now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+             code),
+        )  # fmt: skip
+        district = await (await conn.execute(_CYLINDER_DISTRICT, (code,))).fetchone()
+        sql, params = audit.entry(
+            actor, "cylinder.inspected", "cylinder", code,
+            district_code=district[0] if district else None,
+            details={"date": on.isoformat(), "previous_last_inspection": row["last_inspection"],
+                     "next_inspection": next_inspection, "reason": reason},
+        )  # fmt: skip
+        await conn.execute(sql, params)
+        await conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        raise
+    return True
+
+
 async def blacklist_cylinder(conn: aiosqlite.Connection, code: str, *, actor: str | None, reason: str | None = None) -> bool:
     return await change_registry(conn, "cylinders", "blacklist", code, actor=actor, reason=reason)
 
@@ -196,10 +241,42 @@ def add_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
             command.add_argument("key", metavar=change.key_column.upper())
             command.add_argument("--reason", help="why (kept in the audit log)")
             command.set_defaults(handler=_handle, group=group)
+        if group == "cylinders":
+            command = commands.add_parser(
+                "inspected",
+                help="record an inspection of the cylinder: new inspection dates, and a vehicle collision"
+                " before now no longer blocks its fills (reason 12)",
+            )
+            command.add_argument("key", metavar="CYLINDER_CODE")
+            command.add_argument("--date", type=date.fromisoformat, default=None,
+                                 help="the inspection date YYYY-MM-DD (default: today, CST)")  # fmt: skip
+            command.add_argument("--reason", help="a note (kept in the audit log)")
+            command.set_defaults(handler=_handle_inspected, group=group)
 
 
 def _handle(args: argparse.Namespace) -> int:
     return asyncio.run(_run(args))
+
+
+def _handle_inspected(args: argparse.Namespace) -> int:
+    return asyncio.run(_run_inspected(args))
+
+
+async def _run_inspected(args: argparse.Namespace) -> int:
+    on = args.date or cst_today()
+    conn = await connect(args.settings.database.path)
+    try:
+        await record_inspection(conn, args.key, on, actor=f"cli:{getpass.getuser()}", reason=args.reason)
+    except NotRegistered as exc:
+        print(f"wuhai-iot cylinders inspected: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except ChangeRefused as exc:
+        print(f"wuhai-iot cylinders inspected: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    finally:
+        await conn.close()
+    print(f"cylinder {args.key}: inspected on {on.isoformat()}")
+    return 0
 
 
 async def _run(args: argparse.Namespace) -> int:

@@ -165,7 +165,8 @@ class Ingest:
         """Check a LOGIN against the registry; on success record the session (committed)."""
         protocol = self.protocols[message.protocol]
         cursor = await self.reader.execute(
-            "SELECT device_code, station_code, scale, key, installed_on FROM terminals"
+            "SELECT device_code, station_code, scale, plate, coalesce(key, issued_key) AS key, installed_on"
+            " FROM terminals"
             " WHERE protocol = ? AND terminal_id = ?",
             (message.protocol, message.terminal_id),
         )
@@ -184,6 +185,7 @@ class Ingest:
             scale=row["scale"],
             report_interval_s=login.report_interval_s,
             installed_from=_installed_from(row["installed_on"]),
+            plate=row["plate"],
         )
         await self.writer.write(
             [

@@ -50,6 +50,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.alarms.webhook",
     "wuhai_iot.filling.plugin",
     "wuhai_iot.publishing.plugin",
+    "wuhai_iot.vehicles.plugin",
     "wuhai_iot.simulator.cli",
     "wuhai_iot.simulator.demo",
 )

@@ -273,6 +273,8 @@ KINDS: dict[str, Kind] = {
                 Column("media", media, required=True),
                 Column("scales", integer(0, MAX_SCALE)),
                 Column("status", choice("active", "suspended"), default="active"),
+                Column("latitude", real(-90, 90)),
+                Column("longitude", real(-180, 180)),
             ),
         ),
         Kind(
@@ -356,6 +358,7 @@ KINDS: dict[str, Kind] = {
                 Column("key", text(256)),
                 Column("installed_on", iso_date),
                 Column("installer", text(128)),
+                Column("plate", text(16)),
             ),
             always_written=("station_code", "scale"),
         ),
@@ -411,6 +414,7 @@ class Registry:
             registry.withdrawn = {row[0]: row[1] for row in rows}
         if kind.name == "terminals":
             registry.elevators = await keys("SELECT device_code FROM elevators")
+            registry.vehicles = await keys("SELECT plate FROM vehicles")
         return registry
 
     def accept(self, kind: Kind, row: dict[str, Any]) -> None:
@@ -446,12 +450,16 @@ def _check_worker(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str
         row["unit"] = str(station)
 
 
+def _check_coordinates(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str, str]]:
+    if (row.get("latitude") is None) != (row.get("longitude") is None):
+        yield ("longitude" if row.get("longitude") is None else "latitude"), "latitude and longitude go together"
+
+
 def _check_elevator(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str, str]]:
     low, high = row.get("lowest_floor"), row.get("highest_floor")
     if low is not None and high is not None and low > high:
         yield "highest_floor", f"{high} is below lowest_floor {low}"
-    if (row.get("latitude") is None) != (row.get("longitude") is None):
-        yield ("longitude" if row.get("longitude") is None else "latitude"), "latitude and longitude go together"
+    yield from _check_coordinates(row, registry)
 
 
 def _check_cylinder(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str, str]]:
@@ -503,6 +511,9 @@ def _check_terminal(row: dict[str, Any], registry: Registry) -> Iterator[tuple[s
         yield "terminal_id", str(exc)
         return
     binding = protocol.binds_to
+    plate = row.get("plate")
+    if plate is not None and binding is not Binding.VEHICLE:
+        yield "plate", f"{protocol.name} terminals are installed on a {binding.value}, not a vehicle"
     if binding is Binding.STATION_SCALE:
         station, scale = protocol.station_scale(terminal_id)
         if station not in registry.stations:
@@ -515,11 +526,19 @@ def _check_terminal(row: dict[str, Any], registry: Registry) -> Iterator[tuple[s
             yield "device_code", f"required for an {protocol.name} terminal (the lift it is installed on)"
         elif lift not in registry.elevators:
             yield "device_code", f"lift {lift} is not registered"
+    elif binding is Binding.VEHICLE:
+        if plate is None:
+            yield "plate", f"required for a {protocol.name} terminal (the vehicle it rides in)"
+        elif plate not in registry.vehicles:
+            yield "plate", f"vehicle {plate} is not registered"
+        if lift is not None:
+            yield "device_code", f"a {protocol.name} terminal belongs to a vehicle, not a lift"
     else:
         yield "protocol", f"{protocol.name} terminals are installed on a {binding.value}, which the census cannot bind yet"
 
 
 ROW_CHECKS: dict[str, RowCheck] = {
+    "stations": _check_coordinates,
     "workers": _check_worker,
     "elevators": _check_elevator,
     "cylinders": _check_cylinder,

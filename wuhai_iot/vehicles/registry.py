@@ -1,0 +1,176 @@
+"""Vehicles in the registry: JT/T 808 terminals bound to their vehicles, and what the vehicle rules read.
+
+REGISTER is answered with the results of domain.md (4 terminal not in the registry, 2 plate not in the
+registry, 3 terminal registered to another plate, 1 plate bound to another terminal, 0 accepted). The
+authentication code is the census ``key``; without one the platform issues a code at the first REGISTER
+and keeps it (``terminals.issued_key``) until the terminal sends UNREGISTER. A plate counts as bound to a
+terminal once that terminal's REGISTER was accepted (``registered_at``).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import aiosqlite
+
+from wuhai_iot import events as ev
+from wuhai_iot.clock import cst_date
+from wuhai_iot.events import Terminal
+from wuhai_iot.storage.writer import BatchWriter
+
+ACCEPTED, VEHICLE_TAKEN, VEHICLE_UNKNOWN, TERMINAL_TAKEN, TERMINAL_UNKNOWN = 0, 1, 2, 3, 4
+EARTH_RADIUS_M = 6_371_000.0
+
+
+def normalise_plate(plate: str) -> str:
+    """A plate as compared: without spaces or the dot after the province letter (蒙L·T1234 = 蒙LT1234)."""
+    return "".join(plate.split()).replace("·", "").replace("•", "").upper()
+
+
+_NORMALISED_PLATE_SQL = "replace(replace(upper(plate), '·', ''), ' ', '')"
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine) in metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+class Registrar:
+    """The request handlers for REGISTER and UNREGISTER (answered before and after login)."""
+
+    def __init__(self, reader: aiosqlite.Connection, writer: BatchWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def register(self, terminal: Terminal, request: ev.Register) -> ev.Registration:
+        cursor = await self.reader.execute(
+            "SELECT plate, key, issued_key FROM terminals WHERE protocol = ? AND terminal_id = ?",
+            (terminal.protocol, terminal.terminal_id),
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            return ev.Registration(TERMINAL_UNKNOWN)
+        wanted = normalise_plate(request.plate)
+        cursor = await self.reader.execute(
+            f"SELECT plate FROM vehicles WHERE plate = ? OR {_NORMALISED_PLATE_SQL} = ? LIMIT 1", (request.plate, wanted)
+        )
+        vehicle = await cursor.fetchone()
+        if vehicle is None:
+            return ev.Registration(VEHICLE_UNKNOWN)
+        if row["plate"] != vehicle["plate"]:
+            return ev.Registration(TERMINAL_TAKEN)
+        cursor = await self.reader.execute(
+            "SELECT 1 FROM terminals WHERE plate = ? AND protocol = ? AND terminal_id != ? AND registered_at IS NOT NULL",
+            (vehicle["plate"], terminal.protocol, terminal.terminal_id),
+        )
+        if await cursor.fetchone() is not None:
+            return ev.Registration(VEHICLE_TAKEN)
+        code = row["key"] or row["issued_key"] or secrets.token_hex(8).upper()
+        await self.writer.write(
+            [
+                (
+                    "UPDATE terminals SET registered_at = ?,"
+                    " issued_key = CASE WHEN coalesce(key, '') = '' THEN ? ELSE NULL END"
+                    " WHERE protocol = ? AND terminal_id = ?",
+                    (datetime.now(UTC).timestamp(), code, terminal.protocol, terminal.terminal_id),
+                )
+            ]
+        )
+        return ev.Registration(ACCEPTED, code)
+
+    async def unregister(self, terminal: Terminal, request: ev.Unregister) -> ev.Ack:
+        """The terminal forgets its code: an issued code is forgotten too, and the plate is free again."""
+        await self.writer.write(
+            [
+                (
+                    "UPDATE terminals SET registered_at = NULL, issued_key = NULL WHERE protocol = ? AND terminal_id = ?",
+                    (terminal.protocol, terminal.terminal_id),
+                )
+            ]
+        )
+        return ev.Ack(ev.AckResult.ACCEPTED, datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class Vehicle:
+    plate: str
+    district_code: str
+    fuel: str
+    """CNG or LNG: the working pressure and the fill rise that count."""
+    certificate_valid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Station:
+    station_code: int
+    latitude: float
+    longitude: float
+    media: frozenset[str]
+    licensed: bool
+    """Active and its licence not expired (on the day the registry was read)."""
+
+
+@dataclass
+class Fleet:
+    """What the vehicle rules read from the registry, loaded at start and refreshed periodically."""
+
+    vehicles: dict[str, Vehicle] = field(default_factory=dict)
+    tag_owner: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    """Tag UID → (cylinder code, the vehicle it is registered to, or None)."""
+    tagged_cylinders: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Plate → {cylinder code: tag UID} of its tagged cylinders in service."""
+    cylinders: dict[str, list[str]] = field(default_factory=dict)
+    """Plate → codes of every cylinder registered to it."""
+    stations: list[Station] = field(default_factory=list)
+    """Stations with coordinates."""
+
+    async def load(self, conn: aiosqlite.Connection, today: date | None = None) -> None:
+        today = today or cst_date(datetime.now(UTC))
+        vehicles = {}
+        for row in await conn.execute_fetchall(
+            "SELECT plate, district_code, fuel, certificate_no, certificate_status FROM vehicles"
+        ):
+            valid = bool(row[3]) and row[4] != "revoked"
+            vehicles[row[0]] = Vehicle(row[0], row[1], row[2], valid)
+        tag_owner: dict[str, tuple[str, str | None]] = {}
+        tagged: dict[str, dict[str, str]] = {}
+        cylinders: dict[str, list[str]] = {}
+        for code, tag, plate, status in await conn.execute_fetchall(
+            "SELECT cylinder_code, tag_uid, vehicle_plate, status FROM cylinders"
+            " WHERE vehicle_plate IS NOT NULL OR tag_uid IS NOT NULL"
+        ):
+            if tag:
+                tag_owner[tag] = (code, plate)
+            if plate:
+                cylinders.setdefault(plate, []).append(code)
+                if tag and status == "in_service":
+                    tagged.setdefault(plate, {})[code] = tag
+        stations = [
+            Station(row[0], row[1], row[2], frozenset(row[3].split("|")),
+                    row[4] == "active" and date.fromisoformat(row[5]) >= today)
+            for row in await conn.execute_fetchall(
+                "SELECT station_code, latitude, longitude, media, status, licence_expiry FROM stations"
+                " WHERE latitude IS NOT NULL AND longitude IS NOT NULL"
+            )
+        ]  # fmt: skip
+        self.vehicles, self.tag_owner, self.tagged_cylinders = vehicles, tag_owner, tagged
+        self.cylinders, self.stations = cylinders, stations
+
+    def licensed_station_near(self, latitude: float, longitude: float, medium: str, radius_m: float) -> Station | None:
+        """The nearest active, licensed station for ``medium`` within ``radius_m``, if any."""
+        best: tuple[float, Station] | None = None
+        for station in self.stations:
+            if not station.licensed or medium not in station.media:
+                continue
+            if abs(station.latitude - latitude) > 0.01 or abs(station.longitude - longitude) > 0.015:
+                continue  # (more than ~1 km away: no trigonometry)
+            metres = distance_m(latitude, longitude, station.latitude, station.longitude)
+            if metres <= radius_m and (best is None or metres < best[0]):
+                best = (metres, station)
+        return best[1] if best else None
