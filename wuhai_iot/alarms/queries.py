@@ -15,13 +15,14 @@ from wuhai_iot.storage.scope import ScopeColumns
 _FROM = (
     " FROM alarms a LEFT JOIN elevators e ON e.device_code = a.device_code"
     " LEFT JOIN stations s ON s.station_code = a.station_code"
+    " LEFT JOIN vehicles v ON v.plate = a.plate"
 )
-_SELECT = "SELECT a.*, coalesce(e.district_code, s.district_code) AS district_code" + _FROM
+_DISTRICT = "coalesce(e.district_code, s.district_code, v.district_code)"
+"""The district of an alarm: its lift's, its station's or its vehicle's."""
+_SELECT = f"SELECT a.*, {_DISTRICT} AS district_code" + _FROM
 
 
-ALARM_SCOPE = ScopeColumns(
-    district="coalesce(e.district_code, s.district_code)", company="e.maintenance_company", station="a.station_code"
-)
+ALARM_SCOPE = ScopeColumns(district=_DISTRICT, company="e.maintenance_company", station="a.station_code")
 
 
 async def get_alarm(
@@ -48,6 +49,7 @@ def _conditions(
     condition: str | None = None,
     device_code: str | None = None,
     cylinder_code: str | None = None,
+    plate: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     district_code: str | None = None,
@@ -64,7 +66,7 @@ def _conditions(
         where.append("a.status = ?")
         params.append(status)
     for column, value in (("kind", kind), ("severity", severity), ("condition", condition),
-                          ("device_code", device_code), ("cylinder_code", cylinder_code)):  # fmt: skip
+                          ("device_code", device_code), ("cylinder_code", cylinder_code), ("plate", plate)):  # fmt: skip
         if value is not None:
             where.append(f"a.{column} = ?")
             params.append(value)
@@ -95,7 +97,7 @@ async def list_alarms(
 ) -> list[Alarm]:
     """Alarms newest first (by id; ``before_id`` is the cursor), or ``most_urgent_first`` (see
     MOST_URGENT_FIRST; no cursor). ``filters``: ``status`` ('open' means not resolved), ``kind``,
-    ``severity``, ``condition``, ``device_code``, ``cylinder_code``, ``since`` and ``until`` (raised), and the scope
+    ``severity``, ``condition``, ``device_code``, ``cylinder_code``, ``plate``, ``since`` and ``until`` (raised), and the scope
     (``district_code``, ``maintenance_company``, ``station_code``). Episodes merged into a flapping alarm are
     left out."""
     if before_id is not None and most_urgent_first:

@@ -39,6 +39,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.web.pages",
     "wuhai_iot.web.live",
     "wuhai_iot.web.pages_filling",
+    "wuhai_iot.web.pages_vehicles",
     "wuhai_iot.web.pages_admin",
     "wuhai_iot.web.errors",
     "wuhai_iot.web.pages_public",

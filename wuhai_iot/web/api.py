@@ -14,7 +14,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -29,7 +29,7 @@ from wuhai_iot.alarms.model import (
     AlarmNotFound,
 )
 from wuhai_iot.alarms.queries import alarm_samples, get_alarm, list_alarms
-from wuhai_iot.clock import cst_today
+from wuhai_iot.clock import CST, cst_day_bounds, cst_today
 from wuhai_iot.elevators import maintenance, rescue
 from wuhai_iot.elevators import queries as lifts
 from wuhai_iot.elevators.plugin import monitoring
@@ -37,6 +37,7 @@ from wuhai_iot.filling import trace
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.registry.districts import DISTRICTS, UnknownDistrict, parse_district
 from wuhai_iot.server import PLATFORM_KEY, Platform
+from wuhai_iot.vehicles import queries as vehicle_queries
 from wuhai_iot.storage import audit
 from wuhai_iot.web import queries
 from wuhai_iot.web.auth import (
@@ -52,9 +53,12 @@ from wuhai_iot.web.auth import (
 log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
+VEHICLE_ALARMS = 20
+"""A vehicle's newest alarms in its answer (all of them: /api/v1/alarms?plate=)."""
+MAX_TRACK_DAYS = 7
 MAX_NOTE_LENGTH = 2000
 ALARM_FIELDS = (
-    "id", "kind", "severity", "condition", "status", "flapping", "device_code", "cylinder_code", "station_code",
+    "id", "kind", "severity", "condition", "status", "flapping", "device_code", "cylinder_code", "station_code", "plate",
     "vendor_code", "since", "raised_at", "updated_at", "cleared_at", "acknowledged_at", "acknowledged_by",
     "acknowledge_note", "resolved_at", "resolved_by", "resolve_note", "detail",
 )  # fmt: skip
@@ -293,7 +297,7 @@ async def elevator_command(request: web.Request) -> web.Response:
 @routes.get("/api/v1/alarms")
 @requires(Permission.VIEW_ALARMS)
 async def alarm_list(request: web.Request) -> web.Response:
-    """``?status=open|raised|acknowledged|resolved&kind=&device_code=&district=``"""
+    """``?status=open|raised|acknowledged|resolved&kind=&device_code=&plate=&district=``"""
     user = request_user(request)
     limit, before_id = page_parameters(request, int)
     status = request.query.get("status") or None
@@ -308,7 +312,7 @@ async def alarm_list(request: web.Request) -> web.Response:
     filters = user.scope.filters() | ({"district_code": district_code} if district_code else {})
     items = await list_alarms(
         web_database(request), status=status, kind=kind, device_code=request.query.get("device_code") or None,
-        before_id=before_id, limit=limit + 1, **filters,
+        plate=request.query.get("plate") or None, before_id=before_id, limit=limit + 1, **filters,
     )  # fmt: skip
     return paged(items, limit, key=lambda alarm: alarm.id, shape=alarm_json)
 
@@ -550,10 +554,44 @@ async def vehicle(request: web.Request) -> web.Response:
                                       **_trace_scope(request_user(request)))  # fmt: skip
     if found is None:
         raise json_error(404, "no such vehicle")
+    conn = web_database(request)
+    plate = found.vehicle["plate"]
+    live = await vehicle_queries.position(conn, plate)
+    vehicle_alarms = await list_alarms(conn, plate=plate, limit=VEHICLE_ALARMS)
     return respond(found.vehicle | {
         "certificate_valid": found.certificate_valid, "cylinders": found.cylinders,
         "fills": [fill_json(f) for f in found.fills],
+        "position": live[0] if live else None, "telemetry": live[1] if live else None,
+        "alarms": [alarm_json(a) for a in vehicle_alarms],
     })  # fmt: skip
+
+
+@routes.get("/api/v1/vehicles/{plate}/track")
+@requires(Permission.VIEW_VEHICLES, hidden=True)
+async def vehicle_track(request: web.Request) -> web.Response:
+    """``?from=&to=`` (ISO-8601; default: today, CST): the track points in time order, at most 2,000 an
+    answer; ``next`` is the ``from`` of the following page."""
+    found = await trace.vehicle_trace(web_database(request), request.match_info["plate"],
+                                      **_trace_scope(request_user(request)), limit=0)  # fmt: skip
+    if found is None:
+        raise json_error(404, "no such vehicle")
+    start, end = cst_day_bounds(cst_today())
+    try:
+        if request.query.get("from"):
+            start = _aware(datetime.fromisoformat(request.query["from"]))
+        if request.query.get("to"):
+            end = _aware(datetime.fromisoformat(request.query["to"]))
+    except ValueError:
+        raise json_error(400, "from and to must be ISO-8601 times") from None
+    if end <= start or end - start > timedelta(days=MAX_TRACK_DAYS):
+        raise json_error(400, f"to must be after from, at most {MAX_TRACK_DAYS} days later")
+    points, following = await vehicle_queries.track(web_database(request), found.vehicle["plate"], start, end)
+    return respond({"plate": found.vehicle["plate"], "from": start, "to": end, "points": points, "next": following})
+
+
+def _aware(moment: datetime) -> datetime:
+    """A time without zone is China Standard Time (what staff type)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=CST)
 
 
 @routes.get("/api/v1/stations/{station_code}")

@@ -161,3 +161,54 @@ def hbar_chart(bars: Sequence[tuple[str, float]], *, title: str, unit: str = "")
         for label, value in bars
     )
     return Markup(f'<ul class="hbars" role="img" aria-label="{escape(title)}">{rows}</ul>')
+
+
+def track_map(
+    points: Sequence[tuple[float, float]],
+    stations: Sequence[tuple[float, float, str]],
+    title: str,
+    *,
+    width: int = WIDTH,
+    height: int = 360,
+) -> Markup:
+    """A vehicle's track as a line on plain axes (no map tiles), with the licensed filling stations near it
+    as labelled squares; ``points`` are (latitude, longitude) in time order, ``stations`` (latitude,
+    longitude, name). East is right and north up, with the longitude scaled by cos(latitude)."""
+    label = escape(title)
+    if not points:
+        return Markup(
+            f'<svg class="chart track" viewBox="0 0 {width} 60" role="img" aria-label="{label}"><title>{label}</title>'
+            f'<text class="axis" x="{width / 2}" y="34" text-anchor="middle">今日无轨迹</text></svg>'
+        )
+    lats = [lat for lat, _ in points]
+    lons = [lon for _, lon in points]
+    margin = 0.005
+    south, north = min(lats) - margin, max(lats) + margin
+    west, east = min(lons) - margin, max(lons) + margin
+    near = [s for s in stations if south - 0.02 <= s[0] <= north + 0.02 and west - 0.02 <= s[1] <= east + 0.02]
+    for lat, lon, _ in near:
+        south, north, west, east = min(south, lat - margin), max(north, lat + margin), min(west, lon - margin), max(east, lon + margin)
+    scale_x = math.cos(math.radians((south + north) / 2))
+    span = max((east - west) * scale_x, north - south)
+    size = min(width - 2 * 16, height - 2 * 16)
+
+    def xy(lat: float, lon: float) -> tuple[float, float]:
+        x = 16 + (lon - west) * scale_x / span * size + (width - 32 - (east - west) * scale_x / span * size) / 2
+        y = 16 + (north - lat) / span * size
+        return x, y
+
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(lat, lon) for lat, lon in points))
+    body = [f'<polyline class="track-line" fill="none" points="{line}"/>']
+    for lat, lon, name in near:
+        x, y = xy(lat, lon)
+        body.append(f'<rect class="station-mark" x="{x - 5:.1f}" y="{y - 5:.1f}" width="10" height="10"/>'
+                    f'<text class="axis" x="{x + 8:.1f}" y="{y + 4:.1f}">{escape(name)}</text>')  # fmt: skip
+    (sx, sy), (ex, ey) = xy(*points[0]), xy(*points[-1])
+    body.append(f'<circle class="track-start" cx="{sx:.1f}" cy="{sy:.1f}" r="4"/>')
+    body.append(f'<circle class="track-end" cx="{ex:.1f}" cy="{ey:.1f}" r="6"/>')
+    kilometres = span * 111.2
+    body.append(f'<text class="axis" x="{width - 8}" y="{height - 6}" text-anchor="end">图幅约 {kilometres:.1f} km</text>')
+    return Markup(
+        f'<svg class="chart track" viewBox="0 0 {width} {height}" role="img" aria-label="{label}" '
+        f'preserveAspectRatio="xMidYMid meet"><title>{label}</title>' + "".join(body) + "</svg>"
+    )

@@ -1,4 +1,4 @@
-"""Gas-cylinder pages: filling stations, cylinder trace (by code or tag) and vehicle look-up by plate.
+"""Gas-cylinder pages: filling stations and cylinder trace (by code or tag); vehicles are in pages_vehicles.
 
 Police and transport staff use the look-ups city-wide; district staff see their district's stations,
 cylinders (the district of the owner station or the vehicle) and vehicles; a station sees itself.
@@ -108,14 +108,8 @@ async def cylinder_trace(request: web.Request) -> web.Response:
     return await _look_up(request, "q", "cylinders.html", trace.find_cylinder)
 
 
-@requires(P.VIEW_VEHICLES)
-async def vehicle_lookup(request: web.Request) -> web.Response:
-    return await _look_up(request, "plate", "vehicles.html", trace.vehicle_trace)
-
-
 @hookimpl
 def register_routes(app: web.Application, platform: Platform) -> None:
     app.router.add_get("/stations", station_list)
     app.router.add_get("/stations/{code}", station_detail)
     app.router.add_get("/cylinders", cylinder_trace)
-    app.router.add_get("/vehicles", vehicle_lookup)

@@ -1,0 +1,108 @@
+"""Vehicles on the web: the API answer with position and telemetry, the track, vehicle alarms in the alarm
+list with their plate, the vehicles list and a vehicle's page with its track; scoping by role and
+district; an admin records a cylinder inspection from the page (audited)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import aiohttp
+import aiosqlite
+from vehicle_support import BUS, ROADSIDE, STATION, TAGS, VehicleTerminal, platform, record  # noqa: F401
+from web_support import add_user, base_url, browser, login, session_csrf, token_for
+
+from wuhai_iot.server import Platform
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+async def drive(platform: Platform) -> None:
+    """The bus reports three points today, the second with a collision, the third at station 150402."""
+    terminal = await VehicleTerminal.connect(platform)
+    try:
+        await terminal.report([
+            record(NOW - timedelta(minutes=3), ROADSIDE, speed_kmh=40, pressure_mpa=12.0, gas_lel_pct=0.5,
+                   tags=(TAGS["CNG-BUS-0201"], TAGS["CNG-BUS-0202"])),
+            record(NOW - timedelta(minutes=2), (39.55, 106.76), speed_kmh=0, alarm_flags=1 << 29, pressure_mpa=12.0),
+            record(NOW - timedelta(minutes=1), STATION, speed_kmh=0, pressure_mpa=-1, gas_lel_pct=1.5),
+        ])  # fmt: skip
+    finally:
+        await terminal.close()
+
+
+async def api_get(platform: Platform, token: str, path: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    async with aiohttp.ClientSession() as client, client.get(
+        base_url(platform) + path, headers={"Authorization": f"Bearer {token}"}
+    ) as answer:
+        return answer.status, await answer.json()
+
+
+async def test_vehicle_api_position_telemetry_track_and_alarms(platform: Platform) -> None:
+    await drive(platform)
+    for name, role, district in (("admin1", "admin", None), ("police1", "police", None), ("wuda", "district", "150304"),
+                                 ("hainan", "district", "150303")):  # fmt: skip
+        await add_user(platform, name, role, district=district)
+    admin = await token_for(platform, "admin1")
+    status, vehicle = await api_get(platform, admin, f"/api/v1/vehicles/{quote(BUS)}")
+    assert status == 200
+    assert vehicle["position"]["latitude"] == STATION[0] and vehicle["position"]["speed_kmh"] == 0
+    assert vehicle["position"]["at"] == (NOW - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    assert vehicle["telemetry"]["pressure_fault"] and vehicle["telemetry"]["pressure_mpa"] is None
+    assert vehicle["telemetry"]["gas_lel_pct"] == 1.5
+    assert [a["kind"] for a in vehicle["alarms"]] == ["collision"] and vehicle["alarms"][0]["plate"] == BUS
+    status, track = await api_get(platform, admin, f"/api/v1/vehicles/{quote(BUS)}/track")
+    assert status == 200 and [p["latitude"] for p in track["points"]] == [ROADSIDE[0], 39.55, STATION[0]]
+    assert track["next"] is None
+    start = quote((NOW - timedelta(minutes=2)).isoformat())
+    status, part = await api_get(platform, admin, f"/api/v1/vehicles/{quote(BUS)}/track?from={start}")
+    assert len(part["points"]) == 2
+    assert (await api_get(platform, admin, f"/api/v1/vehicles/{quote(BUS)}/track?from=yesterday"))[0] == 400
+    status, listed = await api_get(platform, admin, f"/api/v1/alarms?plate={quote(BUS)}")
+    assert [(a["kind"], a["plate"], a["district"]["code"]) for a in listed["items"]] == [("collision", BUS, "150304")]
+    # Police see the vehicle and its alarms; district staff only their district's vehicles.
+    status, seen = await api_get(platform, await token_for(platform, "police1"), f"/api/v1/vehicles/{quote(BUS)}")
+    assert status == 200 and seen["alarms"][0]["kind"] == "collision"
+    assert (await api_get(platform, await token_for(platform, "wuda"), f"/api/v1/vehicles/{quote(BUS)}"))[0] == 200
+    hainan = await token_for(platform, "hainan")
+    assert (await api_get(platform, hainan, f"/api/v1/vehicles/{quote(BUS)}"))[0] == 404
+    assert (await api_get(platform, hainan, f"/api/v1/vehicles/{quote(BUS)}/track"))[0] == 404
+    assert (await api_get(platform, hainan, f"/api/v1/alarms?plate={quote(BUS)}"))[1]["items"] == []
+
+
+async def test_vehicle_page_list_and_inspection_action(platform: Platform, database: aiosqlite.Connection) -> None:
+    await drive(platform)
+    await add_user(platform, "admin1", "admin")
+    await add_user(platform, "transport1", "transport")
+    async with browser() as client:
+        await login(client, platform, "admin1")
+        async with client.get(base_url(platform) + f"/vehicles?plate={quote(BUS)}") as page:
+            html = await page.text()
+        assert page.status == 200
+        assert 'class="chart track"' in html and "<polyline" in html and "乌达区某加气站" in html  # the station marked
+        assert "传感器故障" in html and "1.5 %LEL" in html and "碰撞/侧翻" in html
+        async with client.get(base_url(platform) + "/vehicles?alarm=1") as page:
+            listing = await page.text()
+        assert BUS in listing and "蒙LT2345" not in listing
+        async with client.get(base_url(platform) + "/vehicles?certificate_invalid=1") as page:
+            listing = await page.text()
+        assert "蒙LT2345" in listing and f">{BUS}<" not in listing
+        async with client.post(base_url(platform) + "/cylinders/CNG-BUS-0201/inspected", allow_redirects=False,
+                               data={"csrf_token": session_csrf(client), "plate": BUS,
+                                     "date": NOW.date().isoformat()}) as answer:  # fmt: skip
+            assert answer.status == 302 and "done=inspected" in answer.headers["Location"]
+    [row] = await database.execute_fetchall(
+        "SELECT inspection_recorded_at IS NOT NULL, last_inspection FROM cylinders WHERE cylinder_code = 'CNG-BUS-0201'"
+    )
+    assert tuple(row) == (1, NOW.date().isoformat())
+    [entry] = await database.execute_fetchall("SELECT user_name FROM audit_log WHERE action = 'cylinder.inspected'")
+    assert entry[0] == "admin1"
+    async with browser() as client:
+        await login(client, platform, "transport1")
+        async with client.get(base_url(platform) + f"/vehicles?plate={quote(BUS)}") as page:
+            html = await page.text()
+        assert page.status == 200 and "碰撞/侧翻" in html and 'data-action="inspected"' not in html
+        async with client.post(base_url(platform) + "/cylinders/CNG-BUS-0201/inspected", allow_redirects=False,
+                               data={"csrf_token": session_csrf(client), "plate": BUS,
+                                     "date": NOW.date().isoformat()}) as answer:  # fmt: skip
+            assert answer.status == 403
