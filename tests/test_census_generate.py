@@ -95,9 +95,20 @@ def test_every_lift_and_every_scale_has_a_keyed_terminal() -> None:
     assert {len(t["terminal_id"]) for t in lifts.values() if t["protocol"] == "lmt"} == {15}
     scales = {t["terminal_id"] for t in terminals if t["protocol"] == "gasfill"}
     assert scales == {f"{s['station_code']}-{n}" for s in census["stations"] for n in range(1, int(s["scales"]) + 1)}
-    assert all(t["key"] for t in terminals)
+    assert all(t["key"] for t in terminals if t["protocol"] != "jt808")
     operators = {w["unit"] for w in census["workers"] if w["role"] == "filling_operator"}
     assert operators == {s["station_code"] for s in census["stations"]}
+
+
+def test_most_vehicles_have_a_jt808_terminal_bound_by_plate_and_stations_have_coordinates() -> None:
+    census = generate_census(SMALL, today=TODAY)
+    vehicles = [t for t in census["terminals"] if t["protocol"] == "jt808"]
+    plates = {v["plate"] for v in census["vehicles"]}
+    assert len(vehicles) >= 0.8 * len(plates) and {t["plate"] for t in vehicles} <= plates
+    assert len({t["plate"] for t in vehicles}) == len(vehicles)  # one terminal a vehicle
+    assert {len(t["terminal_id"]) for t in vehicles} == {12}
+    assert any(t["key"] for t in vehicles) and any(not t["key"] for t in vehicles)  # some codes issued at REGISTER
+    assert all(39.3 < float(s["latitude"]) < 39.8 and 106.6 < float(s["longitude"]) < 107.0 for s in census["stations"])
 
 
 def test_same_seed_and_day_give_the_same_census_and_it_reads_back(tmp_path: Path) -> None:

@@ -106,6 +106,11 @@ VEHICLE_REVOKED = 0.03
 VEHICLE_NO_CERTIFICATE = 0.02
 LMT_SHARE = 0.3
 """Share of lifts whose terminal is an LMT-4 (the rest are ELink-200)."""
+JT808_SHARE = 0.9
+"""Share of vehicles whose JT/T 808 terminal is connected to the platform."""
+JT808_ISSUED_SHARE = 0.3
+"""Share of those without a census key: the platform issues their code at REGISTER."""
+JT808_PREFIX = "0139"  # + 8 digits: 12-digit phone numbers
 
 ELINK_PREFIX = "86130001"  # + 8 digits: 16-digit ELink ids
 LMT_PREFIX = "8612345"  # + 8 digits: 15-digit IMEIs
@@ -144,13 +149,16 @@ def generate_census(size: CensusSize, today: date | None = None) -> Census:
     lifts, companies = _lifts(pick, size.lifts, today)
     vehicles = _vehicles(pick, size.vehicles, today)
     lpg_stations = [int(s["station_code"]) for s in stations if "LPG" in s["media"].split("|")]
+    # Coordinates and vehicle terminals draw from streams of their own: the rest of the census stays as it was.
+    _place_stations(random.Random(size.seed + 1), stations)
     return {
         "stations": stations,
         "workers": _workers(pick, lifts, companies, stations, today),
         "vehicles": vehicles,
         "elevators": lifts,
         "cylinders": _cylinders(pick, size.cylinders, vehicles, lpg_stations, today),
-        "terminals": _terminals(pick, lifts, stations, today),
+        "terminals": _terminals(pick, lifts, stations, today)
+        + _vehicle_terminals(random.Random(size.seed + 808), vehicles, today),
     }
 
 
@@ -215,6 +223,15 @@ def _stations(pick: _Picker, count: int, today: date) -> list[Row]:
             }
         )
     return rows
+
+
+def _place_stations(rng: random.Random, stations: list[Row]) -> None:
+    """Each station a few kilometres from its district's centre."""
+    by_name = {district.name: district for district in CITY}
+    for station in stations:
+        district = by_name[station["district"]]
+        station["latitude"] = f"{district.latitude + rng.uniform(-0.03, 0.03):.6f}"
+        station["longitude"] = f"{district.longitude + rng.uniform(-0.03, 0.03):.6f}"
 
 
 def _lifts(pick: _Picker, count: int, today: date) -> tuple[list[Row], list[str]]:
@@ -482,10 +499,23 @@ def _terminals(pick: _Picker, lifts: list[Row], stations: list[Row], today: date
         protocol, prefix = ("lmt", LMT_PREFIX) if index in lmt else ("elink", ELINK_PREFIX)
         rows.append({"protocol": protocol, "terminal_id": f"{prefix}{index + 1:08d}",
                      "device_code": lift["device_code"], "key": key(), "installed_on": installed(),
-                     "installer": INSTALLERS[index % len(INSTALLERS)]})  # fmt: skip
+                     "installer": INSTALLERS[index % len(INSTALLERS)], "plate": ""})  # fmt: skip
     for number, station in enumerate(stations):
         for scale in range(1, int(station["scales"]) + 1):
             rows.append({"protocol": "gasfill", "terminal_id": f"{station['station_code']}-{scale}",
                          "device_code": "", "key": key(), "installed_on": installed(),
-                         "installer": INSTALLERS[number % len(INSTALLERS)]})  # fmt: skip
+                         "installer": INSTALLERS[number % len(INSTALLERS)], "plate": ""})  # fmt: skip
+    return rows
+
+
+def _vehicle_terminals(rng: random.Random, vehicles: list[Row], today: date) -> list[Row]:
+    """JT/T 808 terminals of most vehicles, bound by plate; some without a key (the platform issues one)."""
+    rows = []
+    for index, vehicle in enumerate(vehicles):
+        if rng.random() >= JT808_SHARE:
+            continue
+        key = "" if rng.random() < JT808_ISSUED_SHARE else f"{rng.getrandbits(32):08X}"
+        rows.append({"protocol": "jt808", "terminal_id": f"{JT808_PREFIX}{index + 1:08d}", "device_code": "",
+                     "key": key, "installed_on": (today - timedelta(days=rng.randint(1, 200))).isoformat(),
+                     "installer": INSTALLERS[index % len(INSTALLERS)], "plate": vehicle["plate"]})  # fmt: skip
     return rows
