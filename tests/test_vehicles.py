@@ -307,22 +307,23 @@ async def test_collision_blocks_the_cylinders_until_an_inspection(
 @MODES
 async def test_cylinder_mismatch(platform: Platform, database: aiosqlite.Connection, buffered: bool) -> None:
     own = (TAGS["CNG-BUS-0201"], TAGS["CNG-BUS-0202"])
+    week = 7 * 86400
+    start = -week - 600  # (a device time ahead of the platform's clock would be impossible: dated on receipt)
     terminal = await VehicleTerminal.connect(platform)
     try:
-        records = [record(at(0), tags=own), record(at(30), tags=(TAGS["CNG-BUS-0201"], TAGS["CNG-OK-0101"])),
-                   record(at(60), tags=own),
-                   record(at(90), tags=("E2000000000000000000FFFF",)),  # a tag of no registered cylinder
-                   record(at(120), tags=own)]  # fmt: skip
+        records = [record(at(start), tags=own), record(at(start + 30), tags=(TAGS["CNG-BUS-0201"], TAGS["CNG-OK-0101"])),
+                   record(at(start + 60), tags=own),
+                   record(at(start + 90), tags=("E2000000000000000000FFFF",)),  # a tag of no registered cylinder
+                   record(at(start + 120), tags=own)]  # fmt: skip
         await terminal.report(records, buffered=buffered)
         # A registered cylinder unseen for 7 days while the reader reports the other one.
-        week = 7 * 86400
-        await terminal.report([record(at(week + 60), tags=(TAGS["CNG-BUS-0201"],)),
-                               record(at(week + 200), tags=(TAGS["CNG-BUS-0201"],))], buffered=buffered)  # fmt: skip
+        await terminal.report([record(at(start + week + 60), tags=(TAGS["CNG-BUS-0201"],)),
+                               record(at(start + week + 200), tags=(TAGS["CNG-BUS-0201"],))], buffered=buffered)  # fmt: skip
     finally:
         await terminal.close()
     assert await alarms(database, BUS) == [
-        ("cylinder_mismatch", at(30), at(60)), ("cylinder_mismatch", at(90), at(120)),
-        ("cylinder_mismatch", at(7 * 86400 + 200), None),  # CNG-BUS-0202 was last seen at 120 s
+        ("cylinder_mismatch", at(start + 30), at(start + 60)), ("cylinder_mismatch", at(start + 90), at(start + 120)),
+        ("cylinder_mismatch", at(start + week + 200), None),  # CNG-BUS-0202 was last seen at start + 120 s
     ]  # fmt: skip
 
 
@@ -334,13 +335,14 @@ async def test_uncertified_vehicle_on_the_road_once_a_day(
     _, code = await taxi.register(TAXI)
     assert await taxi.authenticate(code) == j.OK
     try:
-        records = [record(at(0), speed_kmh=8), record(at(30), speed_kmh=35), record(at(60), speed_kmh=40),
-                   record(at(86400 + 30), speed_kmh=35)]  # fmt: skip
+        day = -86400  # (the next day's record must not be ahead of the platform's clock)
+        records = [record(at(day), speed_kmh=8), record(at(day + 30), speed_kmh=35), record(at(day + 60), speed_kmh=40),
+                   record(at(30), speed_kmh=35)]  # fmt: skip
         await taxi.report(records, buffered=buffered)
     finally:
         await taxi.close()
     assert await alarms(database, TAXI) == [
-        ("certificate_invalid_on_road", at(30), at(30)), ("certificate_invalid_on_road", at(86400 + 30), at(86400 + 30)),
+        ("certificate_invalid_on_road", at(-86400 + 30), at(-86400 + 30)), ("certificate_invalid_on_road", at(30), at(30)),
     ]  # fmt: skip
 
 
