@@ -1,4 +1,4 @@
-"""A living city for the demo: every lift and every filling scale of a census, simulated over real TCP.
+"""A living city for the demo: every lift, filling scale and gas vehicle of a census, simulated over real TCP.
 
 Lifts carry passengers (trips, doors, status on every change and every report interval while running).
 A scripted cycle of ``cycle_s`` seconds (five minutes by default; a few seconds for tests) plays the
@@ -28,6 +28,7 @@ from wuhai_iot.simulator.elink import ElinkTerminal
 from wuhai_iot.simulator.gasfill import GasfillController
 from wuhai_iot.simulator.lift_terminal import LiftSample, LiftTerminal
 from wuhai_iot.simulator.lmt import LmtTerminal
+from wuhai_iot.simulator.traffic import Traffic
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +186,6 @@ class City:
                 terminal = cls(row["terminal_id"], row["key"], host, ports[protocol], settings=settings)
                 self.cars.append(LiftCar(terminal, lifts[row["device_code"]], self.rng))
                 devices.append(terminal)
-        self.fleet = Fleet(devices)
-        self.fleet.on_tick.append(self._step_cars)
         self.stations = {s["station_code"]: s for s in census["stations"]}
         self.operators: dict[str, list[int]] = {}
         self.workers: dict[str, list[Row]] = {}
@@ -195,6 +194,17 @@ class City:
                 self.operators.setdefault(worker["unit"], []).append(int(worker["card"]))
             else:
                 self.workers.setdefault(worker["unit"], []).append(worker)
+        self.traffic: Traffic | None = None
+        if "jt808" in ports:
+            # Vehicles report every 10 s in a five-minute cycle (JT/T 808 says 30 s; a demo moves faster), never
+            # more often than every 2 s (device times have whole seconds).
+            self.traffic = Traffic(census, host, ports["jt808"], self.scales, self.operators, self._note,
+                                   random.Random(seed + 808), report_s=max(2.0, cycle_s / 30), settings=settings)  # fmt: skip
+            devices += self.traffic.terminals
+        self.fleet = Fleet(devices)
+        self.fleet.on_tick.append(self._step_cars)
+        if self.traffic is not None:
+            self.fleet.on_tick.append(self.traffic.step)
         self.cylinders = Cylinders(census, self.today)
         self._tasks: set[asyncio.Task[None]] = set()
         self._busy: set[int] = set()
@@ -208,12 +218,14 @@ class City:
         online = await self.fleet.wait_online(timeout=connect_timeout_s)
         self._spawn(self._cycles())
         self._spawn(self._normal_fills())
+        if self.traffic is not None:
+            self.traffic.play_incidents(self._later, spacing_s=self.cycle_s / 20)
         return online
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
+        for task in list(self._tasks) + (list(self.traffic.tasks) if self.traffic else []):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *(self.traffic.tasks if self.traffic else ()), return_exceptions=True)
         await self.fleet.stop()
 
     def _spawn(self, work: Awaitable[None]) -> None:

@@ -207,7 +207,7 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event | None = None) -> N
             online = await city.start()
             print(f"\n{online} simulated terminals online; the platform is at http://{HOST}:{platform.ports['web']}/")
             print("terminals connect to " + ", ".join(f"{name} {HOST}:{platform.ports[name]}"
-                                                      for name in ("elink", "lmt", "gasfill")))  # fmt: skip
+                                                      for name in ("elink", "lmt", "gasfill", "jt808")))  # fmt: skip
             print("demo logins (user / role / password):")
             for name, role, password in logins:
                 print(f"  {name:<12} {role:<12} {password}")
@@ -254,7 +254,7 @@ def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
     add_size_options(demo, CensusSize())
     ports = demo.add_mutually_exclusive_group()
     ports.add_argument("--port-offset", type=int, default=0,
-                       help="add this to every default port (web 8080, ELink 5701, LMT 5702, GF-3 5710)")  # fmt: skip
+                       help="add this to every default port (web 8080, ELink 5701, LMT 5702, GF-3 5710, JT/T 808 5808)")  # fmt: skip
     ports.add_argument("--ports", choices=["auto"], help="auto: let the system choose every port (printed)")
     demo.add_argument("--scenario-seconds", type=float, default=300.0,
                       help="length of one scripted cycle of incidents (default 300; a few seconds for tests)")  # fmt: skip

@@ -1,0 +1,82 @@
+"""Simulated JT/T 808 vehicles against the real platform: register (code issued) or authenticate with the
+census key, report, keep records while offline and send them as a buffered batch; the demo traffic fills
+at stations (no alarm) and plays its incidents."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+import aiosqlite
+from vehicle_support import BUS, BUS_PHONE, TAXI, TAXI_PHONE, platform  # noqa: F401
+
+from wuhai_iot.server import Platform
+from wuhai_iot.simulator.device import DeviceSettings, Fleet
+from wuhai_iot.protocols.jt808 import location_record
+from wuhai_iot.simulator.jt808 import VehicleTerminal
+
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+async def test_simulated_terminals_register_report_and_upload_what_they_kept(
+    platform: Platform, database: aiosqlite.Connection
+) -> None:
+    port = platform.ports["jt808"]
+    settings = DeviceSettings(backoff_initial_s=0.05, backoff_max_s=0.1)
+    bus = VehicleTerminal(BUS_PHONE, "A1B2C3D4", "127.0.0.1", port, plate=BUS, settings=settings)
+    taxi = VehicleTerminal(TAXI_PHONE, None, "127.0.0.1", port, plate=TAXI, settings=settings)
+    fleet = Fleet([bus, taxi], tick_s=0.1)
+    fleet.start()
+    try:
+        await fleet.wait_online(2, timeout=30)
+        assert taxi.key is not None and len(taxi.key) == 16  # issued at REGISTER
+        bus.report(location_record(START, 39.50, 106.72, speed_kmh=30))
+        await eventually(lambda: bus.stats.acks == 1)
+        await bus.stop()  # out of coverage: the records are kept
+        for i in range(15):
+            bus.report(location_record(START + timedelta(seconds=30 * (i + 1)), 39.50 + i / 1000, 106.72, speed_kmh=30))
+        bus.start()
+        # The 15 kept records go as two buffered batches, each acknowledged once.
+        await eventually(lambda: bus.unacknowledged == 0 and bus.stats.acks == 3)
+    finally:
+        await fleet.stop()
+    rows = await database.execute_fetchall("SELECT count(*) FROM vehicle_track WHERE plate = ?", (BUS,))
+    assert rows[0][0] == 16
+    batches = await database.execute_fetchall("SELECT count(*) FROM messages WHERE protocol = 'jt808' AND type = 'BATCH'")
+    assert batches[0][0] == 2
+
+
+async def test_demo_traffic_fills_at_stations_and_plays_its_incidents(config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from conftest import import_census
+
+    from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
+    from wuhai_iot.simulator.city import City
+    from wuhai_iot.storage import db
+
+    census = generate_census(CensusSize(lifts=2, stations=4, cylinders=200, vehicles=40))
+    await import_census(config.database.path, write_census(census, tmp_path / "census"))
+    notes: list[str] = []
+    async with Platform(config) as running:
+        city = City(census, "127.0.0.1", running.ports, cycle_s=30.0, say=notes.append)
+        kinds: set[str] = set()
+        denied: list[tuple] = []  # type: ignore[type-arg]
+        conn = await db.connect(config.database.path, migrate=False)
+        try:
+            await city.start(connect_timeout_s=30)
+            wanted = {"illegal_fill", "unrecorded_fill", "gas_leak", "collision", "cylinder_mismatch",
+                      "certificate_invalid_on_road"}  # fmt: skip
+            async with asyncio.timeout(120):
+                while not (wanted <= kinds and denied):
+                    await asyncio.sleep(0.2)
+                    kinds = {row[0] for row in await conn.execute_fetchall("SELECT kind FROM alarms WHERE plate IS NOT NULL")}
+                    denied = await conn.execute_fetchall("SELECT 1 FROM fill_decisions WHERE reason = 12")
+        finally:
+            await conn.close()
+            await city.stop()
+    assert any("collides" in note for note in notes) and any("roadside" in note for note in notes)
