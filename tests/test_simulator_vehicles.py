@@ -80,3 +80,16 @@ async def test_demo_traffic_fills_at_stations_and_plays_its_incidents(config, tm
             await conn.close()
             await city.stop()
     assert any("collides" in note for note in notes) and any("roadside" in note for note in notes)
+
+
+async def test_load_generator_speaks_jt808(platform: Platform, database: aiosqlite.Connection) -> None:
+    from vehicle_support import SCENARIO
+
+    from wuhai_iot.simulator.load import identities, run_load
+
+    terminals = identities("jt808", 3, SCENARIO)
+    report = await run_load("jt808", terminals, "127.0.0.1", platform.ports["jt808"], rate=4, duration_s=1.0)
+    assert report.online == 3 and report.errors == 0 and report.rejected == 0
+    assert report.acks == report.messages >= 9
+    stored = await database.execute_fetchall("SELECT count(*) FROM messages WHERE protocol = 'jt808' AND type = 'LOCATION'")
+    assert stored[0][0] == report.messages

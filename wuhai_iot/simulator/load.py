@@ -2,7 +2,8 @@
 at a fixed rate, in one process; it reports frames sent, ACKs received, ACK latency and errors.
 
 Lift terminals send STATUS (ELink) or ST (LMT) messages; filling controllers send FILL_REQUESTs (their
-"ACK" is the FILL_DECISION) and a FILL_RESULT after each permitted fill. Frames are spread evenly over
+"ACK" is the FILL_DECISION) and a FILL_RESULT after each permitted fill; vehicle terminals (JT/T 808) send
+LOCATION reports with the cylinder items. Frames are spread evenly over
 time and terminals: one scheduler emits, each tick, the frames due fleet-wide, round-robin.
 """
 
@@ -17,9 +18,11 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from wuhai_iot.events import Direction, Door
+from wuhai_iot.protocols import jt808
 from wuhai_iot.simulator.census import ELINK_PREFIX, LMT_PREFIX, read_census
 from wuhai_iot.simulator.device import (
     DeviceSettings,
@@ -29,6 +32,7 @@ from wuhai_iot.simulator.device import (
 )
 from wuhai_iot.simulator.elink import ElinkTerminal
 from wuhai_iot.simulator.gasfill import GasfillController
+from wuhai_iot.simulator.jt808 import VehicleTerminal
 from wuhai_iot.simulator.lift_terminal import LiftSample, LiftTerminal
 from wuhai_iot.simulator.lmt import LmtTerminal
 
@@ -36,8 +40,9 @@ DEVICE_CLASSES: dict[str, type[SimulatedDevice]] = {
     "elink": ElinkTerminal,
     "lmt": LmtTerminal,
     "gasfill": GasfillController,
+    "jt808": VehicleTerminal,
 }
-DEFAULT_PORTS = {"elink": 5701, "lmt": 5702, "gasfill": 5710}
+DEFAULT_PORTS = {"elink": 5701, "lmt": 5702, "gasfill": 5710, "jt808": 5808}
 EMIT_TICK_S = 0.005
 """A city's terminals are not synchronised: a coarse tick would send the fleet's frames in bursts no
 city produces (at 5,000 frames/s, a 20 ms tick is 100 frames at the same instant)."""
@@ -57,6 +62,8 @@ RUNNING_SAMPLES = tuple(
 class Identity:
     terminal_id: str
     key: str | None
+    plate: str | None = None
+    """The vehicle of a JT/T 808 terminal."""
 
 
 @dataclass
@@ -112,11 +119,13 @@ def identities(protocol: str, count: int, census_dir: Path | None = None) -> lis
         rows = [row for row in read_census(census_dir)["terminals"] if row["protocol"] == protocol]
         if len(rows) < count:
             raise ValueError(f"{census_dir}/terminals.csv has {len(rows)} {protocol} terminals, {count} wanted")
-        return [Identity(row["terminal_id"], row["key"] or None) for row in rows[:count]]
+        return [Identity(row["terminal_id"], row["key"] or None, row.get("plate") or None) for row in rows[:count]]
     if protocol == "elink":
         return [Identity(f"{ELINK_PREFIX}{i + 1:08d}", None) for i in range(count)]
     if protocol == "lmt":
         return [Identity(f"{LMT_PREFIX}{i + 1:08d}", None) for i in range(count)]
+    if protocol == "jt808":
+        raise ValueError("JT/T 808 terminals register with their vehicle's plate: give --census")
     return [Identity(f"{150301 + i // 64}-{i % 64 + 1}", None) for i in range(count)]
 
 
@@ -206,6 +215,10 @@ class LoadGenerator:
                 device.cork()
                 touched.append(device)
                 device.send_status(next(self._samples))
+            elif isinstance(device, VehicleTerminal):
+                device.cork()
+                touched.append(device)
+                device.report(self._location(device))
             elif isinstance(device, GasfillController):
                 task = asyncio.create_task(self._fill(device))
                 self._tasks.add(task)
@@ -218,6 +231,12 @@ class LoadGenerator:
         self.throttled += count - sent
         for device in touched:
             device.uncork()
+
+    def _location(self, vehicle: VehicleTerminal) -> bytes:
+        """A driving vehicle's report: the current time, a position in Wuhai, the cylinder readings."""
+        offset = (hash(vehicle.terminal_id) % 1000) / 100_000
+        return jt808.location_record(datetime.now(UTC), 39.65 + offset, 106.82 + offset, speed_kmh=40.0, course=90,
+                                     pressure_mpa=15.0, gas_lel_pct=0.3)  # fmt: skip
 
     async def _fill(self, controller: GasfillController) -> None:
         material = self.materials.get(controller.station) or FillMaterial((("E0040150FFFFFFFF", 14_000),), 0, "LPG")
@@ -252,7 +271,11 @@ async def run_load(
     raise_open_file_limit(len(terminals) + 256)
     stats = DeviceStats()
     device_class = DEVICE_CLASSES[protocol]
-    devices = [device_class(t.terminal_id, t.key, host, port, settings=settings, stats=stats) for t in terminals]
+    devices = [
+        device_class(t.terminal_id, t.key, host, port, settings=settings, stats=stats,
+                     **({"plate": t.plate} if protocol == "jt808" else {}))  # type: ignore[call-arg]
+        for t in terminals
+    ]  # fmt: skip
     fleet = Fleet(devices, connect_rate=connect_rate)
     fleet.start()
     try:
