@@ -60,6 +60,9 @@ FILL_FOUND = (
     " AND cylinder_code IN (SELECT cylinder_code FROM cylinders WHERE vehicle_plate = ?) LIMIT 1"
 )
 REGISTRY_REFRESH_S = 300.0
+STATE_SAVE_S = 10.0
+"""How often the rules' changed vehicle states are written (not with every message: a JSON upsert per report
+halved the vehicle ingest rate). A crash loses at most this much of them, never a stored record."""
 TICK_S = 1.0
 PRUNE_PLATES = 50
 """Vehicles whose old track points one prune step deletes."""
@@ -93,6 +96,9 @@ class VehicleMonitor:
     fleet: Fleet
     conn: aiosqlite.Connection
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    dirty: set[str] = field(default_factory=set)
+    """Vehicles whose rule state changed since it was last written."""
+    _saved_at: float = 0.0
     _prune_after: str = ""
     """Keyset position of the track pruner among the plates."""
 
@@ -115,7 +121,7 @@ class VehicleMonitor:
         for day, figures in days.items():
             statements.append((DAILY_ADD, (plate, day, figures.records, figures.distance_km, figures.driving_s,
                                            figures.max_pressure_mpa, figures.fills_seen)))  # fmt: skip
-        statements.append(self.rules.save(plate))
+        self.dirty.add(plate)
         return statements
 
     # --- the platform clock --------------------------------------------------------------------------
@@ -135,8 +141,16 @@ class VehicleMonitor:
             statements += self.rules.offline(plate, at)
             for pending in list(self.rules.states[plate].pending):
                 statements += await self._check_fill(plate, pending, at)
+        if at - self._saved_at >= STATE_SAVE_S:
+            statements += self.saved_states()
+            self._saved_at = at
         if statements:
             await self.platform.writer.write(statements)
+
+    def saved_states(self) -> list[Statement]:
+        """The changed vehicle states, to write."""
+        dirty, self.dirty = self.dirty, set()
+        return [self.rules.save(plate) for plate in dirty if plate in self.rules.states]
 
     async def _check_fill(self, plate: str, pending: PendingFill, now: float) -> list[Statement]:
         window = self.rules.rules.fill_window_min * 60
@@ -146,7 +160,8 @@ class VehicleMonitor:
         found = await cursor.fetchone() is not None
         if not found and now < pending.at + window:
             return []  # the station may still report it
-        return self.rules.fill_checked(plate, pending, found) + [self.rules.save(plate)]
+        self.dirty.add(plate)
+        return self.rules.fill_checked(plate, pending, found)
 
     async def _ticking(self) -> None:
         refreshed = asyncio.get_running_loop().time()
@@ -240,3 +255,6 @@ async def stop(platform: Platform) -> None:
     for task in monitor.tasks:
         task.cancel()
     await asyncio.gather(*monitor.tasks, return_exceptions=True)
+    saves = monitor.saved_states()
+    if saves:
+        await platform.writer.write(saves)
