@@ -23,6 +23,15 @@ TINY = {
 }
 
 
+def test_jt808_ingest_runs_to_its_summary() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_ingest.py"), "--protocol", "jt808", *TINY["bench_ingest.py"]],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1].startswith("SUMMARY ingest jt808: "), result.stdout[-3000:]
+
+
 def test_every_benchmark_has_a_tiny_size() -> None:
     assert set(TINY) == {path.name for path in BENCHMARKS.glob("bench_*.py")}
 
