@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from wuhai_iot.clock import cst_today
 from wuhai_iot.protocols import jt808
 from wuhai_iot.simulator.census import CITY, Census, Row
 from wuhai_iot.simulator.device import DeviceSettings
@@ -102,8 +103,10 @@ class Traffic:
         by_plate = {v["plate"]: v for v in self.census["vehicles"]}
         centres = {d.name: (d.latitude, d.longitude) for d in CITY}
         cylinders: dict[str, list[Row]] = {}
+        today = cst_today().isoformat()
         for row in self.census["cylinders"]:
-            if row["vehicle_plate"] and row["tag_uid"]:
+            # Tagged cylinders that may be filled (the script's refusal must be for the collision alone).
+            if row["vehicle_plate"] and row["tag_uid"] and row["status"] == "in_service" and row["next_inspection"] >= today:
                 cylinders.setdefault(row["vehicle_plate"], []).append(row)
         self.stations = [s for s in self.census["stations"] if s.get("latitude") and s["status"] == "active"]
         for row in self.census["terminals"]:

@@ -22,7 +22,7 @@ from wuhai_iot import events as ev
 from wuhai_iot.alarms.book import alarm_book
 from wuhai_iot.clock import cst_date
 from wuhai_iot.events import Terminal
-from wuhai_iot.storage.writer import Statement
+from wuhai_iot.storage.writer import Statement, WriterClosed
 from wuhai_iot.vehicles.registry import Fleet, Registrar
 from wuhai_iot.vehicles.rules import RULE, DayFigures, PendingFill, VehicleRules, VehicleState
 
@@ -172,7 +172,7 @@ class VehicleMonitor:
                 if asyncio.get_running_loop().time() - refreshed >= REGISTRY_REFRESH_S:
                     refreshed = asyncio.get_running_loop().time()
                     await self.fleet.load(self.conn)
-            except RuntimeError:
+            except WriterClosed:
                 return  # the writer is closed
             except Exception:
                 log.exception("vehicle tick failed")
@@ -206,7 +206,7 @@ class VehicleMonitor:
         while True:
             try:
                 visited = await self.prune_step()
-            except RuntimeError:
+            except WriterClosed:
                 return
             except Exception:
                 log.exception("vehicle retention step failed")
