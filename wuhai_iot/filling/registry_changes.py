@@ -20,7 +20,7 @@ from typing import Any
 import aiosqlite
 
 from wuhai_iot.clock import add_years, cst_today
-from wuhai_iot.registry.census import INSPECTION_INTERVAL_YEARS
+from wuhai_iot.filling.cylinders import HOUSEHOLD
 from wuhai_iot.storage import audit
 from wuhai_iot.storage.db import connect
 
@@ -150,6 +150,16 @@ async def change_registry(
     return True
 
 
+def inspection_interval_years(cylinder: Any) -> int:
+    """The cylinder's own periodic-inspection interval as the registry has it (last to next inspection: taxis'
+    may be shorter); without a last inspection, domain.md's (household LPG 4 years, other cylinders 3)."""
+    if cylinder["last_inspection"]:
+        days = (date.fromisoformat(cylinder["next_inspection"]) - date.fromisoformat(cylinder["last_inspection"])).days
+        if days >= 300:
+            return round(days / 365.25)
+    return 4 if cylinder["kind"] == HOUSEHOLD else 3
+
+
 async def record_inspection(
     conn: aiosqlite.Connection, code: str, on: date, *, actor: str | None, reason: str | None = None
 ) -> bool:
@@ -169,7 +179,7 @@ async def record_inspection(
             raise NotRegistered(f"no cylinder {code} in the registry")
         if row["status"] == "scrapped":
             raise ChangeRefused(f"cylinder {code} is scrapped")
-        next_inspection = add_years(on, INSPECTION_INTERVAL_YEARS[row["kind"]]).isoformat()
+        next_inspection = add_years(on, inspection_interval_years(row)).isoformat()
         now = datetime.now(UTC)
         await conn.execute(
             "UPDATE cylinders SET last_inspection = ?, next_inspection = ?, inspection_recorded_at = ?, updated_at = ?"
