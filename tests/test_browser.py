@@ -12,12 +12,15 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import pytest
+from conftest import import_census
 from lift_support import LIFT, LiftTerminal
+from vehicle_support import VehicleTerminal, record
 from web_support import PASSWORD, add_user, base_url
 
 from wuhai_iot.server import Platform
@@ -208,8 +211,24 @@ async def test_district_officer_in_a_real_browser(
 
     cylinder = await in_thread(look_up, "/cylinders", "cylinder-q", "E004015012345678", "cylinder-search", "cylinder-card")
     assert "LPG-YSP35.5-0012345" in cylinder and "民用液化气瓶" in cylinder
+    # The taxi's JT/T 808 terminal reports a short drive past gas station 150402: its track and the station.
+    (tmp_path / "terminals.csv").write_text("protocol,terminal_id,key,plate\njt808,013900000077,BROWSER1,蒙L·T1234\n",
+                                            encoding="utf-8")  # fmt: skip
+    (tmp_path / "stations.csv").write_text(
+        "station_code,name,district,licence_no,licence_expiry,media,latitude,longitude\n"
+        "150402,乌达区某加气站,乌达区,TS4215002-2026,2099-12-31,CNG|LNG,39.5071,106.7248\n", encoding="utf-8"
+    )  # fmt: skip
+    await import_census(platform.config.database.path, [tmp_path / "stations.csv", tmp_path / "terminals.csv"])
+    taxi = await VehicleTerminal.connect(platform, "013900000077", "BROWSER1")
+    drive = [(39.495 + 0.0015 * i, 106.715 + 0.0012 * i) for i in range(12)]
+    await taxi.report([record(datetime.now(UTC) - timedelta(minutes=12 - i), where, speed_kmh=35, pressure_mpa=15.5 - i / 10,
+                              gas_lel_pct=0.4) for i, where in enumerate(drive)])  # fmt: skip
+    await taxi.close()
     vehicle = await in_thread(look_up, "/vehicles", "plate", "蒙LT1234", "plate-search", "vehicle-card")
     assert "蒙L·T1234" in vehicle and "使用登记证有效" in vehicle
+    track = await in_thread(lambda: driver.find_element(By.ID, "vehicle-track").get_attribute("innerHTML"))
+    assert "<polyline" in track and "乌达区某加气站" in track
+    assert "14.4 MPa" in await in_thread(lambda: driver.find_element(By.ID, "vehicle-live").text)
     await in_thread(whole_page_screenshot, driver, shots / "vehicle.png", DESKTOP, False)
     alarm_id = (await (await database.execute("SELECT id FROM alarms WHERE kind = 'trapped'")).fetchone())[0]
 
