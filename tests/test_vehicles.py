@@ -5,11 +5,13 @@ alarm times; a collision blocks the vehicle's cylinders (fill reason 12) until a
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aiosqlite
 import pytest
 from filling_support import CNG_STATION, Controller
+from test_filling_decision import cli
 from vehicle_support import (
     BUS,
     BUS_CODE,
@@ -26,7 +28,7 @@ from vehicle_support import (
     record,
 )
 
-from wuhai_iot.filling.registry_changes import NotRegistered, record_inspection
+from wuhai_iot.clock import cst_today
 from wuhai_iot.protocols import jt808 as j
 from wuhai_iot.server import Platform
 from wuhai_iot.vehicles import registry as reg
@@ -271,7 +273,7 @@ async def test_fill_at_a_station_with_its_fill_result_raises_nothing(
 
 @MODES
 async def test_collision_blocks_the_cylinders_until_an_inspection(
-    platform: Platform, database: aiosqlite.Connection, buffered: bool
+    platform: Platform, database: aiosqlite.Connection, buffered: bool, tmp_path: Path
 ) -> None:
     terminal = await VehicleTerminal.connect(platform)
     try:
@@ -285,13 +287,15 @@ async def test_collision_blocks_the_cylinders_until_an_inspection(
     try:
         denied = await controller.request("CNG-BUS-0202", 65_000, medium="CNG", tag=TAGS["CNG-BUS-0202"])
         assert (denied.permit, denied.reason, denied.cylinder_code) == (False, 12, "CNG-BUS-0202")
-        conn = await platform.open_database()
-        try:
-            assert await record_inspection(conn, "CNG-BUS-0202", date.today(), actor="test:inspector")
-            with pytest.raises(NotRegistered):
-                await record_inspection(conn, "NO-SUCH", date.today(), actor="test:inspector")
-        finally:
-            await conn.close()
+        config_file = tmp_path / "wuhai-iot.toml"
+        config_file.write_text(f'[database]\npath = "{platform.config.database.path}"\n', encoding="utf-8")
+        today = cst_today().isoformat()
+        assert await cli(config_file, "cylinders", "inspected", "CNG-BUS-0202", "--date", today) == (
+            0, f"cylinder CNG-BUS-0202: inspected on {today}\n"
+        )  # fmt: skip
+        assert (await cli(config_file, "cylinders", "inspected", "NO-SUCH", "--date", today))[0] == 1
+        tomorrow = (cst_today() + timedelta(days=1)).isoformat()
+        assert (await cli(config_file, "cylinders", "inspected", "CNG-BUS-0201", "--date", tomorrow))[0] == 3
         permitted = await controller.request("CNG-BUS-0202", 65_000, medium="CNG", tag=TAGS["CNG-BUS-0202"])
         assert permitted.permit
         still = await controller.request("CNG-BUS-0201", 65_000, medium="CNG", tag=TAGS["CNG-BUS-0201"])
@@ -301,7 +305,7 @@ async def test_collision_blocks_the_cylinders_until_an_inspection(
     [entry] = await database.execute_fetchall(
         "SELECT user_name, action, object_id FROM audit_log WHERE object_type = 'cylinder' ORDER BY id DESC LIMIT 1"
     )
-    assert tuple(entry) == ("test:inspector", "cylinder.inspected", "CNG-BUS-0202")
+    assert entry[0].startswith("cli:") and tuple(entry[1:]) == ("cylinder.inspected", "CNG-BUS-0202")
 
 
 @MODES
