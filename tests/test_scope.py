@@ -18,12 +18,15 @@ from wuhai_iot.web.queries import STATION_SCOPE
 SCHEMA = """
 CREATE TABLE elevators (device_code TEXT PRIMARY KEY, district_code TEXT, maintenance_company TEXT);
 CREATE TABLE stations (station_code INTEGER PRIMARY KEY, district_code TEXT);
-CREATE TABLE alarms (id INTEGER PRIMARY KEY, device_code TEXT, station_code INTEGER);
+CREATE TABLE vehicles (plate TEXT PRIMARY KEY, district_code TEXT);
+CREATE TABLE alarms (id INTEGER PRIMARY KEY, device_code TEXT, station_code INTEGER, plate TEXT);
 CREATE TABLE audit_log (id INTEGER PRIMARY KEY, district_code TEXT);
 INSERT INTO elevators VALUES ('L-HBW-A', '150302', 'A维保'), ('L-HBW-B', '150302', 'B维保'), ('L-WD-A', '150303', 'A维保');
 INSERT INTO stations VALUES (150301, '150302'), (150401, '150303');
-INSERT INTO alarms VALUES (1, 'L-HBW-A', NULL), (2, 'L-HBW-B', NULL), (3, 'L-WD-A', NULL), (4, NULL, 150301),
-                          (5, NULL, 150401);
+INSERT INTO vehicles VALUES ('蒙L·T1234', '150302'), ('蒙L·B0001', '150303');
+INSERT INTO alarms VALUES (1, 'L-HBW-A', NULL, NULL), (2, 'L-HBW-B', NULL, NULL), (3, 'L-WD-A', NULL, NULL),
+                          (4, NULL, 150301, NULL), (5, NULL, 150401, NULL), (6, NULL, NULL, '蒙L·T1234'),
+                          (7, NULL, NULL, '蒙L·B0001');
 INSERT INTO audit_log VALUES (1, '150302'), (2, '150303'), (3, NULL);
 """
 
@@ -31,11 +34,12 @@ QUERIES: dict[str, tuple[str, ScopeColumns]] = {
     "lifts": ("SELECT e.device_code FROM elevators e", LIFT_SCOPE),
     "stations": ("SELECT s.station_code FROM stations s", STATION_SCOPE),
     "alarms": ("SELECT a.id FROM alarms a LEFT JOIN elevators e ON e.device_code = a.device_code"
-               " LEFT JOIN stations s ON s.station_code = a.station_code", ALARM_SCOPE),
+               " LEFT JOIN stations s ON s.station_code = a.station_code LEFT JOIN vehicles v ON v.plate = a.plate",
+               ALARM_SCOPE),
     "audit": ("SELECT id FROM audit_log", AUDIT_SCOPE),
 }  # fmt: skip
 
-EVERYTHING = {"lifts": ["L-HBW-A", "L-HBW-B", "L-WD-A"], "stations": [150301, 150401], "alarms": [1, 2, 3, 4, 5],
+EVERYTHING = {"lifts": ["L-HBW-A", "L-HBW-B", "L-WD-A"], "stations": [150301, 150401], "alarms": [1, 2, 3, 4, 5, 6, 7],
               "audit": [1, 2, 3]}  # fmt: skip
 SEEN_BY_ROLE: dict[Role, tuple[dict[str, Any], dict[str, list[Any]]]] = {
     Role.ADMIN: ({}, EVERYTHING),
@@ -43,7 +47,7 @@ SEEN_BY_ROLE: dict[Role, tuple[dict[str, Any], dict[str, list[Any]]]] = {
     Role.TRANSPORT: ({}, EVERYTHING),
     Role.EXPERT: ({}, EVERYTHING),  # (every district; their permissions keep them to reading)
     Role.DISTRICT: ({"district_code": "150302"},
-                    {"lifts": ["L-HBW-A", "L-HBW-B"], "stations": [150301], "alarms": [1, 2, 4], "audit": [1]}),
+                    {"lifts": ["L-HBW-A", "L-HBW-B"], "stations": [150301], "alarms": [1, 2, 4, 6], "audit": [1]}),
     Role.MAINTENANCE: ({"unit": "A维保"}, {"lifts": ["L-HBW-A", "L-WD-A"], "stations": [], "alarms": [1, 3],
                                            "audit": []}),
     Role.STATION: ({"unit": "150301"}, {"lifts": [], "stations": [150301], "alarms": [4], "audit": []}),
