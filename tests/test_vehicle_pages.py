@@ -81,6 +81,9 @@ async def test_vehicle_page_list_and_inspection_action(platform: Platform, datab
         assert page.status == 200
         assert 'class="chart track"' in html and "<polyline" in html and "乌达区某加气站" in html  # the station marked
         assert "传感器故障" in html and "1.5 %LEL" in html and "碰撞/侧翻" in html
+        async with client.get(base_url(platform) + "/") as page:
+            dashboard = await page.text()
+        assert "碰撞/侧翻" in dashboard and f"车辆 {BUS}" in dashboard  # the dashboard counts and lists it
         async with client.get(base_url(platform) + "/vehicles?alarm=1") as page:
             listing = await page.text()
         assert BUS in listing and "蒙LT2345" not in listing
