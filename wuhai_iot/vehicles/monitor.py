@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -214,12 +213,9 @@ class VehicleMonitor:
             await asyncio.sleep(PRUNE_PAUSE_S if visited else PRUNE_IDLE_S)
 
 
-_RUNNING: weakref.WeakKeyDictionary[Platform, VehicleMonitor] = weakref.WeakKeyDictionary()
-
-
 def vehicle_monitor(platform: Platform) -> VehicleMonitor:
-    """The running vehicle monitor of a started platform."""
-    return _RUNNING[platform]
+    """The running vehicle monitor of a started platform (kept in ``platform.state``)."""
+    return platform.state.get(VehicleMonitor)
 
 
 async def start(platform: Platform) -> VehicleMonitor:
@@ -244,12 +240,12 @@ async def start(platform: Platform) -> VehicleMonitor:
     if platform.config.rules.tick_interval_s > 0:
         monitor.tasks.append(asyncio.create_task(monitor._ticking(), name="vehicle-tick"))
     monitor.tasks.append(asyncio.create_task(monitor._pruning(), name="vehicle-retention"))
-    _RUNNING[platform] = monitor
+    platform.state.add(monitor)
     return monitor
 
 
 async def stop(platform: Platform) -> None:
-    monitor = _RUNNING.pop(platform, None)
+    monitor = platform.state.pop(VehicleMonitor)
     if monitor is None:
         return
     for task in monitor.tasks:
