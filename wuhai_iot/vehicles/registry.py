@@ -71,17 +71,24 @@ class Registrar:
         )
         if await cursor.fetchone() is not None:
             return ev.Registration(VEHICLE_TAKEN)
-        code = row["key"] or row["issued_key"] or secrets.token_hex(8).upper()
+        # Two REGISTERs of one terminal may overlap (a reconnect while the first is answered): the code kept is
+        # the first one written, and every answer gives the code kept.
         await self.writer.write(
             [
                 (
                     "UPDATE terminals SET registered_at = ?,"
-                    " issued_key = CASE WHEN coalesce(key, '') = '' THEN ? ELSE NULL END"
+                    " issued_key = CASE WHEN coalesce(key, '') = '' THEN coalesce(issued_key, ?) ELSE NULL END"
                     " WHERE protocol = ? AND terminal_id = ?",
-                    (datetime.now(UTC).timestamp(), code, terminal.protocol, terminal.terminal_id),
+                    (datetime.now(UTC).timestamp(), secrets.token_hex(8).upper(), terminal.protocol,
+                     terminal.terminal_id),
                 )
             ]
+        )  # fmt: skip
+        cursor = await self.reader.execute(
+            "SELECT coalesce(nullif(key, ''), issued_key) FROM terminals WHERE protocol = ? AND terminal_id = ?",
+            (terminal.protocol, terminal.terminal_id),
         )
+        code = (await cursor.fetchone())[0]
         return ev.Registration(ACCEPTED, code)
 
     async def unregister(self, terminal: Terminal, request: ev.Unregister) -> ev.Ack:
