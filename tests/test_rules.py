@@ -181,6 +181,32 @@ async def test_offline_after_180_s_and_back(platform: Platform, database: aiosql
     await back.close()
 
 
+async def test_offline_is_undone_by_a_late_record_dated_inside_its_window(
+    platform: Platform, database: aiosqlite.Connection
+) -> None:
+    """The terminal kept recording while its network was down: its first record after the alarm is dated
+    100 s after the last one (the limit is 180 s), so live the same records would have raised nothing."""
+    lift = await LiftTerminal.connect(platform)
+    t0 = start_of_sequence()
+    await lift.status(t0)
+    await lift.close()
+    await asyncio.sleep(0)
+    row = await (await database.execute("SELECT last_frame_at FROM terminal_sessions")).fetchone()
+    await monitoring(platform).advance(at(row[0] + 181))
+    (raised,) = await list_alarms(database)
+    assert (raised.kind, raised.condition, raised.status) == ("offline", "active", "raised")
+    back = await LiftTerminal.connect(platform)
+    await back.status(t0 + 100)
+    (alarm,) = await list_alarms(database)
+    assert (alarm.condition, alarm.status, alarm.resolved_by) == ("cleared", "resolved", "platform")
+    assert alarm.detail["ended_by"] == "record_in_window"
+    view = await get_lift(database, LIFT)
+    assert view is not None and view.open_alarms == 0
+    await monitoring(platform).advance(at(time.time() + 10))  # the next tick does not raise it again
+    assert [a.id for a in await list_alarms(database)] == [alarm.id]
+    await back.close()
+
+
 async def test_the_tick_tells_the_engine_of_heartbeats_and_only_of_new_ones(
     platform: Platform, database: aiosqlite.Connection
 ) -> None:

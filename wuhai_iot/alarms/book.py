@@ -60,6 +60,8 @@ RESOLVE = (
     "UPDATE alarms SET status = 'resolved', resolved_by = ?, resolved_at = ?, resolve_note = ?"
     " WHERE id = ? AND status != 'resolved'"
 )
+RESOLVED_BY_PLATFORM = "platform"
+"""``resolved_by`` of an alarm the platform itself undid (``Transition.undone``)."""
 SAMPLE_INSERT = "INSERT OR IGNORE INTO alarm_samples (alarm_id, at, record) VALUES (?, ?, ?)"
 
 
@@ -240,8 +242,12 @@ class AlarmBook:
         source: str = "rule",
         vendor_code: str | None = None,
         detail: dict[str, Any] | None = None,
+        undone: bool = False,
     ) -> list[Statement]:
-        """The condition reported by ``source`` has ended; the alarm clears once no source keeps it active."""
+        """The condition reported by ``source`` has ended; the alarm clears once no source keeps it active.
+
+        ``undone``: the alarm should never have been raised (a wait on the platform clock that a late record
+        proved wrong); it is also resolved, by the platform, so that nobody is left to handle it."""
         alarm = self.active(subject, kind, vendor_code)
         if alarm is None:
             return []
@@ -253,7 +259,13 @@ class AlarmBook:
         alarm.condition = "cleared"
         alarm.cleared_at = max(at, alarm.raised_at)
         alarm.cleared_by = source
-        return self._changed_to(alarm, "cleared", upsert=True)
+        statements = self._changed_to(alarm, "cleared", upsert=True)
+        if undone and alarm.open:
+            now = datetime.now(UTC)
+            alarm.status, alarm.resolved_by, alarm.resolved_at = "resolved", RESOLVED_BY_PLATFORM, now
+            statements.append((RESOLVE, (RESOLVED_BY_PLATFORM, now.timestamp(), None, alarm.id)))
+            statements += self._changed_to(alarm, "resolved", upsert=False)
+        return statements
 
     def record_alarm(
         self,

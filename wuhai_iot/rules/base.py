@@ -35,6 +35,9 @@ class Transition:
     """``device`` for faults the terminal reported itself."""
     vendor_code: str | None = None
     detail: dict[str, Any] | None = None
+    undone: bool = False
+    """An ended wait on the platform clock that proved wrong: the awaited record arrived late, dated inside
+    the window. The alarm is cleared and resolved by the platform (the same records live raise nothing)."""
 
 
 class EventClock:

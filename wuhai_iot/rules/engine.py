@@ -291,7 +291,7 @@ class EventTimeEngine:
             else:
                 statements += self.book.clear_alarm(
                     subject, transition.kind, transition.at, source=transition.source,
-                    vendor_code=transition.vendor_code, detail=transition.detail,
+                    vendor_code=transition.vendor_code, detail=transition.detail, undone=transition.undone,
                 )  # fmt: skip
         if state != before:
             statements.append((STATE_UPSERT, (rule.name, subject.key, json.dumps(state))))

@@ -114,7 +114,10 @@ REGISTRY_STATUS_LABELS = {
     "in_service": "在用", "blacklisted": "黑名单", "scrapped": "已报废", "valid": "有效", "revoked": "已注销",
     "active": "正常", "suspended": "已暂停",
 }  # fmt: skip
-ENDED_BY_LABELS = {"doors_or_running": "开门或轿厢运行", "person_clear": "轿厢内人员感应消失", "doors_open": "开门"}
+ENDED_BY_LABELS = {
+    "doors_or_running": "开门或轿厢运行", "person_clear": "轿厢内人员感应消失", "doors_open": "开门",
+    "record_in_window": "终端在判定时限内的记录迟到上传，告警撤销",
+}  # fmt: skip
 FILL_DECISION_LABELS = {"never_asked": "未向平台申请", "denied": "平台已拒绝"}
 
 

@@ -191,7 +191,9 @@ class Trapped(Rule[ev.ElevatorStatus]):
 class Offline(Rule[ev.Event]):
     """No frame for ``factor`` × the report interval and at least ``min_s`` (platform clock).
 
-    Only terminals that have sent a frame at least once are watched.
+    Only terminals that have sent a frame at least once are watched. The wait runs on the platform clock
+    and is undone when the terminal's next record is dated inside it (buffered while its network was down,
+    or delayed on the way): sent live, the same records would have raised nothing.
     """
 
     name = "offline"
@@ -203,6 +205,13 @@ class Offline(Rule[ev.Event]):
 
     def threshold(self, lift: LiftContext) -> float:
         return max(self.factor * (lift.report_interval_s or 0), self.min_s)
+
+    def on_time(self, lift: LiftContext, at_s: float, state: dict[str, Any]) -> list[Transition]:
+        """The terminal's clock reached ``at_s`` before the silence was long enough on its clock: undo."""
+        if state.get("offline") and at_s < state.get("window_end_s", -math.inf):
+            state.clear()
+            return [Transition("offline", False, moment(at_s), detail={"ended_by": "record_in_window"}, undone=True)]
+        return []
 
     def on_event(self, lift: LiftContext, event: ev.Event, state: dict[str, Any]) -> list[Transition]:
         """A record ends the wait: the alarm clears at the record's device time (a record buffered during
@@ -219,6 +228,8 @@ class Offline(Rule[ev.Event]):
         threshold = self.threshold(lift)
         if not state.get("offline") and silent_s >= threshold:
             state["offline"] = True
+            if math.isfinite(lift.clock.reported_s):  # the window's end on the terminal's own clock
+                state["window_end_s"] = lift.clock.reported_s + threshold
             detail = {"threshold_s": threshold, "report_interval_s": lift.report_interval_s}
             return [Transition("offline", True, moment(lift.last_frame_at.timestamp() + threshold),
                                since=lift.last_frame_at, detail=detail)]  # fmt: skip
