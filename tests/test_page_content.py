@@ -241,6 +241,8 @@ async def test_small_things(platform: Platform, clients: dict, database: aiosqli
     assert "共 1 台" in maintenance and ADDRESS in maintenance.split('id="overdue-lifts"')[1]
     _, overdue = await get(clients["haibowan"], platform, "/lifts?overdue=maintenance")
     assert ADDRESS in overdue and "共 1 台" in overdue
+    _, overdue = await get(clients["haibowan"], platform, "/lifts?overdue=1")
+    assert ADDRESS in overdue and "维保超期 1 台" in overdue.split('id="lifts-total"')[1]
     # Today is not over: no online rate for it in the monthly report.
     today = cst_today()
     await platform.writer.write([("INSERT INTO lift_daily (device_code, day, online_s) VALUES (?, ?, ?)",

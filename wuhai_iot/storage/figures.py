@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 
@@ -54,26 +54,17 @@ async def _plain(conn: aiosqlite.Connection, names: Sequence[str], scope: tuple[
     return found
 
 
-async def _days_before(conn: aiosqlite.Connection, figure: str, before: str, scope: tuple[str, list[Any]]
-                       ) -> dict[str, int]:  # fmt: skip
-    """Per district: the counter ``figure`` summed over the days before ``before`` ('' counts as long ago)."""
+async def _days(conn: aiosqlite.Connection, figure: str, compare: Literal["<", ">="], day: str,
+                scope: tuple[str, list[Any]]) -> dict[str, int]:  # fmt: skip
+    """Per district: the counter ``figure`` summed over the days before ``day`` (``<``; '' counts as long
+    ago) or over ``day`` and the days after it (``>=``)."""
+    if compare not in ("<", ">="):
+        raise ValueError(f"not a comparison of days: {compare!r}")
     where, params = scope
     rows = await conn.execute_fetchall(
-        f"SELECT district_code, sum(value) AS n FROM day_figures WHERE figure = ? AND day < ? AND {where}"
+        f"SELECT district_code, sum(value) AS n FROM day_figures WHERE figure = ? AND day {compare} ? AND {where}"
         " GROUP BY district_code",
-        [figure, before, *params],
-    )
-    return {row["district_code"]: row["n"] for row in rows}
-
-
-async def _days_from(conn: aiosqlite.Connection, figure: str, first: str, scope: tuple[str, list[Any]]
-                     ) -> dict[str, int]:  # fmt: skip
-    """Per district: the counter ``figure`` summed over ``first`` and the days after it."""
-    where, params = scope
-    rows = await conn.execute_fetchall(
-        f"SELECT district_code, sum(value) AS n FROM day_figures WHERE figure = ? AND day >= ? AND {where}"
-        " GROUP BY district_code",
-        [figure, first, *params],
+        [figure, day, *params],
     )
     return {row["district_code"]: row["n"] for row in rows}
 
@@ -90,10 +81,10 @@ async def lift_counts(
     """``LIFT_COUNTS`` per district code (a district without a lift in scope is left out)."""
     scope = _scope(district_code, maintenance_company)
     found = await _plain(conn, _PLAIN, scope)
-    overdue = await _days_before(conn, "maintenance_ref", (today - timedelta(days=maintenance_interval_days)).isoformat(),
+    overdue = await _days(conn, "maintenance_ref", "<", (today - timedelta(days=maintenance_interval_days)).isoformat(),
                                  scope)  # fmt: skip
-    inspection = await _days_before(conn, "next_inspection", today.isoformat(), scope)
-    due = await _days_before(conn, "next_inspection", (today + timedelta(days=inspection_due_days + 1)).isoformat(),
+    inspection = await _days(conn, "next_inspection", "<", today.isoformat(), scope)
+    due = await _days(conn, "next_inspection", "<", (today + timedelta(days=inspection_due_days + 1)).isoformat(),
                              scope)  # fmt: skip
     counts = {}
     for code, figures in found.items():
@@ -115,7 +106,7 @@ async def registry_counts(conn: aiosqlite.Connection, *, today: date, fills_days
     (tagged, and filled on one of the last ``fills_days`` CST days) per district code."""
     scope = _scope(district_code, None)
     found = await _plain(conn, REGISTRY_COUNTS, scope)
-    filled = await _days_from(conn, "cylinder_last_fill", (today - timedelta(days=fills_days)).isoformat(), scope)
+    filled = await _days(conn, "cylinder_last_fill", ">=", (today - timedelta(days=fills_days)).isoformat(), scope)
     return {code: {name: figures.get(name, 0) for name in REGISTRY_COUNTS} | {"cylinders_filled": filled.get(code, 0)}
             for code, figures in found.items()}  # fmt: skip
 
@@ -168,17 +159,37 @@ async def online_week(conn: aiosqlite.Connection, *, district_code: str | None =
 # --- per CST day: the monthly report ---------------------------------------------------------------------
 
 
-async def per_day(conn: aiosqlite.Connection, prefix: str, first: date, until: date, *, district_code: str | None = None
-                  ) -> dict[tuple[str, str], float]:  # fmt: skip
+async def per_day(conn: aiosqlite.Connection, prefix: str, first: date, until: date, *, district_code: str | None = None,
+                  maintenance_company: str | None = None) -> dict[tuple[str, str], float]:  # fmt: skip
     """(figure, day) → the counter summed over the districts in scope, for the figures named ``prefix`` or
-    starting with ``prefix:`` (``online_s``; ``fills_permitted``; ``fills_denied`` by reason), from ``first``
-    to the day before ``until`` (migration 0025)."""
-    where, params = ["figure BETWEEN ? AND ?", "day >= ?", "day < ?", "company = ''"], [
-        prefix, prefix + ":\uffff", first.isoformat(), until.isoformat()]
-    if district_code is not None:
-        where.append("district_code = ?")
-        params.append(district_code)
+    starting with ``prefix:`` (``online_s``; ``fills_permitted``; ``fills_denied`` by reason; ``alarms`` by
+    kind and severity), from ``first`` to the day before ``until`` (migrations 0025, 0030)."""
+    where, params = _scope(district_code, maintenance_company)
     rows = await conn.execute_fetchall(
-        f"SELECT figure, day, sum(value) AS n FROM day_figures WHERE {' AND '.join(where)} GROUP BY figure, day", params
+        "SELECT figure, day, sum(value) AS n FROM day_figures WHERE figure BETWEEN ? AND ? AND day >= ? AND day < ?"
+        f" AND {where} GROUP BY figure, day", [prefix, prefix + ":\uffff", first.isoformat(), until.isoformat(), *params]
     )
     return {(row["figure"], row["day"]): row["n"] for row in rows}
+
+
+# --- alarms (migration 0030) -------------------------------------------------------------------------------
+
+async def open_alarms(conn: aiosqlite.Connection, severities: Sequence[str], *, district_code: str | None = None,
+                      maintenance_company: str | None = None) -> dict[str, int]:  # fmt: skip
+    """Open alarms (not resolved, not merged into a flapping alarm) in scope, per each of ``severities``."""
+    found = await plain_counts(conn, [f"open:{severity}" for severity in severities], district_code=district_code,
+                               maintenance_company=maintenance_company)  # fmt: skip
+    return {severity: sum(counted.get(f"open:{severity}", 0) for counted in found.values()) for severity in severities}
+
+
+async def alarms_per_day(conn: aiosqlite.Connection, first: date, until: date, *, district_code: str | None = None,
+                         maintenance_company: str | None = None) -> dict[tuple[str, str, str], int]:  # fmt: skip
+    """(CST day raised, kind, severity) → alarms raised (not merged into a flapping alarm) in scope, from
+    ``first`` to the day before ``until``."""
+    counted: dict[tuple[str, str, str], int] = {}
+    for (figure, day), n in (await per_day(conn, "alarms", first, until, district_code=district_code,
+                                           maintenance_company=maintenance_company)).items():  # fmt: skip
+        _, kind, severity = figure.split(":")
+        if n:
+            counted[(day, kind, severity)] = int(n)
+    return counted

@@ -8,6 +8,7 @@ passenger banner, open-alarm count) comes from ``page``.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.registry.districts import DISTRICTS, UnknownDistrict, parse_district
 from wuhai_iot.registry.users import Role
 from wuhai_iot.server import PLATFORM_KEY, Platform
-from wuhai_iot.storage import audit
+from wuhai_iot.storage import audit, figures
 from wuhai_iot.storage.disk import DiskForecast, disk_watch
 from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
@@ -97,7 +98,11 @@ def most_urgent_first(found: list[Alarm]) -> list[Alarm]:
 
 
 async def open_by_severity(conn: aiosqlite.Connection, filters: dict[str, Any]) -> dict[str, int]:
-    """Open alarms in scope counted per severity (every severity, in SEVERITIES)."""
+    """Open alarms in scope counted per severity (every severity, in SEVERITIES): the running figures of a
+    district, a maintenance company or the city; a station's own few on its index."""
+    if filters.get("station_code") is None:
+        return await figures.open_alarms(conn, SEVERITIES, district_code=filters.get("district_code"),
+                                         maintenance_company=filters.get("maintenance_company"))  # fmt: skip
     found = await count_alarms(conn, by=["severity"], status="open", **filters)
     counted = {row["severity"]: row["n"] for row in found}
     return {severity: counted.get(severity, 0) for severity in SEVERITIES}
@@ -244,8 +249,9 @@ async def home(request: web.Request) -> web.StreamResponse:
         context["per_district"] = [{"code": code, "name": name, **per_district.get(code, nothing)}
                                    for code, name in DISTRICTS.items()]  # fmt: skip
     days = [cst_today() - timedelta(days=i) for i in range(13, -1, -1)]
-    per_day = {row["day"]: row["n"]
-               for row in await count_alarms(conn, by=["day"], since=cst_day_bounds(days[0])[0], **filters)}
+    per_day: Counter[str] = Counter()
+    for (day, _, _), n in (await figures.alarms_per_day(conn, days[0], days[-1] + timedelta(days=1), **filters)).items():
+        per_day[day] += n
     context["alarm_chart"] = charts.bar_chart([(day.strftime("%m-%d"), float(per_day.get(day.isoformat(), 0)))
                                                for day in days], title="近14日告警数", unit="起")  # fmt: skip
     return await page(request, "dashboard.html", context)
@@ -270,12 +276,21 @@ async def lift_list(request: web.Request) -> web.Response:
         "search": query.get("q", "").strip() or None, **rules_of(request), **lift_filters(request, user),
     }  # fmt: skip
     found = await lifts.list_lifts(conn, after=query.get("after") or None, limit=LIFTS_PER_PAGE + 1, **filters)
-    total = sum(counts["lifts"] for counts in (await lifts.count_lifts(conn, counts=["lifts"], **filters)).values())
+    total, overdue_totals = None, None
+    if filters["overdue"]:
+        # Overdue is maintenance or inspection overdue: each is a running figure, their union is not (a lift can
+        # be both), so the page says both rather than recount every lift.
+        counted = await lifts.count_lifts(conn, counts=["maintenance_overdue", "inspection_overdue"],
+                                          **rules_of(request), **lift_filters(request, user))  # fmt: skip
+        overdue_totals = {name: sum(c[name] for c in counted.values())
+                          for name in ("maintenance_overdue", "inspection_overdue")}  # fmt: skip
+    else:
+        total = sum(c["lifts"] for c in (await lifts.count_lifts(conn, counts=["lifts"], **filters)).values())
     shown = found[:LIFTS_PER_PAGE]
     # Lifts with people inside come first, above the pages (a handful at most; they stay in their place too).
     trapped = [] if "after" in query else await lifts.list_lifts(conn, trapped=True, limit=LIFTS_PER_PAGE, **filters)
     return await page(request, "lifts.html", {
-        "lifts": shown, "trapped_lifts": trapped, "total": total, "query": query,
+        "lifts": shown, "trapped_lifts": trapped, "total": total, "overdue_totals": overdue_totals, "query": query,
         "next_url": str(request.rel_url.update_query(after=shown[-1].device_code)) if len(found) > len(shown) else None,
         "first_url": str(request.rel_url.without_query_params("after")) if "after" in query else None,
     })  # fmt: skip

@@ -14,7 +14,6 @@ from typing import Any
 
 import aiosqlite
 
-from wuhai_iot.alarms.queries import count_alarms
 from wuhai_iot.clock import cst_date, cst_midnight, cst_today
 from wuhai_iot.elevators import rescue
 from wuhai_iot.registry.districts import DISTRICTS
@@ -190,13 +189,18 @@ async def monthly_figures(
     next_month = (first_day.replace(day=28) + timedelta(days=4)).replace(day=1)
     days = [first_day + timedelta(days=i) for i in range((next_month - first_day).days)]
     since, until = cst_midnight(first_day), cst_midnight(next_month)
-    month = {"since": since, "until": until, "district_code": district_code}
-    alarms_by_day = await _alarms_per_day(conn, **month)
-    critical_by_day = await _alarms_per_day(conn, severity="critical", **month)
-    trapped_by_day = await _alarms_per_day(conn, kind="trapped", **month)
-    by_kind = await count_alarms(conn, by=["kind"], **month)
-    # Online seconds and fill decisions per day are running figures (migration 0025): a month reads a few
-    # hundred rows whatever the number of lifts and fills.
+    # Alarms, online seconds and fill decisions per day are running figures (migrations 0025, 0030): a month
+    # reads a few hundred rows whatever the number of lifts, alarms and fills.
+    alarms_by_day: Counter[str] = Counter()
+    critical_by_day: Counter[str] = Counter()
+    trapped_by_day: Counter[str] = Counter()
+    by_kind: Counter[str] = Counter()
+    for (day, kind, severity), n in (await figures.alarms_per_day(conn, first_day, next_month,
+                                                                  district_code=district_code)).items():  # fmt: skip
+        alarms_by_day[day] += n
+        critical_by_day[day] += n if severity == "critical" else 0
+        trapped_by_day[day] += n if kind == "trapped" else 0
+        by_kind[kind] += n
     fitted = sum(counted.get("fitted", 0) for counted in (await figures.plain_counts(
         conn, ("fitted",), district_code=district_code)).values())  # fmt: skip
     scope = {"district_code": district_code}
@@ -229,7 +233,7 @@ async def monthly_figures(
         })  # fmt: skip
     return {
         "days": per_day,
-        "alarms_by_kind": sorted(((row["kind"], row["n"]) for row in by_kind), key=lambda pair: (-pair[1], pair[0])),
+        "alarms_by_kind": sorted(by_kind.items(), key=lambda pair: (-pair[1], pair[0])),
         "denials_by_reason": sorted(denied_by_reason.items(), key=lambda pair: (-pair[1], pair[0])),
         "rescues": rescues,
         "late_rescues": sum(1 for r in rescues if r.late),
@@ -238,6 +242,3 @@ async def monthly_figures(
         "denied_total": sum(d["denied"] for d in per_day),
     }
 
-
-async def _alarms_per_day(conn: aiosqlite.Connection, **filters: Any) -> Counter[str]:
-    return Counter({row["day"]: row["n"] for row in await count_alarms(conn, by=["day"], **filters)})
