@@ -1,5 +1,6 @@
 """A protocol whose own code raises loses only the frame it was given: never the connection's other
-frames, other connections or the server. Logged once (then with a count), counted in /metrics."""
+frames, other connections or the server. Logged once (then with a count), counted in /metrics, and
+answered as bad content where the protocol can read the frame's header (``Protocol.header_error``)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from conftest import FIXTURES, TerminalClient, import_census
 from wuhai_iot import events as ev
 from wuhai_iot.config import Config, ProtocolConfig
 from wuhai_iot.plugins import get_plugin_manager, hookimpl, protocols
-from wuhai_iot.protocols.lmt import LmtProtocol
+from wuhai_iot.protocols.lmt import LmtProtocol, encode_line
 from wuhai_iot.server import Platform
 from wuhai_iot.storage import db
 from wuhai_iot.web.metrics import exposition
 
 
 class FlakyProtocol(LmtProtocol):
-    """LMT, with a decoder bug: a line containing ``boom`` raises."""
+    """LMT, with a decoder bug: a line containing ``boom`` raises (its header is LMT's, so it can be answered)."""
 
     name = "flaky"
     title = "LMT with a decoder bug"
@@ -75,3 +76,40 @@ async def test_a_decoder_that_raises_loses_only_that_frame(
         assert 'wuhai_plugin_errors_total{protocol="lmt"} 0' in text
         await flaky.close()
         await other.close()
+
+
+async def test_a_frame_the_decoder_fails_on_is_answered_bad_content_and_its_neighbours_go_on(
+    flaky_plugin: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = Config()
+    config.database.path = tmp_path / "db.sqlite3"
+    config.web.port = 0
+    config.protocols = {name: ProtocolConfig(port=0) for name in protocols()}
+    terminal, lift = "861234567890123", "31101503042010000044"
+    flaky_terminals = tmp_path / "terminals-flaky.csv"
+    flaky_terminals.write_text(f"protocol,terminal_id,device_code,key\nflaky,{terminal},{lift},\n", encoding="utf-8")
+    await import_census(config.database.path)
+    await import_census(config.database.path, [flaky_terminals])
+    login = (FIXTURES / "lmt" / "spec_login.line").read_bytes()
+    status = (FIXTURES / "lmt" / "spec_status.line").read_bytes()  # seq 17
+    crashes = [encode_line(terminal, seq, "20261129083010", "ST", "fl=3;boom=1") for seq in (40, 41)]
+    async with Platform(config) as platform:
+        client = await TerminalClient.connect(platform, "flaky")
+        await client.send(login)
+        assert b",ACK,OK;t=" in await client.receive()
+        with caplog.at_level(logging.ERROR, logger="wuhai_iot.pipeline.listener"):
+            await client.send(crashes[0] + status + crashes[1])  # one segment: the status between two crashes
+            answers = {int(answer.split(b",")[2]): answer for answer in [await client.receive() for _ in range(3)]}
+        # Each crash answered bad content (LMT's ERR, naming its seq); the status between stored and acknowledged.
+        assert sorted(answers) == [17, 40, 41]
+        assert b",ACK,ERR*" in answers[40] and b",ACK,ERR*" in answers[41] and b",ACK,OK*" in answers[17]
+        crash_logs = [r for r in caplog.records if "flaky decoder raised" in r.getMessage()]
+        assert len(crash_logs) == 1  # logged once
+        assert platform.listeners["flaky"].counters.plugin_errors == 2
+        notes = {record.note for record in platform.frame_log.recent("flaky", terminal)}
+        assert {"decoder raised KeyError('boom')", "bad content answer", "ST", "ACCEPTED"} <= notes
+        await client.close()
+    conn = await db.connect(config.database.path, migrate=False)
+    rows = await conn.execute_fetchall("SELECT seq FROM messages WHERE protocol = 'flaky'")
+    await conn.close()
+    assert [row[0] for row in rows] == [17]

@@ -27,7 +27,8 @@ Events are decoded with ``received_at = RECEIVED_AT``. What is checked, for ever
 frames decode to the expected events; any split of the stream of all frames gives the same frames;
 garbage, truncated and oversize input never raise out of the framer or the decoder (only DecodeError)
 and keep the framer's buffer within ``max_buffered``; a resend has the same dedup key; every answer and
-command the protocol encodes is one whole frame of its own framing that names the same terminal; a
+command the protocol encodes (and the bad content answer built from ``header_error``, where the protocol
+has one) is one whole frame of its own framing that names the same terminal; a
 LOGIN refuses bad auth; decoded terminal ids have the protocol's own id format; ``sniff`` claims every
 frame and ``text_frames`` holds.
 """
@@ -99,7 +100,9 @@ def _feed_all(protocol: Protocol, chunks: Iterator[bytes] | list[bytes]) -> list
 
 
 def _decode_quietly(protocol: Protocol, frame: bytes) -> ev.Message | DecodeError:
-    """Decode; anything but DecodeError fails the contract. A DecodeError must be answerable."""
+    """Decode; anything but DecodeError fails the contract. A DecodeError must be answerable, and reading
+    the frame's header (``header_error``) raises nothing either."""
+    protocol.header_error(frame, "contract")
     try:
         return protocol.decode(frame, RECEIVED_AT)
     except DecodeError as error:
@@ -253,6 +256,14 @@ def check_encoders(protocol: Protocol, fixtures: list[Fixture]) -> None:
         for reply in replies:
             data = protocol.encode_reply(message, reply, 7, RECEIVED_AT)
             _one_frame_naming(protocol, data, message.terminal_id, f"{reply!r} to {fixture.name}")
+        if type(protocol).header_error is not Protocol.header_error:
+            # The answer when the decoder fails on this frame unexpectedly: bad content, to the same seq.
+            error = protocol.header_error(fixture.data, "decoder raised")
+            assert error is not None and (error.terminal_id, error.seq) == (message.terminal_id, message.seq), (
+                f"{protocol.name} {fixture.name}: header_error reads {error and (error.terminal_id, error.seq)}"
+            )
+            answer = protocol.encode_error(error, 7, RECEIVED_AT)
+            _one_frame_naming(protocol, answer, message.terminal_id, f"the bad content answer to {fixture.name}")
     terminal = next((f.expect["terminal_id"] for f in fixtures if f.valid and "terminal_id" in f.expect), None)
     for code in protocol.commands:
         argument = 60 if code is ev.CommandCode.SET_INTERVAL else None

@@ -272,10 +272,9 @@ class TerminalConnection(asyncio.Protocol):
             self.send(protocol.encode_error(error, self.next_seq(), now), "error answer", now)
             return None
         except Exception as exc:
-            # A bug in the protocol's decoder: this frame is lost (not answered, so the terminal resends
-            # it), the connection's other frames go on.
+            # A bug in the protocol's decoder: this frame is lost, the connection's other frames go on.
             self.listener.plugin_failed("decoder", exc)
-            self.listener.frame_log.add(protocol.name, self._log_id(), "in", frame, f"decoder raised {exc!r}", now)
+            self._answer_bad_content(frame, f"decoder raised {exc!r}", now)
             return None
         self.listener.frame_log.add(protocol.name, message.terminal_id, "in", frame, message.type, now)
         first = message.events[0] if message.events else None
@@ -307,6 +306,20 @@ class TerminalConnection(asyncio.Protocol):
             if self._unacknowledged >= MAX_UNACKNOWLEDGED:
                 self._stalled = True
         return None
+
+    def _answer_bad_content(self, frame: bytes, reason: str, now: datetime) -> None:
+        """Answer a frame the decoder failed on as bad content where the protocol can read its header
+        (``Protocol.header_error``): a terminal resending it would only meet the same failure."""
+        protocol = self.protocol
+        try:
+            error = protocol.header_error(frame, reason)
+            answer = None if error is None else protocol.encode_error(error, self.next_seq(), now)
+        except Exception:  # (the decoder's failure is already counted and logged)
+            log.debug("%s could not answer a frame its decoder failed on", protocol.name, exc_info=True)
+            error = answer = None
+        self.listener.frame_log.add(protocol.name, self._log_id(error.terminal_id if error else None), "in",
+                                    frame, reason, now)  # fmt: skip
+        self.send(answer, "bad content answer", now)
 
     def _stored(self, terminal: Terminal, message: ev.Message, outcome: bool | BaseException) -> None:
         """Acknowledge a message once it is committed; if storing failed, stay silent: it is resent."""

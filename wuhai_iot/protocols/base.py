@@ -285,6 +285,15 @@ class Protocol(abc.ABC):
     def encode_error(self, error: DecodeError, seq: int, now: datetime) -> bytes | None:
         """The answer to an undecodable frame, or None when the protocol says to stay silent."""
 
+    def header_error(self, frame: bytes, reason: str) -> DecodeError | None:
+        """The frame's header as a ``DecodeError(reason, terminal_id=..., seq=..., wire=...)``, for a frame
+        on which ``decode`` failed unexpectedly (it raised something other than DecodeError: a bug).
+
+        ``encode_error`` then answers it as bad content, so that the terminal does not resend a frame this
+        platform cannot take. Read only what ``encode_error`` needs; None when that cannot be read. The
+        default, None, leaves such a frame unanswered."""
+        return None
+
     def encode_command(self, terminal_id: str, command: TerminalCommand, seq: int, now: datetime) -> bytes:
         """Encode a command to a terminal; ``seq`` identifies it in the terminal's reply. Only codes listed
         in ``commands`` are asked for; the default has none."""

@@ -200,6 +200,20 @@ def _status(
     )  # fmt: skip
 
 
+def _read_header(frame: bytes) -> tuple[int, str, int, ElinkWire]:
+    """Body length, terminal id, seq and wire details of a whole frame; DecodeError when it is none."""
+    if len(frame) < HEADER_SIZE + 2 or frame[:2] != MAGIC:
+        raise DecodeError("not an ELink frame")
+    length = (frame[3] << 8) | frame[4]
+    if len(frame) != 7 + length or crc16(frame[2 : 5 + length]) != int.from_bytes(frame[-2:], "big"):
+        raise DecodeError("length or CRC does not match")
+    _magic, _version, _length, terminal_bcd, code, seq, time_raw = _header.unpack(frame)
+    terminal = terminal_bcd.hex()
+    if not terminal.isdigit():
+        raise DecodeError(f"terminal id {terminal} is not packed BCD")
+    return length, terminal, seq, ElinkWire(code, terminal_bcd, time_raw)
+
+
 class ElinkProtocol(Protocol):
     name = "elink"
     title = "ELink-200 v1.3"
@@ -218,16 +232,8 @@ class ElinkProtocol(Protocol):
         return ElinkFramer()
 
     def decode(self, frame: bytes, received_at: datetime) -> ev.Message:
-        if len(frame) < HEADER_SIZE + 2 or frame[:2] != MAGIC:
-            raise DecodeError("not an ELink frame")
-        length = (frame[3] << 8) | frame[4]
-        if len(frame) != 7 + length or crc16(frame[2 : 5 + length]) != int.from_bytes(frame[-2:], "big"):
-            raise DecodeError("length or CRC does not match")
-        _magic, _version, _length, terminal_bcd, code, seq, time_raw = _header.unpack(frame)
-        terminal = terminal_bcd.hex()
-        if not terminal.isdigit():
-            raise DecodeError(f"terminal id {terminal} is not packed BCD")
-        wire = ElinkWire(code, terminal_bcd, time_raw)
+        length, terminal, seq, wire = _read_header(frame)
+        code, time_raw = wire.type_code, wire.time_raw
         name = TYPE_NAMES.get(code)
         if name is None:
             raise DecodeError(
@@ -321,6 +327,13 @@ class ElinkProtocol(Protocol):
             raise TypeError(f"ELink has no answer of kind {type(reply).__name__}")
         wire: ElinkWire = message.wire  # type: ignore[assignment]
         return self._ack(wire.terminal_bcd, wire.type_code, message.seq, reply.result, seq, now)
+
+    def header_error(self, frame: bytes, reason: str) -> DecodeError | None:
+        try:
+            _length, terminal, seq, wire = _read_header(frame)
+        except DecodeError:
+            return None
+        return DecodeError(reason, terminal_id=terminal, seq=seq, wire=wire)
 
     def encode_error(self, error: DecodeError, seq: int, now: datetime) -> bytes | None:
         if error.terminal_id is None or error.seq is None or error.wire is None:

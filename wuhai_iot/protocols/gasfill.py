@@ -206,16 +206,8 @@ class GasfillProtocol(Protocol):
         return 256
 
     def decode(self, frame: bytes, received_at: datetime) -> ev.Message:
-        if not frame or frame[0] != STX:
-            raise DecodeError("not a GF-3 frame")
-        size, problem = _frame_at(frame, 0, len(frame))
-        if size != len(frame):
-            raise DecodeError(f"not one whole GF-3 frame: {problem or 'size does not match LEN'}")
-        length = size - 6
-        head = _header.parse(frame)
-        terminal = f"{head.station}-{head.scale}"
-        seq, code = head.seq, head.cmd
-        wire = GasfillWire(code, head.station, head.scale)
+        terminal, seq, wire = _read_header(frame)
+        code, length = wire.cmd, len(frame) - 6
         name = TYPE_NAMES.get(code)
         if name is None:
             raise DecodeError(
@@ -331,11 +323,29 @@ class GasfillProtocol(Protocol):
             return encode_frame(wire.station, wire.scale, TAG_INFO, seq, body)
         raise TypeError(f"GF-3 has no answer of kind {type(reply).__name__}")
 
+    def header_error(self, frame: bytes, reason: str) -> DecodeError | None:
+        try:
+            terminal, seq, wire = _read_header(frame)
+        except DecodeError:
+            return None
+        return DecodeError(reason, terminal_id=terminal, seq=seq, wire=wire)
+
     def encode_error(self, error: DecodeError, seq: int, now: datetime) -> bytes | None:
         if error.terminal_id is None or error.seq is None or error.wire is None:
             return None
         wire: GasfillWire = error.wire  # type: ignore[assignment]
         return _ack(wire, error.seq, ev.AckResult.BAD_CONTENT, seq)
+
+
+def _read_header(frame: bytes) -> tuple[str, int, GasfillWire]:
+    """Terminal id, SEQ and wire details of one whole frame; DecodeError when it is none."""
+    if not frame or frame[0] != STX:
+        raise DecodeError("not a GF-3 frame")
+    size, problem = _frame_at(frame, 0, len(frame))
+    if size != len(frame):
+        raise DecodeError(f"not one whole GF-3 frame: {problem or 'size does not match LEN'}")
+    head = _header.parse(frame)
+    return f"{head.station}-{head.scale}", head.seq, GasfillWire(head.cmd, head.station, head.scale)
 
 
 def _ack(wire: GasfillWire, acked_seq: int, result: ev.AckResult, seq: int) -> bytes:

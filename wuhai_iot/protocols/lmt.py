@@ -358,6 +358,13 @@ class LmtProtocol(Protocol):
             word += f";t={cst_text(now)}"
         return encode_line(message.terminal_id, message.seq, cst_text(now), ACK, word)
 
+    def header_error(self, frame: bytes, reason: str) -> DecodeError | None:
+        try:
+            header = _header(_framed_body(frame).split(",", 5))
+        except DecodeError:
+            return None
+        return DecodeError(reason, **header) if "seq" in header else None
+
     def encode_error(self, error: DecodeError, seq: int, now: datetime) -> bytes | None:
         if error.terminal_id is None or error.seq is None:
             return None

@@ -186,6 +186,12 @@ class AcmeProtocol(Protocol):
             raise TypeError(f"AL-1 has no answer of kind {type(reply).__name__}")
         return self._ack(message.terminal_id, message.seq, reply.result, now)
 
+    def header_error(self, frame: bytes, reason: str) -> DecodeError | None:
+        """Terminal and seq of a line this code failed on, so that it is answered r=1 (README §3)."""
+        text = frame.decode("ascii", "replace")
+        header = _header(text[: text.rfind("*")].split(",", 5))
+        return DecodeError(reason, **header) if "seq" in header else None  # type: ignore[arg-type]
+
     def encode_error(self, error: DecodeError, seq: int, now: datetime) -> bytes | None:
         if error.terminal_id is None or error.seq is None:
             return None
