@@ -65,44 +65,61 @@ def ack_frame(terminal: bytes, acked_type: int, acked_seq: int, now: int) -> byt
     return frame + binascii.crc_hqx(frame[2:], 0xFFFF).to_bytes(2, "big")
 
 
-class BarePipeline:
-    """The reference: no framework, same rows, ACK after COMMIT."""
+class BareBatch:
+    """What both references share: rows queued per statement and written in one transaction on the next turn
+    of the event loop, each frame's ACK sent after the COMMIT."""
+
+    statements: tuple[str, ...]
+    """The INSERT/UPSERT of each list of ``rows``, in that order."""
 
     def __init__(self, database: Path) -> None:
         self.conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
         for pragma in PRAGMAS:
             self.conn.execute(pragma)
-        self.lifts = dict(self.conn.execute("SELECT terminal_id, device_code FROM terminals WHERE protocol = 'elink'"))
-        self.messages: list[tuple] = []
-        self.states: list[tuple] = []
+        self.rows: list[list[tuple]] = [[] for _ in self.statements]
         self.acks: dict[asyncio.Transport, list[bytes]] = {}
         self.scheduled = False
 
-    def status(self, transport: asyncio.Transport, frame: bytes, terminal: bytes, seq: int, at: int, now: float) -> None:
-        floor, direction, door, flags, speed, load, trips = RECORD.unpack_from(frame, 20)
-        terminal_id = terminal.hex()
-        mode = next((name for bit, name in MODE_BITS if flags & bit), "normal")
-        self.messages.append(("elink", terminal_id, f"{at}:{STATUS}:{seq}", "STATUS", seq, at, now, frame))
-        self.states.append((self.lifts.get(terminal_id), at, now, "elink", terminal_id, floor, DIRECTIONS[direction],
-                            DOORS[door], flags & 1, (flags >> 1) & 1, (flags >> 2) & 1, speed / 1000, load,
-                            (flags >> 5) & 1, (flags >> 7) & 1, (flags >> 8) & 1, (flags >> 6) & 1, mode, trips,
-                            0))  # fmt: skip
-        self.acks.setdefault(transport, []).append(ack_frame(terminal, STATUS, seq, int(now)))
+    def queue_ack(self, transport: asyncio.Transport, ack: bytes) -> None:
+        """The frame's rows are queued: its ACK goes after the next commit."""
+        self.acks.setdefault(transport, []).append(ack)
         if not self.scheduled:
             self.scheduled = True
             asyncio.get_running_loop().call_soon(self.commit)
 
     def commit(self) -> None:
         self.scheduled = False
-        messages, states, acks = self.messages, self.states, self.acks
-        self.messages, self.states, self.acks = [], [], {}
+        rows, acks = self.rows, self.acks
+        self.rows, self.acks = [[] for _ in self.statements], {}
         self.conn.execute("BEGIN IMMEDIATE")
-        self.conn.executemany(MESSAGE_INSERT, messages)
-        self.conn.executemany(STATE_UPSERT, states)
+        for statement, batch in zip(self.statements, rows, strict=True):
+            self.conn.executemany(statement, batch)
         self.conn.execute("COMMIT")
         for transport, frames in acks.items():
             if not transport.is_closing():
                 transport.write(b"".join(frames))
+
+
+class BarePipeline(BareBatch):
+    """The reference: no framework, same rows (the message and the lift's state), ACK after COMMIT."""
+
+    statements = (MESSAGE_INSERT, STATE_UPSERT)
+
+    def __init__(self, database: Path) -> None:
+        super().__init__(database)
+        self.lifts = dict(self.conn.execute("SELECT terminal_id, device_code FROM terminals WHERE protocol = 'elink'"))
+
+    def status(self, transport: asyncio.Transport, frame: bytes, terminal: bytes, seq: int, at: int, now: float) -> None:
+        floor, direction, door, flags, speed, load, trips = RECORD.unpack_from(frame, 20)
+        terminal_id = terminal.hex()
+        mode = next((name for bit, name in MODE_BITS if flags & bit), "normal")
+        messages, states = self.rows
+        messages.append(("elink", terminal_id, f"{at}:{STATUS}:{seq}", "STATUS", seq, at, now, frame))
+        states.append((self.lifts.get(terminal_id), at, now, "elink", terminal_id, floor, DIRECTIONS[direction],
+                       DOORS[door], flags & 1, (flags >> 1) & 1, (flags >> 2) & 1, speed / 1000, load,
+                       (flags >> 5) & 1, (flags >> 7) & 1, (flags >> 8) & 1, (flags >> 6) & 1, mode, trips,
+                       0))  # fmt: skip
+        self.queue_ack(transport, ack_frame(terminal, STATUS, seq, int(now)))
 
 
 class BareConnection(asyncio.Protocol):
@@ -151,19 +168,14 @@ def jt_ack(phone: bytes, serial: int, message_id: int) -> bytes:
     return jt_answer(phone, jt808.PLATFORM_RESPONSE, serial, message_id, struct.pack(">HHB", serial, message_id, 0))
 
 
-class BareVehiclePipeline:
+class BareVehiclePipeline(BareBatch):
     """The JT/T 808 reference: no framework; the message, the track point and the current position."""
 
+    statements = (MESSAGE_INSERT, TRACK_INSERT, VEHICLE_STATE_UPSERT)
+
     def __init__(self, database: Path) -> None:
-        self.conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
-        for pragma in PRAGMAS:
-            self.conn.execute(pragma)
+        super().__init__(database)
         self.plates = dict(self.conn.execute("SELECT terminal_id, plate FROM terminals WHERE protocol = 'jt808'"))
-        self.messages: list[tuple] = []
-        self.points: list[tuple] = []
-        self.states: list[tuple] = []
-        self.acks: dict[asyncio.Transport, list[bytes]] = {}
-        self.scheduled = False
 
     def location(self, transport: asyncio.Transport, frame: bytes, raw: bytes, phone: bytes, serial: int,
                  now: float) -> None:  # fmt: skip
@@ -182,27 +194,12 @@ class BareVehiclePipeline:
             offset += 2 + size
         terminal_id = phone.hex()
         plate = self.plates.get(terminal_id)
-        self.messages.append(("jt808", terminal_id, f"{int(at)}:512:{serial}", "LOCATION", serial, int(at), now, frame))
-        self.points.append((plate, at, lat / 1e6, lon / 1e6, speed / 10, course, status & 3, alarm, pressure, gas))
-        self.states.append((plate, terminal_id, at, now, lat / 1e6, lon / 1e6, speed / 10, course, status & 1,
-                            (status >> 1) & 1, alarm, None, pressure, 0, gas, 0, None))  # fmt: skip
-        self.acks.setdefault(transport, []).append(jt_ack(phone, serial, jt808.LOCATION))
-        if not self.scheduled:
-            self.scheduled = True
-            asyncio.get_running_loop().call_soon(self.commit)
-
-    def commit(self) -> None:
-        self.scheduled = False
-        messages, points, states, acks = self.messages, self.points, self.states, self.acks
-        self.messages, self.points, self.states, self.acks = [], [], [], {}
-        self.conn.execute("BEGIN IMMEDIATE")
-        self.conn.executemany(MESSAGE_INSERT, messages)
-        self.conn.executemany(TRACK_INSERT, points)
-        self.conn.executemany(VEHICLE_STATE_UPSERT, states)
-        self.conn.execute("COMMIT")
-        for transport, frames in acks.items():
-            if not transport.is_closing():
-                transport.write(b"".join(frames))
+        messages, points, states = self.rows
+        messages.append(("jt808", terminal_id, f"{int(at)}:512:{serial}", "LOCATION", serial, int(at), now, frame))
+        points.append((plate, at, lat / 1e6, lon / 1e6, speed / 10, course, status & 3, alarm, pressure, gas))
+        states.append((plate, terminal_id, at, now, lat / 1e6, lon / 1e6, speed / 10, course, status & 1,
+                       (status >> 1) & 1, alarm, None, pressure, 0, gas, 0, None))  # fmt: skip
+        self.queue_ack(transport, jt_ack(phone, serial, jt808.LOCATION))
 
 
 class BareVehicleConnection(asyncio.Protocol):

@@ -22,7 +22,7 @@ import aiosqlite
 from wuhai_iot.clock import add_years, cst_today
 from wuhai_iot.filling.cylinders import HOUSEHOLD
 from wuhai_iot.storage import audit
-from wuhai_iot.storage.db import connect
+from wuhai_iot.storage.db import connect, immediate
 
 EXIT_NOT_FOUND, EXIT_REFUSED = 1, 3
 
@@ -115,8 +115,7 @@ async def change_registry(
             key = int(key)
         except ValueError:
             raise NotRegistered(f"{key!r} is not a station code") from None
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
+    async with immediate(conn):
         row = await (
             await conn.execute(
                 f"SELECT {change.status_column} FROM {change.table} WHERE {change.key_column} = ?", (key,)
@@ -126,7 +125,6 @@ async def change_registry(
             raise NotRegistered(f"no {change.object_type} {key} in the registry")
         previous = row[0]
         if previous == change.new_status:
-            await conn.execute("ROLLBACK")
             return False
         if previous not in change.allowed_from:
             raise ChangeRefused(f"{change.object_type} {key} is {previous}: it cannot be changed to {change.new_status}")
@@ -135,19 +133,17 @@ async def change_registry(
             f"UPDATE {change.table} SET {change.status_column} = ?, updated_at = ? WHERE {change.key_column} = ?",
             (change.new_status, now, key),
         )
-        district = await (await conn.execute(change.district_sql, (key,))).fetchone()
-        sql, params = audit.entry(
-            actor, "registry.change", change.object_type, key,
-            district_code=district[0] if district else None,
-            details={"action": action, "previous": previous, "status": change.new_status, "reason": reason},
-        )  # fmt: skip
-        await conn.execute(sql, params)
-        await conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            await conn.execute("ROLLBACK")
-        raise
+        await _audit(conn, change.district_sql, actor, "registry.change", change.object_type, key,
+                     {"action": action, "previous": previous, "status": change.new_status, "reason": reason})  # fmt: skip
     return True
+
+
+async def _audit(conn: aiosqlite.Connection, district_sql: str, actor: str | None, action: str, object_type: str,
+                 key: str | int, details: dict[str, Any]) -> None:  # fmt: skip
+    """The audit entry of a registry change, in the district ``district_sql`` finds for ``key``."""
+    district = await (await conn.execute(district_sql, (key,))).fetchone()
+    await conn.execute(*audit.entry(actor, action, object_type, key, district_code=district[0] if district else None,
+                                    details=details))  # fmt: skip
 
 
 def inspection_interval_years(cylinder: Any) -> int:
@@ -169,8 +165,7 @@ async def record_inspection(
     Raises NotRegistered, or ChangeRefused for a scrapped cylinder or a date in the future."""
     if on > cst_today():
         raise ChangeRefused(f"inspection date {on.isoformat()} is in the future")
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
+    async with immediate(conn):
         row = await (
             await conn.execute("SELECT kind, status, last_inspection, next_inspection FROM cylinders"
                                " WHERE cylinder_code = ?", (code,))
@@ -187,19 +182,9 @@ async def record_inspection(
             (on.isoformat(), next_inspection, now.timestamp(), now.isoformat(timespec="seconds").replace("+00:00", "Z"),
              code),
         )  # fmt: skip
-        district = await (await conn.execute(_CYLINDER_DISTRICT, (code,))).fetchone()
-        sql, params = audit.entry(
-            actor, "cylinder.inspected", "cylinder", code,
-            district_code=district[0] if district else None,
-            details={"date": on.isoformat(), "previous_last_inspection": row["last_inspection"],
-                     "next_inspection": next_inspection, "reason": reason},
-        )  # fmt: skip
-        await conn.execute(sql, params)
-        await conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            await conn.execute("ROLLBACK")
-        raise
+        await _audit(conn, _CYLINDER_DISTRICT, actor, "cylinder.inspected", "cylinder", code,
+                     {"date": on.isoformat(), "previous_last_inspection": row["last_inspection"],
+                      "next_inspection": next_inspection, "reason": reason})  # fmt: skip
     return True
 
 

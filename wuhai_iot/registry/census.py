@@ -27,7 +27,7 @@ from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.protocols.base import Binding
 from wuhai_iot.protocols.gasfill import MAX_SCALE
 from wuhai_iot.registry.districts import UnknownDistrict, parse_district
-from wuhai_iot.storage.db import connect
+from wuhai_iot.storage.db import connect, immediate
 
 EXIT_OK, EXIT_UNREADABLE, EXIT_REJECTED = 0, 2, 3
 
@@ -674,13 +674,8 @@ async def _upsert(conn: aiosqlite.Connection, kind: Kind, columns: list[str], ro
         f" ON CONFLICT ({', '.join(kind.key)}) DO UPDATE SET {changes}"
     )
     values = [(*(row[name] for name in columns), updated_at) for row in rows]
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
+    async with immediate(conn):
         await conn.executemany(sql, values)
-        await conn.execute("COMMIT")
-    except BaseException:
-        await conn.execute("ROLLBACK")
-        raise
 
 
 def _kind_of_file(path: Path) -> str:

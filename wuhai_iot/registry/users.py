@@ -23,6 +23,7 @@ import hmac
 import secrets
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ import aiosqlite
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.registry.districts import DISTRICTS, UnknownDistrict, parse_district
 from wuhai_iot.storage import audit
-from wuhai_iot.storage.db import connect
+from wuhai_iot.storage.db import connect, immediate
 
 EXIT_USAGE = 2
 MIN_PASSWORD_LENGTH = 8
@@ -206,8 +207,7 @@ async def add_user(
     await _check_unit_exists(conn, parsed_role, unit)
     password_hash = await asyncio.to_thread(hash_password, password)
     now = time.time()
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
+    async with immediate(conn):
         if await (await conn.execute("SELECT 1 FROM users WHERE name = ?", (name,))).fetchone():
             raise UserError(f"user {name!r} exists already")
         cursor = await conn.execute(
@@ -219,10 +219,6 @@ async def add_user(
             added_by, "user.add", "user", name, details={"role": parsed_role.value, "district_code": district_code,
                                                          "unit": unit}, at=now,
         ))  # fmt: skip
-        await conn.execute("COMMIT")
-    except BaseException:
-        await conn.execute("ROLLBACK")
-        raise
     assert user_id is not None
     return UserRecord(user_id, name, parsed_role, district_code, unit, True, now)
 
@@ -246,18 +242,13 @@ async def create_token(
         raise UserError(f"user {user_name!r} is disabled")
     token = TOKEN_PREFIX + new_secret()
     now = time.time()
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
+    async with immediate(conn):
         await conn.execute(
             "INSERT INTO api_tokens (token_hash, user_id, label, created_at) VALUES (?, ?, ?, ?)",
             (secret_hash(token), user.id, label, now),
         )
         await conn.execute(*audit.entry(created_by, "token.create", "user", user.name,
                                         details={"label": label}, at=now))  # fmt: skip
-        await conn.execute("COMMIT")
-    except BaseException:
-        await conn.execute("ROLLBACK")
-        raise
     return token
 
 
@@ -273,16 +264,11 @@ async def disable_user(conn: aiosqlite.Connection, name: str, *, disabled_by: st
     request checks ``active``). Returns the number of sessions ended."""
     user = await _user_or_error(conn, name)
     now = time.time()
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
+    async with immediate(conn):
         await conn.execute("UPDATE users SET active = 0 WHERE id = ?", (user.id,))
         ended = (await conn.execute("DELETE FROM web_sessions WHERE user_id = ?", (user.id,))).rowcount
         await conn.execute(*audit.entry(disabled_by, "user.disable", "user", user.name,
                                         details={"sessions_ended": ended}, at=now))  # fmt: skip
-        await conn.execute("COMMIT")
-    except BaseException:
-        await conn.execute("ROLLBACK")
-        raise
     return ended
 
 
@@ -290,17 +276,12 @@ async def revoke_tokens(conn: aiosqlite.Connection, user_name: str, *, revoked_b
     """Revoke every API token of a user (they stop working at once); returns how many were still valid."""
     user = await _user_or_error(conn, user_name)
     now = time.time()
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
+    async with immediate(conn):
         revoked = (await conn.execute(
             "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", (now, user.id)
         )).rowcount  # fmt: skip
         await conn.execute(*audit.entry(revoked_by, "token.revoke", "user", user.name,
                                         details={"tokens_revoked": revoked}, at=now))  # fmt: skip
-        await conn.execute("COMMIT")
-    except BaseException:
-        await conn.execute("ROLLBACK")
-        raise
     return revoked
 
 
@@ -322,7 +303,7 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
-async def _with_database(args: argparse.Namespace, work: Any) -> Any:
+async def _with_database(args: argparse.Namespace, work: Callable[[aiosqlite.Connection], Awaitable[Any]]) -> Any:
     conn = await connect(args.settings.database.path)
     try:
         return await work(conn)
@@ -330,21 +311,34 @@ async def _with_database(args: argparse.Namespace, work: Any) -> Any:
         await conn.close()
 
 
+def _run(args: argparse.Namespace, command: str, work: Callable[[aiosqlite.Connection], Awaitable[Any]],
+         done: Callable[[Any], str]) -> int:  # fmt: skip
+    """Run ``work(conn)`` on the configured database and print ``done(result)``; exit status 2 after printing
+    why it was refused (a UserError) or why no password could be read."""
+    try:
+        result = asyncio.run(_with_database(args, work))
+    except UserError as exc:
+        print(f"wuhai-iot {command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    message = done(result)
+    if message:  # (an empty user list prints nothing)
+        print(message)
+    return 0
+
+
 def users_add_command(args: argparse.Namespace) -> int:
     try:
         check_user_fields(args.role, args.district, args.unit)
         password = _read_password(args)
-        user = asyncio.run(_with_database(args, lambda conn: add_user(
-            conn, args.name, args.role, password, district=args.district, unit=args.unit
-        )))  # fmt: skip
     except EOFError:
         print("wuhai-iot users add: no password given (input ended)", file=sys.stderr)
         return EXIT_USAGE
     except UserError as exc:
         print(f"wuhai-iot users add: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"user {user.name} added ({describe(user)})")
-    return 0
+    return _run(args, "users add",
+                lambda conn: add_user(conn, args.name, args.role, password, district=args.district, unit=args.unit),
+                lambda user: f"user {user.name} added ({describe(user)})")  # fmt: skip
 
 
 def describe(user: UserRecord) -> str:
@@ -357,44 +351,22 @@ def describe(user: UserRecord) -> str:
 
 
 def users_list_command(args: argparse.Namespace) -> int:
-    users = asyncio.run(_with_database(args, list_users))
-    for user in users:
-        state = "" if user.active else "  (disabled)"
-        print(f"{user.name}\t{describe(user)}{state}")
-    return 0
-
-
-def _attempt(args: argparse.Namespace, command: str, work: Any) -> Any:
-    """``work(conn)``'s result, or None after printing why it was refused (a UserError)."""
-    try:
-        return asyncio.run(_with_database(args, work))
-    except UserError as exc:
-        print(f"wuhai-iot {command}: {exc}", file=sys.stderr)
-        return None
+    return _run(args, "users list", list_users, lambda users: "\n".join(
+        f"{user.name}\t{describe(user)}{'' if user.active else '  (disabled)'}" for user in users))  # fmt: skip
 
 
 def users_disable_command(args: argparse.Namespace) -> int:
-    ended = _attempt(args, "users disable", lambda conn: disable_user(conn, args.name))
-    if ended is None:
-        return EXIT_USAGE
-    print(f"user {args.name} disabled ({ended} session(s) ended; its tokens no longer work)")
-    return 0
+    return _run(args, "users disable", lambda conn: disable_user(conn, args.name),
+                lambda ended: f"user {args.name} disabled ({ended} session(s) ended; its tokens no longer work)")
 
 
 def tokens_revoke_command(args: argparse.Namespace) -> int:
-    revoked = _attempt(args, "tokens revoke", lambda conn: revoke_tokens(conn, args.user))
-    if revoked is None:
-        return EXIT_USAGE
-    print(f"{revoked} token(s) of {args.user} revoked")
-    return 0
+    return _run(args, "tokens revoke", lambda conn: revoke_tokens(conn, args.user),
+                lambda revoked: f"{revoked} token(s) of {args.user} revoked")
 
 
 def tokens_create_command(args: argparse.Namespace) -> int:
-    token = _attempt(args, "tokens create", lambda conn: create_token(conn, args.user, args.label))
-    if token is None:
-        return EXIT_USAGE
-    print(token)
-    return 0
+    return _run(args, "tokens create", lambda conn: create_token(conn, args.user, args.label), str)
 
 
 @hookimpl

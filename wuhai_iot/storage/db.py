@@ -10,9 +10,11 @@ records a migration this release does not know was made by a newer release: it i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
@@ -47,6 +49,20 @@ def migrations() -> list[tuple[int, Path]]:
     if len(set(numbers)) != len(numbers):
         raise RuntimeError(f"two migrations share a number in {MIGRATIONS_DIR}")
     return found
+
+
+@contextlib.asynccontextmanager
+async def immediate(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
+    """A write transaction of the block: ``BEGIN IMMEDIATE`` (the write lock at once, so that it never fails
+    half-way on a busy database), ``COMMIT`` when the block ends, ``ROLLBACK`` when it raises."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
 
 
 async def connect(path: Path | str, *, migrate: bool = True) -> aiosqlite.Connection:
