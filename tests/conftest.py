@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import shutil
 import subprocess
 import sys
@@ -68,6 +70,26 @@ async def import_census(path: Path, files: list[Path] | None = None) -> None:
         await import_files(conn, files or sorted(CENSUS.glob("*.csv")))
     finally:
         await conn.close()
+
+
+_cli_lock = asyncio.Lock()
+
+
+async def run_cli(*args: str) -> tuple[int, str, str]:
+    """``wuhai-iot ARGS`` run in this process (in a thread, beside a running platform): exit status, standard
+    output and standard error. Starting a Python process per command costs a second or more; a command's
+    own process and the entry point are run for real by test_serve.py and test_census_import.py."""
+    from wuhai_iot.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+
+    def run() -> int:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            return main(list(args))
+
+    async with _cli_lock:  # (sys.stdout is one for the whole process)
+        status = await asyncio.to_thread(run)
+    return status, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

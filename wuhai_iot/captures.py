@@ -1,4 +1,5 @@
-"""Frames files: what ``wuhai-iot decode --file`` reads, ``replay`` sends and ``[capture]`` records.
+"""Frames files: what ``wuhai-iot decode --file`` reads, ``replay`` sends and a capture records (``wuhai-iot
+capture start``, or every connection of a protocol with ``[protocols.NAME] capture_dir``).
 
 One frame a line, as a person would write it down:
 
@@ -20,8 +21,10 @@ from pathlib import Path
 from wuhai_iot.protocols.base import Protocol
 
 _DELAY = re.compile(r"\+([0-9]+(?:\.[0-9]+)?)\s+")
+CAPTURE_POLL_S = 1.0
+"""How soon the running platform takes up a capture asked for (or stopped) on the command line."""
 CAPTURE_MAX_BYTES = 1_000_000
-"""Most bytes one connection's capture file gets (``[protocols.NAME] capture_dir``)."""
+"""Most bytes one capture file gets (one connection's with ``capture_dir``, one ``capture start``'s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,8 @@ def frame_text(data: bytes, protocol: Protocol) -> str:
 
 
 class CaptureFile:
-    """Records one connection's frames to a frames file, as ``replay`` sends them again.
+    """Records frames to a frames file, as ``replay`` sends them again: one connection's, or one terminal's
+    over its connections.
 
     Frames in are written with the delay since the previous one (``+1.250``), answers as ``<`` lines,
     discarded bytes and logins as ``;`` comments. At most ``max_bytes`` are written: a capture is a
@@ -98,10 +102,14 @@ class CaptureFile:
         self._file = path.open("a", encoding="utf-8")
         self._left = max_bytes
         self._last: float | None = None
+        self.frames = 0
+        """Frames in recorded so far."""
 
     def frame_in(self, data: bytes, at: float) -> None:
         delay = 0.0 if self._last is None else max(0.0, at - self._last)
         self._last = at
+        if self._left > 0:
+            self.frames += 1
         self._write(f"+{delay:.3f} {frame_text(data, self.protocol)}")
 
     def answer(self, data: bytes) -> None:

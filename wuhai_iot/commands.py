@@ -1,4 +1,4 @@
-"""Core sub-commands: ``serve`` and ``decode``."""
+"""Core sub-commands: ``serve``, ``plugins`` and the debugging tools ``decode``, ``replay`` and ``capture``."""
 
 from __future__ import annotations
 
@@ -6,28 +6,37 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import getpass
 import json
 import logging
 import sqlite3
 import string
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from wuhai_iot import events as ev
 from wuhai_iot import logs
-from wuhai_iot.captures import CapturedFrame, frame_bytes, frame_text, read_frames
+import aiosqlite
+
+from wuhai_iot.captures import CAPTURE_POLL_S, CapturedFrame, frame_bytes, frame_text, read_frames
 from wuhai_iot.config import Config, check_config
 from wuhai_iot.plugins import get_plugin_manager, protocols
 from wuhai_iot.plugins.manager import BUILTIN_PLUGINS
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol
+from wuhai_iot.storage import audit, db
 
 EXIT_INVALID_FRAME = 1
+EXIT_CAPTURE_REFUSED = 1
+"""``capture``: the terminal is being captured already, the capture is over, or the platform cannot write it."""
 EXIT_BAD_CONFIG = 2
 EXIT_CANNOT_START = 3
 """``serve``: a port cannot be bound, the database cannot be opened or is from a newer release."""
+MAX_CAPTURE_MINUTES = 24 * 60
+CAPTURE_LIST_ROWS = 20
 
 
 @hookimpl
@@ -72,12 +81,38 @@ def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
     )
     plugins.set_defaults(handler=plugins_command)
 
+    capture = subparsers.add_parser(
+        "capture",
+        help="record a terminal's raw frames on the running platform to a frames file (start, list, stop)",
+        description="The running platform (wuhai-iot serve with the same configuration) picks a capture up "
+        f"within {CAPTURE_POLL_S:g} s and records the terminal's frames in, with their delays, and its "
+        "answers, from its next LOGIN on (at once, beginning with its LOGIN, when it is connected), until "
+        "the end or 'capture stop'. 'wuhai-iot replay FILE' sends the file again; 'decode --file' decodes it.",
+    )
+    actions = capture.add_subparsers(dest="capture_action", metavar="ACTION", required=True)
+    start = actions.add_parser("start", help="ask the running platform to capture a terminal")
+    start.add_argument("protocol", help="protocol name: " + ", ".join(sorted(protocols())))
+    start.add_argument("terminal", help="the terminal id, as in terminals.csv")
+    start.add_argument("--minutes", type=float, default=10.0,
+                       help=f"how long to record (default 10, at most {MAX_CAPTURE_MINUTES})")  # fmt: skip
+    start.add_argument("--out", type=Path, metavar="FILE",
+                       help="the frames file (default: captures/PROTOCOL-TERMINAL-TIME.frames beside the database); "
+                       "the platform's user must be able to write it")  # fmt: skip
+    start.add_argument("--wait", type=float, default=5.0,
+                       help="seconds to wait for the platform to start recording (0: do not wait)")  # fmt: skip
+    start.set_defaults(handler=capture_start_command)
+    listing = actions.add_parser("list", help=f"the last {CAPTURE_LIST_ROWS} captures: state, frames, file")
+    listing.set_defaults(handler=capture_list_command)
+    stop = actions.add_parser("stop", help="end a capture now")
+    stop.add_argument("id", type=int)
+    stop.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the platform to close the file")
+    stop.set_defaults(handler=capture_stop_command)
+
 
 def serve_command(args: argparse.Namespace) -> int:
     """Check the configuration (and bind nothing when it is wrong), then serve until SIGINT/SIGTERM."""
     from wuhai_iot.runner import run
     from wuhai_iot.server import Platform, StartError
-    from wuhai_iot.storage import db
     from wuhai_iot.storage.backup import BackupError
 
     config = args.settings
@@ -285,3 +320,143 @@ def decode_command(args: argparse.Namespace) -> int:
         print(f"incomplete frame: {len(data)} bytes given, more are needed for a whole {protocol.name} frame")
         status = EXIT_INVALID_FRAME
     return status
+
+
+# --- capture -----------------------------------------------------------------------------------------
+
+
+def _utc_text(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def capture_start_command(args: argparse.Namespace) -> int:
+    protocol = protocols().get(args.protocol)
+    if protocol is None:
+        print(f"wuhai-iot capture start: unknown protocol {args.protocol!r}; known: {', '.join(sorted(protocols()))}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        terminal = protocol.canonical_terminal_id(args.terminal)
+    except ValueError as exc:
+        print(f"wuhai-iot capture start: {exc}", file=sys.stderr)
+        return 2
+    if not 0 < args.minutes <= MAX_CAPTURE_MINUTES:
+        print(f"wuhai-iot capture start: --minutes must be more than 0 and at most {MAX_CAPTURE_MINUTES}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    now = time.time()
+    database = args.settings.database.path
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    path = (args.out or database.parent / "captures" / f"{protocol.name}-{terminal}-{stamp}.frames").absolute()
+    return asyncio.run(_capture_start(args, protocol, terminal, path, now))
+
+
+async def _capture_start(args: argparse.Namespace, protocol: Protocol, terminal: str, path: Path, now: float) -> int:
+    conn = await db.connect(args.settings.database.path)
+    try:
+        async with db.immediate(conn):
+            busy = await conn.execute_fetchall(
+                "SELECT id FROM captures WHERE protocol = ? AND terminal_id = ? AND stopped_at IS NULL AND until > ?",
+                (protocol.name, terminal, now),
+            )
+            if busy:
+                print(f"wuhai-iot capture start: {protocol.name} terminal {terminal} is being captured already "
+                      f"(capture {busy[0][0]}; 'wuhai-iot capture stop {busy[0][0]}' ends it)", file=sys.stderr)  # fmt: skip
+                return EXIT_CAPTURE_REFUSED
+            registered = await conn.execute_fetchall(
+                "SELECT 1 FROM terminals WHERE protocol = ? AND terminal_id = ?", (protocol.name, terminal)
+            )
+            until = now + args.minutes * 60
+            cursor = await conn.execute(
+                "INSERT INTO captures (protocol, terminal_id, path, requested_by, requested_at, until)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (protocol.name, terminal, str(path), f"cli:{getpass.getuser()}", now, until),
+            )
+            capture_id = cursor.lastrowid
+            await conn.execute(*audit.entry(f"cli:{getpass.getuser()}", "capture.start", "terminal",
+                                            f"{protocol.name}:{terminal}", at=now,
+                                            details={"capture": capture_id, "minutes": args.minutes,
+                                                     "path": str(path)}))  # fmt: skip
+        print(f"capture {capture_id}: {protocol.name} terminal {terminal} until {_utc_text(until)} to {path}")
+        if not registered:
+            print(f"note: {protocol.name} terminal {terminal} is not in the census: its LOGIN is refused, "
+                  "but what it sends is recorded")  # fmt: skip
+        row = await _wait_for(conn, capture_id, "started_at", args.wait)
+    finally:
+        await conn.close()
+    if row is not None and row["problem"]:
+        print(f"wuhai-iot capture start: the platform cannot record it: {row['problem']}", file=sys.stderr)
+        return EXIT_CAPTURE_REFUSED
+    if row is not None:
+        print("recording: its frames are written as they arrive (wuhai-iot capture stop ends it early)")
+    elif args.wait > 0:
+        print(f"no running platform picked it up within {args.wait:g} s (is 'wuhai-iot serve' running with this "
+              "configuration?); one that starts before its end will")  # fmt: skip
+    return 0
+
+
+async def _wait_for(conn: aiosqlite.Connection, capture_id: int, column: str, wait_s: float) -> aiosqlite.Row | None:
+    """The capture's row once the platform has set ``column`` (or recorded a problem), None after ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        rows = await conn.execute_fetchall(
+            "SELECT started_at, stopped_at, frames, problem, path FROM captures WHERE id = ?", (capture_id,)
+        )
+        if rows and (rows[0][column] is not None or rows[0]["problem"]):
+            return rows[0]
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(0.2)
+
+
+def capture_list_command(args: argparse.Namespace) -> int:
+    async def newest() -> list[aiosqlite.Row]:
+        conn = await db.connect(args.settings.database.path)
+        try:
+            return await conn.execute_fetchall("SELECT * FROM captures ORDER BY id DESC LIMIT ?", (CAPTURE_LIST_ROWS,))
+        finally:
+            await conn.close()
+
+    for row in asyncio.run(newest()):
+        if row["problem"] and not row["frames"]:
+            state = f"not recorded: {row['problem']}"
+        elif row["stopped_at"] is not None:
+            state = f"ended {_utc_text(row['stopped_at'])}" + (f" ({row['problem']})" if row["problem"] else "")
+        elif row["started_at"] is not None:
+            state = f"recording until {_utc_text(row['until'])}"
+        else:
+            state = f"waiting for a running platform, until {_utc_text(row['until'])}"
+        frames = f"{row['frames']} frames\t" if row["stopped_at"] is not None else ""
+        print(f"{row['id']}\t{row['protocol']} {row['terminal_id']}\t{state}\t{frames}{row['path']}")
+    return 0
+
+
+def capture_stop_command(args: argparse.Namespace) -> int:
+    async def stop() -> int:
+        conn = await db.connect(args.settings.database.path)
+        try:
+            now = time.time()
+            async with db.immediate(conn):
+                cursor = await conn.execute(
+                    "UPDATE captures SET until = ? WHERE id = ? AND stopped_at IS NULL AND until > ?",
+                    (now, args.id, now),
+                )
+                stopped = await conn.execute_fetchall(
+                    "SELECT protocol, terminal_id FROM captures WHERE id = ?", (args.id,)
+                ) if cursor.rowcount else []  # fmt: skip
+                for protocol, terminal in stopped:
+                    await conn.execute(*audit.entry(f"cli:{getpass.getuser()}", "capture.stop", "terminal",
+                                                    f"{protocol}:{terminal}", at=now, details={"capture": args.id}))  # fmt: skip
+            if not cursor.rowcount:
+                print(f"wuhai-iot capture stop: capture {args.id} is not running", file=sys.stderr)
+                return EXIT_CAPTURE_REFUSED
+            row = await _wait_for(conn, args.id, "stopped_at", args.wait)
+        finally:
+            await conn.close()
+        if row is None:
+            print(f"capture {args.id} ends: the running platform closes its file within {CAPTURE_POLL_S:g} s")
+        else:
+            print(f"capture {args.id} ended: {row['frames']} frames in {row['path']}")
+        return 0
+
+    return asyncio.run(stop())

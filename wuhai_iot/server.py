@@ -20,6 +20,7 @@ from aiohttp.typedefs import Handler
 
 from wuhai_iot import events as ev
 from wuhai_iot.config import AUTO, AUTO_DEFAULT_PORT, Config
+from wuhai_iot.pipeline.capturing import CaptureRequests
 from wuhai_iot.pipeline.ingest import Ingest
 from wuhai_iot.pipeline.listener import FrameLog, Listener
 from wuhai_iot.pipeline.sniffing import AutoListener
@@ -28,6 +29,7 @@ from wuhai_iot.plugins.manager import call_async
 from wuhai_iot.plugins.state import PluginState
 from wuhai_iot.storage import db
 from wuhai_iot.storage.writer import BatchWriter
+from wuhai_iot.tasks import supervised
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,9 @@ class Platform:
         self._connections: list[aiosqlite.Connection] = []
         self._gc_thresholds: tuple[int, int, int] | None = None
         self._collector: asyncio.Task[None] | None = None
+        self.capture_requests: CaptureRequests | None = None
+        """The captures asked for with ``wuhai-iot capture start`` (pipeline/capturing.py)."""
+        self._capture_watch: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
 
     async def open_database(self) -> aiosqlite.Connection:
@@ -100,6 +105,10 @@ class Platform:
                 raise StartError(f"cannot listen for {protocol.title} on {settings.host}:{port}: {exc.strerror}") from exc
             self.listeners[name] = listener
             log.info("%s listening on %s:%d", protocol.title, settings.host, self.ports[name])
+
+        self.capture_requests = CaptureRequests(self.reader, self.writer, self.listeners)
+        await self.capture_requests.poll()  # (a capture asked for before the start records from the first frame)
+        self._capture_watch = supervised(self.capture_requests.watch, "capture-requests")
 
         auto = self.config.protocols.get(AUTO)
         if auto is not None and auto.enabled:
@@ -162,6 +171,12 @@ class Platform:
             await self.auto_listener.stop()
         for listener in self.listeners.values():
             await listener.stop()
+        if self._capture_watch is not None:
+            self._capture_watch.cancel()
+            self._capture_watch = None
+        if self.capture_requests is not None:
+            await self.capture_requests.close()
+            self.capture_requests = None
         await call_async("platform_stopping", platform=self)
         if hasattr(self, "writer"):
             await self.writer.close()

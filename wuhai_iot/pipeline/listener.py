@@ -130,8 +130,12 @@ class TerminalConnection(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
         """Done once the connection is gone and its session end is recorded."""
         self._on_commit = self._stored  # (one bound method, not one per stored message)
-        self.capture: CaptureFile | None = None
-        """This connection's frames file, when the protocol's ``capture_dir`` is set."""
+        self.captures: tuple[CaptureFile, ...] = ()
+        """Where this connection's frames are recorded: its own file (the protocol's ``capture_dir``) and the
+        capture asked for its terminal (``wuhai-iot capture start``)."""
+        self._own_capture: CaptureFile | None = None
+        self.login_frame: bytes | None = None
+        """The LOGIN this connection began with: a capture that starts later begins with it, so that it replays."""
 
     # --- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -145,8 +149,9 @@ class TerminalConnection(asyncio.Protocol):
         if capture_dir is not None:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
             name = f"{self.protocol.name}-{stamp}-{self.peer.replace(':', '_')}.frames"
-            self.capture = CaptureFile(capture_dir / name, self.protocol)
-            self.capture.note(f"{self.protocol.title}, connection from {self.peer} at {stamp}Z")
+            self._own_capture = CaptureFile(capture_dir / name, self.protocol)
+            self._own_capture.note(f"{self.protocol.title}, connection from {self.peer} at {stamp}Z")
+            self.captures = (self._own_capture,)
         log.info("%s connection from %s", self.protocol.name, self.peer,
                  extra=fields(protocol=self.protocol.name, peer=self.peer))  # fmt: skip
 
@@ -159,23 +164,37 @@ class TerminalConnection(asyncio.Protocol):
             self.listener.plugin_failed("framer", exc)
             self.close()
             return
-        if self.capture is not None:
-            self._capture(items)
         self._queued.extend(items)
         self._handle_queued()
 
-    def _capture(self, items: list[bytes | Discarded]) -> None:
-        assert self.capture is not None
+    def _capture(self, item: bytes | Discarded) -> None:
+        """Record a frame (or discarded bytes) as it is handled."""
         now = time.time()
-        for item in items:
+        for capture in self.captures:
             if isinstance(item, Discarded):
-                self.capture.note(f"discarded {len(item.data)} bytes ({item.reason}): {item.data.hex(' ')}")
+                capture.note(f"discarded {len(item.data)} bytes ({item.reason}): {item.data.hex(' ')}")
             else:
-                self.capture.frame_in(item, now)
+                capture.frame_in(item, now)
+
+    def start_capture(self, capture: CaptureFile, first: bytes | None, why: str = "") -> None:
+        """Record this connection's frames to ``capture`` too, beginning with ``first`` (its LOGIN)."""
+        if capture in self.captures:
+            return
+        capture.note(f"connection from {self.peer}{why}")
+        if first is not None:
+            capture.frame_in(first, time.time())
+        self.captures += (capture,)
+
+    def stop_capture(self, capture: CaptureFile) -> None:
+        self.captures = tuple(c for c in self.captures if c is not capture)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.capture is not None:
-            self.capture.close()
+        for capture in self.captures:
+            if capture is self._own_capture:
+                capture.close()
+            else:
+                capture.note(f"connection from {self.peer} closed")
+        self.captures = ()
         self._closing = self._lost = True
         self._queued.clear()
         if self._continuation is not None:
@@ -215,6 +234,8 @@ class TerminalConnection(asyncio.Protocol):
                 self._continuation = asyncio.get_running_loop().call_soon(self._handle_queued)
                 break
             item = queued.popleft()
+            if self.captures:
+                self._capture(item)
             if isinstance(item, Discarded):
                 counters.bytes_discarded += len(item.data)
                 self.listener.frame_log.add(self.protocol.name, self._log_id(), "in", item.data,
@@ -267,6 +288,8 @@ class TerminalConnection(asyncio.Protocol):
             message = protocol.decode(frame, now)
         except DecodeError as error:
             self.listener.counters.decode_errors += 1
+            if error.terminal_id is not None and self.terminal is None:
+                self.listener.capture_if_asked(self, error.terminal_id, frame)  # a terminal that cannot log in
             log_id = self._log_id(error.terminal_id)
             self.listener.frame_log.add(protocol.name, log_id, "in", frame, error.reason, now)
             self.send(protocol.encode_error(error, self.next_seq(), now), "error answer", now)
@@ -279,6 +302,8 @@ class TerminalConnection(asyncio.Protocol):
         self.listener.frame_log.add(protocol.name, message.terminal_id, "in", frame, message.type, now)
         first = message.events[0] if message.events else None
         if isinstance(first, ev.Login):
+            self.login_frame = frame
+            self.listener.capture_if_asked(self, message.terminal_id, frame)
             return self._login(message)
         if isinstance(first, ev.Register):
             # Asked before any login (JT/T 808): the registry binds the terminal and issues its code.
@@ -352,8 +377,8 @@ class TerminalConnection(asyncio.Protocol):
             self.listener.forget(self)
         log.info("%s login of %s from %s accepted", self.protocol.name, message.terminal_id, self.peer, extra=context)
         self.terminal = terminal
-        if self.capture is not None:
-            self.capture.note(f"terminal {terminal.terminal_id} logged in")
+        for capture in self.captures:
+            capture.note(f"terminal {terminal.terminal_id} logged in")
         self.last_frame_at = message.received_at.timestamp()
         self.listener.remember(self)
         if self._lost:  # the terminal hung up while its login was checked
@@ -371,8 +396,8 @@ class TerminalConnection(asyncio.Protocol):
         if data is None or transport is None or transport.is_closing():
             return
         transport.write(data)
-        if self.capture is not None:
-            self.capture.answer(data)
+        for capture in self.captures:
+            capture.answer(data)
         listener = self.listener
         listener.counters.frames_out += 1
         listener.frame_log.add(self.protocol.name, self._log_id(), "out", data, note, now)
@@ -417,6 +442,9 @@ class Listener:
     _flusher: asyncio.Task[None] | None = None
     _plugin_error_logged_at: float | None = None
     capture_dir: Path | None = None
+    """Record every connection to a frames file of its own there (``[protocols.NAME] capture_dir``)."""
+    captures_asked: dict[str, CaptureFile] = field(default_factory=dict)
+    """The captures asked for by terminal id (``wuhai-iot capture start``, pipeline/capturing.py)."""
 
     async def start(self, host: str, port: int) -> int:
         """Start listening; return the port actually bound (``port`` 0 picks a free one)."""
@@ -440,6 +468,26 @@ class Listener:
         else:
             return
         self._plugin_error_logged_at = now
+
+    def start_capture(self, terminal_id: str, capture: CaptureFile) -> None:
+        """Record ``terminal_id``'s frames to ``capture``: from its next LOGIN on, and at once when it is
+        connected (beginning with the LOGIN of that connection, so that the file replays)."""
+        self.captures_asked[terminal_id] = capture
+        connection = self.by_terminal.get(terminal_id)
+        if connection is not None:
+            connection.start_capture(capture, connection.login_frame, ", logged in before the capture: its LOGIN first")
+
+    def stop_capture(self, terminal_id: str) -> None:
+        capture = self.captures_asked.pop(terminal_id, None)
+        for connection in self.connections:
+            if capture in connection.captures:
+                connection.stop_capture(capture)  # type: ignore[arg-type]
+
+    def capture_if_asked(self, connection: TerminalConnection, terminal_id: str, frame: bytes) -> None:
+        """A frame of a connection naming ``terminal_id`` before it is logged in (its LOGIN)."""
+        capture = self.captures_asked.get(terminal_id)
+        if capture is not None:
+            connection.start_capture(capture, frame)
 
     def remember(self, connection: TerminalConnection) -> None:
         assert connection.terminal is not None

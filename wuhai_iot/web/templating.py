@@ -98,13 +98,15 @@ AUDIT_ACTION_LABELS = {
     "command.send": "下发终端指令",
     "census.import": "导入普查数据",
     "registry.change": "变更登记状态",
+    "capture.start": "开始录制终端报文",
+    "capture.stop": "停止录制终端报文",
 }
 AUDIT_ACTION_FILTERS = [("alarm.", "告警处置（确认、解除）"), ("user.", "用户管理（新增、停用）"),
                         ("token.", "接口令牌（创建、吊销）"), *AUDIT_ACTION_LABELS.items()]
 """The audit page's action filter: whole groups (a prefix ending in a dot), then each action."""
 OBJECT_TYPE_LABELS = {
     "user": "用户", "alarm": "告警", "elevator": "电梯", "census": "普查文件", "cylinder": "气瓶", "vehicle": "车辆",
-    "station": "充装站",
+    "station": "充装站", "terminal": "监测终端",
 }  # fmt: skip
 REGISTRY_ACTION_LABELS = {
     "blacklist": "列入黑名单", "scrap": "报废", "reinstate": "恢复使用", "revoke": "注销使用登记证",
@@ -175,6 +177,9 @@ DETAIL_WORDS: dict[str, tuple[str, Any]] = {
     "label": ("说明", str),
     "sessions_ended": ("结束会话", lambda v: f"{v} 个"),
     "tokens_revoked": ("吊销令牌", lambda v: f"{v} 个"),
+    "capture": ("录制编号", str),
+    "minutes": ("录制时长", lambda v: f"{v:g} 分钟"),
+    "path": ("文件", str),
 }
 
 
