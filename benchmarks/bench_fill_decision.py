@@ -43,6 +43,7 @@ from wuhai_iot.storage import db
 TARGET_P99_MS = 5.0
 STATION, SCALE, OPERATOR = 159999, 1, 99990001
 LOAD_TERMINALS = 1000
+"""ELink terminals sending the load (``--load-terminals``)."""
 
 
 def tag_of(index: int) -> str:
@@ -176,7 +177,8 @@ async def main(args: argparse.Namespace) -> None:
     header("fill decision: FILL_REQUEST → FILL_DECISION round trip on loopback")
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
-        lifts = int(LOAD_TERMINALS / 0.7) + 100  # 70 % of the census's lift terminals are ELink
+        terminals = args.load_terminals
+        lifts = int(terminals / 0.7) + 100  # 70 % of the census's lift terminals are ELink
         census_dir, template = await census_database(directory, CensusSize(lifts=lifts, stations=4, cylinders=100,
                                                                             vehicles=10))  # fmt: skip
         seconds = await register_cylinders(template, args.cylinders)
@@ -188,11 +190,14 @@ async def main(args: argparse.Namespace) -> None:
             watch = LoopWatch(platform)
             idle = describe("idle", await run_post(port, args.requests, args.cylinders, seed=2))
             print(f"     in the platform: {watch.report()}")
-            rate = args.load_rate / LOAD_TERMINALS
-            duration = 8 + args.requests * 0.004
-            load = asyncio.create_task(simulate("elink", LOAD_TERMINALS, platform.ports["elink"], rate=rate,
+            rate = args.load_rate / terminals
+            # The load generator starts, logs its terminals in and reaches its rate (4 s for 1,000 terminals);
+            # the load lasts as long again, and the requests' time beyond.
+            settle_s = 1 + 3 * terminals / 1000
+            duration = 2 * settle_s + args.requests * 0.004
+            load = asyncio.create_task(simulate("elink", terminals, platform.ports["elink"], rate=rate,
                                                 duration_s=duration, census_dir=census_dir, window=32))  # fmt: skip
-            await asyncio.sleep(4)  # the load generator logs in its terminals and reaches its rate
+            await asyncio.sleep(settle_s)
             backlog_before = platform.writer.backlog
             loaded_report = await run_post(port, args.requests, args.cylinders, seed=3)
             inside = watch.report()
@@ -214,6 +219,7 @@ if __name__ == "__main__":
     parser.add_argument("--cylinders", type=int, default=300_000, help="cylinders registered")
     parser.add_argument("--requests", type=int, default=2000, help="fill requests per measurement")
     parser.add_argument("--load-rate", type=float, default=5000, help="ELink STATUS frames per second of load")
+    parser.add_argument("--load-terminals", type=int, default=LOAD_TERMINALS, help="ELink terminals sending it")
     parser.add_argument("--post", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     arguments = parser.parse_args()

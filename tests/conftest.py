@@ -8,6 +8,7 @@ import io
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -72,24 +73,24 @@ async def import_census(path: Path, files: list[Path] | None = None) -> None:
         await conn.close()
 
 
-_cli_lock = asyncio.Lock()
+_cli_lock = threading.Lock()
 
 
-async def run_cli(*args: str) -> tuple[int, str, str]:
-    """``wuhai-iot ARGS`` run in this process (in a thread, beside a running platform): exit status, standard
-    output and standard error. Starting a Python process per command costs a second or more; a command's
-    own process and the entry point are run for real by test_serve.py and test_census_import.py."""
+def cli_in_process(*args: str) -> tuple[int, str, str]:
+    """``wuhai-iot ARGS`` run in this process: exit status, standard output and standard error. Starting a
+    Python process per command costs a second or more; a command's own process and the entry point are run
+    for real by test_serve.py and test_census_import.py."""
     from wuhai_iot.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-
-    def run() -> int:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            return main(list(args))
-
-    async with _cli_lock:  # (sys.stdout is one for the whole process)
-        status = await asyncio.to_thread(run)
+    with _cli_lock, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):  # (one sys.stdout)
+        status = main(list(args))
     return status, out.getvalue(), err.getvalue()
+
+
+async def run_cli(*args: str) -> tuple[int, str, str]:
+    """``cli_in_process`` in a thread, beside a running platform (a command runs its own event loop)."""
+    return await asyncio.to_thread(cli_in_process, *args)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
+from conftest import cli_in_process
 
 from wuhai_iot.registry.census import CensusError, FileReport, import_files, kind_of
 from wuhai_iot.registry.districts import UnknownDistrict, parse_district
@@ -477,17 +478,26 @@ def test_parse_district_rejects_anything_else(text: str) -> None:
 # -- the command ------------------------------------------------------------------------------------
 
 
-def run_import(tmp_path: Path, *files: Path | str) -> subprocess.CompletedProcess[str]:
+def config_file(tmp_path: Path) -> Path:
     config = tmp_path / "etc" / "wuhai-iot.toml"
     config.parent.mkdir(exist_ok=True)
     config.write_text('[database]\npath = "db.sqlite3"\n', encoding="utf-8")
+    return config
+
+
+def run_import(tmp_path: Path, *files: Path | str) -> subprocess.CompletedProcess[str]:
+    """The installed ``wuhai-iot`` command in a process of its own."""
     return subprocess.run(
-        [str(WUHAI_IOT), "import", *map(str, files), "--config", str(config)],
+        [str(WUHAI_IOT), "import", *map(str, files), "--config", str(config_file(tmp_path))],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def import_in_process(tmp_path: Path, *files: Path | str) -> tuple[int, str, str]:
+    return cli_in_process("import", *map(str, files), "--config", str(config_file(tmp_path)))
 
 
 def test_command_imports_the_examples(tmp_path: Path) -> None:
@@ -508,10 +518,10 @@ def test_command_exits_3_and_lists_rejected_rows(tmp_path: Path) -> None:
     header, good, bad = "card,name,role,unit", "00000001,甲,maintenance,某公司", "1,乙,maintenance,某公司"
     path = write(tmp_path / "workers.csv", header, good, bad)
 
-    result = run_import(tmp_path, path)
+    status, out, _ = import_in_process(tmp_path, path)
 
-    assert result.returncode == 3
-    assert result.stdout.splitlines() == [
+    assert status == 3
+    assert out.splitlines() == [
         f"{path} (workers): 1 added, 0 updated, 1 rejected",
         f"{path}:3: card: '1' is not an 8-digit card number",
     ]
@@ -520,16 +530,17 @@ def test_command_exits_3_and_lists_rejected_rows(tmp_path: Path) -> None:
 def test_command_exits_2_when_a_file_cannot_be_read(tmp_path: Path) -> None:
     missing_column = write(tmp_path / "vehicles.csv", "plate,district", "蒙L·T1234,乌达区")
 
-    result = run_import(tmp_path, CENSUS / "stations.csv", missing_column, tmp_path / "workers-absent.csv")
+    status, out, err = import_in_process(tmp_path, CENSUS / "stations.csv", missing_column,
+                                         tmp_path / "workers-absent.csv")  # fmt: skip
 
-    assert result.returncode == 2
-    assert "(stations): 2 added" in result.stdout
-    assert f"{missing_column} (vehicles): not imported: required column(s) missing: owner, use, fuel" in result.stderr
-    assert "workers-absent.csv (workers): not imported: cannot be read: No such file or directory" in result.stderr
+    assert status == 2
+    assert "(stations): 2 added" in out
+    assert f"{missing_column} (vehicles): not imported: required column(s) missing: owner, use, fuel" in err
+    assert "workers-absent.csv (workers): not imported: cannot be read: No such file or directory" in err
 
 
 def test_command_exits_2_when_the_kind_cannot_be_told(tmp_path: Path) -> None:
-    result = run_import(tmp_path, write(tmp_path / "registry.csv", "plate,district", "蒙L·T1234,乌达区"))
+    status, _, err = import_in_process(tmp_path, write(tmp_path / "registry.csv", "plate,district", "蒙L·T1234,乌达区"))
 
-    assert result.returncode == 2
-    assert "cannot tell the kind" in result.stderr
+    assert status == 2
+    assert "cannot tell the kind" in err

@@ -11,12 +11,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import cli_in_process
 from load_support import any_free_ports
 
 from wuhai_iot.config import ConfigError, check_config, load_config
 
 
-def serve(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def serve(*args: str) -> subprocess.CompletedProcess[str]:
+    """``wuhai-iot serve ARGS`` where it stops at the check (in this process: nothing is started)."""
+    status, out, err = cli_in_process("serve", *args)
+    return subprocess.CompletedProcess(["serve", *args], status, out, err)
+
+
+def serve_process(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``wuhai-iot serve ARGS`` in a process of its own (for a serve that gets as far as opening the database)."""
     return subprocess.run([sys.executable, "-m", "wuhai_iot", "serve", *args],
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
@@ -74,16 +82,14 @@ def test_every_wrong_key_is_one_line_naming_it_and_exit_2(tmp_path: Path) -> Non
 
 
 def test_database_path_five_is_a_sentence_and_nothing_is_bound(tmp_path: Path) -> None:
-    with socket.socket() as probe:  # a port that serve would bind if it got that far
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    file = tmp_path / "c.toml"
-    file.write_text(f"[database]\npath = 5\n[web]\nport = {port}\n", encoding="utf-8")
-    result = serve("--config", str(file))
+    with socket.socket() as taken:  # the web port is taken: a serve that got as far as binding would exit 3
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        file = tmp_path / "c.toml"
+        file.write_text(f"[database]\npath = 5\n[web]\nport = {taken.getsockname()[1]}\n", encoding="utf-8")
+        result = serve("--config", str(file))
     assert (result.returncode, result.stderr) == (2, f"wuhai-iot: {file}: database.path: must be a path (a string), not 5\n")
     assert not list(tmp_path.glob("**/*.sqlite3"))
-    with socket.socket() as again:
-        again.bind(("127.0.0.1", port))  # still free: serve never bound it
 
 
 def test_folders_files_and_ports_are_checked_before_anything_starts(tmp_path: Path) -> None:
@@ -157,7 +163,7 @@ def test_a_folder_for_a_file_and_a_file_that_is_no_database_are_sentences(tmp_pa
     )
     (tmp_path / "junk.sqlite3").write_bytes(b"this is not a database, it only has the name of one" * 100)
     file.write_text(f'[database]\npath = "junk.sqlite3"\n[web]\nport = 0\n{any_free_ports()}', encoding="utf-8")
-    result = serve("--config", str(file))
+    result = serve_process("--config", str(file))
     assert result.returncode == 3 and "Traceback" not in result.stderr
     assert f"cannot use the database {tmp_path / 'junk.sqlite3'}: file is not a database" in result.stderr
 

@@ -5,13 +5,12 @@ database, and the tag query."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from pathlib import Path
 
 import aiosqlite
 import pytest
-from conftest import import_census
+from conftest import import_census, run_cli
 from filling_support import (
     CNG_FULL_G,
     CNG_STATION,
@@ -177,12 +176,9 @@ async def test_refill_interval_from_configuration(config, tmp_path: Path) -> Non
 
 
 async def cli(config_file: Path, *args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wuhai_iot", *args, "--config", str(config_file),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    output, _ = await process.communicate()
-    return process.returncode or 0, output.decode()
+    """The command's exit status and its output (standard output, then standard error)."""
+    status, out, err = await run_cli(*args, "--config", str(config_file))
+    return status, out + err
 
 
 async def test_registry_change_by_cli_takes_effect_on_next_request(
