@@ -4,17 +4,16 @@ at stations (no alarm) and plays its incidents."""
 
 from __future__ import annotations
 
-import pytest
-
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
 import aiosqlite
 from vehicle_support import BUS, BUS_PHONE, TAXI, TAXI_PHONE, platform  # noqa: F401
 
+from wuhai_iot.protocols.jt808 import location_record
 from wuhai_iot.server import Platform
 from wuhai_iot.simulator.device import DeviceSettings, Fleet
-from wuhai_iot.protocols.jt808 import location_record
 from wuhai_iot.simulator.jt808 import VehicleTerminal
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
@@ -54,9 +53,6 @@ async def test_simulated_terminals_register_report_and_upload_what_they_kept(
     assert batches[0][0] == 2
 
 
-@pytest.mark.xfail(reason="on main after the round's merges the scripted collision (and so its deny 12) does not play"
-                   " within 120 s, even on a quiet machine; the collision -> deny 12 -> inspection chain itself is"
-                   " tested in test_vehicles.py. Open on issue 17.", strict=False)
 async def test_demo_traffic_fills_at_stations_and_plays_its_incidents(config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from conftest import import_census
 

@@ -383,6 +383,23 @@ async def test_out_of_order_record_changes_no_alarm(platform: Platform, database
     assert len(await database.execute_fetchall("SELECT 1 FROM vehicle_track WHERE plate = ?", (BUS,))) == 2
 
 
+@MODES
+async def test_an_alarm_report_within_the_second_of_the_previous_report_counts(
+    platform: Platform, database: aiosqlite.Connection, buffered: bool
+) -> None:
+    """A terminal reports at once when an alarm bit changes, often within the second of its periodic report
+    (device times have whole seconds): that record is not out of order."""
+    terminal = await VehicleTerminal.connect(platform)
+    try:
+        await terminal.report([record(at(0), speed_kmh=40), record(at(0), speed_kmh=0, alarm_flags=1 << 29),
+                               record(at(30)), record(at(30), gas_lel_pct=25.0)], buffered=buffered)  # fmt: skip
+    finally:
+        await terminal.close()
+    assert await alarms(database, BUS) == [("collision", at(0), at(30)), ("gas_leak", at(30), None)]
+    track = await database.execute_fetchall("SELECT at, alarm_flags FROM vehicle_track WHERE plate = ? ORDER BY at", (BUS,))
+    assert [tuple(row) for row in track] == [(at(0).timestamp(), 1 << 29), (at(30).timestamp(), 0)]
+
+
 async def test_track_retention_in_small_steps(platform: Platform, database: aiosqlite.Connection) -> None:
     terminal = await VehicleTerminal.connect(platform)
     try:

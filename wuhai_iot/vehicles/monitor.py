@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TRACK_INSERT = (
-    "INSERT OR IGNORE INTO vehicle_track (plate, at, latitude, longitude, speed_kmh, course, status, alarm_flags,"
+TRACK_INSERT = (  # one point a device second: the later record of a second replaces the earlier one
+    "INSERT OR REPLACE INTO vehicle_track (plate, at, latitude, longitude, speed_kmh, course, status, alarm_flags,"
     " pressure_mpa, gas_lel_pct) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 STATE_UPSERT = (

@@ -3,7 +3,8 @@
 Each vehicle's records are evaluated one by one in device-time order, with durations and windows measured
 between device times, so a buffered 0x0704 batch raises the same alarms, at the same times, as the same
 records sent live. A record older than the newest one evaluated for the vehicle is stored but changes
-neither the state nor an alarm. Two conditions wait on the platform clock and are evaluated by the tick:
+neither the state nor an alarm; one of the same device second is not older (a terminal reports at once when an
+alarm bit changes, often within the second of its periodic report) and is evaluated after it. Two conditions wait on the platform clock and are evaluated by the tick:
 a silent terminal (``offline``) and the FILL_RESULT a fill at a station should have produced
 (``unrecorded_fill``); both are dated by device time (last frame + 24 h, the fill + 30 min), so the
 outcome does not depend on when the tick ran.
@@ -128,7 +129,7 @@ class VehicleRules:
         day.records += 1
         if record.pressure_mpa is not None:
             day.max_pressure_mpa = max(day.max_pressure_mpa or 0.0, record.pressure_mpa)
-        if at <= state.newest:
+        if at < state.newest:
             return []  # out of order: stored, but neither the state nor an alarm changes
         vehicle = self.fleet.vehicles.get(plate)
         subject = Subject(plate=plate)
