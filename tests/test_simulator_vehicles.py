@@ -95,3 +95,22 @@ async def test_load_generator_speaks_jt808(platform: Platform, database: aiosqli
     assert report.acks == report.messages >= 9
     stored = await database.execute_fetchall("SELECT count(*) FROM messages WHERE protocol = 'jt808' AND type = 'LOCATION'")
     assert stored[0][0] == report.messages
+
+
+async def test_terminals_registering_at_once_each_log_in_with_the_code_they_were_given(config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Many REGISTERs and AUTHENTICATEs at once: each answer gives the code kept, and the login with it is
+    accepted (the code was once missed while another coroutine's read held an older snapshot)."""
+    from conftest import import_census
+
+    from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
+    from wuhai_iot.simulator.load import identities, run_load
+
+    census = generate_census(CensusSize(lifts=1, stations=1, cylinders=10, vehicles=150))
+    files = write_census(census, tmp_path / "census")
+    await import_census(config.database.path, files)
+    terminals = identities("jt808", 120, files[0].parent)
+    registering = sum(1 for terminal in terminals if terminal.key is None)
+    assert registering >= 10
+    async with Platform(config) as running:
+        report = await run_load("jt808", terminals, "127.0.0.1", running.ports["jt808"], rate=1, duration_s=0.5)
+    assert (report.online, report.errors, report.rejected) == (120, 0, 0)

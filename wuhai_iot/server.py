@@ -87,6 +87,8 @@ class Platform:
 
     async def start(self) -> None:
         self.reader = await self.open_database()
+        """Shared by the pipeline's coroutines: read in one step (``execute_fetchall``, ``db.fetch_one``), never
+        a cursor fetched later (its snapshot would hide from other readers what was just committed)."""
         # No process is connected yet: sessions recorded as online belong to a previous run.
         await self.reader.execute("UPDATE terminal_sessions SET online = 0 WHERE online = 1")
         self.writer = BatchWriter(self.config.database.path)

@@ -19,6 +19,7 @@ from wuhai_iot import events as ev
 from wuhai_iot.clock import cst_midnight
 from wuhai_iot.events import Terminal
 from wuhai_iot.protocols.base import Protocol
+from wuhai_iot.storage.db import fetch_one
 from wuhai_iot.storage.writer import BatchWriter, Statement, WriteUnit
 
 log = logging.getLogger(__name__)
@@ -145,11 +146,10 @@ class Ingest:
 
     async def load(self) -> None:
         """The terminals flagged "clock wrong" (kept across restarts until a sane frame)."""
-        cursor = await self.reader.execute(
+        for row in await self.reader.execute_fetchall(
             "SELECT protocol, terminal_id, clock_wrong_at, clock_wrong_device_time FROM terminal_sessions"
             " WHERE clock_wrong_at IS NOT NULL"
-        )
-        for row in await cursor.fetchall():
+        ):
             self.clock_wrong[(row[0], row[1])] = (row[2], row[3])
 
     def answer_requests(
@@ -164,13 +164,13 @@ class Ingest:
     ) -> tuple[ev.AckResult, Terminal | None]:
         """Check a LOGIN against the registry; on success record the session (committed)."""
         protocol = self.protocols[message.protocol]
-        cursor = await self.reader.execute(
+        row = await fetch_one(
+            self.reader,
             "SELECT device_code, station_code, scale, plate, coalesce(key, issued_key) AS key, installed_on"
             " FROM terminals"
             " WHERE protocol = ? AND terminal_id = ?",
             (message.protocol, message.terminal_id),
         )
-        row = await cursor.fetchone()
         if row is None:
             return ev.AckResult.UNKNOWN_TERMINAL, None
         if not protocol.verify_login(message, row["key"]):

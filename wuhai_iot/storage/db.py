@@ -14,8 +14,9 @@ import contextlib
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -83,6 +84,17 @@ async def connect(path: Path | str, *, migrate: bool = True) -> aiosqlite.Connec
         await conn.close()  # (its thread would keep the process from exiting)
         raise
     return conn
+
+
+async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+    """The first row of a query on a connection that coroutines share (the platform's ``reader``), read in one
+    step on the connection's thread.
+
+    ``await conn.execute(...)`` then ``await cursor.fetchone()`` are two steps: in between, the statement holds
+    a read snapshot, and another coroutine's query queued there reads that snapshot, missing what the writer
+    has just committed (a REGISTER's issued code, then the login that gives it, were not found)."""
+    rows = await conn.execute_fetchall(sql, params)
+    return next(iter(rows), None)
 
 
 def connect_sync(path: Path | str) -> sqlite3.Connection:

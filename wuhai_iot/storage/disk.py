@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.storage.db import fetch_one
 from wuhai_iot.storage.writer import WriterClosed
 
 if TYPE_CHECKING:
@@ -131,11 +132,10 @@ class DiskWatch:
         path = self.platform.config.database.path
         size = database_bytes(path)
         usage = Usage(*self.usage(path.parent))
-        cursor = await self.platform.reader.execute(
-            "SELECT at, database_bytes FROM disk_samples WHERE at >= ? ORDER BY at LIMIT 1",
+        row = await fetch_one(
+            self.platform.reader, "SELECT at, database_bytes FROM disk_samples WHERE at >= ? ORDER BY at LIMIT 1",
             ((now - GROWTH_WINDOW).timestamp(),),
-        )
-        row = await cursor.fetchone()
+        )  # fmt: skip
         found = forecast(now, size, usage, None if row is None else (row[0], row[1]))
         await self.platform.writer.write([
             (SAMPLE_INSERT, (now.timestamp(), size, usage.free, usage.total)),

@@ -21,6 +21,7 @@ from wuhai_iot import events as ev
 from wuhai_iot.alarms.book import alarm_book
 from wuhai_iot.clock import cst_date
 from wuhai_iot.events import Terminal
+from wuhai_iot.storage.db import fetch_one
 from wuhai_iot.storage.writer import Statement, WriterClosed
 from wuhai_iot.vehicles.registry import Fleet, Registrar
 from wuhai_iot.vehicles.rules import RULE, DayFigures, PendingFill, VehicleRules, VehicleState
@@ -153,10 +154,9 @@ class VehicleMonitor:
 
     async def _check_fill(self, plate: str, pending: PendingFill, now: float) -> list[Statement]:
         window = self.rules.rules.fill_window_min * 60
-        cursor = await self.conn.execute(
-            FILL_FOUND, (pending.station_code, pending.started - window, pending.at + window, plate)
-        )
-        found = await cursor.fetchone() is not None
+        found = await fetch_one(
+            self.conn, FILL_FOUND, (pending.station_code, pending.started - window, pending.at + window, plate)
+        ) is not None
         if not found and now < pending.at + window:
             return []  # the station may still report it
         self.dirty.add(plate)

@@ -19,6 +19,7 @@ import aiosqlite
 from wuhai_iot import events as ev
 from wuhai_iot.clock import cst_date
 from wuhai_iot.events import Terminal
+from wuhai_iot.storage.db import fetch_one
 from wuhai_iot.storage.writer import BatchWriter
 
 ACCEPTED, VEHICLE_TAKEN, VEHICLE_UNKNOWN, TERMINAL_TAKEN, TERMINAL_UNKNOWN = 0, 1, 2, 3, 4
@@ -49,27 +50,27 @@ class Registrar:
         self.writer = writer
 
     async def register(self, terminal: Terminal, request: ev.Register) -> ev.Registration:
-        cursor = await self.reader.execute(
-            "SELECT plate, key, issued_key FROM terminals WHERE protocol = ? AND terminal_id = ?",
+        row = await fetch_one(
+            self.reader, "SELECT plate, key, issued_key FROM terminals WHERE protocol = ? AND terminal_id = ?",
             (terminal.protocol, terminal.terminal_id),
-        )
-        row = await cursor.fetchone()
+        )  # fmt: skip
         if row is None:
             return ev.Registration(TERMINAL_UNKNOWN)
         wanted = normalise_plate(request.plate)
-        cursor = await self.reader.execute(
-            f"SELECT plate FROM vehicles WHERE plate = ? OR {_NORMALISED_PLATE_SQL} = ? LIMIT 1", (request.plate, wanted)
-        )
-        vehicle = await cursor.fetchone()
+        vehicle = await fetch_one(
+            self.reader, f"SELECT plate FROM vehicles WHERE plate = ? OR {_NORMALISED_PLATE_SQL} = ? LIMIT 1",
+            (request.plate, wanted),
+        )  # fmt: skip
         if vehicle is None:
             return ev.Registration(VEHICLE_UNKNOWN)
         if row["plate"] != vehicle["plate"]:
             return ev.Registration(TERMINAL_TAKEN)
-        cursor = await self.reader.execute(
-            "SELECT 1 FROM terminals WHERE plate = ? AND protocol = ? AND terminal_id != ? AND registered_at IS NOT NULL",
+        if await fetch_one(
+            self.reader,
+            "SELECT 1 FROM terminals WHERE plate = ? AND protocol = ? AND terminal_id != ? AND registered_at IS NOT NULL"
+            " LIMIT 1",
             (vehicle["plate"], terminal.protocol, terminal.terminal_id),
-        )
-        if await cursor.fetchone() is not None:
+        ) is not None:  # fmt: skip
             return ev.Registration(VEHICLE_TAKEN)
         # Two REGISTERs of one terminal may overlap (a reconnect while the first is answered): the code kept is
         # the first one written, and every answer gives the code kept.
@@ -84,12 +85,13 @@ class Registrar:
                 )
             ]
         )  # fmt: skip
-        cursor = await self.reader.execute(
-            "SELECT coalesce(nullif(key, ''), issued_key) FROM terminals WHERE protocol = ? AND terminal_id = ?",
+        kept = await fetch_one(
+            self.reader, "SELECT coalesce(nullif(key, ''), issued_key) FROM terminals WHERE protocol = ? AND terminal_id = ?",
             (terminal.protocol, terminal.terminal_id),
-        )
-        code = (await cursor.fetchone())[0]
-        return ev.Registration(ACCEPTED, code)
+        )  # fmt: skip
+        if kept is None or not kept[0]:
+            raise RuntimeError(f"terminal {terminal.terminal_id}: no authentication code after REGISTER")
+        return ev.Registration(ACCEPTED, kept[0])
 
     async def unregister(self, terminal: Terminal, request: ev.Unregister) -> ev.Ack:
         """The terminal forgets its code: an issued code is forgotten too, and the plate is free again."""
