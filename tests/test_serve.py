@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from conftest import CENSUS, fixture_bytes
+from conftest import CENSUS, cli_in_process, fixture_bytes
 
 CONFIG = """
 [database]
@@ -44,7 +44,7 @@ async def test_import_serve_ingest_and_stop_cleanly(tmp_path: Path) -> None:
     status, output = await run("import", *map(str, sorted(CENSUS.glob("*.csv"))), "--config", str(config))
     assert status == 0, output
 
-    status, printed = await run("serve", "--print-config", "--config", str(config))
+    status, printed, _ = cli_in_process("serve", "--print-config", "--config", str(config))
     assert status == 0 and f'path = "{tmp_path / "data" / "platform.sqlite3"}"' in printed
 
     server = await asyncio.create_subprocess_exec(

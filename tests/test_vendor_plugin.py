@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, TerminalClient, import_census
+from conftest import EXAMPLE, TerminalClient, cli_in_process, import_census
 
 from web_support import add_user, base_url, browser, login, session_csrf
 
@@ -46,13 +46,10 @@ def test_the_platform_lists_the_installed_package(installed_example: Path) -> No
     assert "wuhai_iot.protocols.elink (wuhai-iot " in result.stdout
 
 
-def test_the_cli_decodes_its_text_frames(installed_example: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "wuhai_iot", "decode", "acme", "AL1,AC00012345,6,1764400060,EV,ev=TRAP;on=1;fl=3*00"],
-        capture_output=True, text=True, env=_env(installed_example), timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "acme EV terminal AC00012345 seq 6" in result.stdout and '"kind": "trapped"' in result.stdout
+def test_the_cli_decodes_its_text_frames(example_on_path: None) -> None:
+    status, out, err = cli_in_process("decode", "acme", "AL1,AC00012345,6,1764400060,EV,ev=TRAP;on=1;fl=3*00")
+    assert status == 0, err
+    assert "acme EV terminal AC00012345 seq 6" in out and '"kind": "trapped"' in out
 
 
 def test_the_examples_own_tests_pass(installed_example: Path) -> None:

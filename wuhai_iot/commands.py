@@ -174,14 +174,15 @@ def plugins_command(args: argparse.Namespace) -> int:
 
 
 def describe(protocol: Protocol, frame: bytes) -> str:
-    """A frame in words: its decoded events, or the decoder's reason (an answer's type is usually one the
-    platform does not take), and its bytes."""
+    """A frame in words: its decoded events, or its bytes with the terminal and seq it names. The platform's
+    own answers are usually of a type the decoder does not take (``unsupported``): that is no error and is
+    not said; any other reason is."""
     try:
         message = protocol.decode(frame, datetime.now(UTC))
     except DecodeError as exc:
         shown = frame_text(frame, protocol)
         where = f"terminal {exc.terminal_id} seq {exc.seq}: " if exc.terminal_id else ""
-        return f"{where}{shown}  ({exc.reason})"
+        return f"{where}{shown}" + ("" if exc.unsupported else f"  ({exc.reason})")
     events = "; ".join(json.dumps(_short_record(event), ensure_ascii=False) for event in message.events)
     return f"{message.type} terminal {message.terminal_id} seq {message.seq}: {events}"
 
