@@ -14,6 +14,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from conftest import cli_in_process
 from load_support import StatusTerminal, any_free_ports, generate_census, import_census, start_serve
 
 from wuhai_iot.storage import db
@@ -25,6 +26,15 @@ PREVIOUS_RELEASE = 10
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """An operator's command (``backup``, ``restore``, ...), run in this process: it opens the database with
+    connections of its own, as its own process would."""
+    status, out, err = cli_in_process(*args)
+    return subprocess.CompletedProcess(list(args), status, out, err)
+
+
+def cli_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command in a process of its own (``serve``; a ``backup`` that must take a while beside a serving
+    platform under load)."""
     return subprocess.run([sys.executable, "-m", "wuhai_iot", *args], capture_output=True, text=True, timeout=120)
 
 
@@ -51,7 +61,7 @@ async def test_a_backup_under_load_is_consistent_and_restores(tmp_path: Path) ->
             while sum(len(t.acked) for t in terminals) < 3 * len(terminals):
                 await asyncio.sleep(0.05)
         acked_before = {(t.terminal_id, f"{at}:16:{seq}") for t in terminals for seq, at in t.acked}
-        made = await asyncio.to_thread(cli, "backup", str(backup), "--config", str(config))
+        made = await asyncio.to_thread(cli_process, "backup", str(backup), "--config", str(config))
         acked_during = sum(len(t.acked) for t in terminals) - len(acked_before)
         assert made.returncode == 0, made.stderr
         assert f"(schema version {NEWEST:04d}) copied to {backup}" in made.stdout
@@ -157,7 +167,7 @@ def test_a_database_of_a_newer_release_is_refused_unchanged(tmp_path: Path) -> N
     conn.close()
     before = hashlib.sha256(path.read_bytes()).hexdigest()
 
-    result = cli("serve", "--config", str(config))
+    result = cli_process("serve", "--config", str(config))
     assert result.returncode == 3, result.stderr
     assert (f"the database records migration(s) {NEWEST + 1:04d}, which this release does not know"
             f" (it knows up to {NEWEST:04d})") in result.stderr  # fmt: skip
