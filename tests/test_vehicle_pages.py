@@ -70,6 +70,34 @@ async def test_vehicle_api_position_telemetry_track_and_alarms(platform: Platfor
     assert (await api_get(platform, hainan, f"/api/v1/alarms?plate={quote(BUS)}"))[1]["items"] == []
 
 
+async def test_police_and_transport_read_the_vehicle_alarms_alone(platform: Platform) -> None:
+    from test_api import raise_alarms
+
+    await drive(platform)
+    lift_alarms = await raise_alarms(platform)  # a trapped passenger, a door fault, an overfill at a station
+    await add_user(platform, "police1", "police")
+    await add_user(platform, "transport1", "transport")
+    for name in ("police1", "transport1"):
+        token = await token_for(platform, name)
+        status, listed = await api_get(platform, token, "/api/v1/alarms")
+        assert status == 200 and [(a["kind"], a["plate"]) for a in listed["items"]] == [("collision", BUS)]
+        collision = listed["items"][0]["id"]
+        for query, kinds in (("?district=乌达区", ["collision"]), ("?district=150302", []), ("?kind=trapped", []),
+                             ("?status=open&kind=collision", ["collision"])):  # fmt: skip
+            status, found = await api_get(platform, token, "/api/v1/alarms" + query)
+            assert status == 200 and [a["kind"] for a in found["items"]] == kinds, (name, query)
+        status, alarm = await api_get(platform, token, f"/api/v1/alarms/{collision}")
+        assert status == 200 and alarm["plate"] == BUS and alarm["district"]["code"] == "150304"
+        for kind in ("trapped", "door_fault", "overfill"):
+            hidden = await api_get(platform, token, f"/api/v1/alarms/{lift_alarms[kind]}")
+            assert hidden == (404, {"error": "no such alarm"}), kind
+        async with aiohttp.ClientSession() as client, client.post(
+            base_url(platform) + f"/api/v1/alarms/{collision}/acknowledge", json={},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as answer:  # fmt: skip
+            assert answer.status == 403  # read only
+
+
 async def test_vehicle_page_list_and_inspection_action(platform: Platform, database: aiosqlite.Connection) -> None:
     await drive(platform)
     await add_user(platform, "admin1", "admin")

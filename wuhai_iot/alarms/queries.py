@@ -32,9 +32,12 @@ async def get_alarm(
     district_code: str | None = None,
     maintenance_company: str | None = None,
     station_code: int | None = None,
+    vehicles_only: bool = False,
 ) -> Alarm | None:
     """One alarm, or None when it does not exist or is outside the filters."""
     where, params = ["a.id = ?"], [alarm_id]
+    if vehicles_only:
+        where.append("a.plate IS NOT NULL")
     ALARM_SCOPE.narrow(where, params, district_code=district_code, maintenance_company=maintenance_company,
                        station_code=station_code)  # fmt: skip
     row = await (await conn.execute(f"{_SELECT} WHERE {' AND '.join(where)}", params)).fetchone()
@@ -55,9 +58,12 @@ def _conditions(
     district_code: str | None = None,
     maintenance_company: str | None = None,
     station_code: int | None = None,
+    vehicles_only: bool = False,
 ) -> tuple[list[str], list[Any]]:
     """The filters of ``list_alarms`` as SQL conditions and their parameters."""
     where, params = ["a.merged_into IS NULL"], []
+    if vehicles_only:
+        where.append("a.plate IS NOT NULL")
     if status == "open":
         where.append("a.status != 'resolved'")
     elif status is not None:
@@ -98,7 +104,7 @@ async def list_alarms(
     """Alarms newest first (by id; ``before_id`` is the cursor), or ``most_urgent_first`` (see
     MOST_URGENT_FIRST; no cursor). ``filters``: ``status`` ('open' means not resolved), ``kind``,
     ``severity``, ``condition``, ``device_code``, ``cylinder_code``, ``plate``, ``since`` and ``until`` (raised), and the scope
-    (``district_code``, ``maintenance_company``, ``station_code``). Episodes merged into a flapping alarm are
+    (``district_code``, ``maintenance_company``, ``station_code``, ``vehicles_only``). Episodes merged into a flapping alarm are
     left out."""
     if before_id is not None and most_urgent_first:
         raise ValueError("the cursor pages alarms by id only")

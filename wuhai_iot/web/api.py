@@ -45,6 +45,7 @@ from wuhai_iot.web.auth import (
     User,
     is_api,
     json_error,
+    refusal,
     request_user,
     requires,
     web_database,
@@ -294,11 +295,19 @@ async def elevator_command(request: web.Request) -> web.Response:
 # --- alarms ------------------------------------------------------------------------------------------
 
 
+def readable_alarms(request: web.Request, *, hidden: bool = False) -> dict[str, Any]:
+    """The filters of the alarms the user may read (403, or 404 when ``hidden``, for a user who may read none)."""
+    filters = request_user(request).alarm_filters()
+    if filters is None:
+        raise refusal(request, 404 if hidden else 403)
+    return filters
+
+
 @routes.get("/api/v1/alarms")
-@requires(Permission.VIEW_ALARMS)
 async def alarm_list(request: web.Request) -> web.Response:
     """``?status=open|raised|acknowledged|resolved&kind=&device_code=&plate=&district=``"""
     user = request_user(request)
+    scope = readable_alarms(request)
     limit, before_id = page_parameters(request, int)
     status = request.query.get("status") or None
     if status is not None and status != "open" and status not in STATUSES:
@@ -309,7 +318,7 @@ async def alarm_list(request: web.Request) -> web.Response:
     district_code, outside = district_filter(request, user)
     if outside:
         return respond({"items": [], "next": None})
-    filters = user.scope.filters() | ({"district_code": district_code} if district_code else {})
+    filters = scope | ({"district_code": district_code} if district_code else {})
     items = await list_alarms(
         web_database(request), status=status, kind=kind, device_code=request.query.get("device_code") or None,
         plate=request.query.get("plate") or None, before_id=before_id, limit=limit + 1, **filters,
@@ -325,10 +334,9 @@ def _alarm_id(request: web.Request) -> int:
 
 
 @routes.get("/api/v1/alarms/{alarm_id}")
-@requires(Permission.VIEW_ALARMS, hidden=True)
 async def alarm_detail(request: web.Request) -> web.Response:
-    user = request_user(request)
-    alarm = await get_alarm(web_database(request), _alarm_id(request), **user.scope.filters())
+    scope = readable_alarms(request, hidden=True)
+    alarm = await get_alarm(web_database(request), _alarm_id(request), **scope)
     if alarm is None:
         raise json_error(404, "no such alarm")
     return respond(alarm_json(alarm) | {"samples": await alarm_samples(web_database(request), alarm.id)})

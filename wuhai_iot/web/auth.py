@@ -93,6 +93,9 @@ class Permission(enum.StrEnum):
     """Lifts, their state, maintenance visits, inspections, rescues (scoped by district or company)."""
     VIEW_ALARMS = "view_alarms"
     """Alarms within the user's scope (lifts for maintenance companies, the station's for a station)."""
+    VIEW_VEHICLE_ALARMS = "view_vehicle_alarms"
+    """The alarms of vehicles within the user's scope (police and transport: these alone, no lift or station
+    alarm)."""
     HANDLE_ALARMS = "handle_alarms"
     RECORD_RESCUES = "record_rescues"
     """Enter a rescue's dispatch (who was sent, when) and arrival."""
@@ -117,8 +120,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.DISTRICT: frozenset({P.VIEW_ELEVATORS, P.VIEW_ALARMS, P.HANDLE_ALARMS, P.RECORD_RESCUES, P.SEND_COMMANDS,
                               P.VIEW_STATIONS, P.VIEW_CYLINDERS, P.VIEW_VEHICLES, P.VIEW_COVERAGE}),
-    Role.POLICE: frozenset({P.VIEW_CYLINDERS, P.VIEW_VEHICLES}),
-    Role.TRANSPORT: frozenset({P.VIEW_CYLINDERS, P.VIEW_VEHICLES}),
+    Role.POLICE: frozenset({P.VIEW_CYLINDERS, P.VIEW_VEHICLES, P.VIEW_VEHICLE_ALARMS}),
+    Role.TRANSPORT: frozenset({P.VIEW_CYLINDERS, P.VIEW_VEHICLES, P.VIEW_VEHICLE_ALARMS}),
     Role.STATION: frozenset({P.VIEW_STATIONS, P.VIEW_ALARMS, P.HANDLE_ALARMS}),
     Role.MAINTENANCE: frozenset({P.VIEW_ELEVATORS, P.VIEW_ALARMS, P.HANDLE_ALARMS, P.RECORD_RESCUES, P.SEND_COMMANDS}),
     Role.EXPERT: frozenset({P.VIEW_ELEVATORS, P.VIEW_ALARMS, P.VIEW_STATIONS, P.VIEW_COVERAGE, P.VIEW_EVALUATION}),
@@ -187,6 +190,15 @@ class User:
         if self.role is Role.MAINTENANCE:
             return Scope(maintenance_company=self.unit)
         return Scope()
+
+    def alarm_filters(self) -> dict[str, Any] | None:
+        """The filters of the alarms this user may read (``alarms.queries``), or None when it may read none:
+        its scope, and only vehicles' alarms for a user who may read those alone."""
+        if self.can(Permission.VIEW_ALARMS):
+            return self.scope.filters()
+        if self.can(Permission.VIEW_VEHICLE_ALARMS):
+            return self.scope.filters() | {"vehicles_only": True}
+        return None
 
     @property
     def district_name(self) -> str | None:
