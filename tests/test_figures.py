@@ -142,6 +142,8 @@ def assert_agree(path: Path, found: tuple[dict, dict]) -> None:
         lifts, registry = recount(conn)
     assert _nonzero(found[0]) == _nonzero({key: value for key, value in lifts.items() if value["lifts"]})
     assert _nonzero(found[1]) == _nonzero(registry)
+    with sqlite3.connect(path) as conn:  # (a day counter back at zero is dropped: "before a day" reads live days only)
+        assert conn.execute("SELECT count(*) FROM day_figures WHERE value = 0").fetchone() == (0,)
 
 
 async def assert_alarms_agree(path: Path) -> None:

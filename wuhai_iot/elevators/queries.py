@@ -189,7 +189,8 @@ def _filters(
         where.append("(e.device_code LIKE :search OR e.registration_no LIKE :search OR e.address LIKE :search)")
         params["search"] = f"%{search}%"
     if maintenance_overdue:
-        where.append("e.terminals > 0")  # (the partial index's condition, spelled out for the planner)
+        # (the partial index's condition and its range, spelled out for the planner: the flag's coalesce hides them)
+        where += ["e.terminals > 0", "e.maintenance_ref < :overdue_before"]
     for condition, wanted in (("e.online_terminals > 0", online), ("e.open_alarms > 0", with_alarm),
                               ("e.trapped_alarms > 0", trapped),
                               (f"({_MAINTENANCE_OVERDUE} OR {_INSPECTION_OVERDUE})", overdue),

@@ -309,3 +309,24 @@ BEGIN
         SELECT district_code, '', figure, -value FROM vehicle_counts WHERE code = OLD.plate
     ON CONFLICT (district_code, company, figure) DO UPDATE SET value = value + excluded.value;
 END;
+
+-- --- reading the figures in a handful of rows -----------------------------------------------------------------
+
+-- The figures of a scope without a district (the city, a maintenance company) were read through the primary
+-- keys, which start with the district (figures) or put it before the company (day_figures): every district's
+-- and company's rows were walked, and there are more companies as the city grows. These put the company first.
+CREATE INDEX figures_by_company ON figures (company, figure, district_code, value);
+CREATE INDEX day_figures_by_company ON day_figures (company, figure, day, district_code, value);
+
+-- A day counter that comes back to zero is dropped: a lift's maintenance reference day moves with every visit,
+-- and "overdue" sums the days before a date, so kept zeros would make that sum read every day there ever was.
+CREATE TRIGGER day_figures_drop_zero AFTER UPDATE OF value ON day_figures WHEN NEW.value = 0
+BEGIN
+    DELETE FROM day_figures WHERE figure = NEW.figure AND district_code = NEW.district_code
+        AND company = NEW.company AND day = NEW.day;
+END;
+DELETE FROM day_figures WHERE value = 0;
+
+-- Open alarms newest first (the alarm list's default, the API's ?status=open) stop after a page on this
+-- instead of walking back through every alarm until enough open ones are found.
+CREATE INDEX alarms_open_newest ON alarms (id) WHERE status != 'resolved';
