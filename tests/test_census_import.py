@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ import aiosqlite
 import pytest
 from conftest import cli_in_process
 
+from wuhai_iot.registry import census, census_messages
 from wuhai_iot.registry.census import CensusError, FileReport, import_files, kind_of
 from wuhai_iot.registry.districts import UnknownDistrict, parse_district
 from wuhai_iot.storage import db
@@ -18,6 +20,7 @@ from wuhai_iot.storage import db
 CENSUS = Path(__file__).resolve().parent / "data" / "census"
 EXAMPLES = sorted(CENSUS.glob("*.csv"))
 WUHAI_IOT = Path(sys.executable).with_name("wuhai-iot")
+CJK = re.compile(r"[\u4e00-\u9fff]")
 
 CYLINDER_HEADER = (
     "cylinder_code,tag_uid,kind,medium,model,capacity_l,rated_fill_kg,tare_kg,manufacture_date,"
@@ -251,6 +254,8 @@ async def test_a_bad_row_is_named_by_line_and_column_and_the_rest_imported(
     assert reason in report.rejected[0].reason
     assert str(report.rejected[0]) == f"{path}:3: {column}: {report.rejected[0].reason}"
     assert report.added == 2
+    refusal = report.rejected[0].refusal  # the upload page's words: Chinese, what is wrong and what to do
+    assert CJK.search(refusal.problem) and CJK.search(refusal.advice) and refusal.advice.endswith("。")
 
 
 async def test_a_key_named_twice_in_a_file(registry: aiosqlite.Connection, tmp_path: Path) -> None:
@@ -314,6 +319,30 @@ async def test_a_tag_moved_to_another_cylinder_in_one_file(registry: aiosqlite.C
     assert await rows(registry, "SELECT cylinder_code FROM cylinders WHERE tag_uid = 'E004015012345678'") == [
         ("LPG-NEW-1",)
     ]
+
+
+def test_every_refusal_has_its_sentences_and_every_sentence_a_use() -> None:
+    """The codes raised by the importer are those of census_messages, each with Chinese for the page."""
+    source = Path(census.__file__).read_text(encoding="utf-8")
+    raised = set(re.findall(r'(?:Invalid|CensusError)\("([a-z_]+)"', source))
+    assert raised == set(census_messages.MESSAGES)
+    for code, message in census_messages.MESSAGES.items():
+        assert CJK.search(message.problem) and CJK.search(message.advice), code
+        assert not CJK.search(message.english), code  # (the command line's words)
+
+
+async def test_a_row_that_is_not_csv_is_refused_and_the_rest_imported(
+    registry: aiosqlite.Connection, tmp_path: Path
+) -> None:
+    kind, header, good = TEMPLATES["elevator"]
+    path = write(tmp_path / "elevators.csv", header, _replace(header, good, "address", "x" * 140_000),
+                 _another(header, good))  # fmt: skip
+
+    [report] = await import_files(registry, [path])
+
+    assert [(r.line, r.column, r.code) for r in report.rejected] == [(2, "", "bad_csv_row")]
+    assert str(report.rejected[0]) == f"{path}:2: row: not valid CSV: field larger than field limit (131072)"
+    assert report.added == 1
 
 
 # -- whole files ------------------------------------------------------------------------------------

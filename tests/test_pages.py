@@ -235,26 +235,100 @@ async def test_lift_page_records_a_rescues_dispatch_and_arrival(site: Platform, 
         assert answer.status == refused, name
 
 
-async def test_census_upload_shows_rejected_rows(site: Platform, clients: dict, tmp_path: Path) -> None:
+async def upload_census(client: aiohttp.ClientSession, site: Platform, *files: tuple[str, bytes]) -> tuple[int, str]:
+    """Post files to the census page as a browser does (file names in UTF-8 as they are: aiohttp's own form
+    would percent-encode them)."""
+    boundary = "----upload7MA4YWxkTrZu0gW"
+    parts = [("csrf_token", None, session_csrf(client).encode()), ("kind", None, b"")]
+    parts += [("files", name, content) for name, content in files]
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"'.encode()
+        + (f'; filename="{name}"\r\nContent-Type: text/csv'.encode() if name else b"")
+        + b"\r\n\r\n" + content + b"\r\n"
+        for field, name, content in parts
+    ) + f"--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    async with client.post(base_url(site) + "/census", data=body, headers=headers) as answer:
+        return answer.status, await answer.text()
+
+
+def rejections(html: str) -> list[tuple[str, str, str, str, str]]:
+    """The upload page's rejected rows: (row, column, value, problem, what to do)."""
+    return [tuple(re.sub(r"<[^>]+>", "", cell) for cell in cells)
+            for cells in (re.findall(r"<td[^>]*>(.*?)</td>", row)
+                          for row in re.findall(r'<tr data-code="[a-z_]+">(.*?)</tr>', html))]  # fmt: skip
+
+
+CENSUS_EXAMPLES = Path(__file__).resolve().parent / "data" / "census"
+ENGLISH_REASON = re.compile(r"is not|not registered|required|named again|cannot|missing|not valid CSV")
+
+
+def english_reason(html: str) -> str | None:
+    """An English sentence of the importer in the page's text (tags and attributes left out), if any."""
+    found = ENGLISH_REASON.search(re.sub(r"<[^>]+>", " ", html))
+    return found and found.group()
+
+
+async def test_census_upload_speaks_chinese_row_by_row(site: Platform, clients: dict, database: aiosqlite.Connection) -> None:
+    """District staff upload the census templates: the examples go in; each broken row is named by its line and
+    column with what is wrong and what to do in Chinese, and every other row of the file is imported."""
     client = clients["admin1"]
-    bad = "station_code,name,district,address,licence_no,licence_expiry,media,scales\n" \
-          "150999,新站,海勃湾区,某地,TS1,2030-01-01,LPG,2\n150998,坏站,北京,某地,TS2,2030-13-01,LPG,2\n"  # fmt: skip
-    form = aiohttp.FormData()
-    form.add_field("csrf_token", session_csrf(client))
-    form.add_field("kind", "")
-    form.add_field("files", bad.encode("utf-8"), filename="stations-new.csv", content_type="text/csv")
-    async with client.post(base_url(site) + "/census", data=form) as answer:
-        assert answer.status == 200
-        html = await answer.text()
-    assert "新增 1 条" in html and "拒绝 1 行" in html
-    assert re.search(r'<td class="num">3</td><td class="mono">district</td>', html)
+    examples = [(path.name, path.read_bytes()) for path in sorted(CENSUS_EXAMPLES.glob("*.csv"))]
+    status, html = await upload_census(client, site, *examples)
+    assert status == 200 and html.count('<span class="badge ok">成功</span>') == len(examples) == 6
+    assert "部分拒绝" not in html and "未导入" not in html
+
+    header, good = (CENSUS_EXAMPLES / "elevators.csv").read_text(encoding="utf-8").splitlines()[:2]
+
+    def lift(code: str, **cells: str) -> str:
+        values = dict(zip(header.split(","), good.split(",")), device_code=code, **cells)
+        return ",".join(values.values())
+
+    broken = "\r\n".join([
+        header,
+        lift("31101503022012000901"),                                  # line 2: good
+        lift("31101503022012000902", next_inspection="2027/1/31"),    # 3: a spreadsheet's date
+        lift("3.11015E+19"),                                           # 4: a spreadsheet's number
+        lift("31101503022012000903", district="包头市"),               # 5
+        lift("31101503022012000904", maintenance_company=""),          # 6
+        "31101503022012000905," + "x" * 140_000,                       # 7: not CSV (a cell over the limit)
+        lift("31101503022012000901"),                                  # 8: line 2 again
+        lift("31101503022012000906"),                                  # 9: good, after all that
+    ]).encode("gb18030")  # (as a Chinese spreadsheet saves it)
+    stations = b"station_code,name,district,licence_no,media\n150999,\xe6\x96\xb0\xe7\xab\x99,150302,TS,LPG\n"
+    status, html = await upload_census(client, site, ("elevators-海勃湾区-2026-12.csv", broken), ("stations-new.csv", stations))
+
+    assert status == 200
+    assert "新增 2 条，更新 0 条，拒绝 6 行" in html and "其余各行已导入" in html
+    found = rejections(html)
+    assert [(row, column) for row, column, *_ in found] == [
+        ("第 3 行", "next_inspection"), ("第 4 行", "device_code"), ("第 5 行", "district"),
+        ("第 6 行", "maintenance_company"), ("第 7 行", "整行"), ("第 8 行", "device_code"),
+    ]  # fmt: skip
+    assert found[0][2:] == ("2027/1/31", "「2027/1/31」不是有效日期",
+                            "请按“年-月-日”四位年份填写，如 2027-01-31；若表格软件改动了它（科学计数法、日期格式），"
+                            "请把该列设为“文本”格式后重新输入。")  # fmt: skip
+    assert found[1][3] == "「3.11015E+19」不是 20 位数字"
+    assert found[2][3:] == ("「包头市」不是乌海市的区", "请填写区名或行政区划代码：海勃湾区 (150302), 乌达区 (150304), 海南区 (150303)。")
+    assert found[3][2:4] == ("（空）", "必填项为空")
+    assert found[4][3] == "该行不是有效的 CSV"
+    assert found[5][3] == "「31101503022012000901」在本文件中重复（第 2 行已有）"
+    assert "整个文件未导入：缺少必填列：address" not in html
+    assert "整个文件未导入：缺少必填列：licence_expiry" in html
+    assert english_reason(html) is None, english_reason(html)
+    stored = await database.execute_fetchall(
+        "SELECT device_code FROM elevators WHERE device_code LIKE '311015030220120009%' ORDER BY 1"
+    )
+    assert [code for (code,) in stored] == ["31101503022012000901", "31101503022012000906"]
     _, audit_page = await get(client, site, "/audit?action=census.import")
-    assert "stations-new.csv" in audit_page
-    form = aiohttp.FormData()
-    form.add_field("csrf_token", session_csrf(client))
-    form.add_field("files", b"a,b\n1,2\n", filename="unknown.csv", content_type="text/csv")
-    async with client.post(base_url(site) + "/census", data=form) as answer:
-        assert answer.status == 400 and "cannot tell the kind" in await answer.text()
+    assert "elevators-海勃湾区-2026-12.csv" in audit_page and "stations-new.csv" in audit_page
+    audit_text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", audit_page))
+    assert "数据类型 电梯 新增 2 条 更新 0 条 拒绝 6 行" in audit_text and "错误 缺少必填列：licence_expiry" in audit_text
+    assert english_reason(audit_page) is None and "elevators 新增" not in audit_text
+
+    status, html = await upload_census(client, site, ("unknown.csv", b"a,b\n1,2\n"))
+    assert status == 400 and "无法从文件名「unknown.csv」判断数据类型" in html and "在“类型”中选择" in html
+    assert english_reason(html) is None
 
 
 async def test_admin_adds_a_user(site: Platform, clients: dict, database: aiosqlite.Connection) -> None:

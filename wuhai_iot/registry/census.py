@@ -26,7 +26,8 @@ from wuhai_iot.clock import add_years
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.protocols.base import Binding
 from wuhai_iot.protocols.gasfill import MAX_SCALE
-from wuhai_iot.registry.districts import UnknownDistrict, parse_district
+from wuhai_iot.registry import census_messages
+from wuhai_iot.registry.districts import DISTRICTS, UnknownDistrict, parse_district
 from wuhai_iot.storage.db import connect, immediate
 
 EXIT_OK, EXIT_UNREADABLE, EXIT_REJECTED = 0, 2, 3
@@ -43,8 +44,32 @@ CYLINDER_MEDIUM = {"household_lpg": "LPG", "vehicle_cng": "CNG", "vehicle_lng": 
 UINT32_MAX = 0xFFFF_FFFF
 
 
-class CensusError(ValueError):
+class Refusal(ValueError):
+    """A rule broken: ``code`` names it in census_messages, ``params`` fill its English and Chinese sentences
+    (the exception's message is the English one)."""
+
+    def __init__(self, code: str, **params: Any) -> None:
+        super().__init__(census_messages.english(code, params))
+        self.code = code
+        self.params = params
+
+    @property
+    def problem(self) -> str:
+        """Chinese: what is wrong."""
+        return census_messages.problem(self.code, self.params)
+
+    @property
+    def advice(self) -> str:
+        """Chinese: what to do."""
+        return census_messages.advice(self.code, self.params)
+
+
+class CensusError(Refusal):
     """The import cannot start (a file whose kind cannot be told)."""
+
+
+class Invalid(Refusal):
+    """A cell, a row or a file breaks a rule."""
 
 
 @dataclass(frozen=True)
@@ -53,11 +78,21 @@ class Rejection:
     line: int
     """Line in the file; the header is line 1."""
     column: str
+    """The census column at fault ("" for the row as a whole)."""
     value: str
-    reason: str
+    refusal: Invalid
+
+    @property
+    def code(self) -> str:
+        return self.refusal.code
+
+    @property
+    def reason(self) -> str:
+        """English, for the command line."""
+        return str(self.refusal)
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.column}: {self.reason}"
+        return f"{self.file}:{self.line}: {self.column or 'row'}: {self.reason}"
 
 
 @dataclass
@@ -67,10 +102,15 @@ class FileReport:
     added: int = 0
     updated: int = 0
     rejected: list[Rejection] = field(default_factory=list)
-    error: str | None = None
+    failure: Invalid | None = None
     """Why nothing of the file could be imported (unreadable, missing column); None otherwise."""
     derived_next_inspection: int = 0
     """Cylinders whose next inspection was computed from the intervals of domain.md."""
+
+    @property
+    def error(self) -> str | None:
+        """``failure`` in English (None when the file was read)."""
+        return None if self.failure is None else str(self.failure)
 
     @property
     def rejected_rows(self) -> int:
@@ -88,11 +128,7 @@ class FileReport:
         return text
 
 
-# -- cell parsers: text -> stored value, or Invalid(reason) -------------------------------------------
-
-
-class Invalid(ValueError):
-    """A cell or a row breaks a rule; the message is the reason shown to the user."""
+# -- cell parsers: text -> stored value, or Invalid -----------------------------------------------------
 
 
 Parser = Callable[[str], Any]
@@ -107,7 +143,7 @@ _CYLINDER_CODE = re.compile(r"[\x21-\x7e]{1,20}")
 def text(max_length: int = 200) -> Parser:
     def parse(value: str) -> str:
         if len(value) > max_length:
-            raise Invalid(f"longer than {max_length} characters")
+            raise Invalid("too_long", max=max_length)
         return value
 
     return parse
@@ -118,7 +154,7 @@ def digits(count: int) -> Parser:
 
     def parse(value: str) -> str:
         if not pattern.fullmatch(value):
-            raise Invalid(f"{value!r} is not {count} digits")
+            raise Invalid("not_digits", value=value, count=count)
         return value
 
     return parse
@@ -127,10 +163,10 @@ def digits(count: int) -> Parser:
 def integer(low: int, high: int) -> Parser:
     def parse(value: str) -> int:
         if not _INTEGER.fullmatch(value):
-            raise Invalid(f"{value!r} is not a whole number")
+            raise Invalid("not_integer", value=value)
         number = int(value)
         if not low <= number <= high:
-            raise Invalid(f"{number} is outside {low}–{high}")
+            raise Invalid("integer_out_of_range", value=number, low=low, high=high)
         return number
 
     return parse
@@ -139,11 +175,11 @@ def integer(low: int, high: int) -> Parser:
 def real(low: float, high: float, *, low_inclusive: bool = True) -> Parser:
     def parse(value: str) -> float:
         if not _DECIMAL.fullmatch(value):
-            raise Invalid(f"{value!r} is not a number")
+            raise Invalid("not_number", value=value)
         number = float(value)
         if number > high or number < low or (number == low and not low_inclusive):
             bound = "≥" if low_inclusive else ">"
-            raise Invalid(f"{value} is out of range (must be {bound} {low:g} and ≤ {high:g})")
+            raise Invalid("number_out_of_range", value=value, bound=bound, low=f"{low:g}", high=f"{high:g}")
         return number
 
     return parse
@@ -155,7 +191,7 @@ def iso_date(value: str) -> str:
             raise ValueError
         date.fromisoformat(value)
     except ValueError:
-        raise Invalid(f"{value!r} is not a date YYYY-MM-DD") from None
+        raise Invalid("not_date", value=value) from None
     return value
 
 
@@ -174,7 +210,7 @@ def choice(*allowed: str) -> Parser:
         try:
             return by_folded[value.casefold()]
         except KeyError:
-            raise Invalid(f"{value!r} is not one of {', '.join(allowed)}") from None
+            raise Invalid("not_one_of", value=value, allowed=", ".join(allowed)) from None
 
     return parse
 
@@ -182,14 +218,15 @@ def choice(*allowed: str) -> Parser:
 def district(value: str) -> str:
     try:
         return parse_district(value)
-    except UnknownDistrict as exc:
-        raise Invalid(str(exc)) from None
+    except UnknownDistrict:
+        known = ", ".join(f"{name} ({code})" for code, name in DISTRICTS.items())
+        raise Invalid("unknown_district", value=value, known=known) from None
 
 
 def card(value: str) -> int:
     """Census cards are 8 digits; the number is what a controller reports (``00009001`` → 9001)."""
     if not re.fullmatch(r"\d{8}", value):
-        raise Invalid(f"{value!r} is not an 8-digit card number")
+        raise Invalid("not_card", value=value)
     return int(value)
 
 
@@ -210,13 +247,13 @@ def yes_no(value: str) -> int:
 def tag_uid(value: str) -> str:
     """A tag UID as upper-case hex: 4–16 bytes (GF-3: ISO 15693 tags have 8, EPC Gen2 tags 12)."""
     if not _HEX.fullmatch(value) or len(value) % 2 or not 8 <= len(value) <= 32:
-        raise Invalid(f"{value!r} is not a tag UID (8–32 hex digits, whole bytes)")
+        raise Invalid("not_tag_uid", value=value)
     return value.upper()
 
 
 def cylinder_code(value: str) -> str:
     if not _CYLINDER_CODE.fullmatch(value):
-        raise Invalid(f"{value!r} is not a cylinder code (1–20 ASCII characters, no spaces)")
+        raise Invalid("not_cylinder_code", value=value)
     return value
 
 
@@ -372,10 +409,7 @@ def kind_of(path: str | Path) -> str:
     for kind in KIND_ORDER:
         if name.startswith(kind) and (len(name) == len(kind) or not name[len(kind)].isalnum()):
             return kind
-    raise CensusError(
-        f"{path}: cannot tell the kind from the file name; name it after the kind"
-        f" ({', '.join(KIND_ORDER)}) or give --kind"
-    )
+    raise CensusError("kind_not_told", path=str(path), name=Path(path).name, kinds=", ".join(KIND_ORDER))
 
 
 # -- what the registry already holds ---------------------------------------------------------------
@@ -434,71 +468,73 @@ class Registry:
 DERIVED = "_derived"
 """Set in a row whose next_inspection the check computed."""
 
-RowCheck = Callable[[dict[str, Any], Registry], Iterator[tuple[str, str]]]
-"""Yields (column, reason) for each problem; may complete the row (derived and canonical values)."""
+Problem = tuple[str, Invalid]
+"""The census column at fault and why."""
+RowCheck = Callable[[dict[str, Any], Registry], Iterator[Problem]]
+"""Yields each problem; may complete the row (derived and canonical values)."""
 
 
-def _check_worker(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str, str]]:
+def _check_worker(row: dict[str, Any], registry: Registry) -> Iterator[Problem]:
     if row["role"] == "filling_operator":
         try:
             station = station_code(row["unit"])
         except Invalid:
-            yield "unit", f"a filling operator's unit is the station code, not {row['unit']!r}"
+            yield "unit", Invalid("operator_unit_not_station", value=row["unit"])
             return
         if station not in registry.stations:
-            yield "unit", f"station {station} is not registered"
+            yield "unit", Invalid("station_not_registered", station=station)
         row["unit"] = str(station)
 
 
-def _check_coordinates(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str, str]]:
+def _check_coordinates(row: dict[str, Any], registry: Registry) -> Iterator[Problem]:
     if (row.get("latitude") is None) != (row.get("longitude") is None):
-        yield ("longitude" if row.get("longitude") is None else "latitude"), "latitude and longitude go together"
+        yield ("longitude" if row.get("longitude") is None else "latitude"), Invalid("coordinates_apart")
 
 
-def _check_elevator(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str, str]]:
+def _check_elevator(row: dict[str, Any], registry: Registry) -> Iterator[Problem]:
     low, high = row.get("lowest_floor"), row.get("highest_floor")
     if low is not None and high is not None and low > high:
-        yield "highest_floor", f"{high} is below lowest_floor {low}"
+        yield "highest_floor", Invalid("floors_reversed", high=high, low=low)
     yield from _check_coordinates(row, registry)
 
 
-def _check_cylinder(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str, str]]:
+def _check_cylinder(row: dict[str, Any], registry: Registry) -> Iterator[Problem]:
     kind, medium = row["kind"], row["medium"]
     if kind in CYLINDER_MEDIUM and medium != CYLINDER_MEDIUM[kind]:
-        yield "medium", f"a {kind} cylinder holds {CYLINDER_MEDIUM[kind]}, not {medium}"
+        yield "medium", Invalid("medium_mismatch", kind=kind, expected=CYLINDER_MEDIUM[kind], medium=medium)
     station, plate = row.get("owner_station"), row.get("vehicle_plate")
     if station is None and kind == "household_lpg":
-        yield "owner_station", "required for a household_lpg cylinder"
+        yield "owner_station", Invalid("owner_station_required")
     elif station is not None and station not in registry.stations:
-        yield "owner_station", f"station {station} is not registered"
+        yield "owner_station", Invalid("station_not_registered", station=station)
     if kind.startswith("vehicle_"):
         if plate is None:
-            yield "vehicle_plate", f"required for a {kind} cylinder"
+            yield "vehicle_plate", Invalid("vehicle_plate_required", kind=kind)
         elif plate not in registry.vehicles:
-            yield "vehicle_plate", f"vehicle {plate} is not registered"
+            yield "vehicle_plate", Invalid("vehicle_not_registered", plate=plate)
     elif plate is not None:
-        yield "vehicle_plate", f"only vehicle cylinders belong to a vehicle (kind is {kind})"
+        yield "vehicle_plate", Invalid("plate_on_other_cylinder", kind=kind)
     last = row.get("last_inspection")
     if last is not None and last < row["manufacture_date"]:
-        yield "last_inspection", f"{last} is before manufacture_date {row['manufacture_date']}"
+        yield "last_inspection", Invalid("inspected_before_made", last=last, made=row["manufacture_date"])
     if "status" in row:
         on_record = registry.withdrawn.get(row["cylinder_code"])
         if on_record == "scrapped" and row["status"] not in (None, "scrapped"):
-            yield "status", "scrapped on record: a scrapped cylinder's code is void and cannot return to service"
+            yield "status", Invalid("scrapped_is_final")
         elif row["status"] is None:
             # A routine re-import must never silently lift a blacklisting (a stolen cylinder) or a scrapping.
             row["status"] = on_record or "in_service"
     tag = row.get("tag_uid")
     holder = registry.tags.get(tag) if tag else None
     if holder is not None and holder != row["cylinder_code"]:
-        yield "tag_uid", f"tag {tag} already belongs to cylinder {holder}"
+        yield "tag_uid", Invalid("tag_taken", tag=tag, holder=holder)
     if row.get("next_inspection") is None:
         since = date.fromisoformat(last or row["manufacture_date"])
         row["next_inspection"] = add_years(since, INSPECTION_INTERVAL_YEARS[kind]).isoformat()
         row[DERIVED] = True
 
 
-def _check_terminal(row: dict[str, Any], registry: Registry) -> Iterator[tuple[str, str]]:
+def _check_terminal(row: dict[str, Any], registry: Registry) -> Iterator[Problem]:
     """The protocol says what its ids look like and what its terminals are installed on."""
     from wuhai_iot.plugins.manager import protocols  # (the manager imports this module)
 
@@ -508,33 +544,34 @@ def _check_terminal(row: dict[str, Any], registry: Registry) -> Iterator[tuple[s
     try:
         row["terminal_id"] = terminal_id = protocol.canonical_terminal_id(row["terminal_id"])
     except ValueError as exc:
-        yield "terminal_id", str(exc)
+        yield "terminal_id", Invalid("terminal_id_format", value=row["terminal_id"], protocol=protocol.name,
+                                     detail=str(exc))
         return
     binding = protocol.binds_to
     plate = row.get("plate")
     if plate is not None and binding is not Binding.VEHICLE:
-        yield "plate", f"{protocol.name} terminals are installed on a {binding.value}, not a vehicle"
+        yield "plate", Invalid("plate_on_fixed_terminal", protocol=protocol.name, binding=binding.value)
     if binding is Binding.STATION_SCALE:
         station, scale = protocol.station_scale(terminal_id)
         if station not in registry.stations:
-            yield "terminal_id", f"station {station} is not registered"
+            yield "terminal_id", Invalid("station_not_registered", station=station)
         row.update(station_code=station, scale=scale)
         if lift is not None:
-            yield "device_code", f"a {protocol.name} terminal belongs to a station, not a lift"
+            yield "device_code", Invalid("station_terminal_on_lift", protocol=protocol.name)
     elif binding is Binding.LIFT:
         if lift is None:
-            yield "device_code", f"required for an {protocol.name} terminal (the lift it is installed on)"
+            yield "device_code", Invalid("lift_required", protocol=protocol.name)
         elif lift not in registry.elevators:
-            yield "device_code", f"lift {lift} is not registered"
+            yield "device_code", Invalid("lift_not_registered", lift=lift)
     elif binding is Binding.VEHICLE:
         if plate is None:
-            yield "plate", f"required for a {protocol.name} terminal (the vehicle it rides in)"
+            yield "plate", Invalid("vehicle_required", protocol=protocol.name)
         elif plate not in registry.vehicles:
-            yield "plate", f"vehicle {plate} is not registered"
+            yield "plate", Invalid("vehicle_not_registered", plate=plate)
         if lift is not None:
-            yield "device_code", f"a {protocol.name} terminal belongs to a vehicle, not a lift"
+            yield "device_code", Invalid("vehicle_terminal_on_lift", protocol=protocol.name)
     else:
-        yield "protocol", f"{protocol.name} terminals are installed on a {binding.value}, which the census cannot bind yet"
+        yield "protocol", Invalid("binding_not_supported", protocol=protocol.name, binding=binding.value)
 
 
 ROW_CHECKS: dict[str, RowCheck] = {
@@ -558,64 +595,68 @@ def decode(data: bytes) -> str:
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError as exc:
-        raise Invalid(f"neither UTF-8 nor GB18030 (bad byte at offset {exc.start})") from None
+        raise Invalid("bad_encoding", offset=exc.start) from None
 
 
-def _read(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The file's column names (folded to lower case) and its non-blank rows as (line, cells)."""
+Record = tuple[int, list[str] | Invalid]
+"""A non-blank record of a file: its first line and its cells, or why it is not CSV."""
+
+
+def _read(path: Path) -> tuple[list[str], list[Record]]:
+    """The file's column names (folded to lower case) and its records after the header. A record that is
+    not valid CSV is returned as such; the reader goes on with the next line."""
     try:
         content = decode(path.read_bytes())
     except OSError as exc:
-        raise Invalid(f"cannot be read: {exc.strerror}") from None
+        raise Invalid("unreadable", detail=exc.strerror) from None
     reader = csv.reader(io.StringIO(content, newline=""))
-    records = []
-    try:
-        while True:
-            line = reader.line_num + 1
-            try:
-                cells = next(reader)
-            except StopIteration:
-                break
-            cells = [cell.strip() for cell in cells]
-            if any(cells):  # spreadsheets leave blank lines at the end
-                records.append((line, cells))
-    except csv.Error as exc:
-        raise Invalid(f"line {reader.line_num}: not valid CSV: {exc}") from None
-    if not records or records[0][0] != 1:
-        raise Invalid("the first line must name the columns")
+    records: list[Record] = []
+    while True:
+        line = reader.line_num + 1
+        try:
+            cells = [cell.strip() for cell in next(reader)]
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            records.append((line, Invalid("bad_csv_row", detail=str(exc))))
+            continue
+        if any(cells):  # spreadsheets leave blank lines at the end
+            records.append((line, cells))
+    if not records or records[0][0] != 1 or isinstance(records[0][1], Invalid):
+        raise Invalid("no_header")
     return [name.casefold() for name in records[0][1]], records[1:]
 
 
 async def import_file(conn: aiosqlite.Connection, path: Path, kind_name: str) -> FileReport:
-    """Import one file of one kind in one transaction."""
+    """Import one file of one kind in one transaction; a bad row is reported and the others imported."""
     kind = KINDS[kind_name]
     report = FileReport(file=str(path), kind=kind_name)
     try:
-        header, rows = _read(path)
+        header, records = _read(path)
         present = _columns_present(kind, header)
     except Invalid as exc:
-        report.error = str(exc)
+        report.failure = exc
         return report
     registry = await Registry.load(conn, kind)
     check = ROW_CHECKS.get(kind_name)
     seen: dict[Any, int] = {}
     accepted: list[dict[str, Any]] = []
 
-    def reject(line: int, column: str, cells: list[str], reason: str) -> None:
-        index = header.index(column) if column in header else len(cells)
-        value = cells[index] if index < len(cells) else ""
-        report.rejected.append(Rejection(str(path), line, column, value, reason))
-
-    for line, cells in rows:
+    for line, cells in records:
+        if isinstance(cells, Invalid):
+            report.rejected.append(Rejection(str(path), line, "", "", cells))
+            continue
         row, problems = _parse_cells(present, cells)
         if not problems and check:
             problems = list(check(row, registry))
         if not problems:
             key = tuple(row[k] for k in kind.key) if len(kind.key) > 1 else row[kind.key[0]]
             if key in seen:
-                problems = [(kind.key[-1], f"{row[kind.key[-1]]} is named again (first on line {seen[key]})")]
-        for column, reason in problems:
-            reject(line, column, cells, reason)
+                problems = [(kind.key[-1], Invalid("key_repeated", value=row[kind.key[-1]], first=seen[key]))]
+        for column, refusal in problems:
+            index = header.index(column) if column in header else len(cells)
+            value = cells[index] if index < len(cells) else ""
+            report.rejected.append(Rejection(str(path), line, column, value, refusal))
         if problems:
             continue
         seen[key] = line
@@ -635,30 +676,30 @@ async def import_file(conn: aiosqlite.Connection, path: Path, kind_name: str) ->
 
 def _columns_present(kind: Kind, header: list[str]) -> list[tuple[int, Column]]:
     """The kind's columns found in the header, with their positions; Invalid when the file is unusable."""
-    repeated = sorted({name for name in header if name and header.count(name) > 1})
     missing = [c.name for c in kind.columns if c.required and c.name not in header]
-    problems = [f"required column(s) missing: {', '.join(missing)}"] if missing else []
-    problems += [f"column(s) named twice: {', '.join(repeated)}"] if repeated else []
-    if problems:
-        raise Invalid("; ".join(problems))
+    if missing:
+        raise Invalid("columns_missing", columns=", ".join(missing))
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
+    if repeated:
+        raise Invalid("columns_repeated", columns=", ".join(repeated))
     return [(header.index(c.name), c) for c in kind.columns if c.name in header]
 
 
-def _parse_cells(present: list[tuple[int, Column]], cells: list[str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The row's stored values by table column, and (column, reason) for each bad cell."""
+def _parse_cells(present: list[tuple[int, Column]], cells: list[str]) -> tuple[dict[str, Any], list[Problem]]:
+    """The row's stored values by table column, and each bad cell's problem."""
     row: dict[str, Any] = {}
-    problems = []
+    problems: list[Problem] = []
     for index, column in present:
         value = cells[index] if index < len(cells) else ""
         if not value:
             if column.required:
-                problems.append((column.name, "a value is required"))
+                problems.append((column.name, Invalid("required")))
             row[column.db] = column.default
             continue
         try:
             row[column.db] = column.parse(value)
         except Invalid as exc:
-            problems.append((column.name, str(exc)))
+            problems.append((column.name, exc))
     return row, problems
 
 
@@ -684,7 +725,7 @@ def _kind_of_file(path: Path) -> str:
         return kind_of(path)
     except CensusError:
         if not path.exists():
-            raise CensusError(f"{path}: no such file") from None
+            raise CensusError("no_such_file", path=str(path), name=path.name) from None
         raise
 
 
@@ -697,7 +738,7 @@ async def import_files(
     (before importing anything) when a kind is unknown or cannot be told.
     """
     if kind is not None and kind not in KINDS:
-        raise CensusError(f"unknown kind {kind!r}; one of {', '.join(KIND_ORDER)}")
+        raise CensusError("unknown_kind", kind=kind, kinds=", ".join(KIND_ORDER))
     files = [(Path(p), kind or _kind_of_file(Path(p))) for p in paths]
     files.sort(key=lambda item: KIND_ORDER.index(item[1]))
     return [await import_file(conn, path, file_kind) for path, file_kind in files]

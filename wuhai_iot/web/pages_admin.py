@@ -127,23 +127,25 @@ async def census_upload(request: web.Request) -> web.Response:
     platform = platform_of(request)
     with tempfile.TemporaryDirectory(prefix="census-") as folder:
         paths = []
-        for upload in uploads:
-            path = Path(folder) / Path(upload.filename).name
+        for number, upload in enumerate(uploads):  # a folder each: two files may bear the same name
+            path = Path(folder) / str(number) / Path(upload.filename).name
+            path.parent.mkdir()
             path.write_bytes(upload.file.read())
             paths.append(path)
         conn = await db.connect(platform.config.database.path, migrate=False)
         try:
             reports = await census.import_files(conn, paths, kind)
         except census.CensusError as exc:
-            context["error"] = str(exc).replace(folder + "/", "")
+            context["error"] = f"{exc.problem}。{exc.advice}"
             return await page(request, "census.html", context, status=400)
         finally:
             await conn.close()
     for report in reports:
         report.file = Path(report.file).name
         await audit.record(platform.writer, user.name, "census.import", "census", report.file,
-                           details={"kind": report.kind, "added": report.added, "updated": report.updated,
-                                    "rejected_rows": report.rejected_rows, "error": report.error})  # fmt: skip
+                           details={"census_kind": report.kind, "added": report.added, "updated": report.updated,
+                                    "rejected_rows": report.rejected_rows,
+                                    "error": report.failure and report.failure.problem})  # fmt: skip
     context["reports"] = reports
     return await page(request, "census.html", context)
 

@@ -159,6 +159,7 @@ DETAIL_WORDS: dict[str, tuple[str, Any]] = {
     "peer": ("来源地址", str),
     "note": ("处置说明", str),
     "kind": ("告警类型", label_of),
+    "census_kind": ("数据类型", lambda v: CENSUS_KIND_LABELS.get(v, v)),
     "terminal": ("终端", str),
     "code": ("指令", lambda v: COMMAND_LABELS.get(v, v)),
     "argument": ("参数", str),
