@@ -220,6 +220,8 @@ class TerminalIdFormat:
     """Matched against the whole id (``re.fullmatch``)."""
     description: str
     """Completes "'abc' is not ...", e.g. ``16 digits``."""
+    chinese: str = ""
+    """The same for the census upload page, read by district staff (``16 位数字``); the description when empty."""
 
     def check(self, terminal_id: str) -> str:
         """The id itself when it has this format; ValueError naming the format otherwise."""

@@ -177,7 +177,9 @@ class GasfillProtocol(Protocol):
     title = "GF-3 filling-scale controller v3.2"
     default_port = 5710
     terminal_id_format = TerminalIdFormat(
-        TERMINAL_ID.pattern, f"<station_code>-<scale> (a GF-3 scale: station 1–{0xFFFF_FFFF}, scale 1–{MAX_SCALE})"
+        TERMINAL_ID.pattern,
+        f"<station_code>-<scale> (a GF-3 scale: station 1–{0xFFFF_FFFF}, scale 1–{MAX_SCALE})",
+        f"“站编号-秤号”，秤号 1～{MAX_SCALE}（如 150301-2）",
     )
     binds_to = Binding.STATION_SCALE
 

@@ -450,7 +450,9 @@ class Jt808Protocol(Protocol):
     name = "jt808"
     title = "JT/T 808-2013/2019 vehicle terminal, Wuhai vehicle-cylinder profile"
     default_port = 5808
-    terminal_id_format = TerminalIdFormat(r"\d{12}|\d{20}", "a JT/T 808 phone number (12 or 20 digits)")
+    terminal_id_format = TerminalIdFormat(
+        r"\d{12}|\d{20}", "a JT/T 808 phone number (12 or 20 digits)", "终端手机号（12 位或 20 位数字）"
+    )
     binds_to = Binding.VEHICLE
     commands = frozenset({ev.CommandCode.REPORT_STATUS})
 

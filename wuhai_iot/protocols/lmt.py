@@ -293,7 +293,7 @@ class LmtProtocol(Protocol):
     name = "lmt"
     title = "LMT-4 v4"
     default_port = 5702
-    terminal_id_format = TerminalIdFormat(TERMINAL_RE.pattern, "15 digits (an LMT terminal id)")
+    terminal_id_format = TerminalIdFormat(TERMINAL_RE.pattern, "15 digits (an LMT terminal id)", "15 位数字")
     binds_to = Binding.LIFT
     text_frames = True
     commands = frozenset({ev.CommandCode.REPORT_STATUS, ev.CommandCode.SET_INTERVAL, ev.CommandCode.RESTART})

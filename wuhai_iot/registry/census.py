@@ -544,8 +544,9 @@ def _check_terminal(row: dict[str, Any], registry: Registry) -> Iterator[Problem
     try:
         row["terminal_id"] = terminal_id = protocol.canonical_terminal_id(row["terminal_id"])
     except ValueError as exc:
+        id_format = protocol.terminal_id_format
         yield "terminal_id", Invalid("terminal_id_format", value=row["terminal_id"], protocol=protocol.name,
-                                     detail=str(exc))
+                                     detail=str(exc), format=id_format.chinese or id_format.description)
         return
     binding = protocol.binds_to
     plate = row.get("plate")

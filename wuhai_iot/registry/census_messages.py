@@ -136,7 +136,7 @@ MESSAGES: dict[str, Message] = {
     "terminal_id_format": Message(
         "{detail}",
         "终端编号「{value}」不符合 {protocol} 协议的格式",
-        "请按终端铭牌或安装单填写，格式：{detail}。",
+        "请按终端铭牌或安装单填写：{format}。",
     ),
     "plate_on_fixed_terminal": Message(
         "{protocol} terminals are installed on a {binding}, not a vehicle",
@@ -198,12 +198,12 @@ MESSAGES: dict[str, Message] = {
     "columns_missing": Message(
         "required column(s) missing: {columns}",
         "缺少必填列：{columns}",
-        "请按普查模板补上这些列（第 1 行的列名须与模板一致），整个文件未导入。",
+        "请按普查模板补上这些列（第 1 行的列名须与模板一致）后重新上传。",
     ),
     "columns_repeated": Message(
         "column(s) named twice: {columns}",
         "列名重复：{columns}",
-        "每个列名只能出现一次：请删除重复的列，整个文件未导入。",
+        "每个列名只能出现一次：请删除重复的列后重新上传。",
     ),
     # -- the upload as a whole -----------------------------------------------------------------------
     "kind_not_told": Message(

@@ -136,7 +136,7 @@ async def census_upload(request: web.Request) -> web.Response:
         try:
             reports = await census.import_files(conn, paths, kind)
         except census.CensusError as exc:
-            context["error"] = f"{exc.problem}。{exc.advice}"
+            context["error"] = f"{exc.problem}。{exc.advice}本次上传的文件均未导入。"
             return await page(request, "census.html", context, status=400)
         finally:
             await conn.close()
