@@ -82,7 +82,7 @@ def test_builtin_kinds_have_labels_severities_and_domains() -> None:
     kinds = alarm_kinds()
     assert kinds["trapped"] == AlarmKind("trapped", "critical", "困人", "elevators")
     assert kinds["overfill"] == AlarmKind("overfill", "major", "超装", "filling")
-    assert {kind.domain for kind in kinds.values()} == {"elevators", "filling", "vehicles"}
+    assert {kind.domain for kind in kinds.values()} == {"elevators", "filling", "vehicles", "platform"}
     assert label_of("offline") == "终端离线" and label_of("gone_kind") == "gone_kind" and label_of(None) == "—"
 
 

@@ -55,3 +55,29 @@ async def test_stored_dedup_keys_lead_with_the_time_and_a_resend_after_the_upgra
         assert conn.execute(MESSAGE_INSERT, resend).rowcount == 0
     assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 4
     conn.close()
+
+
+async def test_an_alarm_may_be_about_the_platform_itself_and_the_alarm_triggers_stay(tmp_path: Path) -> None:
+    """0032 relaxes the alarms' subject CHECK in place: an alarm about a part of the platform (``system``) is
+    stored, one about nothing is still refused, and the running figures' triggers on alarms (0021) remain."""
+    path = tmp_path / "upgraded.sqlite3"
+    earlier = await db.connect(path, migrate=False)
+    await db.apply_migrations(earlier, through=31)
+    await earlier.close()
+    upgraded = await db.connect(path)
+    await upgraded.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    columns = "kind, severity, sources, active_sources, condition, since, raised_at, updated_at, created_at, detail"
+    values = "'disk_space', 'major', 'rule', 'rule', 'active', 0, 0, 0, 0, '{}'"
+    conn.execute(f"INSERT INTO alarms ({columns}, system) VALUES ({values}, 'disk')")
+    assert conn.execute("SELECT counted_district FROM alarms WHERE system = 'disk'").fetchone() == (None,)
+    assert conn.execute("SELECT count(*) FROM figures WHERE figure LIKE 'open:%'").fetchone() == (0,), "not counted"
+    try:
+        conn.execute(f"INSERT INTO alarms ({columns}) VALUES ({values})")
+        raise AssertionError("an alarm about nothing was stored")
+    except sqlite3.IntegrityError as exc:
+        assert "CHECK" in str(exc)
+    triggers = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'alarms'")}
+    assert {"alarms_lift_insert", "alarms_lift_update", "alarms_lift_delete"} <= triggers
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()

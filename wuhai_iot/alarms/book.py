@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 ALARM_UPSERT = (
     "INSERT INTO alarms (id, kind, severity, device_code, cylinder_code, station_code, vendor_code, sources,"
     " active_sources, condition, since, raised_at, updated_at, cleared_at, cleared_by, repeats, episodes,"
-    " flapping, merged_into, detail, created_at, plate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " flapping, merged_into, detail, created_at, plate, system) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT (id) DO UPDATE SET vendor_code=excluded.vendor_code, sources=excluded.sources,"
     " active_sources=excluded.active_sources, condition=excluded.condition, since=excluded.since,"
     " raised_at=excluded.raised_at, updated_at=excluded.updated_at, cleared_at=excluded.cleared_at,"
@@ -73,7 +73,7 @@ def _upsert(alarm: Alarm) -> Statement:
          alarm.condition, alarm.since.timestamp(), alarm.raised_at.timestamp(), alarm.updated_at.timestamp(),
          unix(alarm.cleared_at), alarm.cleared_by, alarm.repeats, alarm.episodes, int(alarm.flapping),
          alarm.merged_into, json.dumps(alarm.detail, ensure_ascii=False, sort_keys=True),
-         alarm.created_at.timestamp(), alarm.plate),
+         alarm.created_at.timestamp(), alarm.plate, alarm.system),
     )  # fmt: skip
 
 
@@ -218,6 +218,7 @@ class AlarmBook:
             cylinder_code=subject.cylinder_code,
             station_code=subject.station_code,
             plate=subject.plate,
+            system=subject.system,
             vendor_code=vendor_code,
             sources={source},
             active_sources={source},
@@ -243,11 +244,14 @@ class AlarmBook:
         vendor_code: str | None = None,
         detail: dict[str, Any] | None = None,
         undone: bool = False,
+        resolve_note: str | None = None,
     ) -> list[Statement]:
         """The condition reported by ``source`` has ended; the alarm clears once no source keeps it active.
 
         ``undone``: the alarm should never have been raised (a wait on the platform clock that a late record
-        proved wrong); it is also resolved, by the platform, so that nobody is left to handle it."""
+        proved wrong); it is also resolved, by the platform, so that nobody is left to handle it.
+        ``resolve_note``: the condition's end leaves nobody anything to do (the platform's disk has space
+        again); it is resolved by the platform with this note."""
         alarm = self.active(subject, kind, vendor_code)
         if alarm is None:
             return []
@@ -260,10 +264,11 @@ class AlarmBook:
         alarm.cleared_at = max(at, alarm.raised_at)
         alarm.cleared_by = source
         statements = self._changed_to(alarm, "cleared", upsert=True)
-        if undone and alarm.open:
+        if (undone or resolve_note) and alarm.open:
             now = datetime.now(UTC)
             alarm.status, alarm.resolved_by, alarm.resolved_at = "resolved", RESOLVED_BY_PLATFORM, now
-            statements.append((RESOLVE, (RESOLVED_BY_PLATFORM, now.timestamp(), None, alarm.id)))
+            alarm.resolve_note = resolve_note
+            statements.append((RESOLVE, (RESOLVED_BY_PLATFORM, now.timestamp(), resolve_note, alarm.id)))
             statements += self._changed_to(alarm, "resolved", upsert=False)
         return statements
 

@@ -25,8 +25,9 @@ class AlarmKind:
     label: str
     """What the pages show (``困人``)."""
     domain: str
-    """Who raises it: ``elevators``, ``filling``, or a plugin's name. (Not an alarm's ``sources``, which say
-    whether the device or a rule reported it.)"""
+    """Who raises it: ``elevators``, ``filling``, ``vehicles``, ``platform`` (the platform's own alarms, such as
+    its disk's: alarms/system.py; only those who run it see them), or a plugin's name. (Not an alarm's
+    ``sources``, which say whether the device or a rule reported it.)"""
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:

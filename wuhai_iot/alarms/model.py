@@ -29,15 +29,19 @@ class AlarmAlreadyResolved(AlarmError):
 
 @dataclass(frozen=True, slots=True)
 class Subject:
-    """What an alarm is about: a lift, or a cylinder (at a station), or a station."""
+    """What an alarm is about: a lift, or a cylinder (at a station), or a station, or a vehicle, or a part of
+    the platform itself."""
 
     device_code: str | None = None
     cylinder_code: str | None = None
     station_code: int | None = None
     plate: str | None = None
     """A vehicle (its alarms: domain.md, Vehicles)."""
+    system: str | None = None
+    """A part of the platform (``disk``: alarms/system.py); such an alarm has no district."""
     key: str = field(init=False, repr=False, compare=False)
-    """``lift:…``, ``cylinder:…`` or ``station:…``; computed once (a lift's is looked up per sample)."""
+    """``lift:…``, ``vehicle:…``, ``cylinder:…``, ``station:…`` or ``system:…``; computed once (a lift's is
+    looked up per sample)."""
 
     def __post_init__(self) -> None:
         if self.device_code:
@@ -48,8 +52,10 @@ class Subject:
             key = f"cylinder:{self.cylinder_code}"
         elif self.station_code is not None:
             key = f"station:{self.station_code}"
+        elif self.system:
+            key = f"system:{self.system}"
         else:
-            raise ValueError("an alarm subject needs a device, cylinder or station code")
+            raise ValueError("an alarm subject needs a device, cylinder or station code, a plate or a system")
         object.__setattr__(self, "key", key)
 
 
@@ -90,10 +96,12 @@ class Alarm:
     """Filled by queries (the lift's or the station's district)."""
     plate: str | None = None
     """The vehicle of a vehicle alarm."""
+    system: str | None = None
+    """The part of the platform an alarm of the platform's own is about (``disk``)."""
 
     @property
     def subject(self) -> Subject:
-        return Subject(self.device_code, self.cylinder_code, self.station_code, self.plate)
+        return Subject(self.device_code, self.cylinder_code, self.station_code, self.plate, self.system)
 
     @property
     def open(self) -> bool:
@@ -145,6 +153,7 @@ class Alarm:
             resolve_note=data["resolve_note"],
             district_code=data.get("district_code"),
             plate=data.get("plate"),
+            system=data.get("system"),
         )
 
 

@@ -33,11 +33,15 @@ async def get_alarm(
     maintenance_company: str | None = None,
     station_code: int | None = None,
     vehicles_only: bool = False,
+    platform_alarms: bool = False,
 ) -> Alarm | None:
-    """One alarm, or None when it does not exist or is outside the filters."""
+    """One alarm, or None when it does not exist or is outside the filters (an alarm of the platform's own
+    is outside unless ``platform_alarms``)."""
     where, params = ["a.id = ?"], [alarm_id]
     if vehicles_only:
         where.append("a.plate IS NOT NULL")
+    if not platform_alarms:
+        where.append("a.system IS NULL")
     ALARM_SCOPE.narrow(where, params, district_code=district_code, maintenance_company=maintenance_company,
                        station_code=station_code)  # fmt: skip
     row = await (await conn.execute(f"{_SELECT} WHERE {' AND '.join(where)}", params)).fetchone()
@@ -59,11 +63,14 @@ def _conditions(
     maintenance_company: str | None = None,
     station_code: int | None = None,
     vehicles_only: bool = False,
+    platform_alarms: bool = False,
 ) -> tuple[list[str], list[Any]]:
     """The filters of ``list_alarms`` as SQL conditions and their parameters."""
     where, params = ["a.merged_into IS NULL"], []
     if vehicles_only:
         where.append("a.plate IS NOT NULL")
+    if not platform_alarms:
+        where.append("a.system IS NULL")
     if status == "open":
         where.append("a.status != 'resolved'")
     elif status is not None:
@@ -104,8 +111,9 @@ async def list_alarms(
     """Alarms newest first (by id; ``before_id`` is the cursor), or ``most_urgent_first`` (see
     MOST_URGENT_FIRST; no cursor). ``filters``: ``status`` ('open' means not resolved), ``kind``,
     ``severity``, ``condition``, ``device_code``, ``cylinder_code``, ``plate``, ``since`` and ``until`` (raised), and the scope
-    (``district_code``, ``maintenance_company``, ``station_code``, ``vehicles_only``). Episodes merged into a flapping alarm are
-    left out."""
+    (``district_code``, ``maintenance_company``, ``station_code``, ``vehicles_only``, ``platform_alarms``: the
+    platform's own alarms, such as its disk's, are left out unless True). Episodes merged into a flapping alarm
+    are left out."""
     if before_id is not None and most_urgent_first:
         raise ValueError("the cursor pages alarms by id only")
     where, params = _conditions(**filters)
@@ -121,6 +129,15 @@ async def list_alarms(
 async def open_alarms(conn: aiosqlite.Connection, **filters: Any) -> list[Alarm]:
     """Every alarm not yet resolved, newest first."""
     return await list_alarms(conn, status="open", limit=10_000, **filters)
+
+
+async def open_platform_alarms(conn: aiosqlite.Connection) -> dict[str, int]:
+    """The platform's own open alarms (its disk's) per severity; the running figures leave them out."""
+    rows = await conn.execute_fetchall(
+        "SELECT severity, count(*) FROM alarms WHERE system IS NOT NULL AND status != 'resolved'"
+        " AND merged_into IS NULL GROUP BY severity"
+    )
+    return {severity: n for severity, n in rows}
 
 
 _GROUPS = {"severity": "a.severity", "kind": "a.kind", "day": "date(a.raised_at + 8 * 3600, 'unixepoch')"}

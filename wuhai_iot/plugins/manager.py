@@ -46,6 +46,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "wuhai_iot.web.pages_reports",
     "wuhai_iot.registry.census",
     "wuhai_iot.alarms.book",
+    "wuhai_iot.alarms.system",
     "wuhai_iot.elevators.rules.builtin",
     "wuhai_iot.elevators.plugin",
     "wuhai_iot.alarms.webhook",

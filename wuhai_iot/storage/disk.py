@@ -2,9 +2,10 @@
 7 days and the days left at that rate, sampled every SAMPLE_INTERVAL_S while serving.
 
 Below ALARM_DAYS_LEFT days left, or below ALARM_FREE_PCT % free, the disk alarm is on: admins see it on
-every page (the dashboard too) and on the system page, ``/metrics`` has ``wuhai_disk_alarm 1``, and the
-log has a warning; it goes off, and the log says so, once space comes back. (The ``alarms`` table is for
-lifts, cylinders and stations: every row needs one of them, so the platform's own alarm is kept here.)
+every page (the dashboard too) and on the system page, ``/metrics`` has ``wuhai_disk_alarm 1``, the log has
+a warning, and the listeners hear of it (alarms/system.py raises the ``disk_space`` alarm, which goes
+through the alarm book, the alarm pages and the webhook like any other). It goes off, and the log says so,
+once space is back past RECOVERED_DAYS_LEFT and RECOVERED_FREE_PCT.
 
 The growth is that of the database file, which is what fills the disk: once retention deletes old rows,
 SQLite reuses their pages, and the file stops growing.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,10 @@ MIN_GROWTH_SPAN = timedelta(hours=1)
 KEEP_SAMPLES = timedelta(days=35)
 ALARM_DAYS_LEFT = 30
 ALARM_FREE_PCT = 5.0
+RECOVERED_DAYS_LEFT = 35
+RECOVERED_FREE_PCT = 6.0
+"""The alarm goes off only a little beyond where it goes on: a disk hovering at a threshold raises one
+alarm, not one every sample."""
 
 SAMPLE_INSERT = "INSERT OR REPLACE INTO disk_samples (at, database_bytes, free_bytes, total_bytes) VALUES (?, ?, ?, ?)"
 
@@ -89,6 +94,12 @@ class DiskForecast:
             reasons.append(f"{self.free_pct:.1f} % free")
         return reasons
 
+    @property
+    def recovered(self) -> bool:
+        """Whether an alarm that is on may go off (see RECOVERED_DAYS_LEFT)."""
+        days = self.days_left
+        return (days is None or days >= RECOVERED_DAYS_LEFT) and self.free_pct >= RECOVERED_FREE_PCT
+
 
 def forecast(now: datetime, database_bytes: int, usage: Usage, oldest: tuple[float, int] | None) -> DiskForecast:
     """The forecast from today's figures and ``oldest`` = (time, database bytes) of the oldest sample
@@ -112,6 +123,10 @@ def database_bytes(path: Path) -> int:
     return total
 
 
+Listener = Callable[[DiskForecast, bool], Awaitable[None]]
+"""Awaited after every sample with the forecast and whether the alarm is on."""
+
+
 class DiskWatch:
     """Samples the disk for one running platform and keeps the latest forecast."""
 
@@ -121,6 +136,7 @@ class DiskWatch:
         self.latest: DiskForecast | None = None
         self.alarm_since: datetime | None = None
         self.task: asyncio.Task[None] | None = None
+        self.listeners: list[Listener] = []
 
     @property
     def alarm(self) -> bool:
@@ -147,10 +163,12 @@ class DiskWatch:
             self.alarm_since = now
             log.warning("disk alarm: %s on the file system of %s (%.1f GiB free)", "; ".join(reasons), path,
                         usage.free / 2**30)  # fmt: skip
-        elif not reasons and self.alarm_since is not None:
+        elif self.alarm_since is not None and found.recovered:
             self.alarm_since = None
             log.info("disk alarm over: %.1f GiB free (%.1f %%) on the file system of %s", usage.free / 2**30,
                      found.free_pct, path)  # fmt: skip
+        for listener in self.listeners:
+            await listener(found, self.alarm)
         return found
 
     async def _sampling(self) -> None:

@@ -60,7 +60,7 @@ MAX_TRACK_DAYS = 7
 MAX_NOTE_LENGTH = 2000
 ALARM_FIELDS = (
     "id", "kind", "severity", "condition", "status", "flapping", "device_code", "cylinder_code", "station_code", "plate",
-    "vendor_code", "since", "raised_at", "updated_at", "cleared_at", "acknowledged_at", "acknowledged_by",
+    "system", "vendor_code", "since", "raised_at", "updated_at", "cleared_at", "acknowledged_at", "acknowledged_by",
     "acknowledge_note", "resolved_at", "resolved_by", "resolve_note", "detail",
 )  # fmt: skip
 
@@ -354,7 +354,7 @@ async def _handle_alarm(request: web.Request, action: str) -> web.Response:
         alarm = await handle(platform, alarm_id, user=user.name, note=note, also=lambda changed: [audit.entry(
             user.name, f"alarm.{action}", "alarm", changed.id, district_code=changed.district_code,
             details={"kind": changed.kind, "note": note},
-        )], **user.scope.filters())  # fmt: skip
+        )], **readable_alarms(request, hidden=True))  # fmt: skip
     except AlarmNotFound:
         raise json_error(404, "no such alarm") from None
     except AlarmAlreadyResolved:

@@ -191,11 +191,18 @@ class User:
             return Scope(maintenance_company=self.unit)
         return Scope()
 
+    @property
+    def sees_platform_alarms(self) -> bool:
+        """Whether the platform's own alarms (its disk: alarms/system.py) are for this user: those who run the
+        platform, who may see the system page."""
+        return self.can(Permission.VIEW_METRICS)
+
     def alarm_filters(self) -> dict[str, Any] | None:
         """The filters of the alarms this user may read (``alarms.queries``), or None when it may read none:
-        its scope, and only vehicles' alarms for a user who may read those alone."""
+        its scope (with the platform's own alarms for those who run it), and only vehicles' alarms for a user
+        who may read those alone."""
         if self.can(Permission.VIEW_ALARMS):
-            return self.scope.filters()
+            return self.scope.filters() | {"platform_alarms": self.sees_platform_alarms}
         if self.can(Permission.VIEW_VEHICLE_ALARMS):
             return self.scope.filters() | {"vehicles_only": True}
         return None

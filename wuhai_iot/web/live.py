@@ -21,7 +21,7 @@ from wuhai_iot.elevators import queries as lifts
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import Platform
 from wuhai_iot.web.auth import Permission, User, request_user, requires, web_database
-from wuhai_iot.web.pages import lift_filters, open_by_severity, rules_of
+from wuhai_iot.web.pages import alarm_scope, lift_filters, open_by_severity, rules_of
 from wuhai_iot.web.templating import render_fragment
 
 POLL_S = 0.5
@@ -54,9 +54,10 @@ async def _snapshot(request: web.Request, user: User, page_path: str, device_cod
     """Counts and HTML fragments for the elements of the open page, keyed by element id."""
     conn = web_database(request)
     filters = user.scope.filters()
-    shown = await list_alarms(conn, status="open", most_urgent_first=True, limit=30, **filters)
+    readable = alarm_scope(user, filters)
+    shown = await list_alarms(conn, status="open", most_urgent_first=True, limit=30, **readable)
     trapped = await lifts.trapped_now(conn, **filters) if user.can(Permission.VIEW_ELEVATORS) else []
-    counts = await open_by_severity(conn, filters)
+    counts = await open_by_severity(conn, readable)
     counts.update(trapped=len(trapped), open=sum(counts.values()))
     context = {
         "user": user, "csrf_token": user.csrf_token, "path": page_path, "trapped": trapped,

@@ -21,7 +21,7 @@ from wuhai_iot import events as ev
 from wuhai_iot.alarms.book import acknowledge_alarm, resolve_alarm
 from wuhai_iot.alarms.kinds import SEVERITIES
 from wuhai_iot.alarms.model import Alarm, AlarmAlreadyResolved, AlarmNotFound
-from wuhai_iot.alarms.queries import alarm_samples, count_alarms, get_alarm, list_alarms
+from wuhai_iot.alarms.queries import alarm_samples, count_alarms, get_alarm, list_alarms, open_platform_alarms
 from wuhai_iot.clock import CST, cst_day_bounds, cst_today
 from wuhai_iot.elevators import maintenance, rescue
 from wuhai_iot.filling import reasons
@@ -97,12 +97,22 @@ def most_urgent_first(found: list[Alarm]) -> list[Alarm]:
                                         -a.raised_at.timestamp()))  # fmt: skip
 
 
+def alarm_scope(user: User, filters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``filters`` (default: the user's scope) for the alarm queries of a page, with the platform's own alarms
+    (its disk's) for those who run the platform."""
+    return {**(user.scope.filters() if filters is None else filters), "platform_alarms": user.sees_platform_alarms}
+
+
 async def open_by_severity(conn: aiosqlite.Connection, filters: dict[str, Any]) -> dict[str, int]:
     """Open alarms in scope counted per severity (every severity, in SEVERITIES): the running figures of a
     district, a maintenance company or the city; a station's own few on its index."""
     if filters.get("station_code") is None:
-        return await figures.open_alarms(conn, SEVERITIES, district_code=filters.get("district_code"),
-                                         maintenance_company=filters.get("maintenance_company"))  # fmt: skip
+        counts = await figures.open_alarms(conn, SEVERITIES, district_code=filters.get("district_code"),
+                                           maintenance_company=filters.get("maintenance_company"))  # fmt: skip
+        if filters.get("platform_alarms") and not filters.get("district_code") and not filters.get("maintenance_company"):
+            for severity, n in (await open_platform_alarms(conn)).items():
+                counts[severity] += n
+        return counts
     found = await count_alarms(conn, by=["severity"], status="open", **filters)
     counted = {row["severity"]: row["n"] for row in found}
     return {severity: counted.get(severity, 0) for severity in SEVERITIES}
@@ -121,7 +131,7 @@ async def page_furniture(request: web.Request, user: User) -> dict[str, Any]:
         filters = user.scope.filters()
         if user.can(P.VIEW_ELEVATORS):
             trapped = await lifts.trapped_now(conn, **filters)
-        open_count = sum((await open_by_severity(conn, filters)).values())
+        open_count = sum((await open_by_severity(conn, alarm_scope(user, filters))).values())
     return {
         "user": user,
         "csrf_token": user.csrf_token,
@@ -223,7 +233,7 @@ async def home(request: web.Request) -> web.StreamResponse:
     filters = lift_filters(request, user)
     per_district = await lifts.count_lifts(conn, **rules_of(request), **filters)
     totals = {name: sum(counts[name] for counts in per_district.values()) for name in lifts.COUNTS}
-    open_list = await list_alarms(conn, status="open", most_urgent_first=True, limit=30, **filters)
+    open_list = await list_alarms(conn, status="open", most_urgent_first=True, limit=30, **alarm_scope(user, filters))
     context: dict[str, Any] = {
         "district": filters.get("district_code"),
         "lifts_total": totals["lifts"],
@@ -231,7 +241,7 @@ async def home(request: web.Request) -> web.StreamResponse:
         "lifts_online": totals["online"],
         "maintenance_overdue": totals["maintenance_overdue"],
         "inspection_overdue": totals["inspection_overdue"],
-        "severities": await open_by_severity(conn, filters),
+        "severities": await open_by_severity(conn, alarm_scope(user, filters)),
         "open_alarms": open_list,
         "lift_info": await lifts.lifts_by_code(conn, {a.device_code for a in open_list if a.device_code}),
         "fills": None,
@@ -387,7 +397,7 @@ async def alarm_list(request: web.Request) -> web.Response:
     kind = query.get("kind") or None
     severity = query.get("severity") or None
     start, end = _date_param(query.get("from", "")), _date_param(query.get("to", ""))
-    filters = user.scope.filters()
+    filters = alarm_scope(user)
     district = chosen_district(request, user)
     if district is not None:
         filters["district_code"] = district
@@ -418,7 +428,7 @@ async def alarm_detail(request: web.Request) -> web.Response:
         alarm_id = int(request.match_info["id"])
     except ValueError:
         raise web.HTTPNotFound() from None
-    alarm = await get_alarm(conn, alarm_id, **user.scope.filters())
+    alarm = await get_alarm(conn, alarm_id, **alarm_scope(user))
     if alarm is None:
         raise web.HTTPNotFound(text="没有这条告警，或不在您的管辖范围内。")
     lift_info = await lifts.lifts_by_code(conn, {alarm.device_code} if alarm.device_code else set())
@@ -444,7 +454,7 @@ async def _handle_alarm(request: web.Request, action: str) -> web.Response:
         await handle(platform, alarm_id, user=user.name, note=note, also=lambda changed: [audit.entry(
             user.name, f"alarm.{action}", "alarm", changed.id, district_code=changed.district_code,
             details={"note": note, "kind": changed.kind},
-        )], **user.scope.filters())  # fmt: skip
+        )], **alarm_scope(user))  # fmt: skip
     except AlarmNotFound:
         raise web.HTTPNotFound(text="没有这条告警，或不在您的管辖范围内。") from None
     except AlarmAlreadyResolved:
