@@ -19,7 +19,7 @@ from typing import Any
 
 import aiosqlite
 import pytest
-from conftest import import_census
+from conftest import CENSUS, import_census
 from lift_support import LIFT, LiftTerminal
 from vehicle_support import VehicleTerminal, record
 from web_support import PASSWORD, add_user, base_url
@@ -285,3 +285,62 @@ async def test_district_officer_in_a_real_browser(
     for name in ("dashboard", "lift", "alarm", "vehicle") if SCREENSHOTS else ():
         assert (shots / f"{name}.png").stat().st_size > 10_000 and (shots / f"{name}-phone.png").stat().st_size > 10_000
     await terminal.close()
+
+
+async def test_census_upload_in_a_real_browser_explains_each_rejected_row(
+    platform: Platform, driver: Any, tmp_path: Path
+) -> None:
+    """The supervisor's staff upload a district's file with mistakes a spreadsheet makes: the page names each
+    rejected row in Chinese (line, column, what is wrong, what to do), on a desk and on a phone (as cards)."""
+    from selenium.webdriver.common.by import By
+
+    shots = screenshot_dir(tmp_path)
+    await add_user(platform, "shiju", "admin")
+    site = base_url(platform)
+    header, good = (CENSUS / "elevators.csv").read_text(encoding="utf-8").splitlines()[:2]
+
+    def lift(code: str, **cells: str) -> str:
+        values = dict(zip(header.split(","), good.split(",")), device_code=code, **cells)
+        return ",".join(values.values())
+
+    upload = tmp_path / "elevators-海勃湾区-2026-12.csv"
+    upload.write_bytes("\r\n".join([
+        header,
+        lift("31101503022012000901"),
+        lift("31101503022012000902", next_inspection="2027/1/31"),
+        lift("3.11015E+19"),
+        lift("31101503022012000903", district="包头市"),
+        lift("31101503022012000904", maintenance_company=""),
+        lift("31101503022012000905", lowest_floor="5", highest_floor="3"),
+        lift("31101503022012000901"),
+        lift("31101503022012000906"),
+    ]).encode("gb18030"))  # fmt: skip
+
+    def upload_it() -> list[str]:
+        use_screen(driver, DESKTOP, mobile=False)
+        driver.get(site + "/census")
+        wait_for(driver, lambda d: d.find_elements(By.ID, "password"))
+        driver.find_element(By.ID, "name").send_keys("shiju")
+        driver.find_element(By.ID, "password").send_keys(PASSWORD)
+        driver.find_element(By.ID, "login").click()
+        wait_for(driver, lambda d: d.find_elements(By.NAME, "files"))
+        driver.find_element(By.NAME, "files").send_keys(str(upload))
+        driver.find_element(By.CSS_SELECTOR, "form[action='/census'] button[type=submit]").click()
+        wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "table.census-rejections"))
+        whole_page_screenshot(driver, shots / "census.png", DESKTOP, mobile=False)
+        return [row.text for row in driver.find_elements(By.CSS_SELECTOR, "table.census-rejections tbody tr")]
+
+    rows = await in_thread(upload_it)
+    assert len(rows) == 6
+    assert rows[0].startswith("第 3 行") and "「2027/1/31」不是有效日期" in rows[0] and "2027-01-31" in rows[0]
+    assert "最高层 3 低于最低层 5" in rows[4] and "在本文件中重复（第 2 行已有）" in rows[5]
+
+    def on_phone() -> tuple[bool, list[Any]]:
+        use_screen(driver, PHONE, mobile=True)
+        menu_hidden = not driver.find_element(By.ID, "sidenav").is_displayed()
+        fits = driver.execute_script(OVERFLOWING_JS)
+        whole_page_screenshot(driver, shots / "census-phone.png", PHONE, mobile=True)
+        return menu_hidden, fits
+
+    menu_hidden, (page_width, screen_width, overflowing) = await in_thread(on_phone)
+    assert menu_hidden and page_width <= screen_width == PHONE[0] and overflowing == [], overflowing

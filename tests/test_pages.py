@@ -309,7 +309,7 @@ async def test_census_upload_speaks_chinese_row_by_row(site: Platform, clients: 
                             "请按“年-月-日”四位年份填写，如 2027-01-31；若表格软件改动了它（科学计数法、日期格式），"
                             "请把该列设为“文本”格式后重新输入。")  # fmt: skip
     assert found[1][3] == "「3.11015E+19」不是 20 位数字"
-    assert found[2][3:] == ("「包头市」不是乌海市的区", "请填写区名或行政区划代码：海勃湾区 (150302), 乌达区 (150304), 海南区 (150303)。")
+    assert found[2][3:] == ("「包头市」不是乌海市的区", "请填写区名或行政区划代码：海勃湾区（150302）、乌达区（150304）、海南区（150303）。")
     assert found[3][2:4] == ("（空）", "必填项为空")
     assert found[4][3] == "该行不是有效的 CSV"
     assert found[5][3] == "「31101503022012000901」在本文件中重复（第 2 行已有）"
@@ -329,6 +329,18 @@ async def test_census_upload_speaks_chinese_row_by_row(site: Platform, clients: 
     status, html = await upload_census(client, site, ("unknown.csv", b"a,b\n1,2\n"))
     assert status == 400 and "无法从文件名「unknown.csv」判断数据类型" in html and "在“类型”中选择" in html
     assert english_reason(html) is None
+
+
+async def test_a_census_file_wrong_throughout_is_summed_up_and_the_list_bounded(site: Platform, clients: dict) -> None:
+    header, good = (CENSUS_EXAMPLES / "elevators.csv").read_text(encoding="utf-8").splitlines()[:2]
+    cells = dict(zip(header.split(","), good.split(",")), district="乌海")
+    rows = [",".join({**cells, "device_code": f"311015030220130{n:05d}"}.values()) for n in range(250)]
+    rows[7] = rows[7].replace(",traction,", ",lift,")
+    status, html = await upload_census(clients["admin1"], site, ("elevators.csv", "\n".join([header, *rows]).encode()))
+    assert status == 200 and "拒绝 250 行" in html and "共 251 处问题" in html
+    assert len(rejections(html)) == 200
+    summary = re.findall(r'<td class="mono" data-label="列">(\w+)</td><td class="num" data-label="处数">(\d+)</td>', html)
+    assert summary == [("district", "250"), ("kind", "1")]
 
 
 async def test_admin_adds_a_user(site: Platform, clients: dict, database: aiosqlite.Connection) -> None:

@@ -116,6 +116,17 @@ class FileReport:
     def rejected_rows(self) -> int:
         return len({r.line for r in self.rejected})
 
+    def problems(self) -> list[tuple[Rejection, int]]:
+        """Each column and kind of problem once, with its first rejection and how many there are, most first
+        (a whole column filled the wrong way reads as one line)."""
+        first: dict[tuple[str, str], Rejection] = {}
+        counts: dict[tuple[str, str], int] = {}
+        for rejection in self.rejected:
+            key = (rejection.column, rejection.code)
+            first.setdefault(key, rejection)
+            counts[key] = counts.get(key, 0) + 1
+        return [(first[key], n) for key, n in sorted(counts.items(), key=lambda item: -item[1])]
+
     def summary(self) -> str:
         if self.error:
             return f"{self.file} ({self.kind}): not imported: {self.error}"
@@ -220,7 +231,8 @@ def district(value: str) -> str:
         return parse_district(value)
     except UnknownDistrict:
         known = ", ".join(f"{name} ({code})" for code, name in DISTRICTS.items())
-        raise Invalid("unknown_district", value=value, known=known) from None
+        known_zh = "、".join(f"{name}（{code}）" for code, name in DISTRICTS.items())
+        raise Invalid("unknown_district", value=value, known=known, known_zh=known_zh) from None
 
 
 def card(value: str) -> int:

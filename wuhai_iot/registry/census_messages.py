@@ -55,7 +55,7 @@ MESSAGES: dict[str, Message] = {
     "unknown_district": Message(
         "unknown district {value!r}; expected one of {known}",
         "「{value}」不是乌海市的区",
-        "请填写区名或行政区划代码：{known}。",
+        "请填写区名或行政区划代码：{known_zh}。",
     ),
     "not_card": Message(
         "{value!r} is not an 8-digit card number",

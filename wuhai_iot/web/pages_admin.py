@@ -27,6 +27,8 @@ from wuhai_iot.web.auth import request_user, requires, web_database
 from wuhai_iot.web.pages import chosen_district, page, platform_of
 
 MAX_UPLOAD_FILES = 10
+REJECTIONS_LISTED = 200
+"""Rejected cells listed per file on the upload page; past that the page sums them up by column and problem."""
 
 
 @requires(P.VIEW_COVERAGE)
@@ -111,7 +113,7 @@ async def monthly_csv(request: web.Request) -> web.Response:
 
 @requires(P.IMPORT_CENSUS)
 async def census_form(request: web.Request) -> web.Response:
-    return await page(request, "census.html", {"reports": None, "error": None, "kinds": census.KIND_ORDER})
+    return await page(request, "census.html", {"reports": None, "error": None, "kinds": census.KIND_ORDER, "listed": REJECTIONS_LISTED})
 
 
 @requires(P.IMPORT_CENSUS)
@@ -120,7 +122,7 @@ async def census_upload(request: web.Request) -> web.Response:
     form = await request.post()
     uploads = [item for item in form.getall("files", []) if isinstance(item, web.FileField) and item.filename]
     kind = str(form.get("kind", "")) or None
-    context: dict[str, Any] = {"reports": None, "error": None, "kinds": census.KIND_ORDER}
+    context: dict[str, Any] = {"reports": None, "error": None, "kinds": census.KIND_ORDER, "listed": REJECTIONS_LISTED}
     if not uploads or len(uploads) > MAX_UPLOAD_FILES or (kind is not None and kind not in census.KIND_ORDER):
         context["error"] = f"请选择 1～{MAX_UPLOAD_FILES} 个 CSV 文件。"
         return await page(request, "census.html", context, status=400)
