@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import grp
+import json
 import os
 import pwd
 import re
@@ -15,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -353,3 +355,162 @@ async def test_the_image_builds_runs_logs_a_device_in_and_is_healthy(tmp_path: P
     finally:
         subprocess.run([engine, "rm", "-f", name], capture_output=True)
         subprocess.run([engine, "rmi", "-f", tag], capture_output=True)
+
+
+# --- what can be checked of the image without a container engine -----------------------------------------
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions as (INSTRUCTION, arguments), continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text(encoding="utf-8"))
+    return [(match[1].upper(), match[2].strip()) for line in text.splitlines()
+            if not line.lstrip().startswith("#") and (match := re.match(r"\s*([A-Za-z]+)\s+(.*)", line))]  # fmt: skip
+
+
+CONTAINER_CONFIG = DEPLOY / "container-config.toml"
+COMPOSE = DEPLOY / "compose.yaml"
+
+
+def test_the_image_the_compose_file_and_the_unit_agree() -> None:
+    """What a container engine would build from, read as text: the ports the image exposes are the container
+    configuration's web port and the protocols' ports, which compose publishes (the web on loopback only);
+    the volume holds the database; the health check asks the configured web port; the stop grace period, the
+    open-file limit and the non-root user are the unit's."""
+    from wuhai_iot.config import load_config
+    from wuhai_iot.plugins import protocols
+
+    steps = dockerfile()
+    settings = load_config(CONTAINER_CONFIG)
+    web_port = settings.web.port
+    exposed = {int(port) for kind, arguments in steps if kind == "EXPOSE" for port in arguments.split()}
+    assert exposed == {web_port} | {protocol.default_port for protocol in protocols().values()}
+    [volume] = [arguments for kind, arguments in steps if kind == "VOLUME"]
+    assert Path(volume) == settings.database.path.parent
+    [user] = [arguments for kind, arguments in steps if kind == "USER"]
+    assert user not in ("root", "0")
+    [health] = [arguments for kind, arguments in steps if kind == "HEALTHCHECK"]
+    assert f"http://127.0.0.1:{web_port}/healthz" in health
+    for kind, arguments in steps:
+        if kind == "COPY":
+            *sources, _ = arguments.split()
+            assert all((ROOT / source).exists() for source in sources), arguments
+
+    compose = COMPOSE.read_text(encoding="utf-8")
+    ports = re.findall(r'^\s*- "(?:([\d.]+):)?\d+:(\d+)"', compose, re.M)
+    published = {int(port): address for address, port in ports}  # container port → the host's address
+    assert set(published) == exposed and published[web_port] == "127.0.0.1"
+    assert f"wuhai-data:{volume}" in compose and "context: .." in compose and (ROOT / "Dockerfile").exists()
+    unit = UNIT.read_text(encoding="utf-8")
+    stop = re.search(r"^TimeoutStopSec=(\d+)$", unit, re.M)
+    files = re.search(r"^LimitNOFILE=(\d+)$", unit, re.M)
+    assert stop and f"stop_grace_period: {stop[1]}s" in compose
+    assert files and f"nofile: {{ soft: {files[1]}, hard: {files[1]} }}" in compose
+
+
+async def test_what_the_image_copies_installs_and_serves_without_a_container_engine(tmp_path: Path) -> None:
+    """The image's own steps without an engine: the package is built from exactly the files the Dockerfile
+    copies (a wheel, as its ``pip install .`` does) and must hold every file of the source package; run from
+    that wheel alone with the container's configuration (on loopback and free ports), it checks its
+    configuration, imports the census, passes the image's own HEALTHCHECK command, logs a device in, writes
+    JSON lines, and stops cleanly on SIGTERM within compose's grace period."""
+    steps = dockerfile()
+    install = next(i for i, (kind, arguments) in enumerate(steps) if kind == "RUN" and "pip install ." in arguments)
+    build = tmp_path / "build"
+    build.mkdir()
+    for kind, arguments in steps[:install]:
+        if kind == "COPY":
+            *sources, target = arguments.split()
+            for source in sources:
+                destination = build / target if target not in ("./", ".") else build / Path(source).name
+                if (ROOT / source).is_dir():
+                    shutil.copytree(ROOT / source, destination, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy(ROOT / source, destination)
+    wheels = tmp_path / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(build)],
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    [wheel] = wheels.glob("wuhai_iot-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        packed = {name for name in archive.namelist() if name.startswith("wuhai_iot/")}
+        archive.extractall(site)
+    source_files = {path.relative_to(ROOT).as_posix() for path in (ROOT / "wuhai_iot").rglob("*")
+                    if path.is_file() and "__pycache__" not in path.parts}  # fmt: skip
+    assert source_files - packed == set(), "the image would lack these files"
+
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    env.pop("WUHAI_IOT_CONFIG", None)
+    where = subprocess.run([sys.executable, "-c", "import wuhai_iot; print(wuhai_iot.__file__)"], env=env,
+                           cwd=tmp_path, capture_output=True, text=True, check=True)  # fmt: skip
+    assert where.stdout.strip() == str(site / "wuhai_iot" / "__init__.py"), "runs the wheel, not this checkout"
+    web_port = free_port()
+    config = tmp_path / "config.toml"
+    text = replaced(CONTAINER_CONFIG.read_text(encoding="utf-8"),
+                    ('"/var/lib/wuhai-iot/', f'"{tmp_path / "data"}/'), ("port = 8080", f"port = {web_port}"),
+                    ('host = "0.0.0.0"', 'host = "127.0.0.1"'))  # fmt: skip
+    config.write_text(re.sub(r"^(\[protocols\.\w+\]\n)", r"\1port = 0\n", text, flags=re.M), encoding="utf-8")
+    (tmp_path / "data").mkdir()
+
+    def wuhai_iot(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "wuhai_iot", *args, "--config", str(config)], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    checked = wuhai_iot("serve", "--check-config")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    imported = wuhai_iot("import", *map(str, sorted(CENSUS.glob("*.csv"))))
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    [health] = [arguments for kind, arguments in dockerfile() if kind == "HEALTHCHECK"]
+    health_command = [part.replace(":8080/", f":{web_port}/") for part in json.loads(health.split("CMD", 1)[1])]
+    assert health_command[0] == "python"
+    health_command[0] = sys.executable
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "wuhai_iot", "serve", "--config", str(config), env=env, cwd=tmp_path,
+            stdout=output, stderr=output,
+        )
+    try:
+        async with asyncio.timeout(60):
+            while True:  # the image's HEALTHCHECK, as the engine runs it
+                checker = await asyncio.create_subprocess_exec(*health_command, env=env, cwd=tmp_path,
+                                                               stderr=asyncio.subprocess.DEVNULL)  # fmt: skip
+                if await checker.wait() == 0:
+                    break
+                assert process.returncode is None, log.read_text(encoding="utf-8")
+                await asyncio.sleep(0.2)
+        listening = re.search(r"ELink-200.* listening on 127\.0\.0\.1:(\d+)", log.read_text(encoding="utf-8"))
+        assert listening, log.read_text(encoding="utf-8")
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(listening[1]))
+        writer.write(fixture_bytes("elink/login_vendor_example.hex"))
+        async with asyncio.timeout(10):
+            answer = await reader.read(64)
+        assert ACK_FIELDS.unpack_from(answer, elink.HEADER_SIZE) == (elink.LOGIN, 1, 0), "login accepted"
+        writer.close()
+        process.send_signal(signal.SIGTERM)
+        grace = int(re.search(r"stop_grace_period: (\d+)s", COMPOSE.read_text(encoding="utf-8"))[1])  # type: ignore[index]
+        async with asyncio.timeout(grace):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert entries and all({"time", "level", "message"} <= entry.keys() for entry in entries)
+    assert any("accepted" in entry["message"] for entry in entries)
+
+
+def test_the_unit_is_hardened_by_systemds_own_measure(tmp_path: Path) -> None:
+    """``systemd-analyze security`` reads the unit file offline (no running systemd needed): its exposure
+    level must stay "OK" (at most 2.0 of 10)."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed: the unit's hardening cannot be measured here")
+    copy = tmp_path / "wuhai-iot.service"
+    copy.write_text(replaced(UNIT.read_text(encoding="utf-8"), ("/opt/wuhai-iot/venv/bin/wuhai-iot", str(WUHAI_IOT))))
+    result = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(copy)], capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    if "offline" in result.stderr and result.returncode != 0:
+        pytest.skip(f"this systemd-analyze cannot measure a unit offline: {result.stderr.strip()}")
+    level = re.search(r"Overall exposure level for wuhai-iot\.service: ([\d.]+) (\w+)", result.stdout)
+    assert level, result.stdout + result.stderr
+    assert float(level[1]) <= 2.0 and level[2] == "OK", level[0]
