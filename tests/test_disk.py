@@ -81,6 +81,7 @@ async def test_the_system_page_metrics_and_the_alarm_follow_the_disk(
             assert 'id="disk-alarm"' not in await page(officer, "/"), "the platform's disk is the admin's"
             system = await page(client, "/system")
             assert "告警中" in system and "20.0 GB / 1000.0 GB（2.0%）" in system and "约 20 天" in system
+            assert 'href="/alarms?kind=disk_space&amp;status=all"' in system and "恢复到 35 天以上且 6.0% 以上时解除" in system
             async with officer.get(base_url(platform) + "/system", allow_redirects=False) as refused:
                 assert refused.status == 403
 

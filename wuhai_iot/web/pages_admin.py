@@ -225,6 +225,7 @@ async def system(request: web.Request) -> web.Response:
         "forecast": watch.latest if watch else None, "alarm_since": watch.alarm_since if watch else None,
         "database_path": platform.config.database.path, "samples": rows,
         "alarm_days": disk.ALARM_DAYS_LEFT, "alarm_pct": disk.ALARM_FREE_PCT,
+        "recovered_days": disk.RECOVERED_DAYS_LEFT, "recovered_pct": disk.RECOVERED_FREE_PCT,
     })  # fmt: skip
 
 
