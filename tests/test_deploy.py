@@ -488,8 +488,9 @@ async def test_what_the_image_copies_installs_and_serves_without_a_container_eng
         assert ACK_FIELDS.unpack_from(answer, elink.HEADER_SIZE) == (elink.LOGIN, 1, 0), "login accepted"
         writer.close()
         process.send_signal(signal.SIGTERM)
-        grace = int(re.search(r"stop_grace_period: (\d+)s", COMPOSE.read_text(encoding="utf-8"))[1])  # type: ignore[index]
-        async with asyncio.timeout(grace):
+        grace_period = re.search(r"stop_grace_period: (\d+)s", COMPOSE.read_text(encoding="utf-8"))
+        assert grace_period is not None
+        async with asyncio.timeout(int(grace_period[1])):
             assert await process.wait() == 0
     finally:
         if process.returncode is None:

@@ -77,7 +77,8 @@ async def test_an_alarm_may_be_about_the_platform_itself_and_the_alarm_triggers_
         raise AssertionError("an alarm about nothing was stored")
     except sqlite3.IntegrityError as exc:
         assert "CHECK" in str(exc)
-    triggers = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'alarms'")}
+    triggers = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                                                 " AND tbl_name = 'alarms'")}  # fmt: skip
     assert {"alarms_lift_insert", "alarms_lift_update", "alarms_lift_delete"} <= triggers
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()

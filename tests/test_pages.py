@@ -269,7 +269,9 @@ def english_reason(html: str) -> str | None:
     return found and found.group()
 
 
-async def test_census_upload_speaks_chinese_row_by_row(site: Platform, clients: dict, database: aiosqlite.Connection) -> None:
+async def test_census_upload_speaks_chinese_row_by_row(
+    site: Platform, clients: dict, database: aiosqlite.Connection
+) -> None:
     """District staff upload the census templates: the examples go in; each broken row is named by its line and
     column with what is wrong and what to do in Chinese, and every other row of the file is imported."""
     client = clients["admin1"]
@@ -296,7 +298,9 @@ async def test_census_upload_speaks_chinese_row_by_row(site: Platform, clients: 
         lift("31101503022012000906"),                                  # 9: good, after all that
     ]).encode("gb18030")  # (as a Chinese spreadsheet saves it)
     stations = b"station_code,name,district,licence_no,media\n150999,\xe6\x96\xb0\xe7\xab\x99,150302,TS,LPG\n"
-    status, html = await upload_census(client, site, ("elevators-海勃湾区-2026-12.csv", broken), ("stations-new.csv", stations))
+    status, html = await upload_census(
+        client, site, ("elevators-海勃湾区-2026-12.csv", broken), ("stations-new.csv", stations)
+    )
 
     assert status == 200
     assert "新增 2 条，更新 0 条，拒绝 6 行" in html and "其余各行已导入" in html

@@ -109,7 +109,8 @@ async def open_by_severity(conn: aiosqlite.Connection, filters: dict[str, Any]) 
     if filters.get("station_code") is None:
         counts = await figures.open_alarms(conn, SEVERITIES, district_code=filters.get("district_code"),
                                            maintenance_company=filters.get("maintenance_company"))  # fmt: skip
-        if filters.get("platform_alarms") and not filters.get("district_code") and not filters.get("maintenance_company"):
+        whole_city = not filters.get("district_code") and not filters.get("maintenance_company")
+        if filters.get("platform_alarms") and whole_city:
             for severity, n in (await open_platform_alarms(conn)).items():
                 counts[severity] += n
         return counts

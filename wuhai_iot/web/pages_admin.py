@@ -113,7 +113,9 @@ async def monthly_csv(request: web.Request) -> web.Response:
 
 @requires(P.IMPORT_CENSUS)
 async def census_form(request: web.Request) -> web.Response:
-    return await page(request, "census.html", {"reports": None, "error": None, "kinds": census.KIND_ORDER, "listed": REJECTIONS_LISTED})
+    return await page(request, "census.html", {
+        "reports": None, "error": None, "kinds": census.KIND_ORDER, "listed": REJECTIONS_LISTED,
+    })  # fmt: skip
 
 
 @requires(P.IMPORT_CENSUS)

@@ -89,7 +89,9 @@ class AcmeProtocol(Protocol):
     name = "acme"
     title = "ACME AL-1 v1"
     default_port = 5799
-    terminal_id_format = TerminalIdFormat(TERMINAL_RE.pattern, "AC and 8 digits (an ACME AL-1 terminal id)", "AC 加 8 位数字")
+    terminal_id_format = TerminalIdFormat(
+        TERMINAL_RE.pattern, "AC and 8 digits (an ACME AL-1 terminal id)", "AC 加 8 位数字"
+    )
     binds_to = Binding.LIFT
     text_frames = True
     # commands: none (the AL-1 takes no commands from the platform; the lift page shows no buttons)
