@@ -11,10 +11,13 @@ name the user or the terminal instead.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import logging.handlers
 import sys
+import time
+from collections.abc import Hashable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,3 +105,63 @@ def configure(settings: LogConfig, level: str | None = None) -> logging.Handler:
     for name in QUIET_BELOW_INFO:
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     return handler
+
+
+# --- errors that repeat ----------------------------------------------------------------------------
+# When the disk fills, every write and every message that waits for one fails the same way, thousands of
+# times a second; logged each time, that buried the log under tens of thousands of identical ERROR lines
+# (and filled the disk further). A ``RepeatedLog`` logs the first occurrence of each kind of error, counts
+# the identical ones that follow within a window, and logs the count when the window has passed (at the
+# next occurrence) or when the cause is gone (``resolved``).
+
+REPEAT_WINDOW_S = 60.0
+MAX_REPEATING_KINDS = 256
+"""Kinds of error tracked at once (the oldest is summarised and forgotten beyond it)."""
+
+
+class RepeatedLog:
+    """One logger's repeating errors, each kind identified by a key the caller chooses."""
+
+    def __init__(self, logger: logging.Logger, window_s: float = REPEAT_WINDOW_S) -> None:
+        self.logger = logger
+        self.window_s = window_s
+        self._seen: collections.OrderedDict[Hashable, list[float | int]] = collections.OrderedDict()
+        """key → [when it was last logged (monotonic), occurrences not logged since]"""
+
+    def log(self, level: int, key: Hashable, message: str, *args: object, exc_info: bool = False) -> bool:
+        """Log ``message`` unless the same ``key`` was logged within the window; return whether it was."""
+        now = time.monotonic()
+        entry = self._seen.get(key)
+        if entry is not None and now - entry[0] < self.window_s:
+            entry[1] += 1
+            return False
+        if entry is not None:
+            self._summarise(level, key, entry, now)
+        else:
+            self._seen[key] = entry = [now, 0]
+            if len(self._seen) > MAX_REPEATING_KINDS:
+                old_key, old_entry = self._seen.popitem(last=False)
+                self._summarise(level, old_key, old_entry, now)
+        entry[0], entry[1] = now, 0
+        self.logger.log(level, message, *args, exc_info=exc_info)
+        return True
+
+    def error(self, key: Hashable, message: str, *args: object, exc_info: bool = False) -> bool:
+        return self.log(logging.ERROR, key, message, *args, exc_info=exc_info)
+
+    def resolved(self, key: Hashable) -> int:
+        """The cause of ``key`` is gone: log how often it repeated unlogged and forget it; return that count."""
+        entry = self._seen.pop(key, None)
+        if entry is None:
+            return 0
+        self._summarise(logging.ERROR, key, entry, time.monotonic())
+        return int(entry[1])
+
+    def _summarise(self, level: int, key: Hashable, entry: list[float | int], now: float) -> None:
+        if entry[1]:
+            self.logger.log(level, "%s: %d more times in the last %.0f s (not logged one by one)",
+                            _describe(key), entry[1], now - entry[0])  # fmt: skip
+
+
+def _describe(key: Hashable) -> str:
+    return " ".join(str(part) for part in key) if isinstance(key, tuple) else str(key)

@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import signal
 import ssl
+import time
 from datetime import UTC, datetime
 
 import aiosqlite
@@ -49,6 +50,45 @@ objects, ≈ 20 ms of the event loop); by the clock, cyclic garbage (web request
 within a minute, at any load."""
 
 
+LOOP_PROBE_INTERVAL_S = 0.05
+
+
+class LoopLagProbe:
+    """How late the event loop runs a callback scheduled every LOOP_PROBE_INTERVAL_S, since start.
+
+    ``worst_s`` is the longest lag on the wall clock: what a fill decision waiting behind it saw,
+    including time the loop's thread was not given a core (on a shared machine, other processes).
+    ``worst_held_s`` bounds each lag by the CPU time the loop's thread used meanwhile: the longest the
+    platform's own work held the loop (what it can help)."""
+
+    def __init__(self) -> None:
+        self.worst_s = 0.0
+        self.worst_held_s = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
+        self._cpu = 0.0
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._due = loop.time() + LOOP_PROBE_INTERVAL_S
+        self._cpu = time.thread_time()
+        self._handle = loop.call_at(self._due, self._tick)
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        now, cpu = loop.time(), time.thread_time()
+        lag = now - self._due
+        self.worst_s = max(self.worst_s, lag)
+        self.worst_held_s = max(self.worst_held_s, min(lag, cpu - self._cpu))
+        self._due, self._cpu = now + LOOP_PROBE_INTERVAL_S, cpu
+        self._handle = loop.call_at(self._due, self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class StartError(Exception):
     """The platform cannot start: a port is taken, the database is from a newer release, ..."""
 
@@ -77,6 +117,7 @@ class Platform:
         """The captures asked for with ``wuhai-iot capture start`` (pipeline/capturing.py)."""
         self._capture_watch: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
+        self.loop_lag = LoopLagProbe()
 
     async def open_database(self) -> aiosqlite.Connection:
         """A new connection to the platform's database (the pipeline and the pages each have one; the
@@ -143,6 +184,7 @@ class Platform:
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         self._collector = asyncio.create_task(self._collect_middle_generation(), name="gc-middle-generation")
+        self.loop_lag.start()
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         """HTTPS from ``[web] certificate`` and ``key``; session cookies are then marked Secure."""
@@ -160,6 +202,7 @@ class Platform:
 
     async def stop(self) -> None:
         """Stop accepting, close connections, commit what is pending, close the database."""
+        self.loop_lag.stop()
         if self._collector is not None:
             self._collector.cancel()
             self._collector = None
@@ -239,7 +282,8 @@ async def forwarded_by_local_proxy(request: web.Request, handler: Handler) -> we
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Database reachable and every listener accepting."""
+    """200 when the database answers, the writer commits and keeps up, and every listener accepts;
+    503 otherwise, with the reason of each failing check."""
     platform = request.app[PLATFORM_KEY]
     checks: dict[str, str] = {}
     try:
@@ -247,11 +291,18 @@ async def healthz(request: web.Request) -> web.Response:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         checks["database"] = f"error: {exc}"
+    checks["writer"] = platform.writer.health() or "ok"
     for name, listener in platform.listeners.items():
         serving = listener.server is not None and listener.server.is_serving()
         checks[f"listener:{name}"] = "ok" if serving else "down"
-    healthy = all(value == "ok" for value in checks.values())
-    return web.json_response(
-        {"status": "ok" if healthy else "error", "checks": checks, "write_backlog": platform.writer.backlog},
-        status=200 if healthy else 503,
-    )
+    problems = [f"{name}: {value}" for name, value in checks.items() if value != "ok"]
+    body: dict[str, object] = {
+        "status": "ok" if not problems else "error",
+        "checks": checks,
+        "write_backlog": platform.writer.backlog,
+        "loop_lag_worst_ms": round(platform.loop_lag.worst_s * 1000, 1),
+        "loop_held_worst_ms": round(platform.loop_lag.worst_held_s * 1000, 1),
+    }
+    if problems:
+        body["reason"] = "; ".join(problems)
+    return web.json_response(body, status=503 if problems else 200)

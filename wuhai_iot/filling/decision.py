@@ -14,7 +14,9 @@ tables it touches are small and hot (300,000 cylinders ≈ 60 MB).
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import itertools
 import logging
 import sqlite3
 from collections.abc import Mapping
@@ -30,9 +32,12 @@ from wuhai_iot.config import RulesConfig
 from wuhai_iot.events import Terminal
 from wuhai_iot.filling.checks import raise_finding, request_findings
 from wuhai_iot.filling.cylinders import HOUSEHOLD, VEHICLE_KINDS, CylinderWeights, grams
-from wuhai_iot.storage.writer import BatchWriter, Statement, WriteUnit
+from wuhai_iot.filling.journal import DecisionJournal
+from wuhai_iot.logs import RepeatedLog
+from wuhai_iot.storage.writer import BatchWriter, Statement, WriterClosed, WriteUnit
 
 log = logging.getLogger(__name__)
+repeated = RepeatedLog(log)
 
 PERMIT, TAG_UNKNOWN, INSPECTION_OVERDUE, SCRAPPED = 0, 1, 2, 3
 NOT_OWNER, WRONG_MEDIUM, BLACKLISTED, STATION_NOT_LICENSED = 4, 5, 6, 7
@@ -79,6 +84,11 @@ DECISION_INSERT = (
 )
 
 
+RECORD_RETRY_S = 1.0
+"""How long after a failed commit a decision's record is submitted again."""
+MAX_RETRYING = 20_000
+"""Records kept in memory for a retry; beyond, they are left to the journal (about 150 fills a minute
+city-wide: hours of a full disk)."""
 READ_TIMEOUT_S = 0.5
 """A WAL reader waits only in rare cases (recovery); better to deny with 99 than to stall the loop."""
 
@@ -240,8 +250,10 @@ class FillDecider:
         recent: RecentDecisions,
         last_decision_id: int,
         alarms: AlarmBook,
+        journal: DecisionJournal,
     ) -> None:
         self.conn = conn
+        self.journal = journal
         self.writer = writer
         self.rules = rules
         self.recent = recent
@@ -249,6 +261,9 @@ class FillDecider:
         self.counts: collections.Counter[int] = collections.Counter()
         """Decisions by reason since start (0 = permitted), for /metrics."""
         self._last_id = last_decision_id
+        self._retrying: dict[int, tuple[asyncio.TimerHandle, list[Statement], bool]] = {}
+        """Records whose commit failed, waiting to be submitted again (bounded by MAX_RETRYING)."""
+        self._retry_keys = itertools.count()
 
     def decide(self, terminal: Terminal, request: ev.FillRequest) -> ev.FillDecision:
         now = datetime.now(UTC)
@@ -261,7 +276,11 @@ class FillDecider:
             ).fetchone()
             decision = evaluate(facts, request, station, now, self.rules)
             cylinder = weights(facts) if facts["cylinder_code"] else None
-            self._record(terminal, request, decision, cylinder, now)
+            if decision.permit and self.writer.failure is not None:
+                repeated.error(("permit withheld", "writer"), "fill permits are denied (99): the database cannot"
+                               " commit their records (%s)", self.writer.failure)  # fmt: skip
+                decision = undecided(request)
+            decision = self._record(terminal, request, decision, cylinder, now)
         except Exception:
             log.exception("fill decision for %s seq %d failed: denying (99)", terminal.terminal_id, request.seq)
             decision = undecided(request)
@@ -279,39 +298,83 @@ class FillDecider:
         decision: ev.FillDecision,
         cylinder: CylinderWeights | None,
         now: datetime,
-    ) -> None:
-        """Record the decision without waiting for its commit.
+    ) -> ev.FillDecision:
+        """Record the decision: in the journal at once, in the database without waiting for its commit.
+        Return the decision to answer: a permit whose record could not be journalled becomes a deny (99).
 
         Awaiting the commit would put every decision behind the batch writer's queue (status
         ingestion from thousands of lifts: tens of milliseconds a batch), far from the millisecond
-        target. Not waiting is safe for the FILL_RESULT that closes this request: it goes through the
-        same writer queue after this record (the controller sends it only after our answer), and it finds
-        the decision in ``RecentDecisions`` even before the record commits. What is lost if the process
-        dies within that instant is one decision record; its FILL_RESULT then counts as "never asked"
-        and raises a fill-without-permit alarm — a false alarm, never a silent unpermitted fill.
+        target; the journal (``filling/journal.py``) keeps the record if the process dies before it.
+        The FILL_RESULT that closes this request goes through the same writer queue after this record
+        (the controller sends it only after our answer), and it finds the decision in
+        ``RecentDecisions`` even before the record commits. A record whose commit fails is submitted
+        again until it commits.
         """
         station, scale = terminal.station_code or 0, terminal.scale or 0
         self._last_id += 1
         decision_id = self._last_id
-        statements: list[Statement] = [
-            (
-                DECISION_INSERT,
-                (decision_id, now.timestamp(), station, scale, request.seq, request.tag,
-                 decision.cylinder_code or None, request.operator_card, request.medium, request.gross_before_g,
-                 int(decision.permit), decision.reason, decision.net_limit_g, decision.message),
-            )
-        ]  # fmt: skip
+        journalled = False
+        while True:
+            row = (decision_id, now.timestamp(), station, scale, request.seq, request.tag,
+                   decision.cylinder_code or None, request.operator_card, request.medium, request.gross_before_g,
+                   int(decision.permit), decision.reason, decision.net_limit_g, decision.message)  # fmt: skip
+            try:
+                self.journal.append(row)
+                journalled = True
+                break
+            except OSError as exc:
+                repeated.error(("journal", str(exc)), "a fill decision could not be journalled (%s): permits are"
+                               " denied (99) until it can", exc)  # fmt: skip
+                if not decision.permit:
+                    break
+                decision = undecided(request)
+        statements: list[Statement] = [(DECISION_INSERT, row)]
         if cylinder is not None:
             # Weight tampering is checked whatever the decision, and commits with its record.
             for finding in request_findings(request, cylinder, self.rules):
                 finding.detail.update(scale=scale, request_seq=request.seq, tag=request.tag, decision_id=decision_id)
                 statements += raise_finding(self.alarms, finding, station, cylinder.cylinder_code, now)
-        future = self.writer.submit(WriteUnit(statements=statements))
-        future.add_done_callback(_log_failed_record)
+        self._store(statements, journalled)
         self.recent.remember(
             station, scale, request.seq,
             RecordedDecision(decision_id, request.tag, decision.permit, request.operator_card, cylinder),
         )  # fmt: skip
+        return decision
+
+    def _store(self, statements: list[Statement], journalled: bool) -> None:
+        """Submit a decision's record; when its commit fails, submit it again RECORD_RETRY_S later."""
+
+        def stored(future: asyncio.Future[bool]) -> None:
+            if future.cancelled() or future.exception() is None:
+                if journalled:
+                    self.journal.committed()
+                return
+            repeated.error(("record", str(future.exception())), "a fill decision record was not stored yet"
+                           " (%s); retrying every %.0f s", future.exception(), RECORD_RETRY_S)  # fmt: skip
+            if len(self._retrying) >= MAX_RETRYING:
+                repeated.error(("record", "dropped"), "more than %d fill decision records wait for a retry: the"
+                               " newest are left to the journal (checked in at the next start)", MAX_RETRYING)
+                return
+            key = next(self._retry_keys)
+            handle = asyncio.get_running_loop().call_later(RECORD_RETRY_S, self._retry, key)
+            self._retrying[key] = (handle, statements, journalled)
+
+        try:
+            self.writer.submit(WriteUnit(statements=statements)).add_done_callback(stored)
+        except WriterClosed:  # stopping: the journal keeps the record
+            repeated.log(logging.WARNING, ("record", "writer closed"),
+                         "a fill decision record is left to the journal: the writer is closed")  # fmt: skip
+
+    def _retry(self, key: int) -> None:
+        _handle, statements, journalled = self._retrying.pop(key)
+        self._store(statements, journalled)
+
+    def flush(self) -> None:
+        """Submit the records waiting for a retry now (before the platform stops its writer)."""
+        for key in list(self._retrying):
+            handle, statements, journalled = self._retrying.pop(key)
+            handle.cancel()
+            self._store(statements, journalled)
 
     def tag_info(self, terminal: Terminal, query: ev.TagQuery) -> ev.TagInfo:
         facts = self.conn.execute(TAG_QUERY, (query.tag,)).fetchone()
@@ -327,6 +390,3 @@ class FillDecider:
         )
 
 
-def _log_failed_record(future: Any) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("a fill decision record was not stored: %s", future.exception())

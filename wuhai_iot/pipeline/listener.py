@@ -21,13 +21,14 @@ from typing import Any, cast
 from wuhai_iot import events as ev
 from wuhai_iot.captures import CaptureFile
 from wuhai_iot.events import Terminal
-from wuhai_iot.logs import fields
+from wuhai_iot.logs import RepeatedLog, fields
 from wuhai_iot.pipeline.ingest import Ingest
 from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol
 from wuhai_iot.storage.writer import WriteUnit, WriterClosed
 from wuhai_iot.tasks import supervised
 
 log = logging.getLogger(__name__)
+repeated = RepeatedLog(log)
 
 IDLE_TIMEOUT_S = 600.0
 """A connection with no byte for this long is closed (terminals send heartbeats every 30-60 s)."""
@@ -354,7 +355,9 @@ class TerminalConnection(asyncio.Protocol):
             if self._continuation is None and self._waiting_for is None and not self._closing:
                 self._continuation = asyncio.get_running_loop().call_soon(self._handle_queued)
         if isinstance(outcome, BaseException):
-            log.error("storing %s %s seq %s failed: %s", message.protocol, message.terminal_id, message.seq, outcome)
+            repeated.error(("storing failed", type(outcome).__name__, str(outcome)),
+                           "storing %s %s seq %s failed, not acknowledged: %s", message.protocol,
+                           message.terminal_id, message.seq, outcome)  # fmt: skip
             return
         self._ack(message, ev.AckResult.ACCEPTED, datetime.now(UTC))
 

@@ -34,6 +34,7 @@ import itertools
 import logging
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,9 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from wuhai_iot.logs import RepeatedLog
 from wuhai_iot.storage import db
 
 log = logging.getLogger(__name__)
+repeated = RepeatedLog(log)
 
 Statement = tuple[str, Sequence[Any]]
 _T = TypeVar("_T")
@@ -57,6 +60,12 @@ LOOP_SLICE_S = 0.001
 (fill decisions wait behind whatever runs in the loop)."""
 ACK_CALLBACK_S = 0.00002
 """About what one committed unit's callback (encoding and writing its ACK) costs."""
+STALLED_AFTER_S = 10.0
+"""Units waiting and no commit for this long: the writer is unhealthy (``health``)."""
+MAX_HEALTHY_BACKLOG = 200_000
+"""More units waiting than this: the writer is falling behind (``health``)."""
+FAILING_PAUSE_S = 0.2
+"""While commits fail (a full disk), wait this long between attempts instead of spinning."""
 
 
 class WriterClosed(Exception):
@@ -94,6 +103,13 @@ class BatchWriter:
         self._closing = False
         self.batches = 0
         self.units = 0
+        self.failure: str | None = None
+        """Why the last attempt to commit failed; None once a commit succeeds again."""
+        self.failing_since: float | None = None
+        """When commits began to fail (Unix time)."""
+        self._failure_keys: set[tuple[str, ...]] = set()
+        self._progress_at = time.monotonic()
+        """When a transaction last committed, or the writer last found nothing to do."""
 
     async def start(self) -> None:
         """Open the connection (on the writer's thread) and start writing."""
@@ -127,6 +143,41 @@ class BatchWriter:
     @property
     def backlog(self) -> int:
         return len(self._pending)
+
+    def health(self) -> str | None:
+        """Why the writer is not healthy (commits fail, stall or fall behind), or None when it is."""
+        if self.failure is not None:
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.failing_since or 0))
+            return f"cannot commit since {since}: {self.failure}"
+        waiting = len(self._pending)
+        stalled_s = time.monotonic() - self._progress_at
+        if waiting and stalled_s > STALLED_AFTER_S:
+            return f"no commit for {stalled_s:.0f} s with {waiting} units waiting"
+        if waiting > MAX_HEALTHY_BACKLOG:
+            return f"{waiting} units waiting (more than {MAX_HEALTHY_BACKLOG})"
+        return None
+
+    def _failed(self, what: str, count: int, exc: BaseException) -> None:
+        """A step failed: remember why (``health``); log it once per kind of error, then count."""
+        if self.failure is None:
+            self.failing_since = time.time()
+        self.failure = f"{type(exc).__name__}: {exc}"
+        key = ("writer", what, self.failure)
+        self._failure_keys.add(key)
+        repeated.error(key, "%s a batch of %d units failed (%s); retrying them one by one", what, count,
+                       self.failure, exc_info=not isinstance(exc, sqlite3.OperationalError))  # fmt: skip
+
+    def _committed(self, wrote: bool) -> None:
+        """A transaction committed; ``wrote``: it changed something (one that changed nothing commits
+        even on a full disk: it proves nothing)."""
+        self._progress_at = time.monotonic()
+        if self.failure is not None and wrote:
+            log.warning("the writer commits again (commits failed since %s: %s)",
+                        time.strftime("%H:%M:%S", time.gmtime(self.failing_since or 0)), self.failure)  # fmt: skip
+            self.failure = self.failing_since = None
+            for key in self._failure_keys:
+                repeated.resolved(key)
+            self._failure_keys.clear()
 
     async def close(self) -> None:
         """Commit everything already submitted, then stop and close the connection."""
@@ -163,12 +214,16 @@ class BatchWriter:
                         return
                     await self._wakeup.wait()
                     self._wakeup.clear()
+                    if self.failure is None:
+                        self._progress_at = time.monotonic()
                     continue
+                if self.failure is not None:
+                    await asyncio.sleep(FAILING_PAUSE_S)
                 batch = self._take()
                 try:
                     new = await self._call(_begin, conn, batch)
-                except Exception:
-                    log.exception("beginning a batch of %d units failed; retrying them one by one", len(batch))
+                except Exception as exc:
+                    self._failed("beginning", len(batch), exc)
                     await self._one_by_one(conn, batch)
                     batch = []
                     continue
@@ -187,18 +242,19 @@ class BatchWriter:
             await self._release(*done)  # the batch before: its callbacks run while this one commits
             done = ([], [])
             try:
-                began = await step
-            except Exception:
-                log.exception("committing a batch of %d units failed; retrying them one by one", len(batch))
+                wrote, began = await step
+            except Exception as exc:
+                self._failed("committing", len(batch), exc)
                 self._pending[:0] = following
                 await self._one_by_one(conn, batch)
                 batch = []
                 continue
             self.batches += 1
             self.units += len(batch)
+            self._committed(wrote)
             done = (batch, new)
             if isinstance(began, Exception):
-                log.error("beginning a batch of %d units failed (%s); retrying them one by one", len(following), began)
+                self._failed("beginning", len(following), began)
                 await self._release(*done)
                 done = ([], [])
                 await self._one_by_one(conn, following)
@@ -218,10 +274,13 @@ class BatchWriter:
                 except BaseException:
                     await self._call(_rollback, conn)
                     raise
-                await self._call(_commit_and_begin, conn, groups, [])
+                wrote, _ = await self._call(_commit_and_begin, conn, groups, [])
             except Exception as exc:  # noqa: BLE001 - the caller decides what a failed write means
+                if isinstance(exc, sqlite3.OperationalError):  # the database, not this unit: it fails for all
+                    self._failed("committing", 1, exc)
                 _settle(unit, exc)
             else:
+                self._committed(wrote)
                 _settle(unit, is_new)
 
     async def _release(self, units: list[WriteUnit], new: list[bool]) -> None:
@@ -270,10 +329,15 @@ def _settle(unit: WriteUnit, outcome: bool | BaseException) -> None:
 
 # --- on the writer's thread ---------------------------------------------------------------------------
 
+_thread = threading.local()
+"""The writer thread's own state: ``changes_at_begin``, the connection's change count when the open
+transaction began."""
+
 
 def _begin(conn: sqlite3.Connection, units: list[WriteUnit]) -> list[bool]:
     """Begin a transaction and run the units' dedup inserts: which units are new (rolled back on failure)."""
     conn.execute("BEGIN IMMEDIATE")
+    _thread.changes_at_begin = conn.total_changes
     try:
         return _deduplicate(conn, units)
     except BaseException:
@@ -283,23 +347,25 @@ def _begin(conn: sqlite3.Connection, units: list[WriteUnit]) -> list[bool]:
 
 def _commit_and_begin(
     conn: sqlite3.Connection, groups: dict[str, list[Sequence[Any]]], following: list[WriteUnit]
-) -> list[bool] | Exception:
+) -> tuple[bool, list[bool] | Exception]:
     """Run the open transaction's statements and commit; then begin the next with ``following``.
+    Return whether the committed transaction changed anything, and the next one's ``_begin``.
 
     A failed commit raises (rolled back); a failed begin is returned, not raised: the commit held."""
     try:
         for sql, rows in groups.items():
             _execute_rows(conn, sql, rows)
+        wrote = conn.total_changes > _thread.changes_at_begin
         conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
         raise
     if not following:
-        return []
+        return wrote, []
     try:
-        return _begin(conn, following)
+        return wrote, _begin(conn, following)
     except Exception as exc:  # noqa: BLE001 - returned to the event loop, which retries one by one
-        return exc
+        return wrote, exc
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
