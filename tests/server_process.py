@@ -24,12 +24,9 @@ READY_PATTERNS = {
 def write_config(folder: Path, extra: str = "") -> Path:
     """A configuration with the database in ``folder`` and every port chosen by the OS."""
     config = folder / "wuhai-iot.toml"
-    config.write_text(
-        '[database]\npath = "platform.sqlite3"\n[web]\nport = 0\n'
-        "[protocols.elink]\nport = 0\n[protocols.lmt]\nport = 0\n[protocols.gasfill]\nport = 0\n"
-        + extra,
-        encoding="utf-8",
-    )
+    every_protocol = "".join(f"[protocols.{name}]\nport = 0\n" for name in sorted(protocols()))
+    config.write_text('[database]\npath = "platform.sqlite3"\n[web]\nport = 0\n' + every_protocol + extra,
+                      encoding="utf-8")  # fmt: skip
     return config
 
 
