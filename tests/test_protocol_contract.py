@@ -6,6 +6,7 @@ from conftest import FIXTURES
 
 from wuhai_iot.protocols.elink import ElinkProtocol
 from wuhai_iot.protocols.gasfill import GasfillProtocol
+from wuhai_iot.protocols.jt808 import Jt808Protocol
 from wuhai_iot.protocols.lmt import LmtProtocol
 from wuhai_iot.testing import ProtocolContract
 
@@ -19,4 +20,8 @@ class TestLmtContract(ProtocolContract, protocol=LmtProtocol(), fixtures=FIXTURE
 
 
 class TestGasfillContract(ProtocolContract, protocol=GasfillProtocol(), fixtures=FIXTURES / "gasfill"):
+    pass
+
+
+class TestJt808Contract(ProtocolContract, protocol=Jt808Protocol(), fixtures=FIXTURES / "jt808"):
     pass

@@ -12,7 +12,7 @@ from conftest import FIXTURES, TerminalClient, fixture_bytes
 from wuhai_iot import events as ev
 from wuhai_iot.plugins.manager import protocols
 from wuhai_iot.protocols import jt808 as j
-from wuhai_iot.protocols.base import DecodeError, Discarded
+from wuhai_iot.protocols.base import DecodeError, Discarded, Reassembled, whole_message
 from wuhai_iot.server import Platform
 
 NOW = datetime(2026, 12, 1, 2, 40, tzinfo=UTC)
@@ -219,7 +219,7 @@ def test_bad_time_is_a_bad_message() -> None:
 
 # --- the framer: escaping, resynchronisation, malformed frames ---
 
-ALL_FIXTURES = [p.name for p in sorted((FIXTURES / "jt808").glob("*.hex")) if "bad_check" not in p.name]
+ALL_FIXTURES = [p.name for p in sorted((FIXTURES / "jt808").glob("*.hex")) if "bad_check" not in p.name and "split" not in p.name]
 
 
 def test_framer_cuts_every_fixture_fed_byte_by_byte_and_at_once() -> None:
@@ -233,10 +233,13 @@ def test_framer_cuts_every_fixture_fed_byte_by_byte_and_at_once() -> None:
     assert jt808.new_framer().feed(stream) == frames
 
 
-def test_frames_sharing_one_flag_and_empty_frames() -> None:
-    a, b = fixture("06_heartbeat_escaped_spec.hex"), fixture("13_unregister.hex")
-    shared = a + b[1:]  # the closing flag of one is the opening flag of the next
-    assert jt808.new_framer().feed(b"\x7e\x7e" + shared + b"\x7e") == [a, b]
+def test_empty_frames_and_a_frame_without_its_opening_flag() -> None:
+    a, b, c = fixture("06_heartbeat_escaped_spec.hex"), fixture("13_unregister.hex"), fixture("05_location_spec.hex")
+    # Two flags in a row: the first is skipped (counted). A good frame's closing flag is its own: a frame that
+    # lacks its opening flag is lost alone, the next one is not. Every byte is accounted for once.
+    out = jt808.new_framer().feed(b"\x7e" + a + b[1:] + c)
+    assert out == [Discarded(b"\x7e", "empty frame"), a, Discarded(b[1:-1], "no frame start"),
+                   Discarded(b"\x7e", "empty frame"), c]  # fmt: skip
 
 
 @pytest.mark.parametrize("special", [0x7E, 0x7D])
@@ -254,7 +257,7 @@ def test_escaping_in_every_position(special: int) -> None:
             assert j.xor_checksum(bytes(raw)) == special
             frame = with_check(bytes(raw))
         assert 0x7E not in frame[1:-1]
-        [item] = jt808.new_framer().feed(b"\x00" + frame)[1:]
+        [item] = jt808.new_framer().feed(b"\x00" + frame + b"\x7e")[1:]  # (a bad frame's flag: its own)
         assert raw_frame(frame)[:-1] == bytes(raw), position
         if isinstance(item, Discarded):
             # Properties, version and phone number mean something else with this byte (length, BCD)
@@ -309,8 +312,8 @@ def test_unescaped_0x7e_inside_a_body_costs_only_that_frame() -> None:
     out = jt808.new_framer().feed(careless + good)
     assert [item for item in out if not isinstance(item, Discarded)] == [good]
     dropped = [item for item in out if isinstance(item, Discarded)]
-    # Cut at the stray flag: two pieces, each dropped (the stray flag closes one and opens the other).
-    assert len(dropped) == 2 and dropped[0].data + dropped[1].data[1:] == careless
+    # Cut at the stray flag: two pieces, each dropped (the stray flag opens the second), every byte once.
+    assert len(dropped) == 2 and dropped[0].data + dropped[1].data == careless and dropped[1].data[0] == 0x7E
 
 
 def test_frame_over_1100_bytes_is_dropped_and_the_longest_valid_frame_is_kept() -> None:
@@ -324,7 +327,7 @@ def test_frame_over_1100_bytes_is_dropped_and_the_longest_valid_frame_is_kept() 
     out = framer.feed(oversize + longest)
     assert out[0] == Discarded(oversize, "frame of 1101 bytes (un-escaped), over 1100") and out[1:] == [longest]
     exactly_1100 = with_check(oversize_raw[:-1])
-    assert "disagrees" in jt808.new_framer().feed(exactly_1100)[0].reason  # 1,100 is not over: length checked
+    assert "disagrees" in jt808.new_framer().feed(exactly_1100 + b"\x7e")[0].reason  # 1,100 is not over
 
 
 def test_no_closing_flag_keeps_the_buffer_bounded() -> None:
@@ -361,12 +364,12 @@ def test_split_packets_are_reassembled_and_each_is_answered() -> None:
     for packet in packets:
         for offset in range(0, len(packet), 7):  # split across segments too
             out += framer.feed(packet[offset : offset + 7])
-    assert out[:4] == packets[:4] and out[4] == b"".join(packets)
+    assert out == packets and isinstance(out[4], Reassembled) and out[4].message == b"".join(packets)
     for number, packet in enumerate(out[:4], 1):
         message = decode(packet)
         assert (message.type, message.seq, message.dedup_key) == ("BATCH_PACKET", 99 + number, None)
         assert isinstance(message.events[0], ev.Heartbeat)  # answered at once, stored with the whole
-    whole = decode(out[4])
+    whole = decode(out[4].message)
     assert (whole.type, whole.seq, len(whole.events)) == ("BATCH", 104, 40)  # answered with the last serial
     assert whole.events[39].extra_items == ((0xE2, b"\x7e\x7d"),)
 
@@ -375,7 +378,7 @@ def test_split_packets_arriving_out_of_order() -> None:
     packets = j.encode_split(j.BATCH, PHONE, 7, long_batch(20), packet_size=400)
     framer = jt808.new_framer()
     out = framer.feed(packets[1]) + framer.feed(packets[0]) + framer.feed(packets[2])
-    assert out[:2] == [packets[1], packets[0]] and len(decode(out[2]).events) == 20
+    assert out == [packets[1], packets[0], packets[2]] and len(decode(whole_message(out[2])).events) == 20
 
 
 def test_incomplete_split_message_is_dropped_after_60_s() -> None:
@@ -386,7 +389,8 @@ def test_incomplete_split_message_is_dropped_after_60_s() -> None:
     now[0] += 61
     good = fixture("13_unregister.hex")
     out = framer.feed(packets[1] + good)
-    assert out[0] == Discarded(packets[0], "split message incomplete after 60 s")
+    # Its packet was handed on (and answered) when it came: no byte is discarded twice, the state goes.
+    assert out[0] == Discarded(b"", "split message incomplete after 60 s (packets 1 of 3)")
     assert out[1:] == [packets[1], good]  # the late packet starts a new, incomplete message
 
 

@@ -26,7 +26,7 @@ from wuhai_iot.config import Config, check_config
 from wuhai_iot.plugins import get_plugin_manager, protocols
 from wuhai_iot.plugins.manager import BUILTIN_PLUGINS
 from wuhai_iot.plugins.hookspecs import hookimpl
-from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol
+from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol, whole_message
 from wuhai_iot.storage import audit, db
 
 EXIT_INVALID_FRAME = 1
@@ -224,7 +224,7 @@ async def _replay(protocol: Protocol, host: str, port: int, frames: list[Capture
         while data := await reader.read(65536):
             for item in framer.feed(data):
                 if isinstance(item, bytes):
-                    print(f"<  {describe(protocol, item)}", flush=True)
+                    print(f"<  {describe(protocol, whole_message(item))}", flush=True)
         closed.set()
 
     answers = asyncio.create_task(print_answers())
@@ -300,6 +300,7 @@ def decode_command(args: argparse.Namespace) -> int:
             print(f"discarded {len(item.data)} bytes ({item.reason}): {item.data.hex(' ')}")
             status = EXIT_INVALID_FRAME
             continue
+        item = whole_message(item)
         for line in protocol.describe(item):
             print(line)
         try:

@@ -17,6 +17,7 @@ every frame file needs an entry, under its name without the suffix:
     seq = 1
     stored = false                   # whether it has a dedup_key (is stored); default: leave unchecked
     key = "secret"                   # a LOGIN: verify_login passes with this secret, fails with any other
+    packets = 3                      # a message sent in 3 frames (split packets), back to back in the file
     events = [{event = "Login", firmware = "V4.0.2"}]   # each event's record must contain these items
 
     [bad_checksum]
@@ -25,12 +26,12 @@ every frame file needs an entry, under its name without the suffix:
 
 Events are decoded with ``received_at = RECEIVED_AT``. What is checked, for every protocol alike: the
 frames decode to the expected events; any split of the stream of all frames gives the same frames;
-garbage, truncated and oversize input never raise out of the framer or the decoder (only DecodeError)
-and keep the framer's buffer within ``max_buffered``; a resend has the same dedup key; every answer and
-command the protocol encodes (and the bad content answer built from ``header_error``, where the protocol
-has one) is one whole frame of its own framing that names the same terminal; a
-LOGIN refuses bad auth; decoded terminal ids have the protocol's own id format; ``sniff`` claims every
-frame and ``text_frames`` holds.
+garbage, truncated and oversize input never raise out of the framer or the decoder (only DecodeError),
+keep the framer's buffer within ``max_buffered`` and account for every byte (each is handed on once: in
+a frame, a ``Discarded`` or the buffer); a resend has the same dedup key; every answer and command the
+protocol encodes (and the bad content answer built from ``header_error``, where the protocol has one) is
+one whole frame of its own framing that names the same terminal; a LOGIN refuses bad auth; decoded
+terminal ids have the protocol's own id format; ``sniff`` claims every frame and ``text_frames`` holds.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from wuhai_iot import events as ev
-from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol
+from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol, Reassembled, whole_message
 
 RECEIVED_AT = datetime(2026, 12, 1, 4, 0, 0, tzinfo=UTC)
 CONTRACT_FILE = "contract.toml"
@@ -88,6 +89,11 @@ def _frames(items: list[bytes | Discarded]) -> list[bytes]:
     return [item for item in items if isinstance(item, bytes)]
 
 
+def _messages(items: list[bytes | Discarded]) -> list[bytes]:
+    """What is decoded of each frame handed on (a ``Reassembled`` frame: the whole message)."""
+    return [whole_message(item) for item in items if isinstance(item, bytes)]
+
+
 def _feed_all(protocol: Protocol, chunks: Iterator[bytes] | list[bytes]) -> list[bytes | Discarded]:
     framer = protocol.new_framer()
     out: list[bytes | Discarded] = []
@@ -119,7 +125,14 @@ def check_fixtures_decode(protocol: Protocol, fixtures: list[Fixture]) -> None:
         where = f"{protocol.name} fixture {fixture.name}"
         frames = _frames(protocol.new_framer().feed(fixture.data))
         expect = fixture.expect
-        if fixture.valid:
+        if fixture.valid and "packets" in expect:
+            assert len(frames) == expect["packets"] and b"".join(frames) == fixture.data, (
+                f"{where}: the framer does not cut it into its {expect['packets']} packets"
+            )
+            assert isinstance(frames[-1], Reassembled) and frames[-1].message == fixture.data, (
+                f"{where}: the last packet does not complete the message"
+            )
+        elif fixture.valid:
             assert frames == [fixture.data], f"{where}: the framer does not cut it as one whole frame"
         result = _decode_quietly(protocol, fixture.data)
         if not fixture.valid:
@@ -145,14 +158,18 @@ def check_fixtures_decode(protocol: Protocol, fixtures: list[Fixture]) -> None:
 
 def check_any_split(protocol: Protocol, fixtures: list[Fixture]) -> None:
     """The valid frames back to back, cut anywhere (every 2-way split, byte by byte, random chunks), give
-    the same frames in the same order."""
-    valid = [f.data for f in fixtures if f.valid]
+    the same frames (and the same messages) in the same order."""
+    alone = [item for f in fixtures if f.valid for item in _feed_all(protocol, [f.data])]
+    valid, messages = _frames(alone), _messages(alone)
     stream = b"".join(valid)
-    assert _frames(_feed_all(protocol, [stream])) == valid, f"{protocol.name}: the frames back to back are cut wrongly"
+    whole = _feed_all(protocol, [stream])
+    cut_wrongly = f"{protocol.name}: the frames back to back are cut wrongly"
+    assert (_frames(whole), _messages(whole)) == (valid, messages), cut_wrongly
     for cut in range(1, len(stream)):
-        got = _frames(_feed_all(protocol, [stream[:cut], stream[cut:]]))
-        assert got == valid, f"{protocol.name}: split at byte {cut} gives other frames"
-    assert _frames(_feed_all(protocol, (stream[i : i + 1] for i in range(len(stream))))) == valid
+        got = _feed_all(protocol, [stream[:cut], stream[cut:]])
+        assert (_frames(got), _messages(got)) == (valid, messages), f"{protocol.name}: split at byte {cut}: other frames"
+    one_by_one = _feed_all(protocol, (stream[i : i + 1] for i in range(len(stream))))
+    assert (_frames(one_by_one), _messages(one_by_one)) == (valid, messages)
     rng = random.Random(16)
     for _ in range(50):
         chunks, pos = [], 0
@@ -160,7 +177,8 @@ def check_any_split(protocol: Protocol, fixtures: list[Fixture]) -> None:
             size = rng.randint(1, 64)
             chunks.append(stream[pos : pos + size])
             pos += size
-        assert _frames(_feed_all(protocol, chunks)) == valid, f"{protocol.name}: random chunks give other frames"
+        got = _feed_all(protocol, chunks)
+        assert (_frames(got), _messages(got)) == (valid, messages), f"{protocol.name}: random chunks give other frames"
 
 
 def _garbage_streams(fixtures: list[Fixture], rng: random.Random) -> Iterator[bytes]:
@@ -198,7 +216,7 @@ def check_garbage(protocol: Protocol, fixtures: list[Fixture]) -> None:
             assert framer.buffered() <= framer.max_buffered, f"{protocol.name}: the framer keeps {framer.buffered()} bytes"
         given = sum(len(item) if isinstance(item, bytes) else len(item.data) for item in out) + framer.buffered()
         assert given == len(stream), f"{protocol.name}: the framer lost or invented bytes ({given} of {len(stream)})"
-        for frame in _frames(out):
+        for frame in _messages(out):
             _decode_quietly(protocol, frame)
         _decode_quietly(protocol, stream[:4096])
 
@@ -211,7 +229,7 @@ def check_oversize(protocol: Protocol, fixtures: list[Fixture]) -> None:
         head = fixture.data[: max(1, len(fixture.data) // 2)]
         filler = bytes([head[-1]]) * GARBAGE_BYTES
         chunks = [head, *(filler[i : i + 4096] for i in range(0, len(filler), 4096)), b"\n", good + good]
-        frames = _frames(_feed_all(protocol, chunks))
+        frames = _messages(_feed_all(protocol, chunks))
         assert frames[-1:] == [good], f"{protocol.name}: after an oversize {fixture.name}, a valid frame is lost"
         for frame in frames:
             _decode_quietly(protocol, frame)
@@ -273,14 +291,18 @@ def check_encoders(protocol: Protocol, fixtures: list[Fixture]) -> None:
 
 
 def check_login(protocol: Protocol, fixtures: list[Fixture]) -> None:
-    """A LOGIN with a ``key`` in contract.toml passes with that secret and with none, fails with another."""
+    """A LOGIN with a ``key`` in contract.toml passes with that secret, fails with another; without one it
+    passes unless the protocol says ``login_without_key = False``."""
     logins = [f for f in fixtures if "key" in f.expect]
     assert logins, f"{protocol.name}: contract.toml gives no LOGIN fixture with its key"
     for fixture in logins:
         message = protocol.decode(fixture.data, RECEIVED_AT)
         key = fixture.expect["key"]
         assert protocol.verify_login(message, key), f"{protocol.name} {fixture.name}: refused with its own key"
-        assert protocol.verify_login(message, None), f"{protocol.name}: a terminal without a secret needs no auth"
+        assert protocol.verify_login(message, None) == protocol.login_without_key, (
+            f"{protocol.name}: a terminal without a secret "
+            + ("needs no auth" if protocol.login_without_key else "is refused (login_without_key is False)")
+        )
         for wrong in (key + "x", key[:-1], "x" + key[1:]):
             assert not protocol.verify_login(message, wrong), f"{protocol.name} {fixture.name}: accepted key {wrong!r}"
 

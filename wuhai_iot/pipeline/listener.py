@@ -23,7 +23,7 @@ from wuhai_iot.captures import CaptureFile
 from wuhai_iot.events import Terminal
 from wuhai_iot.logs import RepeatedLog, fields
 from wuhai_iot.pipeline.ingest import Ingest
-from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol
+from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol, whole_message
 from wuhai_iot.storage.writer import WriteUnit, WriterClosed
 from wuhai_iot.tasks import supervised
 
@@ -284,6 +284,7 @@ class TerminalConnection(asyncio.Protocol):
     def _on_frame(self, frame: bytes) -> Coroutine[Any, Any, None] | None:
         """Handle one frame; return what must still be awaited before the next (a login, a request)."""
         now = datetime.now(UTC)
+        frame = whole_message(frame)  # (the packet completing a split message: the whole message)
         protocol = self.protocol
         try:
             message = protocol.decode(frame, now)

@@ -46,10 +46,34 @@ class DecodeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Discarded:
-    """Bytes the framer threw away while resynchronising, and why."""
+    """Bytes the framer threw away while resynchronising, and why. (No bytes: state it gave up that holds
+    none of the stream's bytes, such as a split message whose packets were handed on but never completed.)"""
 
     data: bytes
     reason: str
+
+
+class Reassembled(bytes):
+    """The frame that completes a message sent in several frames (JT/T 808 split packets).
+
+    As bytes it is that last frame as received, so that every byte of the stream is handed on once; the
+    earlier frames were handed on (and answered) as they came. ``message`` is every frame of the message
+    back to back, in order: what is decoded and stored."""
+
+    message: bytes
+
+    def __new__(cls, frame: bytes, message: bytes) -> Reassembled:
+        if not message.endswith(frame):
+            raise ValueError("a reassembled message ends with the frame that completes it")
+        self = super().__new__(cls, frame)
+        self.message = message
+        return self
+
+
+def whole_message(frame: bytes) -> bytes:
+    """What to decode and store for a frame the framer handed on: the frame, or the whole message it
+    completes (``Reassembled``)."""
+    return frame.message if isinstance(frame, Reassembled) else frame
 
 
 class FixedLayout:
@@ -105,7 +129,10 @@ class FixedLayout:
 
 
 class Framer(abc.ABC):
-    """Cuts a TCP byte stream into whole frames. One instance per connection."""
+    """Cuts a TCP byte stream into whole frames. One instance per connection.
+
+    Every byte that comes in is handed on once: in a frame, in a ``Discarded``, or kept for the next
+    ``feed`` (``buffered``); the contract kit checks that they add up."""
 
     max_buffered: int
     """The most bytes the framer ever keeps between two ``feed`` calls, whatever arrives (checked by
@@ -251,6 +278,9 @@ class Protocol(abc.ABC):
     """True when a frame is a line of text: ``wuhai-iot decode`` and capture files then take it as text."""
     commands: frozenset[CommandCode] = frozenset()
     """The platform commands ``encode_command`` can express (the lift page offers only these)."""
+    login_without_key: bool = True
+    """Whether a terminal without a secret (its census ``key`` empty) logs in without authentication. False:
+    it must get one first (a JT/T 808 terminal REGISTERs and is issued its code)."""
 
     def canonical_terminal_id(self, terminal_id: str) -> str:
         """The id as the terminal sends it after decoding; ValueError (with the format's words) when invalid."""
@@ -276,7 +306,7 @@ class Protocol(abc.ABC):
     @abc.abstractmethod
     def verify_login(self, message: Message, key: str | None) -> bool:
         """Check a LOGIN message's authentication against the terminal's secret (None or "": no secret,
-        always True). ``key`` is the census ``key`` cell as text; ``wuhai_iot.protocols.blocks.hmac_login_ok``
+        True unless ``login_without_key`` is False). ``key`` is the census ``key`` cell as text; ``wuhai_iot.protocols.blocks.hmac_login_ok``
         does the usual HMAC-SHA256 check."""
 
     @abc.abstractmethod

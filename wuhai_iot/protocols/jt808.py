@@ -18,7 +18,16 @@ import construct as c
 
 from wuhai_iot import events as ev
 from wuhai_iot.plugins.hookspecs import hookimpl
-from wuhai_iot.protocols.base import Binding, DecodeError, Discarded, FixedLayout, Framer, Protocol, TerminalIdFormat
+from wuhai_iot.protocols.base import (
+    Binding,
+    DecodeError,
+    Discarded,
+    FixedLayout,
+    Framer,
+    Protocol,
+    Reassembled,
+    TerminalIdFormat,
+)
 from wuhai_iot.protocols.blocks import xor_checksum
 
 FLAG, ESCAPE = 0x7E, 0x7D
@@ -221,18 +230,19 @@ def read_frame(content: bytes) -> tuple[Header, bytes]:
 
 
 class Jt808Framer(Framer):
-    """Cuts the stream at 0x7E flags, drops invalid frames and reassembles split messages (§1).
+    """Cuts the stream at 0x7E flags, drops invalid frames and reassembles split messages (§1, §7).
 
-    Every run of bytes between two flags is a frame; two flags in a row are an empty frame and skipped;
-    bytes before the first flag, and a frame with bad escaping, size, body length or check code, are
-    discarded (counted) and the next flag starts over. A packet of a split message is handed on alone
-    (it is answered at once) unless it completes its message: then all of the message's packets are
-    handed on back to back, in index order, as one item. ``clock`` (monotonic seconds) times out
-    unfinished split messages.
+    A frame runs from a flag to the next one. Bytes before a flag, and a frame with bad escaping, size, body
+    length or check code, are discarded (counted). A bad frame's closing flag is its own when another flag
+    follows it; when data follows instead, that flag was an unescaped 0x7E inside a body, or this frame's
+    start was lost: it opens the next frame, so that a good frame after a broken one is never lost. Every
+    byte is handed on once. A packet of a split message is handed on alone (it is answered at once); the
+    packet that completes its message is handed on as ``Reassembled``, carrying all of the message's packets
+    back to back in index order. ``clock`` (monotonic seconds) times out unfinished split messages.
     """
 
     max_buffered = 2 * MAX_FRAME + 1
-    """(Split packets kept for reassembly are copies of frames already handed on, bounded apart.)"""
+    """(Copies of split packets kept for reassembly are bounded apart: MAX_PENDING_SPLIT_BYTES.)"""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._buffer = bytearray()
@@ -249,34 +259,48 @@ class Jt808Framer(Framer):
             self._expire(out, self._clock())
         buf = self._buffer
         buf += data
-        if buf and buf[0] != FLAG:
-            start = buf.find(FLAG)
-            garbage = bytes(buf) if start < 0 else bytes(buf[:start])
-            out.append(Discarded(garbage, "no frame start"))
-            del buf[: len(garbage)]
         pos = 0
-        while True:
+        while pos < len(buf):
+            if buf[pos] != FLAG:
+                start = buf.find(FLAG, pos)
+                start = len(buf) if start < 0 else start
+                out.append(Discarded(bytes(buf[pos:start]), "no frame start"))
+                pos = start
+                continue
             end = buf.find(FLAG, pos + 1)
             if end < 0:
                 break
-            if end > pos + 1:
-                self._frame(bytes(buf[pos : end + 1]), out)
-            pos = end  # the closing flag may open the next frame
+            if end == pos + 1:
+                out.append(Discarded(FLAG_BYTE, "empty frame"))  # two flags in a row: the second opens
+                pos = end
+                continue
+            frame = bytes(buf[pos : end + 1])
+            reason = self._frame(frame, out)
+            if reason is None:
+                pos = end + 1
+            elif end + 1 == len(buf):
+                break  # whether its closing flag opens the next frame shows with the next byte
+            elif buf[end + 1] == FLAG:
+                out.append(Discarded(frame, reason))
+                pos = end + 1
+            else:
+                out.append(Discarded(frame[:-1], reason))
+                pos = end  # the flag opens the next frame
         del buf[:pos]
         if len(buf) > 2 * MAX_FRAME + 1:
             out.append(Discarded(bytes(buf), f"no closing flag within {MAX_FRAME} bytes"))
             buf.clear()
         return out
 
-    def _frame(self, frame: bytes, out: list[bytes | Discarded]) -> None:
+    def _frame(self, frame: bytes, out: list[bytes | Discarded]) -> str | None:
+        """Hand a frame on (or keep a split packet for its message); the reason when it is invalid."""
         try:
             header, _ = read_frame(frame[1:-1])
         except ValueError as exc:
-            out.append(Discarded(frame, str(exc)))
-            return
+            return str(exc)
         if header.packet_count <= 1:
             out.append(frame)
-            return
+            return None
         first_serial = (header.serial - header.packet_index + 1) % 65536
         key = (header.message_id, header.packet_count, first_serial)
         pending = self._pending.get(key)
@@ -287,22 +311,23 @@ class Jt808Framer(Framer):
         if len(pending.packets) == header.packet_count:
             del self._pending[key]
             self._pending_bytes -= sum(len(packet) for packet in pending.packets.values())
-            out.append(b"".join(pending.packets[index] for index in sorted(pending.packets)))
-            return
+            out.append(Reassembled(frame, b"".join(pending.packets[index] for index in sorted(pending.packets))))
+            return None
         out.append(frame)
         while self._pending_bytes > MAX_PENDING_SPLIT_BYTES:
-            oldest = next(iter(self._pending))
-            self._drop(oldest, out, "split messages over the connection's limit")
+            self._drop(next(iter(self._pending)), out, "split messages over the connection's limit")
+        return None
 
     def _expire(self, out: list[bytes | Discarded], now: float) -> None:
         for key in [key for key, pending in self._pending.items() if now - pending.started > SPLIT_TIMEOUT_S]:
             self._drop(key, out, f"split message incomplete after {SPLIT_TIMEOUT_S:.0f} s")
 
     def _drop(self, key: tuple[int, int, int], out: list[bytes | Discarded], reason: str) -> None:
+        """Forget a split message's packets (they were handed on as they came: no byte is discarded)."""
         pending = self._pending.pop(key)
-        data = b"".join(pending.packets[index] for index in sorted(pending.packets))
-        self._pending_bytes -= len(data)
-        out.append(Discarded(data, reason))
+        self._pending_bytes -= sum(len(packet) for packet in pending.packets.values())
+        kept = ", ".join(str(index) for index in sorted(pending.packets))
+        out.append(Discarded(b"", f"{reason} (packets {kept} of {key[1]})"))
 
 
 @dataclass(slots=True)
@@ -455,6 +480,7 @@ class Jt808Protocol(Protocol):
     )
     binds_to = Binding.VEHICLE
     commands = frozenset({ev.CommandCode.REPORT_STATUS})
+    login_without_key = False  # (a terminal without a code REGISTERs for one)
 
     def sniff(self, first_bytes: bytes) -> bool | None:
         """A flag, then a terminal message id (0x00xx, 0x01xx, 0x02xx or 0x07xx)."""
