@@ -331,6 +331,13 @@ def test_every_refusal_has_its_sentences_and_every_sentence_a_use() -> None:
         assert not CJK.search(message.english), code  # (the command line's words)
 
 
+def test_every_census_column_has_a_chinese_name_for_the_upload_page() -> None:
+    unnamed = [(kind.name, column.name) for kind in census.KINDS.values() for column in kind.columns
+               if not CJK.search(census_messages.column_label(kind.name, column.name))]  # fmt: skip
+    assert unnamed == []
+    assert census_messages.column_label("workers", "name") == "姓名" != census_messages.column_label("stations", "name")
+
+
 async def test_a_row_that_is_not_csv_is_refused_and_the_rest_imported(
     registry: aiosqlite.Connection, tmp_path: Path
 ) -> None:

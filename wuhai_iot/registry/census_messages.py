@@ -218,6 +218,34 @@ MESSAGES: dict[str, Message] = {
 }
 
 
+COLUMNS: dict[str, str] = {
+    "station_code": "充装站编号", "name": "名称", "district": "所在区", "address": "地址", "licence_no": "许可证编号",
+    "licence_expiry": "许可证有效期至", "media": "充装介质", "scales": "充装秤数", "status": "状态",
+    "latitude": "纬度", "longitude": "经度",
+    "card": "卡号", "role": "岗位", "unit": "单位", "certificate_no": "证书编号", "certificate_expiry": "证书有效期至",
+    "plate": "车牌号", "owner": "车主", "use": "用途", "fuel": "燃料", "certificate_issued": "发证日期",
+    "certificate_status": "证书状态",
+    "device_code": "设备代码", "registration_no": "使用登记证编号", "user_unit": "使用单位",
+    "maintenance_company": "维保单位", "kind": "类型", "lowest_floor": "最低层", "highest_floor": "最高层",
+    "rated_speed_mps": "额定速度（米/秒）", "rated_load_kg": "额定载重量（千克）", "next_inspection": "下次检验日期",
+    "pilot": "是否试点",
+    "cylinder_code": "气瓶编号", "tag_uid": "电子标签号", "medium": "充装介质", "model": "型号", "capacity_l": "容积（升）",
+    "rated_fill_kg": "额定充装量（千克）", "tare_kg": "皮重（千克）", "manufacture_date": "制造日期",
+    "design_life_years": "设计使用年限", "last_inspection": "上次检验日期", "owner_station": "产权充装站",
+    "vehicle_plate": "所装车辆车牌号",
+    "protocol": "通信协议", "terminal_id": "终端编号", "key": "接入密钥", "installed_on": "安装日期",
+    "installer": "安装单位",
+}  # fmt: skip
+"""What each census column holds, in Chinese (the page shows it beside the template's column name)."""
+COLUMNS_OF_KIND = {("workers", "name"): "姓名"}
+"""Where a column of one kind means something else."""
+
+
+def column_label(kind: str, column: str) -> str:
+    """The Chinese name of a census column of ``kind`` ("" for a column nobody named)."""
+    return COLUMNS_OF_KIND.get((kind, column)) or COLUMNS.get(column, "")
+
+
 def english(code: str, params: Mapping[str, Any]) -> str:
     return MESSAGES[code].english.format(**params)
 

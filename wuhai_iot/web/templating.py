@@ -17,6 +17,7 @@ from aiohttp import web
 from wuhai_iot.alarms.kinds import SEVERITIES, alarm_kinds, label_of
 from wuhai_iot.clock import CST
 from wuhai_iot.filling import reasons
+from wuhai_iot.registry import census_messages
 from wuhai_iot.registry.districts import DISTRICTS
 
 SEVERITY_LABELS = {"critical": "严重", "major": "重要", "minor": "一般"}
@@ -311,7 +312,8 @@ def environment() -> jinja2.Environment:
     env.globals.update(DISTRICTS=DISTRICTS, SEVERITIES=SEVERITIES, alarm_kinds=alarm_kinds,
                        ROLE_LABELS=ROLE_LABELS, VISIT_FLAGS=VISIT_FLAGS,
                        COMMAND_LABELS=COMMAND_LABELS, FILL_OUTCOMES=FILL_OUTCOMES,
-                       AUDIT_ACTION_FILTERS=AUDIT_ACTION_FILTERS)  # fmt: skip
+                       AUDIT_ACTION_FILTERS=AUDIT_ACTION_FILTERS,
+                       census_column_label=census_messages.column_label)  # fmt: skip
     return env
 
 
