@@ -121,6 +121,15 @@ async def running(path: Path) -> tuple[dict, dict]:
                 counted = await count_lifts(conn, counts=["lifts"], now=_noon(TODAY), maintenance_interval_days=INTERVAL,
                                             inspection_due_days=DUE_DAYS, **{flag: wanted})  # fmt: skip
                 assert {code: c["lifts"] for code, c in counted.items()} == listed, (flag, wanted)
+        # The overdue list (maintenance or inspection, read as the union of two index ranges) is every lift flagged.
+        rules = {"now": _noon(TODAY), "maintenance_interval_days": INTERVAL, "inspection_due_days": DUE_DAYS}
+        every = await list_lifts(conn, **rules)
+        for district in [None, "150302"]:
+            overdue = await list_lifts(conn, overdue=True, district_code=district, **rules)
+            assert [lift.device_code for lift in overdue] == [
+                lift.device_code for lift in every if (lift.maintenance_overdue or lift.inspection_overdue)
+                and district in (None, lift.district_code)]
+            assert any(lift.maintenance_overdue for lift in overdue) or district
         return lifts, registry
     finally:
         await conn.close()

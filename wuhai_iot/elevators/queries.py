@@ -52,6 +52,10 @@ _INSPECTION_DUE = "e.next_inspection <= :due_until"
 _FLAGS = (f"{_MAINTENANCE_OVERDUE} AS maintenance_overdue, {_INSPECTION_OVERDUE} AS inspection_overdue,"
           f" {_INSPECTION_DUE_SOON} AS inspection_due_soon")  # fmt: skip
 
+_OVERDUE_CODES = ("e.device_code IN (SELECT device_code FROM elevators WHERE terminals > 0"
+                  " AND maintenance_ref < :overdue_before UNION ALL SELECT device_code FROM elevators"
+                  " WHERE next_inspection < :today)")  # fmt: skip
+
 # The lifts in scope with what is known of each. What used to be counted per lift and request (terminals,
 # online terminals, open alarms, the last completed visit) is kept on the lift's row by the triggers of
 # migration 0021, so filters and orders run on indexes (see storage/figures.py).
@@ -191,6 +195,10 @@ def _filters(
     if maintenance_overdue:
         # (the partial index's condition and its range, spelled out for the planner: the flag's coalesce hides them)
         where += ["e.terminals > 0", "e.maintenance_ref < :overdue_before"]
+    if overdue:
+        # Overdue lifts are the union of two ranges on their indexes: the planner reads those (index entries of the
+        # overdue lifts alone) in device code order, instead of every lift in that order until a page is found.
+        where.append(_OVERDUE_CODES)
     for condition, wanted in (("e.online_terminals > 0", online), ("e.open_alarms > 0", with_alarm),
                               ("e.trapped_alarms > 0", trapped),
                               (f"({_MAINTENANCE_OVERDUE} OR {_INSPECTION_OVERDUE})", overdue),
