@@ -52,9 +52,16 @@ _INSPECTION_DUE = "e.next_inspection <= :due_until"
 _FLAGS = (f"{_MAINTENANCE_OVERDUE} AS maintenance_overdue, {_INSPECTION_OVERDUE} AS inspection_overdue,"
           f" {_INSPECTION_DUE_SOON} AS inspection_due_soon")  # fmt: skip
 
-_OVERDUE_CODES = ("e.device_code IN (SELECT device_code FROM elevators WHERE terminals > 0"
-                  " AND maintenance_ref < :overdue_before UNION ALL SELECT device_code FROM elevators"
-                  " WHERE next_inspection < :today)")  # fmt: skip
+_MAINTENANCE_OVERDUE_CODES = "SELECT device_code FROM elevators WHERE terminals > 0 AND maintenance_ref < :overdue_before"
+_INSPECTION_OVERDUE_CODES = "SELECT device_code FROM elevators WHERE next_inspection < :today"
+_FLAGGED_CODES = {
+    "maintenance_overdue": _MAINTENANCE_OVERDUE_CODES, "inspection_overdue": _INSPECTION_OVERDUE_CODES,
+    "overdue": f"{_MAINTENANCE_OVERDUE_CODES} UNION ALL {_INSPECTION_OVERDUE_CODES}",
+    "inspection_due": "SELECT device_code FROM elevators WHERE next_inspection <= :due_until",
+}  # fmt: skip
+"""The lifts with a flag as ranges of its indexes. A list asks for its flag as ``e.device_code IN (...)`` too:
+the planner then reads those index entries (the flagged lifts alone) in device code order, instead of every lift
+in that order until it has a page of flagged ones (every lift when none is flagged)."""
 
 # The lifts in scope with what is known of each. What used to be counted per lift and request (terminals,
 # online terminals, open alarms, the last completed visit) is kept on the lift's row by the triggers of
@@ -173,6 +180,7 @@ def _flagged(where: list[str], params: dict[str, Any], today: date, maintenance_
 def _filters(
     params: dict[str, Any],
     *,
+    in_code_order: bool = True,
     online: bool | None = None,
     with_alarm: bool | None = None,
     trapped: bool | None = None,
@@ -186,7 +194,8 @@ def _filters(
     maintenance_company: str | None = None,
 ) -> list[str]:
     """The lift filters (see ``list_lifts``) as conditions on the lifts' own columns (so that the overdue
-    lists run on their indexes)."""
+    lists run on their indexes); ``in_code_order``: for a list in device code order, or a count (see
+    ``_FLAGGED_CODES``)."""
     where: list[str] = []
     LIFT_SCOPE.narrow(where, params, district_code=district_code, maintenance_company=maintenance_company)
     if search:
@@ -195,10 +204,10 @@ def _filters(
     if maintenance_overdue:
         # (the partial index's condition and its range, spelled out for the planner: the flag's coalesce hides them)
         where += ["e.terminals > 0", "e.maintenance_ref < :overdue_before"]
-    if overdue:
-        # Overdue lifts are the union of two ranges on their indexes: the planner reads those (index entries of the
-        # overdue lifts alone) in device code order, instead of every lift in that order until a page is found.
-        where.append(_OVERDUE_CODES)
+    wanted_flags = {"maintenance_overdue": maintenance_overdue, "inspection_overdue": inspection_overdue,
+                    "overdue": overdue, "inspection_due": inspection_due}  # fmt: skip
+    if in_code_order:  # (a list in its flag's own order reads that flag's index in order: no IN list then)
+        where += [f"e.device_code IN ({_FLAGGED_CODES[flag]})" for flag, wanted in wanted_flags.items() if wanted]
     for condition, wanted in (("e.online_terminals > 0", online), ("e.open_alarms > 0", with_alarm),
                               ("e.trapped_alarms > 0", trapped),
                               (f"({_MAINTENANCE_OVERDUE} OR {_INSPECTION_OVERDUE})", overdue),
@@ -243,7 +252,7 @@ async def list_lifts(
     if after is not None and order not in PAGED_ORDERS:
         raise ValueError(f"lifts in {order} order are not paged")
     params: dict[str, Any] = {}
-    where = _filters(params, **filters)
+    where = _filters(params, in_code_order=order == "device_code", **filters)
     columns = ORDERS[order]
     if after is not None:
         keys = [after] if len(columns) == 1 else after.rsplit(CURSOR_SEPARATOR, 1)
