@@ -235,6 +235,24 @@ async def test_lift_page_records_a_rescues_dispatch_and_arrival(site: Platform, 
         assert answer.status == refused, name
 
 
+async def test_rescues_are_listed_a_page_at_a_time(site: Platform, clients: dict) -> None:
+    """/rescues shows 50 rescues newest first and pages older ones by keyset: every rescue once, none twice."""
+    now = time.time()
+    await site.writer.write([(
+        "INSERT INTO rescues (alarm_id, device_code, raised_at, arrived_at, arrival_source, arrival_min, late)"
+        " VALUES (?, ?, ?, ?, 'card', 10.0, 0)", (9000 + n, LIFT, now - 3600 - n * 60.123456789, now - n * 60))
+        for n in range(60)])  # fmt: skip
+    client, path, pages = clients["haibowan"], "/rescues", []
+    while path:
+        status, listing = await get(client, site, path)
+        assert status == 200
+        pages.append(re.findall(r'<tr class="[^"]*">\s*<td class="nowrap">([^<]+)<', listing))  # (when raised)
+        older = re.search(r'href="([^"]+)" id="rescues-older"', listing)
+        path = older.group(1).replace("&amp;", "&") if older else None
+    assert [len(rows) for rows in pages] == [50, 10]
+    assert len(set(pages[0]) | set(pages[1])) == 60
+
+
 async def upload_census(client: aiohttp.ClientSession, site: Platform, *files: tuple[str, bytes]) -> tuple[int, str]:
     """Post files to the census page as a browser does (file names in UTF-8 as they are: aiohttp's own form
     would percent-encode them)."""

@@ -476,19 +476,35 @@ async def alarm_resolve(request: web.Request) -> web.Response:
 # --- rescues, maintenance, inspections -------------------------------------------------------------------
 
 
+RESCUES_PER_PAGE = 50
+
+
 @requires(P.VIEW_ELEVATORS)
 async def rescue_list(request: web.Request) -> web.Response:
+    """Rescues of the last 90 days newest first, a page at a time (``?before=raised_at,alarm_id``: the keyset
+    cursor of the last rescue of the previous page); the chart shows the page's arrival times."""
     user = request_user(request)
     conn = web_database(request)
     since = datetime.now(UTC) - timedelta(days=90)
-    rescues = await rescue.list_rescues(conn, since=since, **lift_filters(request, user))
+    try:
+        raised_at, _, alarm_id = request.query.get("before", "").partition(",")
+        before = (float(raised_at), int(alarm_id)) if raised_at else None
+    except ValueError:
+        raise web.HTTPBadRequest(text="无效的分页参数") from None
+    found = await rescue.list_rescues(conn, since=since, before=before, limit=RESCUES_PER_PAGE + 1,
+                                      **lift_filters(request, user))  # fmt: skip
+    rescues = found[:RESCUES_PER_PAGE]
     limit = platform_of(request).config.rules.rescue_arrival_limit_min
     arrivals = [(r.raised_at.astimezone(CST).strftime("%m-%d %H:%M"), r.arrival_min)
                 for r in reversed(rescues) if r.arrival_min is not None]  # fmt: skip
     chart = charts.bar_chart(arrivals, title="到场用时（分钟）", unit="分", threshold=limit,
                              threshold_label=f"{limit:g}分钟时限")  # fmt: skip
+    last = rescues[-1] if rescues else None
     return await page(request, "rescues.html", {
         "rescues": rescues, "limit": limit, "chart": chart,
+        "older_url": str(request.rel_url.update_query(before=f"{last.raised_at.timestamp()!r},{last.alarm_id}"))
+        if last is not None and len(found) > len(rescues) else None,
+        "first_url": str(request.rel_url.without_query_params("before")) if before else None,
         "lift_info": await lifts.lifts_by_code(conn, {r.device_code for r in rescues}),
     })  # fmt: skip
 
