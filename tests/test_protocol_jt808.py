@@ -219,7 +219,8 @@ def test_bad_time_is_a_bad_message() -> None:
 
 # --- the framer: escaping, resynchronisation, malformed frames ---
 
-ALL_FIXTURES = [p.name for p in sorted((FIXTURES / "jt808").glob("*.hex")) if "bad_check" not in p.name and "split" not in p.name]
+ALL_FIXTURES = [p.name for p in sorted((FIXTURES / "jt808").glob("*.hex"))
+                if "bad_check" not in p.name and "split" not in p.name]  # (split packets: their own tests below)
 
 
 def test_framer_cuts_every_fixture_fed_byte_by_byte_and_at_once() -> None:

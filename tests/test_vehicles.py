@@ -234,6 +234,32 @@ async def test_illegal_fill_away_from_a_station(platform: Platform, database: ai
 
 
 @MODES
+async def test_a_fill_over_several_records_is_one_fill(
+    platform: Platform, database: aiosqlite.Connection, buffered: bool
+) -> None:
+    """A CNG fill takes minutes: reported every 30 s, its pressure rises over many records. One fill, one
+    alarm (when the rise reached 2 MPa); the next fill, after driving, is another. At a station, the
+    FILL_RESULT is awaited until 30 min after the fill's last rise."""
+    rising = [5.0, 6.5, 8.0, 9.5, 11.0, 12.5, 14.0, 15.5, 17.0, 18.5, 20.0]
+    terminal = await VehicleTerminal.connect(platform)
+    try:
+        records = [record(at(30 * i), pressure_mpa=p, speed_kmh=0) for i, p in enumerate(rising)]
+        records += [record(at(330), pressure_mpa=20.0), record(at(600), pressure_mpa=19.0, speed_kmh=40),
+                    record(at(900), pressure_mpa=6.0, speed_kmh=0), record(at(930), pressure_mpa=9.0)]  # fmt: skip
+        records += [record(at(2000 + 30 * i), STATION, pressure_mpa=p, speed_kmh=0) for i, p in enumerate(rising)]
+        await terminal.report(records, buffered=buffered)
+    finally:
+        await terminal.close()
+    await vehicle_monitor(platform).advance()
+    assert await alarms(database, BUS) == [
+        ("illegal_fill", at(60), at(60)), ("illegal_fill", at(930), at(930)),  # 5.0 → 8.0 MPa; 6.0 → 9.0 MPa
+        ("unrecorded_fill", at(2000 + 300 + 1800), at(2000 + 300 + 1800)),  # the last rise at 2000 + 300 s
+    ]  # fmt: skip
+    [daily] = await database.execute_fetchall("SELECT sum(fills_seen) FROM vehicle_daily WHERE plate = ?", (BUS,))
+    assert daily[0] == 3
+
+
+@MODES
 async def test_fill_at_a_station_without_its_fill_result(
     platform: Platform, database: aiosqlite.Connection, buffered: bool
 ) -> None:

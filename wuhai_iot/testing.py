@@ -167,7 +167,7 @@ def check_any_split(protocol: Protocol, fixtures: list[Fixture]) -> None:
     assert (_frames(whole), _messages(whole)) == (valid, messages), cut_wrongly
     for cut in range(1, len(stream)):
         got = _feed_all(protocol, [stream[:cut], stream[cut:]])
-        assert (_frames(got), _messages(got)) == (valid, messages), f"{protocol.name}: split at byte {cut}: other frames"
+        assert (_frames(got), _messages(got)) == (valid, messages), f"{protocol.name}: split at byte {cut} differs"
     one_by_one = _feed_all(protocol, (stream[i : i + 1] for i in range(len(stream))))
     assert (_frames(one_by_one), _messages(one_by_one)) == (valid, messages)
     rng = random.Random(16)

@@ -74,6 +74,8 @@ class VehicleState:
     collision: bool = False
     stop: list[tuple[float, float]] = field(default_factory=list)
     """(device time, pressure) of the records of the current stop, within the fill window."""
+    filling: bool = False
+    """A fill was seen in this stop and the pressure is still rising: the same fill, not another."""
     pending: list[PendingFill] = field(default_factory=list)
     tags_seen: dict[str, float] = field(default_factory=dict)
     """Cylinder code → device time its tag was last seen by the vehicle's reader."""
@@ -194,16 +196,24 @@ class VehicleRules:
             statements += self.book.clear_alarm(subject, "cylinder_overpressure", _dt(at))
         # A fill: the pressure rose by the medium's step within the window while the vehicle stood still.
         if record.speed_kmh >= rules.fill_max_speed_kmh:
-            state.stop = []
+            state.stop, state.filling = [], False
             return statements
         window = rules.fill_window_min * 60
         stop = [(t, p) for t, p in state.stop if at - t <= window]
+        if state.filling:
+            # A fill goes on for several records (30 s apart, a CNG fill takes minutes): one fill, one alarm.
+            if stop and pressure > stop[-1][1]:
+                self._fill_goes_on(state, at, pressure)
+            else:
+                state.filling = False
+            state.stop = [(at, pressure)]
+            return statements
         rise_needed = rules.fill_rise_lng_mpa if vehicle.fuel == "LNG" else rules.fill_rise_cng_mpa
         lowest = min(stop, key=lambda item: item[1]) if stop else None
         if lowest is None or pressure - lowest[1] < rise_needed:
             state.stop = [*stop, (at, pressure)]
             return statements
-        state.stop = [(at, pressure)]
+        state.stop, state.filling = [(at, pressure)], True
         day.fills_seen += 1
         rise = round(pressure - lowest[1], 2)
         detail = {"from_mpa": lowest[1], "to_mpa": pressure, "rise_mpa": rise, "since": _dt(lowest[0]).isoformat(),
@@ -214,6 +224,13 @@ class VehicleRules:
             return statements + self.book.record_alarm(subject, "illegal_fill", _dt(at), detail=detail)
         state.pending.append(PendingFill(at, lowest[0], station.station_code, rise, record.latitude, record.longitude))
         return statements
+
+    def _fill_goes_on(self, state: VehicleState, at: float, pressure: float) -> None:
+        """The fill seen at a station rises further: its FILL_RESULT is looked for around its end."""
+        if state.pending and state.pending[-1].at == state.stop[-1][0]:
+            pending = state.pending[-1]
+            pending.rise_mpa = round(pending.rise_mpa + pressure - state.stop[-1][1], 2)
+            pending.at = at
 
     def _certificate(
         self, subject: Subject, vehicle: Vehicle, state: VehicleState, record: ev.VehiclePosition, at: float
