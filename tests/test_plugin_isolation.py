@@ -10,11 +10,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, TerminalClient, import_census
+from conftest import FIXTURES, TerminalClient, import_census, platform_config
 
 from wuhai_iot import events as ev
-from wuhai_iot.config import Config, ProtocolConfig
-from wuhai_iot.plugins import get_plugin_manager, hookimpl, protocols
+from wuhai_iot.plugins import get_plugin_manager, hookimpl
 from wuhai_iot.protocols.lmt import LmtProtocol, encode_line
 from wuhai_iot.server import Platform
 from wuhai_iot.storage import db
@@ -50,10 +49,7 @@ def flaky_plugin() -> Iterator[None]:
 async def test_a_decoder_that_raises_loses_only_that_frame(
     flaky_plugin: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = Config()
-    config.database.path = tmp_path / "db.sqlite3"
-    config.web.port = 0
-    config.protocols = {name: ProtocolConfig(port=0) for name in protocols()}
+    config = platform_config(tmp_path)  # (after flaky_plugin: with its port)
     await import_census(config.database.path)
     bad_checksum = (FIXTURES / "lmt" / "bad_checksum.line").read_bytes()
     async with Platform(config) as platform:
@@ -81,10 +77,7 @@ async def test_a_decoder_that_raises_loses_only_that_frame(
 async def test_a_frame_the_decoder_fails_on_is_answered_bad_content_and_its_neighbours_go_on(
     flaky_plugin: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = Config()
-    config.database.path = tmp_path / "db.sqlite3"
-    config.web.port = 0
-    config.protocols = {name: ProtocolConfig(port=0) for name in protocols()}
+    config = platform_config(tmp_path)  # (after flaky_plugin: with its port)
     terminal, lift = "861234567890123", "31101503042010000044"
     flaky_terminals = tmp_path / "terminals-flaky.csv"
     flaky_terminals.write_text(f"protocol,terminal_id,device_code,key\nflaky,{terminal},{lift},\n", encoding="utf-8")
