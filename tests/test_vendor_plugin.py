@@ -114,24 +114,23 @@ async def test_served_end_to_end(example_on_path: None, tmp_path: Path) -> None:
 
 
 def test_a_package_that_cannot_be_imported_is_reported_and_the_rest_run(
-    tmp_path: Path, installed_example: Path
+    tmp_path: Path, example_on_path: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     broken = tmp_path / "broken_plugin-0.1.dist-info"
     broken.mkdir()
     (broken / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n", encoding="utf-8")
     (broken / "entry_points.txt").write_text("[wuhai_iot]\nbroken = broken_plugin_module\n", encoding="utf-8")
     (tmp_path / "broken_plugin_module.py").write_text("import no_such_dependency\n", encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "wuhai_iot", "plugins"], capture_output=True, text=True,
-                            env=_env(tmp_path, installed_example), timeout=60, check=False)  # fmt: skip
-    assert result.returncode == 1
-    assert ("FAILED broken (broken-plugin 0.1): ModuleNotFoundError: No module named 'no_such_dependency'"
-            in result.stdout)  # fmt: skip
-    assert "protocol acme: ACME AL-1 v1" in result.stdout and "protocol elink:" in result.stdout
+    monkeypatch.syspath_prepend(str(tmp_path))  # installed beside the example
+    get_plugin_manager.cache_clear()
+    status, out, _ = cli_in_process("plugins")
+    assert status == 1
+    assert "FAILED broken (broken-plugin 0.1): ModuleNotFoundError: No module named 'no_such_dependency'" in out
+    assert "protocol acme: ACME AL-1 v1" in out and "protocol elink:" in out
 
 
-def test_print_config_shows_every_protocol_with_its_port(installed_example: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "wuhai_iot", "serve", "--print-config"], capture_output=True,
-                            text=True, env=_env(installed_example), timeout=60, check=False)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert '[protocols.acme]\nenabled = true\nhost = "127.0.0.1"\nport = 5799\n' in result.stdout
-    assert "[protocols.elink]\nenabled = true\nhost = \"127.0.0.1\"\nport = 5701\n" in result.stdout
+def test_print_config_shows_every_protocol_with_its_port(example_on_path: None) -> None:
+    status, out, err = cli_in_process("serve", "--print-config")
+    assert status == 0, err
+    assert '[protocols.acme]\nenabled = true\nhost = "127.0.0.1"\nport = 5799\n' in out
+    assert "[protocols.elink]\nenabled = true\nhost = \"127.0.0.1\"\nport = 5701\n" in out
