@@ -68,6 +68,9 @@ async def platform(config: Config) -> AsyncIterator[Platform]:
         yield running
 
 
+_login_clocks: dict[tuple[int, int], int] = {}
+
+
 @dataclass(frozen=True)
 class Decision:
     request_seq: int
@@ -92,7 +95,8 @@ class Controller:
         cls, platform: Platform, station: int = LPG_STATION, scale: int = 1, key: str | None = None
     ) -> Controller:
         controller = cls(await TerminalClient.connect(platform, "gasfill"), station, scale)
-        clock = int(time.time())
+        # A login is usable once: the next one of the same controller must carry a later clock.
+        clock = _login_clocks[(station, scale)] = max(int(time.time()), _login_clocks.get((station, scale), 0) + 1)
         material = station.to_bytes(4, "little") + bytes([scale]) + clock.to_bytes(4, "little")
         auth = hmac.new(key.encode(), material, hashlib.sha256).digest()[:16] if key else bytes(16)
         body = Bodies[LOGIN].build({"firmware": "GF-3.2.1", "clock": clock, "auth": auth})

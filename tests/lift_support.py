@@ -31,6 +31,9 @@ CARD_READERS = {LIFT: "861000000000101", LIFT_2: "861000000000044", LIFT_3: "861
 CARD = 123456
 """张某, 乌海市某电梯工程有限公司, certificate valid to 2028-01-31."""
 
+_login_clocks: dict[str, int] = {}
+"""The device time of each terminal's last login in this test run."""
+
 DOORS = {"closed": 0, "opening": 1, "open": 2, "closing": 3, "unknown": 4}
 
 
@@ -89,7 +92,8 @@ class LiftTerminal:
     async def connect(cls, platform: Platform, device_code: str = LIFT) -> LiftTerminal:
         terminal_id, key = TERMINALS[device_code]
         bcd = bytes.fromhex(terminal_id)
-        clock = int(time.time())
+        # A login is usable once: the next one of the same terminal must carry a later device time.
+        clock = _login_clocks[terminal_id] = max(int(time.time()), _login_clocks.get(terminal_id, 0) + 1)
         auth = hmac.new(key, bcd + clock.to_bytes(4, "big"), hashlib.sha256).digest()[:16] if key else bytes(16)
         client = await TerminalClient.connect(platform, "elink")
         await client.send(encode_frame(bcd, 0x01, 0, clock, b"EL200-13\x00\x1e" + auth))

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from wuhai_iot.simulator.elink import ACK_FIELDS
 
 STATUS_BODY = fixture_bytes("elink/status_vendor_example.hex")[elink.HEADER_SIZE : -2]
 FIRST_TIME = 1_764_400_000
+_login_clocks: dict[str, int] = {}
 
 
 def generate_census(folder: Path, lifts: int) -> list[tuple[str, str]]:
@@ -47,10 +49,12 @@ class StatusTerminal:
         return elink.encode_frame(bytes.fromhex(self.terminal_id), type_code, seq, at, body)
 
     def login_frame(self) -> bytes:
-        auth = hmac.new(self.key.encode(), bytes.fromhex(self.terminal_id) + FIRST_TIME.to_bytes(4, "big"),
+        # A login is usable once: each login of a terminal carries a later device time than its last.
+        clock = _login_clocks[self.terminal_id] = max(int(time.time()), _login_clocks.get(self.terminal_id, 0) + 1)
+        auth = hmac.new(self.key.encode(), bytes.fromhex(self.terminal_id) + clock.to_bytes(4, "big"),
                         hashlib.sha256).digest()[:16]  # fmt: skip
         body = elink.Bodies[elink.LOGIN].build({"firmware": "EL200-13", "interval": 30, "auth": auth})
-        return self.frame(elink.LOGIN, 0, FIRST_TIME, body)
+        return self.frame(elink.LOGIN, 0, clock, body)
 
     async def run(self, port: int, interval: float, sending: asyncio.Event) -> None:
         try:

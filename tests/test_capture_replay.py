@@ -5,6 +5,8 @@ file as the device did and prints the answers decoded, and ``decode --file`` dec
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from conftest import FIXTURES, TerminalClient, import_census, run_cli
 from wuhai_iot.cli import main
 from wuhai_iot.config import Config, ProtocolConfig
 from wuhai_iot.plugins import protocols
-from wuhai_iot.protocols.lmt import checksum
+from wuhai_iot.protocols.lmt import checksum, encode_line
 from wuhai_iot.server import Platform
 from wuhai_iot.storage import db
 
@@ -52,6 +54,15 @@ async def test_a_capture_replays_and_its_resends_are_stored_once(
         text = capture.read_text(encoding="utf-8")
         assert f" {_line('spec_status.line')}\n" in text and "\n< #LMT,861234567890123,17," in text
         assert "; terminal 861234567890123 logged in" in text
+        # Its LOGIN was used once: replayed as it is, it is refused (replay protection, SECURITY.md) ...
+        status = await asyncio.to_thread(main, ["replay", str(capture), "--to", to, "--protocol", "lmt", "--wait", "0.5"])
+        out = capsys.readouterr().out
+        assert status == 1 and "ACK,AUTH" in out and "ACK,OK" not in out, out
+        # ... until staff let the terminal's next login in, as for a terminal whose clock went back.
+        cli_config = tmp_path / "cli.toml"
+        cli_config.write_text(f'[database]\npath = "{config.database.path}"\n', encoding="utf-8")
+        allow = ["terminals", "allow-login", "lmt", "861234567890123", "--config", str(cli_config)]
+        assert await asyncio.to_thread(main, allow) == 0
         status = await asyncio.to_thread(main, ["replay", str(capture), "--to", to, "--protocol", "lmt", "--wait", "0.5"])
         out = capsys.readouterr().out
         assert status == 0 and out.count("ACK,OK") == 2, out
@@ -71,6 +82,12 @@ def test_replay_refuses_what_it_cannot_use(tmp_path: Path, capsys: pytest.Captur
 
 
 LMT_TERMINAL = "861234567890123"
+
+
+def _signed_login(time_text: str) -> str:
+    """The LMT terminal's LOGIN at another device time, signed with its census key (a login is usable once)."""
+    key = hmac.new(b"secret-lmt-key01", (LMT_TERMINAL + time_text).encode(), hashlib.sha256).hexdigest()[:32]
+    return encode_line(LMT_TERMINAL, 1, time_text, "LOGIN", f"fw=LMT-4.1;iv=30;key={key}").decode("ascii").strip()
 
 
 def _relined(line: str, old: str, new: str) -> str:
@@ -109,9 +126,10 @@ async def test_capture_a_terminal_on_the_running_platform_then_decode_and_replay
     await terminal.send(status.encode() + bad)
     assert {b"ACK,OK" in answer for answer in [await terminal.receive(), await terminal.receive()]} == {True, False}
     await terminal.close()
-    # It reconnects: its next connection is recorded from its LOGIN on, into the same file.
+    # It reconnects (with a later LOGIN): its next connection is recorded from its LOGIN on, into the same file.
+    relogin = _signed_login("20261129083100")
     terminal = await TerminalClient.connect(platform, "lmt")
-    await terminal.send(login.encode())
+    await terminal.send(relogin.encode() + b"\r\n")
     assert b"ACK,OK" in await terminal.receive()
     await terminal.send(later_status.encode())
     assert b"ACK,OK" in await terminal.receive()
@@ -126,7 +144,7 @@ async def test_capture_a_terminal_on_the_running_platform_then_decode_and_replay
 
     text = frames_file.read_text(encoding="utf-8")
     sent = [line.split(" ", 1)[1] for line in text.splitlines() if line.startswith("+")]
-    assert sent == [_line("spec_login.line"), _line("spec_status.line"), bad.decode().strip(), _line("spec_login.line"),
+    assert sent == [_line("spec_login.line"), _line("spec_status.line"), bad.decode().strip(), relogin,
                     later_status.strip()]  # fmt: skip
     # (the first LOGIN was answered before the capture began)
     assert text.count("\n< #LMT,") == 4 and ", logged in before the capture: its LOGIN first\n+0.000 #LMT," in text
@@ -136,7 +154,9 @@ async def test_capture_a_terminal_on_the_running_platform_then_decode_and_replay
     status_code, out, _ = await run_cli("decode", "lmt", "--file", str(frames_file))
     assert status_code == 1 and out.count(f"lmt LOGIN terminal {LMT_TERMINAL}") == 2  # (1: the bad checksum)
     assert "invalid frame (terminal 861234567890123, seq 17): checksum" in out
-    # Replayed as the device sent it: every answer decoded, the resends stored once.
+    # Replayed as the device sent it (its logins were used: staff let the terminal in once, SECURITY.md):
+    # every answer decoded, the resends stored once.
+    assert (await run_cli("terminals", "allow-login", "lmt", LMT_TERMINAL, "--config", str(config_file)))[0] == 0
     status_code, out, err = await run_cli("replay", str(frames_file), "--to", f"127.0.0.1:{platform.ports['lmt']}",
                                           "--protocol", "lmt", "--wait", "0.5")  # fmt: skip
     assert status_code == 0, err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 
 import aiosqlite
 import pytest
@@ -40,9 +41,13 @@ def status_frame(seq: int, clock: int, floor: int, flags: int = 0x01A5) -> bytes
     return encode_frame(BCD, 0x10, seq, clock, body + bytes([35]) + (7).to_bytes(4, "big"))
 
 
-async def logged_in(platform: Platform) -> TerminalClient:
+_clock = itertools.count(1764400000)
+"""Each login of a test a second later than the one before (a login is usable once)."""
+
+
+async def logged_in(platform: Platform, login: bytes | None = None) -> TerminalClient:
     client = await TerminalClient.connect(platform, "elink")
-    await client.send(LOGIN)
+    await client.send(login or login_frame(clock=next(_clock)))
     assert ack_fields(await client.receive()) == (0x01, 1, 0)
     return client
 
@@ -53,7 +58,7 @@ async def count(database: aiosqlite.Connection, sql: str, *params: object) -> in
 
 
 async def test_vendor_examples_end_to_end(platform: Platform, database: aiosqlite.Connection) -> None:
-    client = await logged_in(platform)
+    client = await logged_in(platform, LOGIN)
     await client.send(STATUS)
     assert ack_fields(await client.receive()) == (0x10, 2, 0)
     row = await (await database.execute("SELECT * FROM elevator_state")).fetchone()

@@ -42,9 +42,9 @@ def login_line(secret: str, terminal: str = TERMINAL, time_text: str = "20261129
     return encode_line(terminal, 1, time_text, "LOGIN", f"fw=LMT-4.1;iv=30;key={key}")
 
 
-async def logged_in(platform: Platform) -> TerminalClient:
+async def logged_in(platform: Platform, login: bytes = LOGIN) -> TerminalClient:
     client = await TerminalClient.connect(platform, "lmt")
-    await client.send(LOGIN)
+    await client.send(login)
     terminal, seq, type_, payload = answer(await client.receive())
     assert (terminal, seq, type_, payload[:5]) == (TERMINAL, 1, "ACK", "OK;t=")
     return client
@@ -78,7 +78,7 @@ async def test_resent_line_is_stored_once(platform: Platform, database: aiosqlit
     await client.receive()
     await client.close()
     # The ACK was "lost": after a reconnect the terminal resends the line unchanged.
-    again = await logged_in(platform)
+    again = await logged_in(platform, login_line(SECRET))  # (a later login: each is usable once)
     await again.send(STATUS)
     assert answer(await again.receive())[1:] == (17, "ACK", "OK")
     assert await count(database, "SELECT count(*) FROM messages") == 1

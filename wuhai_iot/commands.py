@@ -1,4 +1,5 @@
-"""Core sub-commands: ``serve``, ``plugins`` and the debugging tools ``decode``, ``replay`` and ``capture``."""
+"""Core sub-commands: ``serve``, ``plugins``, ``terminals allow-login`` and the debugging tools ``decode``,
+``replay`` and ``capture``."""
 
 from __future__ import annotations
 
@@ -107,6 +108,19 @@ def register_commands(subparsers: "argparse._SubParsersAction[Any]") -> None:
     stop.add_argument("id", type=int)
     stop.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the platform to close the file")
     stop.set_defaults(handler=capture_stop_command)
+
+    terminals = subparsers.add_parser("terminals", help="terminal sessions: let a refused login in")
+    actions = terminals.add_subparsers(dest="action", metavar="ACTION", required=True)
+    allow = actions.add_parser(
+        "allow-login",
+        help="let the terminal's next LOGIN in whatever its device time (after its clock was unset or reset)",
+        description="A terminal with a key must log in with a device time later than its last accepted LOGIN "
+        "(replay protection). When its clock was reset to an earlier time and it cannot set it from the "
+        "platform's answer, this lets its next LOGIN in; the rule applies again from that LOGIN's time on.",
+    )
+    allow.add_argument("protocol")
+    allow.add_argument("terminal_id")
+    allow.set_defaults(handler=allow_login_command)
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -462,3 +476,32 @@ def capture_stop_command(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(stop())
+
+
+def allow_login_command(args: argparse.Namespace) -> int:
+    from wuhai_iot.runner import run
+
+    return run(_allow_login(args.settings.database.path, args.protocol, args.terminal_id))
+
+
+async def _allow_login(path: Any, protocol: str, terminal_id: str) -> int:
+    from wuhai_iot.storage import audit
+    from wuhai_iot.storage.db import connect, immediate
+
+    conn = await connect(path)
+    try:
+        async with immediate(conn):
+            cursor = await conn.execute(
+                "UPDATE terminal_sessions SET login_device_time = NULL WHERE protocol = ? AND terminal_id = ?",
+                (protocol, terminal_id),
+            )
+            changed = cursor.rowcount
+            if changed:
+                await conn.execute(*audit.entry(None, "terminal.allow_login", "terminal", f"{protocol}:{terminal_id}"))
+    finally:
+        await conn.close()
+    if not changed:
+        print(f"wuhai-iot terminals: {protocol} terminal {terminal_id} has never logged in", file=sys.stderr)
+        return 1
+    print(f"the next LOGIN of {protocol} terminal {terminal_id} is accepted whatever its device time")
+    return 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol as TypingProtocol
@@ -70,11 +72,20 @@ MESSAGE_INSERT = (
 )
 SESSION_UPSERT = (
     "INSERT INTO terminal_sessions (protocol, terminal_id, online, peer, firmware, report_interval_s,"
-    " connected_at, last_frame_at) VALUES (?, ?, 1, ?, ?, ?, ?, ?)"
+    " connected_at, last_frame_at, login_device_time) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (protocol, terminal_id) DO UPDATE SET online=1, peer=excluded.peer,"
     " firmware=excluded.firmware, report_interval_s=excluded.report_interval_s,"
-    " connected_at=excluded.connected_at, last_frame_at=excluded.last_frame_at"
+    " connected_at=excluded.connected_at, last_frame_at=excluded.last_frame_at,"
+    " login_device_time=excluded.login_device_time"
 )
+TERMINAL_FOR_LOGIN = (
+    "SELECT device_code, station_code, scale, plate, coalesce(key, issued_key) AS key, installed_on"
+    " FROM terminals WHERE protocol = ? AND terminal_id = ?"
+)
+STORED_LOGIN_TIME = "SELECT login_device_time FROM terminal_sessions WHERE protocol = ? AND terminal_id = ?"
+LOGIN_AHEAD_LIMIT_S = 600
+"""A LOGIN whose device time is further ahead of the platform's clock is refused: accepted, it would
+leave every later LOGIN of the terminal "not later" (an ELink terminal sets its clock from the refusal)."""
 SESSION_SEEN = "UPDATE terminal_sessions SET last_frame_at = max(coalesce(last_frame_at, 0), ?) WHERE protocol = ? AND terminal_id = ?"
 SESSION_CLOSED = (
     "UPDATE terminal_sessions SET online = 0, disconnected_at = ?, last_frame_at = ?"
@@ -122,6 +133,10 @@ def cannot_answer(event: ev.Event) -> ev.Reply:
     return ev.Ack(ev.AckResult.BAD_CONTENT, datetime.now(UTC))
 
 
+def _utc(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if seconds else "0 (clock unset)"
+
+
 class Ingest:
     """Shared by every connection of every protocol."""
 
@@ -142,15 +157,25 @@ class Ingest:
         self.request_handlers: dict[type[ev.Event], RequestHandler] = {}
         self.failure_answers: dict[type[ev.Event], FailureAnswer] = {}
         """What a request type is answered when its handler fails (default ``cannot_answer``)."""
+        self._login_times: dict[tuple[str, str], tuple[int, float]] = {}
+        """(protocol, terminal id) → (device time of its last accepted login, when that login committed:
+        ``inf`` while it is being recorded, ``-inf`` for those loaded at start). Bounded by the registry."""
+        self.logins_replayed = 0
+        """Logins refused because their device time was not later than the last accepted one."""
         self._on_new = self._consume  # (one bound method, not one per stored message)
 
     async def load(self) -> None:
-        """The terminals flagged "clock wrong" (kept across restarts until a sane frame)."""
+        """The terminals flagged "clock wrong" (kept across restarts until a sane frame), and the device
+        time of each terminal's last accepted login."""
         for row in await self.reader.execute_fetchall(
             "SELECT protocol, terminal_id, clock_wrong_at, clock_wrong_device_time FROM terminal_sessions"
             " WHERE clock_wrong_at IS NOT NULL"
         ):
             self.clock_wrong[(row[0], row[1])] = (row[2], row[3])
+        for row in await self.reader.execute_fetchall(
+            "SELECT protocol, terminal_id, login_device_time FROM terminal_sessions WHERE login_device_time IS NOT NULL"
+        ):
+            self._login_times[(row[0], row[1])] = (row[2], -math.inf)
 
     def answer_requests(
         self, event_type: type[ev.Event], handler: RequestHandler, failure: FailureAnswer = cannot_answer
@@ -162,21 +187,34 @@ class Ingest:
     async def login(
         self, message: ev.Message, peer: str, connected_at: float
     ) -> tuple[ev.AckResult, Terminal | None]:
-        """Check a LOGIN against the registry; on success record the session (committed)."""
+        """Check a LOGIN against the registry; on success record the session (committed).
+
+        A terminal with a key must log in with a device time later than that of the last login
+        accepted for it: the HMAC covers the terminal id and that time, so a captured LOGIN would
+        otherwise log anyone in for ever. A refused one is answered as a failed authentication (the
+        ELink answer carries the platform's time, from which a terminal whose clock was unset or reset
+        sets its clock before it tries again); see SECURITY.md for the rest."""
         protocol = self.protocols[message.protocol]
-        row = await fetch_one(
-            self.reader,
-            "SELECT device_code, station_code, scale, plate, coalesce(key, issued_key) AS key, installed_on"
-            " FROM terminals"
-            " WHERE protocol = ? AND terminal_id = ?",
-            (message.protocol, message.terminal_id),
-        )
+        row = await fetch_one(self.reader, TERMINAL_FOR_LOGIN, (message.protocol, message.terminal_id))
         if row is None:
             return ev.AckResult.UNKNOWN_TERMINAL, None
         if not protocol.verify_login(message, row["key"]):
             return ev.AckResult.AUTH_FAILED, None
         login = message.events[0]
         assert isinstance(login, ev.Login)
+        device_time = int(login.device_time.timestamp()) if login.device_time else 0
+        key = (message.protocol, message.terminal_id)
+        guarded = bool(row["key"]) and protocol.login_signs_device_time
+        if guarded:
+            why = await self._replayed(key, device_time, message.received_at.timestamp())
+            if why:
+                log.warning("%s %s from %s: login refused, %s: a replayed login, or the terminal's clock is unset"
+                            " or wrong (wuhai-iot terminals allow-login lets its next login in)", message.protocol,
+                            message.terminal_id, peer, why)  # fmt: skip
+                self.logins_replayed += 1
+                return ev.AckResult.AUTH_FAILED, None
+            previous = self._login_times.get(key)
+            self._login_times[key] = (device_time, math.inf)
         terminal = Terminal(
             protocol=message.protocol,
             terminal_id=message.terminal_id,
@@ -187,16 +225,45 @@ class Ingest:
             installed_from=_installed_from(row["installed_on"]),
             plate=row["plate"],
         )
-        await self.writer.write(
-            [
-                (
-                    SESSION_UPSERT,
-                    (terminal.protocol, terminal.terminal_id, peer, login.firmware,
-                     login.report_interval_s, connected_at, message.received_at.timestamp()),
-                )
-            ]
-        )  # fmt: skip
+        try:
+            await self.writer.write(
+                [
+                    (
+                        SESSION_UPSERT,
+                        (terminal.protocol, terminal.terminal_id, peer, login.firmware,
+                         login.report_interval_s, connected_at, message.received_at.timestamp(), device_time),
+                    )
+                ]
+            )  # fmt: skip
+        except BaseException:
+            if guarded and self._login_times.get(key, (None,))[0] == device_time:
+                if previous is None:
+                    del self._login_times[key]
+                else:
+                    self._login_times[key] = previous
+            raise
+        if guarded and self._login_times.get(key, (None,))[0] == device_time:
+            self._login_times[key] = (device_time, time.monotonic())
         return ev.AckResult.ACCEPTED, terminal
+
+    async def _replayed(self, key: tuple[str, str], device_time: int, now: float) -> str:
+        """Why a login with this device time is refused, or "" when it may go on.
+
+        The last accepted login's time is kept in memory (loaded at start, set at each login: reading
+        ``terminal_sessions`` on every login cost a reconnect storm most of its speed). Only a login the
+        memory refuses reads the stored time, to honour ``wuhai-iot terminals allow-login`` (which clears
+        it from another process) when that clearing came after the memory's login committed."""
+        if device_time > now + LOGIN_AHEAD_LIMIT_S:
+            return f"its device time {_utc(device_time)} is ahead of the platform's clock"
+        remembered = self._login_times.get(key)
+        if remembered is None or device_time > remembered[0]:
+            return ""
+        read_at = time.monotonic()
+        stored = await fetch_one(self.reader, STORED_LOGIN_TIME, key)
+        if remembered[1] < read_at and (stored is None or stored[0] is None):
+            del self._login_times[key]  # let in by staff after that login committed
+            return ""
+        return f"its device time {_utc(device_time)} is not later than the last accepted login's ({_utc(remembered[0])})"
 
     def store(self, terminal: Terminal, message: ev.Message, frame: bytes, on_commit: StoredCallback) -> None:
         """Store a message (its frame as received) once; ``on_commit(terminal, message, outcome)`` is

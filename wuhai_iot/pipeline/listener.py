@@ -384,6 +384,12 @@ class TerminalConnection(asyncio.Protocol):
         for capture in self.captures:
             capture.note(f"terminal {terminal.terminal_id} logged in")
         self.last_frame_at = message.received_at.timestamp()
+        older = self.listener.by_terminal.get(terminal.terminal_id)
+        if older is not None and older is not self:
+            # The newer connection keeps the session: a terminal that reconnects has lost the older one.
+            log.info("%s %s logged in again from %s: closing its older connection from %s", self.protocol.name,
+                     terminal.terminal_id, self.peer, older.peer)  # fmt: skip
+            older.close()
         self.listener.remember(self)
         if self._lost:  # the terminal hung up while its login was checked
             self._record_session_end()

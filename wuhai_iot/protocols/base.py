@@ -281,6 +281,9 @@ class Protocol(abc.ABC):
     login_without_key: bool = True
     """Whether a terminal without a secret (its census ``key`` empty) logs in without authentication. False:
     it must get one first (a JT/T 808 terminal REGISTERs and is issued its code)."""
+    login_signs_device_time: bool = False
+    """True when a LOGIN's authentication covers its device time: a terminal with a key then logs in
+    only with a device time later than that of its last accepted login (replay protection, SECURITY.md)."""
 
     def canonical_terminal_id(self, terminal_id: str) -> str:
         """The id as the terminal sends it after decoding; ValueError (with the format's words) when invalid."""

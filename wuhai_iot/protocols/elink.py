@@ -218,6 +218,7 @@ class ElinkProtocol(Protocol):
     name = "elink"
     title = "ELink-200 v1.3"
     default_port = 5701
+    login_signs_device_time = True
     terminal_id_format = TerminalIdFormat("[0-9]{16}", "16 digits (an ELink terminal id, §1)", "16 位数字")
     binds_to = Binding.LIFT
     commands = frozenset(COMMAND_CODES)

@@ -176,6 +176,7 @@ class GasfillProtocol(Protocol):
     name = "gasfill"
     title = "GF-3 filling-scale controller v3.2"
     default_port = 5710
+    login_signs_device_time = True
     terminal_id_format = TerminalIdFormat(
         TERMINAL_ID.pattern,
         f"<station_code>-<scale> (a GF-3 scale: station 1–{0xFFFF_FFFF}, scale 1–{MAX_SCALE})",

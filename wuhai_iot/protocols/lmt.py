@@ -293,6 +293,7 @@ class LmtProtocol(Protocol):
     name = "lmt"
     title = "LMT-4 v4"
     default_port = 5702
+    login_signs_device_time = True
     terminal_id_format = TerminalIdFormat(TERMINAL_RE.pattern, "15 digits (an LMT terminal id)", "15 位数字")
     binds_to = Binding.LIFT
     text_frames = True

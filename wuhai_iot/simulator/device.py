@@ -174,11 +174,20 @@ class SimulatedDevice(asyncio.Protocol):
         self._login_timer: asyncio.TimerHandle | None = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._last_login_clock = 0
 
     # --- clock and sequence ---------------------------------------------------------------------
 
     def device_time(self) -> float:
         return time.time() + self.clock_offset_s
+
+    def login_clock(self) -> int:
+        """The device time for a LOGIN: a second later than the last one at least (the platform accepts a
+        login only with a later device time than the last; a reconnect within the same second would be
+        refused and wait ``refused_retry_s``)."""
+        clock = max(int(self.device_time()), self._last_login_clock + 1)
+        self._last_login_clock = clock
+        return clock
 
     def next_seq(self) -> int:
         seq = self._seq

@@ -74,7 +74,7 @@ class ElinkTerminal(LiftTerminal):
         return elink.encode_frame(self._bcd, type_code, seq, int(self.device_time() if at is None else at), body)
 
     def login_frame(self, seq: int) -> bytes:
-        clock = int(self.device_time())
+        clock = self.login_clock()
         auth = bytes(16)
         if self.key:
             auth = hmac.new(self.key.encode(), self._bcd + clock.to_bytes(4, "big"), hashlib.sha256).digest()[:16]

@@ -57,7 +57,7 @@ class GasfillController(SimulatedDevice):
         return gasfill.encode_frame(self.station, self.scale, cmd, seq, body)
 
     def login_frame(self, seq: int) -> bytes:
-        clock = int(self.device_time())
+        clock = self.login_clock()
         auth = bytes(16)
         if self.key:
             material = self.station.to_bytes(4, "little") + bytes([self.scale]) + clock.to_bytes(4, "little")

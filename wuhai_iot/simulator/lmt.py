@@ -61,7 +61,7 @@ class LmtTerminal(LiftTerminal):
         return lmt.cst_text(datetime.fromtimestamp(self.device_time() if at is None else at, UTC))
 
     def login_frame(self, seq: int) -> bytes:
-        time_text = self._time_text()
+        time_text = self._time_text(self.login_clock())
         auth = "0"
         if self.key:
             material = (self.terminal_id + time_text).encode("ascii")
