@@ -238,10 +238,9 @@ async def test_recent_frames_are_kept_for_debugging(platform: Platform) -> None:
     await client.close()
 
 
-async def test_an_idle_connection_is_closed(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_idle_connection_is_closed(config: Config) -> None:
     await import_census(config.database.path)
-    monkeypatch.setattr(listener, "IDLE_TIMEOUT_S", 0.3)
-    monkeypatch.setattr(listener, "SEEN_FLUSH_S", 0.1)
+    config.limits.idle_min_s = config.limits.idle_intervals = 0.01  # (its report interval is 30 s)
     async with Platform(config) as running:
         client = await logged_in(running)
         assert await client.closed_by_platform(timeout=5)

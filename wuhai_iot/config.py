@@ -45,6 +45,8 @@ class WebConfig:
     behind_proxy: bool = False
     """True when a reverse proxy on this machine serves the web port: for requests from loopback, the client's
     address is the proxy's ``X-Forwarded-For`` and the scheme its ``X-Forwarded-Proto`` (https: Secure cookies)."""
+    secure_cookies: bool = False
+    """Mark session cookies Secure even when the request did not say HTTPS (TLS in front)."""
 
 
 @dataclass
@@ -127,6 +129,32 @@ class NotifyConfig:
 
 
 @dataclass
+class LimitsConfig:
+    """What devices and web clients can make the platform hold, whatever they send (SECURITY.md).
+    A count of 0 means no limit."""
+
+    login_deadline_s: float = 30
+    """A device connection that has not logged in this long after it opened is closed."""
+    pre_login_bytes: int = 16_384
+    """Bytes (frames and garbage) a device connection may send before it logs in; then it is closed."""
+    idle_intervals: float = 3
+    """A logged-in device connection silent for this many of its report intervals is closed ..."""
+    idle_min_s: float = 180
+    """... but never sooner than this."""
+    connections_per_address: int = 500
+    """Device connections from one address, per listener (4G carriers put many terminals behind one)."""
+    loopback_unlimited: bool = True
+    """Loopback addresses (a local proxy, the simulator) are not limited per address."""
+    connections_per_listener: int = 30_000
+    frame_log_mb: float = 64
+    """Memory for the raw frames kept for the lift pages (``retention.raw_frames_per_terminal`` each)."""
+    web_header_timeout_s: float = 15
+    """A web connection must send a request's headers within this time (and is closed after this long idle)."""
+    web_body_idle_s: float = 30
+    """A request body that stops arriving for this long is cut off."""
+
+
+@dataclass
 class LogConfig:
     level: str = "INFO"
     format: str = "text"
@@ -182,6 +210,7 @@ class Config:
     public: PublicConfig = field(default_factory=PublicConfig)
     acceptance: AcceptanceConfig = field(default_factory=AcceptanceConfig)
     subsidy: SubsidyConfig = field(default_factory=SubsidyConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     source: Path | None = None
     """The file this was read from, if any."""
 
@@ -197,7 +226,8 @@ class Config:
 
 SECTIONS: dict[str, type] = {"database": DatabaseConfig, "web": WebConfig, "rules": RulesConfig,
                              "retention": RetentionConfig, "notify": NotifyConfig, "log": LogConfig,
-                             "public": PublicConfig, "acceptance": AcceptanceConfig, "subsidy": SubsidyConfig}  # fmt: skip
+                             "public": PublicConfig, "acceptance": AcceptanceConfig, "subsidy": SubsidyConfig,
+                             "limits": LimitsConfig}  # fmt: skip
 """The sections beside ``[protocols.NAME]``, each a dataclass whose fields are its keys."""
 
 

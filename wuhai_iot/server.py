@@ -101,7 +101,8 @@ class Platform:
         self.protocols = {
             name: protocol for name, protocol in protocols().items() if config.protocol(name).enabled
         }
-        self.frame_log = FrameLog(per_terminal=config.retention.raw_frames_per_terminal)
+        self.frame_log = FrameLog(per_terminal=config.retention.raw_frames_per_terminal,
+                                  max_bytes=int(config.limits.frame_log_mb * (1 << 20)))
         self.listeners: dict[str, Listener] = {}
         self.ports: dict[str, int] = {}
         """Bound port of each protocol and of ``web`` (useful when the configuration says 0)."""
@@ -140,7 +141,8 @@ class Platform:
 
         for name, protocol in self.protocols.items():
             settings = self.config.protocol(name)
-            listener = Listener(protocol, self.ingest, self.frame_log, capture_dir=settings.capture_dir)
+            listener = Listener(protocol, self.ingest, self.frame_log, self.config.limits,
+                                capture_dir=settings.capture_dir)
             port = protocol.default_port if settings.port is None else settings.port
             try:
                 self.ports[name] = await listener.start(settings.host, port)
@@ -155,7 +157,7 @@ class Platform:
 
         auto = self.config.protocols.get(AUTO)
         if auto is not None and auto.enabled:
-            self.auto_listener = AutoListener(self.listeners)
+            self.auto_listener = AutoListener(self.listeners, self.config.limits)
             port = AUTO_DEFAULT_PORT if auto.port is None else auto.port
             try:
                 self.ports[AUTO] = await self.auto_listener.start(auto.host, port)
@@ -168,7 +170,8 @@ class Platform:
         app[PLATFORM_KEY] = self
         app.router.add_get("/healthz", healthz)
         get_plugin_manager().hook.register_routes(app=app, platform=self)
-        self._runner = web.AppRunner(app, access_log=None)
+        # keepalive_timeout also bounds how long a connection may take to send a request's headers.
+        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=self.config.limits.web_header_timeout_s)
         await self._runner.setup()
         web_config = self.config.web
         site = web.TCPSite(self._runner, web_config.host, web_config.port, ssl_context=self._ssl_context())

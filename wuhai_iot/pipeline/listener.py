@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import inspect
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Coroutine, Iterator
@@ -20,6 +21,7 @@ from typing import Any, cast
 
 from wuhai_iot import events as ev
 from wuhai_iot.captures import CaptureFile
+from wuhai_iot.config import LimitsConfig
 from wuhai_iot.events import Terminal
 from wuhai_iot.logs import RepeatedLog, fields
 from wuhai_iot.pipeline.ingest import Ingest
@@ -30,10 +32,11 @@ from wuhai_iot.tasks import supervised
 log = logging.getLogger(__name__)
 repeated = RepeatedLog(log)
 
-IDLE_TIMEOUT_S = 600.0
-"""A connection with no byte for this long is closed (terminals send heartbeats every 30-60 s)."""
 SEEN_FLUSH_S = 10.0
 """How often the terminals' last-frame times are written to ``terminal_sessions``."""
+LISTEN_BACKLOG = 4096
+"""Connections the kernel queues before they are accepted (asyncio's default, 100, dropped most of a
+fleet reconnecting at once after a restart; the kernel caps it at net.core.somaxconn)."""
 SLICE_S = 0.001
 """Longest stretch spent on the frames of one read before yielding to the event loop."""
 PLUGIN_ERROR_LOG_INTERVAL_S = 60.0
@@ -43,6 +46,12 @@ MAX_UNACKNOWLEDGED = 64
 
 Per connection, so that a flood from some terminals slows only them: a filling scale asking for a
 decision is never held behind another terminal's backlog."""
+LOGGED_FRAME_BYTES = 1100
+"""Longest frame kept whole in the frame log (the longest ELink frame is 1,022 bytes; discarded garbage
+can be megabytes): a longer one is kept cut, with its length in the note."""
+PRE_LOGIN_FRAMES = 8
+"""Frames (in and out) a connection keeps before it has logged in; they join the terminal's frame log
+when its login is accepted (or refused for a wrong key). A connection that never logs in leaves nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,30 +67,50 @@ class FrameRecord:
 
 
 class FrameLog:
-    """The last N raw frames of every terminal, in memory and bounded.
+    """The last N raw frames of every logged-in terminal, in memory and bounded in bytes.
 
     Kept as plain tuples of atoms, which the garbage collector stops tracking: tens of thousands of
-    record objects would be walked by every collection."""
+    record objects would be walked by every collection. Beyond ``max_bytes`` the terminals whose log
+    began longest ago are forgotten first."""
 
-    def __init__(self, per_terminal: int = 50, max_terminals: int = 50_000) -> None:
+    RECORD_OVERHEAD = 200
+    """About what a record costs beside its bytes (tuple, note, time), and ..."""
+    TERMINAL_OVERHEAD = 1000
+    """... a terminal's log beside its records (key, deque)."""
+
+    def __init__(self, per_terminal: int = 50, max_bytes: int = 64 << 20) -> None:
         self._per_terminal = per_terminal
-        self._max_terminals = max_terminals
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._logs: collections.OrderedDict[
             tuple[str, str], collections.deque[tuple[datetime, str, bytes, str]]
         ] = collections.OrderedDict()
 
     def add(self, protocol: str, terminal_id: str, direction: str, data: bytes, note: str, at: datetime) -> None:
+        if len(data) > LOGGED_FRAME_BYTES:
+            note = f"{note} ({len(data)} bytes, the first {LOGGED_FRAME_BYTES} kept)"
+            data = data[:LOGGED_FRAME_BYTES]
         key = (protocol, terminal_id)
         frames = self._logs.get(key)
         if frames is None:
             frames = self._logs[key] = collections.deque(maxlen=self._per_terminal)
-            if len(self._logs) > self._max_terminals:
-                self._logs.popitem(last=False)
+            self._bytes += self.TERMINAL_OVERHEAD
+        elif len(frames) == self._per_terminal:
+            self._bytes -= len(frames[0][2]) + self.RECORD_OVERHEAD
         frames.append((at, direction, data, note))
+        self._bytes += len(data) + self.RECORD_OVERHEAD
+        while self._bytes > self._max_bytes and self._logs:
+            _, gone = self._logs.popitem(last=False)
+            self._bytes -= self.TERMINAL_OVERHEAD + sum(len(record[2]) + self.RECORD_OVERHEAD for record in gone)
 
     def recent(self, protocol: str, terminal_id: str) -> list[FrameRecord]:
         """Newest first."""
         return [FrameRecord(*record) for record in reversed(self._logs.get((protocol, terminal_id), ()))]
+
+    @property
+    def bytes(self) -> int:
+        """About how much memory the kept frames take."""
+        return self._bytes
 
 
 @dataclass
@@ -94,6 +123,10 @@ class ProtocolCounters:
     logins_refused: int = 0
     plugin_errors: int = 0
     """The protocol's own code raised (a bug in its framer or decoder, not a bad frame)."""
+    connections_refused: int = 0
+    closed_before_login: int = 0
+    """Closed for not logging in in time, or for sending too much before it."""
+    closed_idle: int = 0
 
 
 class TerminalConnection(asyncio.Protocol):
@@ -114,8 +147,15 @@ class TerminalConnection(asyncio.Protocol):
         self.connected_at = time.time()
         self.last_frame_at = self.connected_at
         self.last_data_at = time.monotonic()
-        """When bytes last arrived (monotonic): a connection idle for IDLE_TIMEOUT_S is closed."""
+        """When bytes last arrived (monotonic): see ``_idle_check``."""
         self.terminal: Terminal | None = None
+        self.address = ""
+        """The peer's IP address ("" until connected, and for a connection refused at once)."""
+        self._pre_login: list[tuple[datetime, str, bytes, str]] = []
+        """Frames in and out before a login (PRE_LOGIN_FRAMES at most, each cut to LOGGED_FRAME_BYTES)."""
+        self._pre_login_bytes = 0
+        self._timer: asyncio.TimerHandle | None = None
+        """The login deadline, then the idle check."""
         self._framer = self.protocol.new_framer()
         self._queued: collections.deque[bytes | Discarded] = collections.deque()
         """Frames read but not handled yet (behind a login or request, or beyond a time slice)."""
@@ -144,9 +184,22 @@ class TerminalConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self.listener.connections.add(self)
-        self.listener.counters.connections += 1
-        capture_dir = self.listener.capture_dir
+        address = peer[0] if isinstance(peer, tuple) else self.peer
+        listener = self.listener
+        refusal = listener.admit(address)
+        if refusal:
+            listener.counters.connections_refused += 1
+            repeated.log(logging.WARNING, ("refused", self.protocol.name, refusal),
+                         "%s connection from %s refused: %s", self.protocol.name, self.peer, refusal)  # fmt: skip
+            self._closing = True
+            self.transport.abort()
+            return
+        self.address = address
+        listener.connections.add(self)
+        listener.counters.connections += 1
+        limits = listener.limits
+        self._timer = asyncio.get_running_loop().call_later(limits.login_deadline_s, self._login_overdue)
+        capture_dir = listener.capture_dir
         if capture_dir is not None:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
             name = f"{self.protocol.name}-{stamp}-{self.peer.replace(':', '_')}.frames"
@@ -156,7 +209,41 @@ class TerminalConnection(asyncio.Protocol):
         log.info("%s connection from %s", self.protocol.name, self.peer,
                  extra=fields(protocol=self.protocol.name, peer=self.peer))  # fmt: skip
 
+    def _login_overdue(self) -> None:
+        self._timer = None
+        if self.terminal is None and not self._closing:
+            self._close_before_login(f"no login within {self.listener.limits.login_deadline_s:g} s")
+
+    def _close_before_login(self, why: str) -> None:
+        self.listener.counters.closed_before_login += 1
+        repeated.log(logging.INFO, ("closed before login", self.protocol.name, why.split(" ")[0]),
+                     "%s connection from %s closed: %s", self.protocol.name, self.peer, why)  # fmt: skip
+        self.close()
+
+    def _idle_limit(self) -> float:
+        limits = self.listener.limits
+        interval = self.terminal.report_interval_s if self.terminal is not None else None
+        return max(limits.idle_min_s, limits.idle_intervals * (interval or 0))
+
+    def _idle_check(self) -> None:
+        """Close the connection when nothing arrived for its idle limit; otherwise look again when it
+        would be reached (one timer a connection, re-armed only when it fires)."""
+        self._timer = None
+        if self._closing:
+            return
+        limit = self._idle_limit()
+        idle = time.monotonic() - self.last_data_at
+        if idle >= limit:
+            self.listener.counters.closed_idle += 1
+            log.info("%s %s from %s sent nothing for %.0f s, closing", self.protocol.name, self._log_id(), self.peer,
+                     idle)  # fmt: skip
+            self.close()
+            return
+        self._timer = asyncio.get_running_loop().call_later(limit - idle, self._idle_check)
+
     def data_received(self, data: bytes) -> None:
+        if not self.address:  # refused in connection_made (the auto port hands over the bytes it read)
+            return
         self.last_data_at = time.monotonic()
         try:
             items = self._framer.feed(data)
@@ -198,8 +285,16 @@ class TerminalConnection(asyncio.Protocol):
         self.captures = ()
         self._closing = self._lost = True
         self._queued.clear()
+        self._pre_login.clear()
         if self._continuation is not None:
             self._continuation.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.address:  # refused at once
+            self.closed.set_result(None)
+            return
+        self.listener.release(self.address)
         self.listener.connections.discard(self)
         self.listener.counters.connections -= 1
         device = self.terminal.terminal_id if self.terminal else None
@@ -237,10 +332,14 @@ class TerminalConnection(asyncio.Protocol):
             item = queued.popleft()
             if self.captures:
                 self._capture(item)
+            if self.terminal is None:
+                self._pre_login_bytes += len(item.data if isinstance(item, Discarded) else item)
+                if self._pre_login_bytes > self.listener.limits.pre_login_bytes:
+                    self._close_before_login(f"more than {self.listener.limits.pre_login_bytes} bytes before a login")
+                    break
             if isinstance(item, Discarded):
                 counters.bytes_discarded += len(item.data)
-                self.listener.frame_log.add(self.protocol.name, self._log_id(), "in", item.data,
-                                            f"discarded: {item.reason}", datetime.now(UTC))  # fmt: skip
+                self._keep("in", item.data, f"discarded: {item.reason}", datetime.now(UTC))
                 continue
             counters.frames_in += 1
             try:
@@ -292,8 +391,7 @@ class TerminalConnection(asyncio.Protocol):
             self.listener.counters.decode_errors += 1
             if error.terminal_id is not None and self.terminal is None:
                 self.listener.capture_if_asked(self, error.terminal_id, frame)  # a terminal that cannot log in
-            log_id = self._log_id(error.terminal_id)
-            self.listener.frame_log.add(protocol.name, log_id, "in", frame, error.reason, now)
+            self._keep("in", frame, error.reason, now)
             self.send(protocol.encode_error(error, self.next_seq(), now), "error answer", now)
             return None
         except Exception as exc:
@@ -301,7 +399,7 @@ class TerminalConnection(asyncio.Protocol):
             self.listener.plugin_failed("decoder", exc)
             self._answer_bad_content(frame, f"decoder raised {exc!r}", now)
             return None
-        self.listener.frame_log.add(protocol.name, message.terminal_id, "in", frame, message.type, now)
+        self._keep("in", frame, message.type, now)
         first = message.events[0] if message.events else None
         if isinstance(first, ev.Login):
             self.login_frame = frame
@@ -344,8 +442,7 @@ class TerminalConnection(asyncio.Protocol):
         except Exception:  # (the decoder's failure is already counted and logged)
             log.debug("%s could not answer a frame its decoder failed on", protocol.name, exc_info=True)
             error = answer = None
-        self.listener.frame_log.add(protocol.name, self._log_id(error.terminal_id if error else None), "in",
-                                    frame, reason, now)  # fmt: skip
+        self._keep("in", frame, reason, now)
         self.send(answer, "bad content answer", now)
 
     def _stored(self, terminal: Terminal, message: ev.Message, outcome: bool | BaseException) -> None:
@@ -370,6 +467,8 @@ class TerminalConnection(asyncio.Protocol):
         self._ack(message, result, datetime.now(UTC))
         context = fields(protocol=self.protocol.name, device=message.terminal_id, peer=self.peer)
         if terminal is None:
+            if result is ev.AckResult.AUTH_FAILED:  # a registered terminal: its log shows the attempt
+                self._flush_pre_login(message.terminal_id)
             reason = result._name_.lower()
             log.warning("%s login of %s from %s refused: %s", self.protocol.name, message.terminal_id, self.peer,
                         reason, extra={**context, "reason": reason})  # fmt: skip
@@ -384,6 +483,10 @@ class TerminalConnection(asyncio.Protocol):
         for capture in self.captures:
             capture.note(f"terminal {terminal.terminal_id} logged in")
         self.last_frame_at = message.received_at.timestamp()
+        self._flush_pre_login(terminal.terminal_id)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(self._idle_limit(), self._idle_check)
         older = self.listener.by_terminal.get(terminal.terminal_id)
         if older is not None and older is not self:
             # The newer connection keeps the session: a terminal that reconnects has lost the older one.
@@ -408,9 +511,22 @@ class TerminalConnection(asyncio.Protocol):
         transport.write(data)
         for capture in self.captures:
             capture.answer(data)
-        listener = self.listener
-        listener.counters.frames_out += 1
-        listener.frame_log.add(self.protocol.name, self._log_id(), "out", data, note, now)
+        self.listener.counters.frames_out += 1
+        self._keep("out", data, note, now)
+
+    def _keep(self, direction: str, data: bytes, note: str, now: datetime) -> None:
+        """Keep a frame in the frame log: the terminal's once logged in, this connection's few until then."""
+        terminal = self.terminal
+        if terminal is not None:
+            self.listener.frame_log.add(self.protocol.name, terminal.terminal_id, direction, data, note, now)
+        elif len(self._pre_login) < PRE_LOGIN_FRAMES:
+            self._pre_login.append((now, direction, data[:LOGGED_FRAME_BYTES], note))
+
+    def _flush_pre_login(self, terminal_id: str) -> None:
+        frame_log = self.listener.frame_log
+        for at, direction, data, note in self._pre_login:
+            frame_log.add(self.protocol.name, terminal_id, direction, data, note, at)
+        self._pre_login.clear()
 
     def reply(self, message: ev.Message, reply: ev.Reply, now: datetime) -> None:
         data = self.protocol.encode_reply(message, reply, self.next_seq(), now)
@@ -445,9 +561,12 @@ class Listener:
     protocol: Protocol
     ingest: Ingest
     frame_log: FrameLog
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     counters: ProtocolCounters = field(default_factory=ProtocolCounters)
     connections: set[TerminalConnection] = field(default_factory=set)
     by_terminal: dict[str, TerminalConnection] = field(default_factory=dict)
+    per_address: dict[str, int] = field(default_factory=dict)
+    """Open connections by source address."""
     server: asyncio.Server | None = None
     _flusher: asyncio.Task[None] | None = None
     _plugin_error_logged_at: float | None = None
@@ -461,7 +580,7 @@ class Listener:
         loop = asyncio.get_running_loop()
         if self.capture_dir is not None:
             self.capture_dir.mkdir(parents=True, exist_ok=True)
-        self.server = await loop.create_server(lambda: TerminalConnection(self), host, port)
+        self.server = await loop.create_server(lambda: TerminalConnection(self), host, port, backlog=LISTEN_BACKLOG)
         self._flusher = supervised(self._housekeeping, f"{self.protocol.name}-housekeeping")
         return self.server.sockets[0].getsockname()[1]
 
@@ -499,6 +618,25 @@ class Listener:
         if capture is not None:
             connection.start_capture(capture, frame)
 
+    def admit(self, address: str) -> str:
+        """Count a new connection from ``address``; or why it is refused (then it is not counted)."""
+        limits = self.limits
+        if limits.connections_per_listener and len(self.connections) >= limits.connections_per_listener:
+            return f"{len(self.connections)} connections open, the most for this listener"
+        open_here = self.per_address.get(address, 0)
+        if (limits.connections_per_address and open_here >= limits.connections_per_address
+                and not (limits.loopback_unlimited and ipaddress.ip_address(address).is_loopback)):  # fmt: skip
+            return f"{open_here} connections open from {address}, the most from one address"
+        self.per_address[address] = open_here + 1
+        return ""
+
+    def release(self, address: str) -> None:
+        left = self.per_address[address] - 1
+        if left:
+            self.per_address[address] = left
+        else:
+            del self.per_address[address]
+
     def remember(self, connection: TerminalConnection) -> None:
         assert connection.terminal is not None
         self.by_terminal[connection.terminal.terminal_id] = connection
@@ -512,16 +650,10 @@ class Listener:
         return iter(list(self.by_terminal.values()))
 
     async def _housekeeping(self) -> None:
-        """Every SEEN_FLUSH_S: close idle connections, record the terminals' last-frame times (until the
-        writer is closed)."""
+        """Every SEEN_FLUSH_S: record the terminals' last-frame times (until the writer is closed)."""
         flushed: dict[str, float] = {}
         while True:
             await asyncio.sleep(SEEN_FLUSH_S)
-            idle_since = time.monotonic() - IDLE_TIMEOUT_S
-            for connection in list(self.connections):
-                if connection.last_data_at < idle_since:
-                    log.info("%s %s idle for %.0f s, closing", self.protocol.name, connection.peer, IDLE_TIMEOUT_S)
-                    connection.close()
             statements = []
             for connection in self.logged_in():
                 terminal = connection.terminal

@@ -14,9 +14,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import cast
 
-from wuhai_iot.pipeline.listener import Listener, TerminalConnection
+from wuhai_iot.config import LimitsConfig
+from wuhai_iot.logs import RepeatedLog
+from wuhai_iot.pipeline.listener import LISTEN_BACKLOG, Listener, TerminalConnection
 
 log = logging.getLogger(__name__)
+repeated = RepeatedLog(log)
 
 SNIFF_MAX_BYTES = 64
 """A protocol that cannot tell its frames from these many first bytes does not get the connection."""
@@ -37,10 +40,20 @@ class SniffingConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        most = self.auto.limits.connections_per_listener
+        if most and len(self.auto.pending) >= most:
+            # (the per-address limit applies once a protocol has the connection)
+            self.auto.refused += 1
+            repeated.log(logging.WARNING, ("auto port", "full"), "auto port: refusing %s: %d connections are being"
+                         " recognised, the most at once", self.peer, len(self.auto.pending))  # fmt: skip
+            self.transport.abort()
+            return
         self.auto.pending.add(self)
         self._timer = asyncio.get_running_loop().call_later(self.auto.timeout_s, self._silent)
 
     def data_received(self, data: bytes) -> None:
+        if self not in self.auto.pending:  # refused, or already handed over
+            return
         self.first_bytes += data
         seen = bytes(self.first_bytes[:SNIFF_MAX_BYTES])
         undecided = False
@@ -91,6 +104,7 @@ class AutoListener:
     """The auto port's TCP server; ``listeners`` are the served protocols' own listeners."""
 
     listeners: dict[str, Listener]
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     timeout_s: float = SNIFF_TIMEOUT_S
     pending: set[SniffingConnection] = field(default_factory=set)
     handed_over: dict[str, int] = field(default_factory=dict)
@@ -101,7 +115,7 @@ class AutoListener:
     async def start(self, host: str, port: int) -> int:
         """Start listening; return the port actually bound."""
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: SniffingConnection(self), host, port)
+        self.server = await loop.create_server(lambda: SniffingConnection(self), host, port, backlog=LISTEN_BACKLOG)
         return self.server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

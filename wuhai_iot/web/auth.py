@@ -45,7 +45,7 @@ import hmac
 import json
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +69,7 @@ from wuhai_iot.registry.users import (
 from wuhai_iot.server import PLATFORM_KEY, Platform
 from wuhai_iot.storage import audit
 from wuhai_iot.storage.writer import Statement
+from wuhai_iot.web import guard
 from wuhai_iot.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,11 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = frozenset({"/healthz", "/login"})
 PUBLIC_PREFIXES = ("/static/",)
 LOGIN_FAILURES_ALLOWED = 10
+"""Failed logins of one name (from any addresses) in the window before it is refused to failing addresses."""
+ADDRESS_FAILURES_ALLOWED = 20
+"""Failed logins from one address (any names) in the window before it is refused."""
 LOGIN_FAILURE_WINDOW_S = 900.0
+THROTTLE_MAX_KEYS = 10_000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 WEB_DB_KEY = web.AppKey("web_database", aiosqlite.Connection)
@@ -401,37 +406,84 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 class LoginThrottle:
-    """Refuses a name after too many failed logins in a window (password guessing)."""
+    """Slows password guessing without letting anyone lock the real user out.
 
-    def __init__(self, allowed: int = LOGIN_FAILURES_ALLOWED, window_s: float = LOGIN_FAILURE_WINDOW_S) -> None:
+    Failed logins are counted by address and by name within a window. An address with
+    ``address_allowed`` failures is refused whatever name it tries (one address guessing many names).
+    A name with ``allowed`` failures is refused only to addresses that have failed in the window
+    (many addresses guessing one name): from an address with no failure, such as the real user's,
+    the right password still logs in. Both tables are bounded (``max_keys`` each, the oldest forgotten
+    first), so that guessing with invented names or addresses cannot grow memory."""
+
+    def __init__(
+        self,
+        allowed: int = LOGIN_FAILURES_ALLOWED,
+        window_s: float = LOGIN_FAILURE_WINDOW_S,
+        address_allowed: int = ADDRESS_FAILURES_ALLOWED,
+        max_keys: int = THROTTLE_MAX_KEYS,
+    ) -> None:
         self.allowed = allowed
+        self.address_allowed = address_allowed
         self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
+        self.max_keys = max_keys
+        self._by_name: OrderedDict[str, deque[float]] = OrderedDict()
+        self._by_address: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def _recent(self, name: str) -> deque[float]:
-        failures = self._failures.setdefault(name, deque())
+    def _recent(self, table: OrderedDict[str, deque[float]], key: str) -> int:
+        failures = table.get(key)
+        if failures is None:
+            return 0
         while failures and failures[0] < time.monotonic() - self.window_s:
             failures.popleft()
-        return failures
+        if not failures:
+            del table[key]
+            return 0
+        return len(failures)
 
-    def blocked(self, name: str) -> bool:
-        return len(self._recent(name)) >= self.allowed
+    def blocked(self, name: str, address: str) -> bool:
+        address_failures = self._recent(self._by_address, address)
+        if address_failures >= self.address_allowed:
+            return True
+        return address_failures > 0 and self._recent(self._by_name, name) >= self.allowed
 
-    def failed(self, name: str) -> None:
-        self._recent(name).append(time.monotonic())
+    def failed(self, name: str, address: str) -> None:
+        now = time.monotonic()
+        for table, key in ((self._by_name, name), (self._by_address, address)):
+            failures = table.get(key)
+            if failures is None:
+                failures = table[key] = deque(maxlen=max(self.allowed, self.address_allowed))
+                if len(table) > self.max_keys:
+                    table.popitem(last=False)
+            else:
+                table.move_to_end(key)
+            failures.append(now)
 
-    def succeeded(self, name: str) -> None:
-        self._failures.pop(name, None)
+    def succeeded(self, name: str, address: str) -> None:
+        self._by_name.pop(name, None)
+        self._by_address.pop(address, None)
+
+    @property
+    def size(self) -> int:
+        """Names and addresses remembered."""
+        return len(self._by_name) + len(self._by_address)
 
 
 THROTTLE_KEY = web.AppKey("login_throttle", LoginThrottle)
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site (no ``//host`` or scheme) may be where a login leads."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path on this site may be where a login leads: no scheme or ``//host``, no backslash, and
+    no control character or space (browsers drop tabs and line breaks: ``/%09/evil.example`` would
+    become ``//evil.example``)."""
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(char) < 0x21 or ord(char) == 0x7F for char in target)):  # fmt: skip
         return "/"
     return target
+
+
+def _secure(request: web.Request) -> bool:
+    """Whether cookies are marked Secure: over HTTPS (behind a proxy, as it says), or when configured."""
+    return request.secure or request.app[PLATFORM_KEY].config.web.secure_cookies
 
 
 def _render_login(request: web.Request, *, csrf: str, error: str | None, name: str, status: int) -> web.Response:
@@ -447,7 +499,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(_safe_next(request.query.get("next")))
     csrf = request.cookies.get(LOGIN_COOKIE) or new_secret()
     response = _render_login(request, csrf=csrf, error=None, name="", status=200)
-    response.set_cookie(LOGIN_COOKIE, csrf, httponly=True, samesite="Lax", path="/login", secure=request.secure)
+    response.set_cookie(LOGIN_COOKIE, csrf, httponly=True, samesite="Lax", path="/login", secure=_secure(request))
     return response
 
 
@@ -471,7 +523,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if not cookie_csrf or not _same_secret(cookie_csrf, form_csrf):
         raise web.HTTPForbidden(text="登录表单已过期（CSRF 校验未通过），请刷新登录页后重试。")
     throttle = request.app[THROTTLE_KEY]
-    if throttle.blocked(name):
+    if throttle.blocked(name, request.remote or ""):
         _log_sign_in(request, name, "too many failed sign-ins")
         return _render_login(request, csrf=cookie_csrf, error="登录失败次数过多，请15分钟后再试。", name=name, status=429)
     row = await (await request.app[WEB_DB_KEY].execute(
@@ -481,10 +533,10 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     password_ok = await asyncio.to_thread(verify_password, password, stored_hash)
     if row is None or not password_ok or not row["active"]:
         _log_sign_in(request, name, "unknown user" if row is None else "wrong password" if not password_ok else "disabled")
-        throttle.failed(name)
+        throttle.failed(name, request.remote or "")
         await audit.record(platform.writer, None, "login.failed", "user", name, details={"peer": request.remote})
         return _render_login(request, csrf=cookie_csrf, error="用户名或密码错误。", name=name, status=401)
-    throttle.succeeded(name)
+    throttle.succeeded(name, request.remote or "")
     _log_sign_in(request, name, None)
     session_token = new_secret()
     now = time.time()
@@ -502,7 +554,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     ])  # fmt: skip
     response = web.HTTPFound(_safe_next(str(form.get("next") or request.query.get("next") or "/")))
     response.set_cookie(SESSION_COOKIE, session_token, max_age=int(lifetime_s), httponly=True, samesite="Lax",
-                        path="/", secure=request.secure)  # fmt: skip
+                        path="/", secure=_secure(request))  # fmt: skip
     response.del_cookie(LOGIN_COOKIE, path="/login")
     raise response
 
@@ -530,6 +582,7 @@ def register_routes(app: web.Application, platform: Platform) -> None:
         app[WEB_DB_KEY] = await platform.open_database()
 
     app.on_startup.append(open_database)
+    guard.install(app, platform.config)  # (its middlewares first: around authentication)
     app.middlewares.append(authenticate)
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login_submit)

@@ -1,3 +1,14 @@
+// A <select data-autosubmit> submits its form when changed (no inline handlers: the CSP forbids them).
+document.addEventListener("change", function (event) {
+  const target = event.target;
+  if (target.matches && target.matches("select[data-autosubmit]") && target.form) target.form.submit();
+});
+// A <button data-print> prints the page (the evaluation report on A4).
+document.addEventListener("click", function (event) {
+  const target = event.target;
+  if (target.matches && target.matches("button[data-print]")) window.print();
+});
+
 // Live updates (Server-Sent Events): swap the fragments the server sends into the elements with the same ids.
 // A fragment whose element holds a note being typed waits until the user leaves the field.
 (function () {
