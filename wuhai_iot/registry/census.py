@@ -1,9 +1,12 @@
 """The census import (``wuhai-iot import``): the registry templates of ../shared/census/README.md.
 
 Each file is read whole, every cell validated, references checked against keys loaded once into memory
-(plus what earlier files of the same import added), and the good rows are written with one
-``executemany`` upsert in one transaction per file. Re-importing updates by key and never deletes; an
-empty cell clears the stored value, a column missing from the file leaves it untouched.
+(plus what earlier files of the same import added) — all of it in a worker thread, so that a district's
+58 MB file never holds the event loop of a running platform — and the good rows are upserted in chunks
+of IMPORT_CHUNK_ROWS, a transaction each (through the platform's batch writer when it runs, so that
+ingest commits between the chunks instead of waiting for the whole file). An import cut short leaves
+the chunks before the cut; importing the file again completes it. Re-importing updates by key and never
+deletes; an empty cell clears the stored value, a column missing from the file leaves it untouched.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import asyncio
 import csv
 import io
 import re
+import sqlite3
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -42,6 +47,11 @@ CYLINDER_MEDIUM = {"household_lpg": "LPG", "vehicle_cng": "CNG", "vehicle_lng": 
 """The medium each cylinder kind holds (industrial cylinders hold any)."""
 
 UINT32_MAX = 0xFFFF_FFFF
+IMPORT_CHUNK_ROWS = 250
+"""Rows a transaction of an import writes: a few milliseconds of the writer's time."""
+
+Write = Callable[[list[tuple[str, Sequence[Any]]]], Awaitable[None]]
+"""Commits a list of (sql, parameters) statements in one transaction (``BatchWriter.write``)."""
 
 
 class Refusal(ValueError):
@@ -443,24 +453,24 @@ class Registry:
     """cylinder_code → status of the cylinders on record as scrapped or blacklisted."""
 
     @classmethod
-    async def load(cls, conn: aiosqlite.Connection, kind: Kind) -> Registry:
-        async def keys(sql: str) -> set[Any]:
-            rows = await conn.execute_fetchall(sql)
+    def load(cls, conn: sqlite3.Connection, kind: Kind) -> Registry:
+        def keys(sql: str) -> set[Any]:
+            rows = conn.execute(sql).fetchall()
             return {row[0] if len(row) == 1 else tuple(row) for row in rows}
 
-        registry = cls(existing=await keys(f"SELECT {', '.join(kind.key)} FROM {kind.table}"))
+        registry = cls(existing=keys(f"SELECT {', '.join(kind.key)} FROM {kind.table}"))
         if kind.name in ("workers", "cylinders", "terminals"):
-            registry.stations = await keys("SELECT station_code FROM stations")
+            registry.stations = keys("SELECT station_code FROM stations")
         if kind.name == "cylinders":
-            registry.vehicles = await keys("SELECT plate FROM vehicles")
-            rows = await conn.execute_fetchall("SELECT tag_uid, cylinder_code FROM cylinders WHERE tag_uid IS NOT NULL")
+            registry.vehicles = keys("SELECT plate FROM vehicles")
+            rows = conn.execute("SELECT tag_uid, cylinder_code FROM cylinders WHERE tag_uid IS NOT NULL").fetchall()
             registry.tags = {row[0]: row[1] for row in rows}
             registry.tag_of = {row[1]: row[0] for row in rows}
-            rows = await conn.execute_fetchall("SELECT cylinder_code, status FROM cylinders WHERE status != 'in_service'")
+            rows = conn.execute("SELECT cylinder_code, status FROM cylinders WHERE status != 'in_service'").fetchall()
             registry.withdrawn = {row[0]: row[1] for row in rows}
         if kind.name == "terminals":
-            registry.elevators = await keys("SELECT device_code FROM elevators")
-            registry.vehicles = await keys("SELECT plate FROM vehicles")
+            registry.elevators = keys("SELECT device_code FROM elevators")
+            registry.vehicles = keys("SELECT plate FROM vehicles")
         return registry
 
     def accept(self, kind: Kind, row: dict[str, Any]) -> None:
@@ -640,8 +650,22 @@ def _read(path: Path) -> tuple[list[str], list[Record]]:
     return [name.casefold() for name in records[0][1]], records[1:]
 
 
-async def import_file(conn: aiosqlite.Connection, path: Path, kind_name: str) -> FileReport:
-    """Import one file of one kind in one transaction; a bad row is reported and the others imported."""
+async def import_file(conn: aiosqlite.Connection, path: Path, kind_name: str, write: Write | None = None) -> FileReport:
+    """Import one file of one kind: checked in a worker thread, written in chunks (``write``: through
+    the platform's writer; without it, transactions on ``conn``)."""
+    database = next(row[2] for row in await conn.execute_fetchall("PRAGMA database_list") if row[1] == "main")
+    report, sql, values = await asyncio.to_thread(_check_file, database, path, kind_name)
+    for start in range(0, len(values), IMPORT_CHUNK_ROWS):
+        chunk = values[start : start + IMPORT_CHUNK_ROWS]
+        if write is not None:
+            await write([(sql, row) for row in chunk])
+        else:
+            await _commit_chunk(conn, sql, chunk)
+    return report
+
+
+def _check_file(database: str, path: Path, kind_name: str) -> tuple[FileReport, str, list[tuple[Any, ...]]]:
+    """(In a worker thread.) The file's report, and the upsert and its rows for the accepted rows."""
     kind = KINDS[kind_name]
     report = FileReport(file=str(path), kind=kind_name)
     try:
@@ -649,8 +673,9 @@ async def import_file(conn: aiosqlite.Connection, path: Path, kind_name: str) ->
         present = _columns_present(kind, header)
     except Invalid as exc:
         report.failure = exc
-        return report
-    registry = await Registry.load(conn, kind)
+        return report, "", []
+    with closing(sqlite3.connect(database)) as keys:
+        registry = Registry.load(keys, kind)
     check = ROW_CHECKS.get(kind_name)
     seen: dict[Any, int] = {}
     accepted: list[dict[str, Any]] = []
@@ -683,8 +708,8 @@ async def import_file(conn: aiosqlite.Connection, path: Path, kind_name: str) ->
 
     columns = [column.db for _, column in present]
     columns += [name for name in kind.always_written if name not in columns]
-    await _upsert(conn, kind, columns, accepted)
-    return report
+    sql, values = _upsert(kind, columns, accepted)
+    return report, sql, values
 
 
 def _columns_present(kind: Kind, header: list[str]) -> list[tuple[int, Column]]:
@@ -716,10 +741,9 @@ def _parse_cells(present: list[tuple[int, Column]], cells: list[str]) -> tuple[d
     return row, problems
 
 
-async def _upsert(conn: aiosqlite.Connection, kind: Kind, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    """Insert or update ``rows`` (each holds every one of ``columns``) in one transaction."""
-    if not rows:
-        return
+def _upsert(kind: Kind, columns: list[str], rows: list[dict[str, Any]]) -> tuple[str, list[tuple[Any, ...]]]:
+    """The statement that inserts or updates a row of ``kind`` (each holds every one of ``columns``),
+    and its parameters for each of ``rows``."""
     updated_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     names = [*columns, "updated_at"]
     changes = ", ".join(f"{name} = excluded.{name}" for name in names if name not in kind.key)
@@ -727,9 +751,12 @@ async def _upsert(conn: aiosqlite.Connection, kind: Kind, columns: list[str], ro
         f"INSERT INTO {kind.table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         f" ON CONFLICT ({', '.join(kind.key)}) DO UPDATE SET {changes}"
     )
-    values = [(*(row[name] for name in columns), updated_at) for row in rows]
+    return sql, [(*(row[name] for name in columns), updated_at) for row in rows]
+
+
+async def _commit_chunk(conn: aiosqlite.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
     async with immediate(conn):
-        await conn.executemany(sql, values)
+        await conn.executemany(sql, rows)
 
 
 def _kind_of_file(path: Path) -> str:
@@ -743,9 +770,9 @@ def _kind_of_file(path: Path) -> str:
 
 
 async def import_files(
-    conn: aiosqlite.Connection, paths: Iterable[str | Path], kind: str | None = None
+    conn: aiosqlite.Connection, paths: Iterable[str | Path], kind: str | None = None, write: Write | None = None
 ) -> list[FileReport]:
-    """Import census files in dependency order, one transaction each; a report per file.
+    """Import census files in dependency order; a report per file (``write``: see ``import_file``).
 
     ``kind`` applies to every file; without it each file's name tells its kind. Raises CensusError
     (before importing anything) when a kind is unknown or cannot be told.
@@ -754,7 +781,7 @@ async def import_files(
         raise CensusError("unknown_kind", kind=kind, kinds=", ".join(KIND_ORDER))
     files = [(Path(p), kind or _kind_of_file(Path(p))) for p in paths]
     files.sort(key=lambda item: KIND_ORDER.index(item[1]))
-    return [await import_file(conn, path, file_kind) for path, file_kind in files]
+    return [await import_file(conn, path, file_kind, write) for path, file_kind in files]
 
 
 def exit_status(reports: Sequence[FileReport]) -> int:

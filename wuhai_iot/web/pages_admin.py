@@ -3,8 +3,10 @@ user administration and the audit log."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import shutil
 import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -134,11 +136,12 @@ async def census_upload(request: web.Request) -> web.Response:
         for number, upload in enumerate(uploads):  # a folder each: two files may bear the same name
             path = Path(folder) / str(number) / Path(upload.filename).name
             path.parent.mkdir()
-            path.write_bytes(upload.file.read())
+            await asyncio.to_thread(_save, upload, path)  # (tens of MB: not in the event loop)
             paths.append(path)
         conn = await db.connect(platform.config.database.path, migrate=False)
         try:
-            reports = await census.import_files(conn, paths, kind)
+            # Through the platform's writer, a chunk at a time: ingest commits go on between the chunks.
+            reports = await census.import_files(conn, paths, kind, write=platform.writer.write)
         except census.CensusError as exc:
             context["error"] = f"{exc.problem}。{exc.advice}本次上传的文件均未导入。"
             return await page(request, "census.html", context, status=400)
@@ -152,6 +155,11 @@ async def census_upload(request: web.Request) -> web.Response:
                                     "error": report.failure and report.failure.problem})  # fmt: skip
     context["reports"] = reports
     return await page(request, "census.html", context)
+
+
+def _save(upload: web.FileField, path: Path) -> None:
+    with path.open("wb") as target:
+        shutil.copyfileobj(upload.file, target)
 
 
 # --- users and audit ----------------------------------------------------------------------------------
