@@ -26,6 +26,7 @@ TINY = {
     "bench_pages.py": ["--lifts", "40", "--cylinders", "2000", "--factor", "2", "--status-per-day",
                        "2", "--requests", "3"],  # fmt: skip
     "bench_storage.py": ["--lifts", "40", "--minutes", "2"],
+    "bench_reconnect.py": ["--terminals", "40", "--processes", "1"],
 }
 RUNS = {script: [script, *args] for script, args in TINY.items()}
 RUNS["bench_ingest.py jt808"] = ["bench_ingest.py", "--protocol", "jt808", *TINY["bench_ingest.py"]]
