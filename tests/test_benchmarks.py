@@ -30,6 +30,7 @@ TINY = {
 }
 RUNS = {script: [script, *args] for script, args in TINY.items()}
 RUNS["bench_ingest.py jt808"] = ["bench_ingest.py", "--protocol", "jt808", *TINY["bench_ingest.py"]]
+RUNS["soak.py"] = ["soak.py", "--duration", "30", "--window", "10", "--lifts", "40", "--interval-s", "5"]
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +73,11 @@ def test_benchmark_runs_to_its_summary(runs: dict[str, tuple[subprocess.Popen[by
     assert status == 0, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
     assert out.splitlines()[-1].startswith("SUMMARY "), out[-3000:]
+
+
+def test_soak_runs_to_its_summary_and_stays_flat(runs: dict[str, tuple[subprocess.Popen[bytes], Path]]) -> None:
+    """benchmarks/soak.py at a tiny size (30 s, 40 lifts): it runs, and nothing grows."""
+    status, out, err = finished(runs, "soak.py")
+    assert status == 0, err[-3000:]
+    summary = out.splitlines()[-1]
+    assert summary.startswith("SUMMARY soak: ") and summary.endswith(": flat"), out[-3000:]

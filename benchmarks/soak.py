@@ -1,0 +1,86 @@
+"""Soak: the city's load for a long time, to see that nothing grows.
+
+The platform runs in this process with a generated city; ``wuhai-iot simulate`` processes drive it the
+way the city does (every ELink and LMT lift a status each ``--interval-s`` seconds, every filling post a
+fill request every minute), one simulation per sampling window, each window on fresh connections (as
+terminals reconnect). After each window the platform's resident memory, open files, write backlog,
+frame-log size and the window's ACK latency are printed as a table row. "Flat": the last third of the
+run holds no more memory than the first third plus GROWTH_MB, and no more open files.
+
+    python benchmarks/soak.py [--duration 3600] [--window 60] [--lifts 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from support import census_database, fresh_config, header, rss_bytes, simulate
+
+from wuhai_iot.runner import run
+from wuhai_iot.server import Platform
+from wuhai_iot.simulator.census import CensusSize, read_census
+
+GROWTH_MB = 30.0
+"""Memory the last third of the run may hold beyond the first third's (caches filling, the allocator)."""
+
+
+def open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def main(args: argparse.Namespace) -> None:
+    header(f"soak: the city's load for {args.duration:.0f} s")
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch)
+        size = CensusSize(lifts=args.lifts, stations=max(1, args.lifts // 600), cylinders=max(100, args.lifts * 4),
+                          vehicles=max(10, args.lifts // 10))  # fmt: skip
+        census_dir, template = await census_database(directory, size)
+        terminals = read_census(census_dir)["terminals"]
+        fleet = {name: sum(1 for row in terminals if row["protocol"] == name) for name in ("elink", "lmt", "gasfill")}
+        config = fresh_config(directory, template, "platform")
+        config.rules.tick_interval_s = 1
+        rows: list[tuple[float, float, int, int, float, float | None]] = []
+        async with Platform(config) as platform:
+            started = time.monotonic()
+            print(f"   fleet: {fleet['elink']} ELink and {fleet['lmt']} LMT lifts (a status every "
+                  f"{args.interval_s:.0f} s), {fleet['gasfill']} filling posts (a request a minute)")  # fmt: skip
+            print(f"   {'minute':>7} {'RSS MiB':>8} {'files':>6} {'backlog':>8} {'frame log MiB':>14} {'ACK p99 ms':>11}")
+            while time.monotonic() - started < args.duration:
+                window = min(args.window, args.duration - (time.monotonic() - started))
+                loads = [simulate(name, count, platform.ports[name], rate=rate, duration_s=window, census_dir=census_dir)
+                         for name, count, rate in (("elink", fleet["elink"], 1 / args.interval_s),
+                                                   ("lmt", fleet["lmt"], 1 / args.interval_s),
+                                                   ("gasfill", fleet["gasfill"], 1 / 60))
+                         if count]  # fmt: skip
+                reports = await asyncio.gather(*loads)
+                p99s = [r["latency_p99_ms"] for r in reports if r["latency_p99_ms"] is not None]
+                row = ((time.monotonic() - started) / 60, rss_bytes() / 2**20, open_files(), platform.writer.backlog,
+                       platform.frame_log.bytes / 2**20, max(p99s) if p99s else None)  # type: ignore[type-var]
+                rows.append(row)  # type: ignore[arg-type]
+                p99 = "-" if row[5] is None else f"{row[5]:.1f}"
+                print(f"   {row[0]:7.1f} {row[1]:8.1f} {row[2]:6d} {row[3]:8d} {row[4]:14.1f} {p99:>11}", flush=True)
+            health = platform.writer.health()
+            lag_ms = platform.loop_lag.worst_s * 1000
+    third = max(1, len(rows) // 3)
+    first, last = rows[:third], rows[-third:]
+    memory_growth = max(r[1] for r in last) - max(r[1] for r in first)
+    files_growth = max(r[2] for r in last) - max(r[2] for r in first)
+    flat = memory_growth <= GROWTH_MB and files_growth <= 0 and health is None
+    worst_p99 = max((r[5] for r in rows if r[5] is not None), default=float("nan"))
+    print(f"SUMMARY soak: {args.duration / 60:.0f} min, RSS {rows[0][1]:.0f} → {rows[-1][1]:.0f} MiB (last third vs first"
+          f" +{memory_growth:.0f} MiB), open files +{files_growth}, worst window ACK p99 {worst_p99:.0f} ms,"
+          f" event loop worst lag {lag_ms:.0f} ms, writer {health or 'healthy'}: {'flat' if flat else 'GROWING'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=3600.0, help="seconds (default an hour)")
+    parser.add_argument("--window", type=float, default=60.0, help="seconds a table row covers")
+    parser.add_argument("--lifts", type=int, default=5000, help="the city's size (default 5,000 lifts)")
+    parser.add_argument("--interval-s", type=float, default=30.0, help="a lift's status interval (default 30 s)")
+    run(main(parser.parse_args()))
