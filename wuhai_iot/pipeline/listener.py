@@ -49,6 +49,8 @@ decision is never held behind another terminal's backlog."""
 LOGGED_FRAME_BYTES = 1100
 """Longest frame kept whole in the frame log (the longest ELink frame is 1,022 bytes; discarded garbage
 can be megabytes): a longer one is kept cut, with its length in the note."""
+LOGIN_CHECK_GRACE_S = 5.0
+"""At the login deadline, a connection whose login is still being checked is looked at again this much later."""
 PRE_LOGIN_FRAMES = 8
 """Frames (in and out) a connection keeps before it has logged in; they join the terminal's frame log
 when its login is accepted (or refused for a wrong key). A connection that never logs in leaves nothing."""
@@ -211,8 +213,12 @@ class TerminalConnection(asyncio.Protocol):
 
     def _login_overdue(self) -> None:
         self._timer = None
-        if self.terminal is None and not self._closing:
-            self._close_before_login(f"no login within {self.listener.limits.login_deadline_s:g} s")
+        if self.terminal is not None or self._closing:
+            return
+        if self._waiting_for is not None:  # a login is being checked (a slow database): wait for its answer
+            self._timer = asyncio.get_running_loop().call_later(LOGIN_CHECK_GRACE_S, self._login_overdue)
+            return
+        self._close_before_login(f"no login within {self.listener.limits.login_deadline_s:g} s")
 
     def _close_before_login(self, why: str) -> None:
         self.listener.counters.closed_before_login += 1
