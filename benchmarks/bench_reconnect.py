@@ -76,11 +76,13 @@ async def log_in(terminal: Identity, port: int, start_at: float, held: list[asyn
     return None
 
 
-def storm(terminals: list[Identity], port: int, start_at: float, results: multiprocessing.Queue) -> None:
-    """One load process: wait for the common start, connect every terminal at once, report the times."""
+def storm(terminals: list[Identity], port: int, ready: multiprocessing.Queue, start: multiprocessing.Queue,
+          results: multiprocessing.Queue) -> None:
+    """One load process: say it is ready, wait for the common start, connect every terminal at once, report
+    the times."""
     raise_open_file_limit(len(terminals) + SPARE_FILES)
 
-    async def main() -> list[float | None]:
+    async def main(start_at: float) -> list[float | None]:
         held: list[asyncio.StreamWriter] = []
         await asyncio.sleep(max(0.0, start_at - time.time()))
         times = await asyncio.gather(*(log_in(t, port, start_at, held) for t in terminals))
@@ -88,8 +90,10 @@ def storm(terminals: list[Identity], port: int, start_at: float, results: multip
             writer.close()
         return list(times)
 
+    ready.put(True)
+    start_at = start.get()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        results.put(runner.run(main()))
+        results.put(runner.run(main(start_at)))
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -108,13 +112,20 @@ async def main(args: argparse.Namespace) -> None:
         config = fresh_config(directory, template, "platform")
         async with Platform(config) as platform:
             spawn = multiprocessing.get_context("spawn")
-            results: multiprocessing.Queue = spawn.Queue()
+            ready, start, results = spawn.Queue(), spawn.Queue(), spawn.Queue()
             share = -(-terminals // args.processes)
-            start_at = time.time() + 3.0  # every process ready, then all at once
-            workers = [spawn.Process(target=storm, args=(fleet[i : i + share], platform.ports["elink"], start_at,
+            workers = [spawn.Process(target=storm, args=(fleet[i : i + share], platform.ports["elink"], ready, start,
                                                           results)) for i in range(0, terminals, share)]  # fmt: skip
+            # Started from a thread: handing a process its share blocks until it has read it, and the
+            # platform's loop (this one) must not wait meanwhile. The storm starts once every process is
+            # ready: its times count from then (a start fixed beforehand counted the processes' start-up).
             for worker in workers:
-                worker.start()
+                await asyncio.to_thread(worker.start)
+            for _ in workers:
+                await asyncio.to_thread(ready.get, True, 120)
+            start_at = time.time() + 1.0
+            for _ in workers:
+                start.put(start_at)
             times: list[float | None] = []
             for _ in workers:
                 times += await asyncio.to_thread(results.get, True, GIVE_UP_S + 60)
