@@ -11,6 +11,7 @@ import gc
 import ipaddress
 import logging
 import signal
+import sqlite3
 import ssl
 import time
 from datetime import UTC, datetime
@@ -50,6 +51,8 @@ objects, ≈ 20 ms of the event loop); by the clock, cyclic garbage (web request
 within a minute, at any load."""
 
 
+LOOKUP_TIMEOUT_S = 0.5
+"""How long a login's point read may wait for a lock (rare in WAL: recovery) before the login fails."""
 LOOP_PROBE_INTERVAL_S = 0.05
 
 
@@ -118,6 +121,7 @@ class Platform:
         """The captures asked for with ``wuhai-iot capture start`` (pipeline/capturing.py)."""
         self._capture_watch: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
+        self._lookup: sqlite3.Connection | None = None
         self.loop_lag = LoopLagProbe()
 
     async def open_database(self) -> aiosqlite.Connection:
@@ -135,7 +139,8 @@ class Platform:
         await self.reader.execute("UPDATE terminal_sessions SET online = 0 WHERE online = 1")
         self.writer = BatchWriter(self.config.database.path)
         await self.writer.start()
-        self.ingest = Ingest(self.writer, self.reader, self.protocols)
+        self._lookup = db.connect_point_reader(self.config.database.path, LOOKUP_TIMEOUT_S)
+        self.ingest = Ingest(self.writer, self.reader, self._lookup, self.protocols)
         await self.ingest.load()
         await call_async("platform_starting", platform=self)
 
@@ -231,6 +236,9 @@ class Platform:
         for conn in self._connections:
             await conn.close()
         self._connections.clear()
+        if self._lookup is not None:
+            self._lookup.close()
+            self._lookup = None
 
     async def __aenter__(self) -> Platform:
         try:

@@ -34,6 +34,7 @@ from wuhai_iot.filling.checks import raise_finding, request_findings
 from wuhai_iot.filling.cylinders import HOUSEHOLD, VEHICLE_KINDS, CylinderWeights, grams
 from wuhai_iot.filling.journal import DecisionJournal
 from wuhai_iot.logs import RepeatedLog
+from wuhai_iot.storage.db import connect_point_reader
 from wuhai_iot.storage.writer import BatchWriter, Statement, WriterClosed, WriteUnit
 
 log = logging.getLogger(__name__)
@@ -95,10 +96,7 @@ READ_TIMEOUT_S = 0.5
 
 def open_decision_connection(path: str | Path) -> sqlite3.Connection:
     """The decider's own read-only connection (autocommit: each query sees the latest commit)."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=READ_TIMEOUT_S, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA query_only = 1")
-    return conn
+    return connect_point_reader(path, READ_TIMEOUT_S)
 
 
 def life_end(manufacture_date: str, design_life_years: int) -> date:

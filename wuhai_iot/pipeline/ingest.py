@@ -10,6 +10,7 @@ import dataclasses
 import inspect
 import logging
 import math
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -21,7 +22,6 @@ from wuhai_iot import events as ev
 from wuhai_iot.clock import cst_midnight
 from wuhai_iot.events import Terminal
 from wuhai_iot.protocols.base import Protocol
-from wuhai_iot.storage.db import fetch_one
 from wuhai_iot.storage.writer import BatchWriter, Statement, WriteUnit
 
 log = logging.getLogger(__name__)
@@ -144,10 +144,13 @@ class Ingest:
         self,
         writer: BatchWriter,
         reader: aiosqlite.Connection,
+        lookup: sqlite3.Connection,
         protocols: dict[str, Protocol],
     ) -> None:
         self.writer = writer
         self.reader = reader
+        self.lookup = lookup
+        """Point reads on the loop's thread: a login's terminal (``storage.db.connect_point_reader``)."""
         self.protocols = protocols
         self.consumers: list[EventConsumer] = [CommandReplies()]
         self.clock_watchers: list[ClockWatcher] = []
@@ -195,7 +198,7 @@ class Ingest:
         ELink answer carries the platform's time, from which a terminal whose clock was unset or reset
         sets its clock before it tries again); see SECURITY.md for the rest."""
         protocol = self.protocols[message.protocol]
-        row = await fetch_one(self.reader, TERMINAL_FOR_LOGIN, (message.protocol, message.terminal_id))
+        row = self.lookup.execute(TERMINAL_FOR_LOGIN, (message.protocol, message.terminal_id)).fetchone()
         if row is None:
             return ev.AckResult.UNKNOWN_TERMINAL, None
         if not protocol.verify_login(message, row["key"]):
@@ -206,7 +209,7 @@ class Ingest:
         key = (message.protocol, message.terminal_id)
         guarded = bool(row["key"]) and protocol.login_signs_device_time
         if guarded:
-            why = await self._replayed(key, device_time, message.received_at.timestamp())
+            why = self._replayed(key, device_time, message.received_at.timestamp())
             if why:
                 log.warning("%s %s from %s: login refused, %s: a replayed login, or the terminal's clock is unset"
                             " or wrong (wuhai-iot terminals allow-login lets its next login in)", message.protocol,
@@ -246,7 +249,7 @@ class Ingest:
             self._login_times[key] = (device_time, time.monotonic())
         return ev.AckResult.ACCEPTED, terminal
 
-    async def _replayed(self, key: tuple[str, str], device_time: int, now: float) -> str:
+    def _replayed(self, key: tuple[str, str], device_time: int, now: float) -> str:
         """Why a login with this device time is refused, or "" when it may go on.
 
         The last accepted login's time is kept in memory (loaded at start, set at each login: reading
@@ -259,7 +262,7 @@ class Ingest:
         if remembered is None or device_time > remembered[0]:
             return ""
         read_at = time.monotonic()
-        stored = await fetch_one(self.reader, STORED_LOGIN_TIME, key)
+        stored = self.lookup.execute(STORED_LOGIN_TIME, key).fetchone()
         if remembered[1] < read_at and (stored is None or stored[0] is None):
             del self._login_times[key]  # let in by staff after that login committed
             return ""

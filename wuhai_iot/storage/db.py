@@ -97,6 +97,20 @@ async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] 
     return next(iter(rows), None)
 
 
+def connect_point_reader(path: Path | str, timeout_s: float) -> sqlite3.Connection:
+    """A read-only connection for point reads made on the event loop's thread (a login's terminal, a fill's
+    cylinder: tens of microseconds each, in autocommit, so that each sees the latest commit).
+
+    Handed to a reader thread instead, such a read waits for that thread to get the GIL back from a busy
+    loop (up to the interpreter's switch interval, 5 ms, on every hand-over): thousands of terminals logging
+    in at once then queued behind each other at a few hundred reads a second. A WAL reader waits for a lock
+    only in rare cases (recovery); ``timeout_s`` bounds that wait."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=timeout_s, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA query_only = 1")
+    return conn
+
+
 def connect_sync(path: Path | str) -> sqlite3.Connection:
     """A plain connection with the same pragmas, for a thread of its own (the batch writer's); in
     autocommit mode like ``connect``. The schema must be up to date (``connect`` migrates)."""
