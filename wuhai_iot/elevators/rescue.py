@@ -229,8 +229,10 @@ async def list_rescues(
     where: list[str] = []
     params: list[Any] = []
     if before is not None:
-        where.append("(r.raised_at, r.alarm_id) < (?, ?)")
-        params += before
+        # The cursor's raised_at went through a datetime (microseconds) and a URL: the stored value of the
+        # cursor's own rescue, where it still exists, is the exact key (a rounded one repeats a row).
+        where.append("(r.raised_at, r.alarm_id) < (coalesce((SELECT raised_at FROM rescues WHERE alarm_id = ?), ?), ?)")
+        params += (before[1], before[0], before[1])
     for clause, value in (
         ("r.alarm_id = ?", alarm_id),
         ("r.device_code = ?", device_code),
