@@ -61,7 +61,8 @@ RESOLVE = (
     " WHERE id = ? AND status != 'resolved'"
 )
 RESOLVED_BY_PLATFORM = "platform"
-"""``resolved_by`` of an alarm the platform itself undid (``Transition.undone``)."""
+"""``resolved_by`` of an alarm the platform resolved itself (an undone wait, or a condition whose end leaves
+nobody anything to do)."""
 SAMPLE_INSERT = "INSERT OR IGNORE INTO alarm_samples (alarm_id, at, record) VALUES (?, ?, ?)"
 
 
