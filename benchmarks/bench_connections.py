@@ -18,22 +18,18 @@ import argparse
 import asyncio
 import gc
 import multiprocessing
-import resource
 import tempfile
 import time
 from pathlib import Path
 
-from support import census_database, fresh_config, header, rss_bytes
+from support import elink_fleet, fleet_within_open_files, header, rss_bytes
 
 from wuhai_iot.runner import run
 from wuhai_iot.server import Platform
-from wuhai_iot.simulator.census import CensusSize
 from wuhai_iot.simulator.device import DeviceSettings
-from wuhai_iot.simulator.load import Identity, identities, raise_open_file_limit, run_load
+from wuhai_iot.simulator.load import Identity, run_load
 
 TARGET_KB = 20.0
-SPARE_FILES = 200
-"""Open files the platform needs besides connections (database, listeners, pipes)."""
 
 
 def hold_terminals(terminals: list[Identity], port: int, hold_s: float, heartbeat_s: float,
@@ -47,18 +43,10 @@ def hold_terminals(terminals: list[Identity], port: int, hold_s: float, heartbea
 
 async def main(args: argparse.Namespace) -> None:
     header("connections: idle logged-in ELink terminals with heartbeats")
-    limit = raise_open_file_limit(args.terminals + SPARE_FILES)
-    terminals = min(args.terminals, limit - SPARE_FILES)
-    if terminals < args.terminals:
-        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        print(f"   the hard open-file limit here is {hard}: holding {terminals} terminals, not {args.terminals}")
+    terminals = fleet_within_open_files(args.terminals)
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
-        census_dir, template = await census_database(
-            directory, CensusSize(lifts=int(terminals / 0.7) + 100, stations=1, cylinders=10, vehicles=1)
-        )
-        fleet = identities("elink", terminals, census_dir)
-        config = fresh_config(directory, template, "platform")
+        fleet, config = await elink_fleet(directory, terminals)
         async with Platform(config) as platform:
             listener = platform.listeners["elink"]
             gc.collect()

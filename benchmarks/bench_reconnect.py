@@ -19,21 +19,18 @@ import asyncio
 import hashlib
 import hmac
 import multiprocessing
-import resource
 import tempfile
 import time
 from pathlib import Path
 
-from support import census_database, fresh_config, header, percentile
+from support import SPARE_FILES, elink_fleet, fleet_within_open_files, header, percentile
 
 from wuhai_iot.protocols import elink
 from wuhai_iot.runner import loop_factory, run
 from wuhai_iot.server import Platform
-from wuhai_iot.simulator.census import CensusSize
-from wuhai_iot.simulator.load import Identity, identities, raise_open_file_limit
+from wuhai_iot.simulator.load import Identity, raise_open_file_limit
 
 TARGET_S = 10.0
-SPARE_FILES = 200
 RETRY_S = 1.0
 GIVE_UP_S = 60.0
 
@@ -98,18 +95,10 @@ def storm(terminals: list[Identity], port: int, ready: multiprocessing.Queue, st
 
 async def main(args: argparse.Namespace) -> None:
     header("reconnect storm: an ELink fleet logging in at once")
-    limit = raise_open_file_limit(args.terminals + SPARE_FILES)
-    terminals = min(args.terminals, limit - SPARE_FILES)
-    if terminals < args.terminals:
-        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        print(f"   the hard open-file limit here is {hard}: {terminals} terminals, not {args.terminals}")
+    terminals = fleet_within_open_files(args.terminals)
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
-        census_dir, template = await census_database(
-            directory, CensusSize(lifts=int(terminals / 0.7) + 100, stations=1, cylinders=10, vehicles=1)
-        )
-        fleet = identities("elink", terminals, census_dir)
-        config = fresh_config(directory, template, "platform")
+        fleet, config = await elink_fleet(directory, terminals)
         async with Platform(config) as platform:
             spawn = multiprocessing.get_context("spawn")
             ready, start, results = spawn.Queue(), spawn.Queue(), spawn.Queue()

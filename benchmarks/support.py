@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import platform as python_platform
+import resource
 import shutil
 import sys
 import time
@@ -16,6 +17,7 @@ from wuhai_iot.config import Config, ProtocolConfig
 from wuhai_iot.plugins import protocols
 from wuhai_iot.registry.census import import_files
 from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
+from wuhai_iot.simulator.load import Identity, identities, raise_open_file_limit
 from wuhai_iot.storage import db
 
 
@@ -84,6 +86,27 @@ async def simulate(protocol: str, terminals: int, port: int, *, rate: float, dur
     if process.returncode not in (0, 1):
         raise RuntimeError(f"simulate exited with {process.returncode}")
     return json.loads(output.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+SPARE_FILES = 200
+"""Open files kept for the platform itself (database, listeners, web) beside one per terminal."""
+
+
+def fleet_within_open_files(wanted: int) -> int:
+    """Raise the open-file limit for ``wanted`` terminals; return how many fit (said when fewer)."""
+    terminals = min(wanted, raise_open_file_limit(wanted + SPARE_FILES) - SPARE_FILES)
+    if terminals < wanted:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        print(f"   the hard open-file limit here is {hard}: {terminals} terminals, not {wanted}")
+    return terminals
+
+
+async def elink_fleet(directory: Path, terminals: int) -> tuple[list[Identity], Config]:
+    """A census with ``terminals`` ELink terminals in ``directory``: their identities and a platform's config."""
+    census_dir, template = await census_database(
+        directory, CensusSize(lifts=int(terminals / 0.7) + 100, stations=1, cylinders=10, vehicles=1)
+    )
+    return identities("elink", terminals, census_dir), fresh_config(directory, template, "platform")
 
 
 def rss_bytes(pid: int | str = "self") -> int:
