@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import getpass
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -259,36 +260,39 @@ def _handle_inspected(args: argparse.Namespace) -> int:
 
 async def _run_inspected(args: argparse.Namespace) -> int:
     on = args.date or cst_today()
-    conn = await connect(args.settings.database.path)
-    try:
+
+    async def inspect(conn: aiosqlite.Connection) -> str:
         await record_inspection(conn, args.key, on, actor=f"cli:{getpass.getuser()}", reason=args.reason)
-    except NotRegistered as exc:
-        print(f"wuhai-iot cylinders inspected: {exc}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    except ChangeRefused as exc:
-        print(f"wuhai-iot cylinders inspected: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    finally:
-        await conn.close()
-    print(f"cylinder {args.key}: inspected on {on.isoformat()}")
-    return 0
+        return f"cylinder {args.key}: inspected on {on.isoformat()}"
+
+    return await _run_refusable(args, "cylinders inspected", inspect)
 
 
 async def _run(args: argparse.Namespace) -> int:
-    conn = await connect(args.settings.database.path)
-    try:
+    async def change(conn: aiosqlite.Connection) -> str:
         changed = await change_registry(
             conn, args.group, args.action, args.key, actor=f"cli:{getpass.getuser()}", reason=args.reason
         )
+        known = CHANGES[(args.group, args.action)]
+        return f"{known.object_type} {args.key}: {'now' if changed else 'already'} {known.new_status}"
+
+    return await _run_refusable(args, f"{args.group} {args.action}", change)
+
+
+async def _run_refusable(
+    args: argparse.Namespace, command: str, work: Callable[[aiosqlite.Connection], Awaitable[str]]
+) -> int:
+    """Run one registry command on the database: print what it did, or why it was refused (exit 1 or 3)."""
+    conn = await connect(args.settings.database.path)
+    try:
+        done = await work(conn)
     except NotRegistered as exc:
-        print(f"wuhai-iot {args.group} {args.action}: {exc}", file=sys.stderr)
+        print(f"wuhai-iot {command}: {exc}", file=sys.stderr)
         return EXIT_NOT_FOUND
     except ChangeRefused as exc:
-        print(f"wuhai-iot {args.group} {args.action}: {exc}", file=sys.stderr)
+        print(f"wuhai-iot {command}: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     finally:
         await conn.close()
-    change = CHANGES[(args.group, args.action)]
-    state = "now" if changed else "already"
-    print(f"{change.object_type} {args.key}: {state} {change.new_status}")
+    print(done)
     return 0
