@@ -376,10 +376,12 @@ async def test_uncertified_vehicle_on_the_road_once_a_day(
     ]  # fmt: skip
 
 
-async def test_offline_after_24_hours_and_back(platform: Platform, database: aiosqlite.Connection) -> None:
+async def _silent_for_25_hours(platform: Platform, database: aiosqlite.Connection, last_record: datetime) -> int:
+    """The bus reports once (its record dated ``last_record``) and falls silent; the platform clock runs 25 h:
+    ``offline`` is raised 24 h after the last frame was received. Returns the alarm's id."""
     terminal = await VehicleTerminal.connect(platform)
     try:
-        await terminal.report([record(at(0))])
+        await terminal.report([record(last_record)])
     finally:
         await terminal.close()
     monitor = vehicle_monitor(platform)
@@ -389,13 +391,40 @@ async def test_offline_after_24_hours_and_back(platform: Platform, database: aio
     await monitor.advance(datetime.fromtimestamp(last_frame, UTC) + timedelta(hours=25))
     [(kind, raised, cleared)] = await alarms(database, BUS)
     assert (kind, raised, cleared) == ("offline", datetime.fromtimestamp(last_frame + 86400, UTC), None)
+    [(alarm_id,)] = await database.execute_fetchall("SELECT id FROM alarms WHERE plate = ?", (BUS,))
+    return int(alarm_id)
+
+
+async def _status(database: aiosqlite.Connection, alarm_id: int) -> tuple[str, str, str | None]:
+    [row] = await database.execute_fetchall("SELECT condition, status, resolved_by FROM alarms WHERE id = ?", (alarm_id,))
+    return row[0], row[1], row[2]
+
+
+async def test_offline_after_24_hours_and_back(platform: Platform, database: aiosqlite.Connection) -> None:
+    """Back after a real silence (its next record dated more than 24 h after the last on its own clock): the
+    alarm clears and waits for staff to handle it."""
+    alarm_id = await _silent_for_25_hours(platform, database, at(-30 * 3600))
     terminal = await VehicleTerminal.connect(platform)
     try:
-        await terminal.report([record(at(600))])
+        await terminal.report([record(at(0))])
     finally:
         await terminal.close()
-    [(kind, _, cleared)] = await alarms(database, BUS)
-    assert cleared is not None
+    assert await _status(database, alarm_id) == ("cleared", "raised", None)
+
+
+async def test_offline_undone_by_records_buffered_inside_the_wait(
+    platform: Platform, database: aiosqlite.Connection
+) -> None:
+    """The platform heard nothing for 25 h, but the terminal's next message is a 0x0704 batch of records dated
+    10 min after its last one (its network was down, it kept recording): sent live, the same records would have
+    raised nothing, so the alarm is undone, resolved by the platform (docs/time.md)."""
+    alarm_id = await _silent_for_25_hours(platform, database, at(0))
+    terminal = await VehicleTerminal.connect(platform)
+    try:
+        await terminal.report([record(at(600)), record(at(630))], buffered=True)
+    finally:
+        await terminal.close()
+    assert await _status(database, alarm_id) == ("cleared", "resolved", "platform")
 
 
 async def test_out_of_order_record_changes_no_alarm(platform: Platform, database: aiosqlite.Connection) -> None:

@@ -111,8 +111,10 @@ class VehicleMonitor:
         positions = [event for event in events if isinstance(event, ev.VehiclePosition)]
         if not positions:
             return []
-        statements = self.rules.frame_seen(plate, positions[0].received_at.timestamp())
         positions.sort(key=lambda record: record.time)
+        statements = self.rules.records_arrived(
+            plate, positions[0].received_at.timestamp(), positions[0].time.timestamp()
+        )
         days: dict[str, DayFigures] = {}
         for record in positions:
             statements.append((TRACK_INSERT, track_row(plate, record)))
@@ -138,7 +140,9 @@ class VehicleMonitor:
                         state.last_frame = connection.last_frame_at
         statements: list[Statement] = []
         for plate in list(self.rules.states):
-            statements += self.rules.offline(plate, at)
+            if raised := self.rules.offline(plate, at):
+                statements += raised
+                self.dirty.add(plate)  # the wait's end on the terminal's clock is kept across a restart
             for pending in list(self.rules.states[plate].pending):
                 statements += await self._check_fill(plate, pending, at)
         if at - self._saved_at >= STATE_SAVE_S:

@@ -84,6 +84,9 @@ class VehicleState:
     certificate_alarm_day: str | None = None
     last_frame: float = 0.0
     """Receive time (platform clock) of the vehicle terminal's last frame."""
+    offline_until: float | None = None
+    """While ``offline`` is raised: the device time at which the silence became long enough on the terminal's
+    own clock (its newest record + the wait). A record dated before it was buffered, not missing: undone."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -293,16 +296,23 @@ class VehicleRules:
         limit = self.rules.vehicle_offline_h * 3600
         if now - state.last_frame < limit:
             return []
+        state.offline_until = state.newest + limit if state.newest else None
         return self.book.raise_alarm(subject, "offline", _dt(state.last_frame + limit), since=_dt(state.last_frame),
                                      detail={"offline_after_h": self.rules.vehicle_offline_h})  # fmt: skip
 
-    def frame_seen(self, plate: str, received_at: float) -> list[Statement]:
+    def records_arrived(self, plate: str, received_at: float, first_record_at: float) -> list[Statement]:
+        """A message of records ends a silence at the device time of its first record; when that record is
+        dated inside the wait on the terminal's own clock (buffered while the network was down), the same
+        records sent live would have raised nothing, so the alarm is undone, as a lift's is."""
         state = self.state(plate)
         state.last_frame = max(state.last_frame, received_at)
+        offline_until, state.offline_until = state.offline_until, None
         subject = Subject(plate=plate)
         if self.book.active(subject, "offline") is None:
             return []
-        return self.book.clear_alarm(subject, "offline", _dt(received_at))
+        undone = offline_until is not None and first_record_at < offline_until
+        detail = {"ended_by": "record_in_window"} if undone else None
+        return self.book.clear_alarm(subject, "offline", _dt(first_record_at), detail=detail, undone=undone)
 
     def fill_checked(self, plate: str, pending: PendingFill, recorded: bool) -> list[Statement]:
         """The station's FILL_RESULT was found (or its window passed without one)."""
