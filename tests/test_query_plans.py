@@ -1,7 +1,8 @@
 """Every page and API list reads on indexes: each query the web layer runs while an admin and a district
 officer open every page and API list (and the police their alarm list) is explained (``EXPLAIN QUERY PLAN``),
 and a full scan of a table that grows with the registry or its history fails the test. (Tables that stay
-small whatever the city — the districts, the running figures, the users — may be scanned.)"""
+small whatever the city — the districts, the running figures, the users — may be scanned.) So does a terminal's
+REGISTER and login, read on the event loop's thread."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from lift_support import LIFT
+from vehicle_support import BUS, BUS_CODE, BUS_PHONE, OLD_TAXI_PHONE, TAXI, VehicleTerminal, import_vehicle_scenario
 from web_support import add_user, base_url, browser, login, token_for
 
+from wuhai_iot.config import Config
+from wuhai_iot.protocols import jt808
 from wuhai_iot.server import Platform
+from wuhai_iot.vehicles import registry
 from wuhai_iot.web.auth import WEB_DB_KEY
 
 GROWING = {
@@ -104,5 +109,34 @@ async def test_no_page_or_api_list_scans_a_growing_table(platform: Platform, tra
                 assert answer.status == 200, path
     assert len(traced) > 50  # (the trace saw the pages' queries)
     scans = full_scans(str(platform.config.database.path), traced)
+    assert not scans, "full scans of growing tables:\n" + "\n".join(
+        line for lines in scans.values() for line in sorted(lines))
+
+
+async def test_register_and_login_read_the_registry_on_indexes_on_the_loops_thread(config: Config) -> None:
+    """REGISTER (each of its results) and AUTHENTICATE read the registry with point reads on the event loop's
+    thread (``Ingest.lookup``), each on an index. (REGISTER read on the reader thread, every vehicle for its
+    plate: a fleet registering at once after a restart queued its REGISTERs behind each other for longer than
+    its terminals wait, and 10,000 terminals did not all get in.)"""
+    await import_vehicle_scenario(config)
+    async with Platform(config) as running:
+        traced: list[str] = []
+        running.ingest.lookup.set_trace_callback(traced.append)
+        try:
+            old_taxi = await VehicleTerminal.connect(running, OLD_TAXI_PHONE, code=None)
+            result, code = await old_taxi.register("蒙l t-1234")  # (registered as 蒙L·T1234)
+            assert result == registry.ACCEPTED and await old_taxi.authenticate(code) == jt808.OK
+            bus = await VehicleTerminal.connect(running, BUS_PHONE, code=None)
+            assert await bus.register("蒙L99999") == (registry.VEHICLE_UNKNOWN, "")
+            assert await bus.register(TAXI) == (registry.TERMINAL_TAKEN, "")
+            assert await bus.register(BUS) == (registry.ACCEPTED, BUS_CODE)
+            stranger = await VehicleTerminal.connect(running, "013999999999", code=None)
+            assert await stranger.register(BUS) == (registry.TERMINAL_UNKNOWN, "")
+            for terminal in (old_taxi, bus, stranger):
+                await terminal.close()
+        finally:
+            running.ingest.lookup.set_trace_callback(None)
+    assert sum("FROM vehicles" in statement for statement in traced) >= 4
+    scans = full_scans(str(config.database.path), traced)
     assert not scans, "full scans of growing tables:\n" + "\n".join(
         line for lines in scans.values() for line in sorted(lines))

@@ -236,7 +236,7 @@ async def start(platform: Platform) -> VehicleMonitor:
     ):
         state = rules.state(plate)
         state.last_frame = max(state.last_frame, last_frame)
-    registrar = Registrar(platform.reader, platform.writer)
+    registrar = Registrar(platform.ingest.lookup, platform.writer)
     platform.ingest.answer_requests(ev.Register, registrar.register)  # type: ignore[arg-type]
     platform.ingest.answer_requests(ev.Unregister, registrar.unregister)  # type: ignore[arg-type]
     monitor = VehicleMonitor(platform, rules, fleet, conn)

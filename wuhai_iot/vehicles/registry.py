@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -19,19 +20,32 @@ import aiosqlite
 from wuhai_iot import events as ev
 from wuhai_iot.clock import cst_date
 from wuhai_iot.events import Terminal
-from wuhai_iot.storage.db import fetch_one
 from wuhai_iot.storage.writer import BatchWriter
 
 ACCEPTED, VEHICLE_TAKEN, VEHICLE_UNKNOWN, TERMINAL_TAKEN, TERMINAL_UNKNOWN = 0, 1, 2, 3, 4
 EARTH_RADIUS_M = 6_371_000.0
 
+PLATE_AS_TYPED_SQL = "replace(replace(replace(replace(upper(plate), '·', ''), '.', ''), ' ', ''), '-', '')"
+"""A stored plate without its dot, spaces or dashes: the expression of the index ``vehicles_plate_typed``
+(migration 0022; filling/trace.py looks a typed plate up the same way), so that a look-up by it reads one
+index entry, not every vehicle."""
+
 
 def normalise_plate(plate: str) -> str:
-    """A plate as compared: without spaces or the dot after the province letter (蒙L·T1234 = 蒙LT1234)."""
-    return "".join(plate.split()).replace("·", "").replace("•", "").upper()
+    """A plate as typed or sent, compared without the dot after the province letter, spaces or dashes, upper
+    case (蒙L·T1234 = 蒙LT1234 = 蒙l t1234): what ``PLATE_AS_TYPED_SQL`` makes of the stored one."""
+    return "".join(ch for ch in plate.upper() if ch not in "·.• -")
 
 
-_NORMALISED_PLATE_SQL = "replace(replace(upper(plate), '·', ''), ' ', '')"
+def registered_plate(lookup: sqlite3.Connection, typed: str) -> str | None:
+    """The plate as registered for one sent or typed with or without the dot, spaces or lower case (two
+    point reads on the caller's thread)."""
+    row = lookup.execute("SELECT plate FROM vehicles WHERE plate = ?", (typed,)).fetchone()
+    if row is None:
+        row = lookup.execute(
+            f"SELECT plate FROM vehicles WHERE {PLATE_AS_TYPED_SQL} = ? LIMIT 1", (normalise_plate(typed),)
+        ).fetchone()
+    return None if row is None else row[0]
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -43,34 +57,31 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 class Registrar:
-    """The request handlers for REGISTER and UNREGISTER (answered before and after login)."""
+    """The request handlers for REGISTER and UNREGISTER (answered before and after login).
 
-    def __init__(self, reader: aiosqlite.Connection, writer: BatchWriter) -> None:
-        self.reader = reader
+    REGISTER reads the registry with point reads on the event loop's thread (``Ingest.lookup``), like a
+    login: on the reader thread, a fleet registering at once after a restart queued its REGISTERs behind
+    each other for longer than the terminals wait for an answer (10,000 terminals: 3,000 REGISTERs)."""
+
+    def __init__(self, lookup: sqlite3.Connection, writer: BatchWriter) -> None:
+        self.lookup = lookup
         self.writer = writer
 
     async def register(self, terminal: Terminal, request: ev.Register) -> ev.Registration:
-        row = await fetch_one(
-            self.reader, "SELECT plate, key, issued_key FROM terminals WHERE protocol = ? AND terminal_id = ?",
-            (terminal.protocol, terminal.terminal_id),
-        )  # fmt: skip
+        lookup, key = self.lookup, (terminal.protocol, terminal.terminal_id)
+        row = lookup.execute("SELECT plate FROM terminals WHERE protocol = ? AND terminal_id = ?", key).fetchone()
         if row is None:
             return ev.Registration(TERMINAL_UNKNOWN)
-        wanted = normalise_plate(request.plate)
-        vehicle = await fetch_one(
-            self.reader, f"SELECT plate FROM vehicles WHERE plate = ? OR {_NORMALISED_PLATE_SQL} = ? LIMIT 1",
-            (request.plate, wanted),
-        )  # fmt: skip
-        if vehicle is None:
+        plate = registered_plate(lookup, request.plate)
+        if plate is None:
             return ev.Registration(VEHICLE_UNKNOWN)
-        if row["plate"] != vehicle["plate"]:
+        if row["plate"] != plate:
             return ev.Registration(TERMINAL_TAKEN)
-        if await fetch_one(
-            self.reader,
+        if lookup.execute(
             "SELECT 1 FROM terminals WHERE plate = ? AND protocol = ? AND terminal_id != ? AND registered_at IS NOT NULL"
             " LIMIT 1",
-            (vehicle["plate"], terminal.protocol, terminal.terminal_id),
-        ) is not None:  # fmt: skip
+            (plate, *key),
+        ).fetchone() is not None:  # fmt: skip
             return ev.Registration(VEHICLE_TAKEN)
         # Two REGISTERs of one terminal may overlap (a reconnect while the first is answered): the code kept is
         # the first one written, and every answer gives the code kept.
@@ -80,15 +91,13 @@ class Registrar:
                     "UPDATE terminals SET registered_at = ?,"
                     " issued_key = CASE WHEN coalesce(key, '') = '' THEN coalesce(issued_key, ?) ELSE NULL END"
                     " WHERE protocol = ? AND terminal_id = ?",
-                    (datetime.now(UTC).timestamp(), secrets.token_hex(8).upper(), terminal.protocol,
-                     terminal.terminal_id),
+                    (datetime.now(UTC).timestamp(), secrets.token_hex(8).upper(), *key),
                 )
             ]
         )  # fmt: skip
-        kept = await fetch_one(
-            self.reader, "SELECT coalesce(nullif(key, ''), issued_key) FROM terminals WHERE protocol = ? AND terminal_id = ?",
-            (terminal.protocol, terminal.terminal_id),
-        )  # fmt: skip
+        kept = lookup.execute(
+            "SELECT coalesce(nullif(key, ''), issued_key) FROM terminals WHERE protocol = ? AND terminal_id = ?", key
+        ).fetchone()
         if kept is None or not kept[0]:
             raise RuntimeError(f"terminal {terminal.terminal_id}: no authentication code after REGISTER")
         return ev.Registration(ACCEPTED, kept[0])
