@@ -289,12 +289,14 @@ class VehicleRules:
     # --- waiting on the platform clock ----------------------------------------------------------------
 
     def offline(self, plate: str, now: float) -> list[Statement]:
+        """Raise ``offline`` for a vehicle silent for ``vehicle_offline_h``. (Asked every tick of every
+        vehicle: what is cheapest to tell comes first.)"""
         state = self.states.get(plate)
-        subject = Subject(plate=plate)
-        if state is None or not state.last_frame or self.book.active(subject, "offline") is not None:
-            return []
         limit = self.rules.vehicle_offline_h * 3600
-        if now - state.last_frame < limit:
+        if state is None or not state.last_frame or now - state.last_frame < limit:
+            return []
+        subject = Subject(plate=plate)
+        if self.book.active(subject, "offline") is not None:
             return []
         state.offline_until = state.newest + limit if state.newest else None
         return self.book.raise_alarm(subject, "offline", _dt(state.last_frame + limit), since=_dt(state.last_frame),
