@@ -95,8 +95,15 @@ def jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return jsonable(dataclasses.asdict(value))
     if isinstance(value, dict):
-        return {("district" if key == "district_code" else key):
-                (district(item) if key == "district_code" else jsonable(item)) for key, item in value.items()}  # fmt: skip
+        shaped = {}
+        for key, item in value.items():  # (plain values inline: a 500-lift page has ~15,000 of them)
+            if key == "district_code":
+                shaped["district"] = district(item)
+            elif item is None or type(item) in _PLAIN:
+                shaped[key] = item
+            else:
+                shaped[key] = jsonable(item)
+        return shaped
     if isinstance(value, (list, tuple)):
         return [jsonable(item) for item in value]
     return value
