@@ -5,6 +5,7 @@ alarm times; a collision blocks the vehicle's cylinders (fill reason 12) until a
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -355,6 +356,29 @@ async def test_cylinder_mismatch(platform: Platform, database: aiosqlite.Connect
         ("cylinder_mismatch", at(start + 30), at(start + 60)), ("cylinder_mismatch", at(start + 90), at(start + 120)),
         ("cylinder_mismatch", at(start + week + 200), None),  # CNG-BUS-0202 was last seen at start + 120 s
     ]  # fmt: skip
+
+
+async def test_cylinder_mismatch_names_every_foreign_tag(platform: Platform, database: aiosqlite.Connection) -> None:
+    """Each tag that is not the vehicle's own is named in the alarm: another vehicle's cylinder (held in
+    memory), a cylinder of no vehicle (a household one: a point read, not held) and a tag of no cylinder."""
+    household_code, household_tag = (await (await database.execute(
+        "SELECT cylinder_code, tag_uid FROM cylinders WHERE vehicle_plate IS NULL AND tag_uid IS NOT NULL LIMIT 1"
+    )).fetchone())  # fmt: skip
+    other_plate = (await (await database.execute(
+        "SELECT vehicle_plate FROM cylinders WHERE cylinder_code = 'CNG-OK-0101'")).fetchone())[0]  # fmt: skip
+    assert household_tag not in vehicle_monitor(platform).rules.fleet.vehicle_tags
+    unknown = "E2000000000000000000FFFF"
+    terminal = await VehicleTerminal.connect(platform)
+    try:
+        await terminal.report([record(at(-600), tags=(TAGS["CNG-BUS-0201"], TAGS["CNG-BUS-0202"], TAGS["CNG-OK-0101"],
+                                                       household_tag, unknown))])  # fmt: skip
+    finally:
+        await terminal.close()
+    detail = (await (await database.execute(
+        "SELECT detail FROM alarms WHERE plate = ? AND kind = 'cylinder_mismatch'", (BUS,))).fetchone())[0]  # fmt: skip
+    assert json.loads(detail)["foreign_tags"] == {
+        TAGS["CNG-OK-0101"]: f"CNG-OK-0101 ({other_plate})", household_tag: f"{household_code} (无车辆)", unknown: "未登记",
+    }  # fmt: skip
 
 
 @MODES

@@ -225,7 +225,7 @@ def vehicle_monitor(platform: Platform) -> VehicleMonitor:
 async def start(platform: Platform) -> VehicleMonitor:
     book = await alarm_book(platform)
     conn = await platform.open_database()
-    fleet = Fleet()
+    fleet = Fleet(lookup=platform.ingest.lookup)
     await fleet.load(conn)
     rules = VehicleRules(book, fleet, platform.config.rules)
     for plate, text in await conn.execute_fetchall("SELECT subject, state FROM rule_state WHERE rule = ?", (RULE,)):

@@ -136,11 +136,17 @@ class Station:
 
 @dataclass
 class Fleet:
-    """What the vehicle rules read from the registry, loaded at start and refreshed periodically."""
+    """What the vehicle rules read from the registry, loaded at start and refreshed periodically.
 
+    Only vehicles' cylinders are held (what every record's tags are compared with): any other tag a reader
+    sees is a point read (``lookup``), so the memory held grows with the vehicles, not with the city's
+    household cylinders (2,000,000 tags held took ≈ 400 MB)."""
+
+    lookup: sqlite3.Connection | None = None
+    """A connection for point reads on the event loop's thread (``Ingest.lookup``); None: no other tag is known."""
     vehicles: dict[str, Vehicle] = field(default_factory=dict)
-    tag_owner: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    """Tag UID → (cylinder code, the vehicle it is registered to, or None)."""
+    vehicle_tags: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Tag UID → (cylinder code, the vehicle it is registered to) of every tagged vehicle cylinder."""
     tagged_cylinders: dict[str, dict[str, str]] = field(default_factory=dict)
     """Plate → {cylinder code: tag UID} of its tagged cylinders in service."""
     cylinders: dict[str, list[str]] = field(default_factory=dict)
@@ -156,18 +162,16 @@ class Fleet:
         ):
             valid = bool(row[3]) and row[4] != "revoked"
             vehicles[row[0]] = Vehicle(row[0], row[1], row[2], valid)
-        tag_owner: dict[str, tuple[str, str | None]] = {}
+        vehicle_tags: dict[str, tuple[str, str]] = {}
         tagged: dict[str, dict[str, str]] = {}
         cylinders: dict[str, list[str]] = {}
         for code, tag, plate, status in await conn.execute_fetchall(
-            "SELECT cylinder_code, tag_uid, vehicle_plate, status FROM cylinders"
-            " WHERE vehicle_plate IS NOT NULL OR tag_uid IS NOT NULL"
+            "SELECT cylinder_code, tag_uid, vehicle_plate, status FROM cylinders WHERE vehicle_plate IS NOT NULL"
         ):
+            cylinders.setdefault(plate, []).append(code)
             if tag:
-                tag_owner[tag] = (code, plate)
-            if plate:
-                cylinders.setdefault(plate, []).append(code)
-                if tag and status == "in_service":
+                vehicle_tags[tag] = (code, plate)
+                if status == "in_service":
                     tagged.setdefault(plate, {})[code] = tag
         stations = [
             Station(row[0], row[1], row[2], frozenset(row[3].split("|")),
@@ -177,8 +181,18 @@ class Fleet:
                 " WHERE latitude IS NOT NULL AND longitude IS NOT NULL"
             )
         ]  # fmt: skip
-        self.vehicles, self.tag_owner, self.tagged_cylinders = vehicles, tag_owner, tagged
+        self.vehicles, self.vehicle_tags, self.tagged_cylinders = vehicles, vehicle_tags, tagged
         self.cylinders, self.stations = cylinders, stations
+
+    def tag_owner(self, tag: str) -> tuple[str | None, str | None]:
+        """(cylinder code, the vehicle it is registered to or None) of a tag; (None, None): not registered."""
+        found = self.vehicle_tags.get(tag)
+        if found is not None or self.lookup is None:
+            return found or (None, None)
+        row = self.lookup.execute(
+            "SELECT cylinder_code, vehicle_plate FROM cylinders WHERE tag_uid = ?", (tag,)
+        ).fetchone()
+        return (None, None) if row is None else (row[0], row[1])
 
     def licensed_station_near(self, latitude: float, longitude: float, medium: str, radius_m: float) -> Station | None:
         """The nearest active, licensed station for ``medium`` within ``radius_m``, if any."""

@@ -272,7 +272,7 @@ class VehicleRules:
         own = self.fleet.tagged_cylinders.get(plate, {})
         foreign: dict[str, str] = {}
         for tag in record.tags:
-            code, owner = self.fleet.tag_owner.get(tag, (None, None))
+            code, owner = self.fleet.tag_owner(tag)
             if code is not None and owner == plate:
                 state.tags_seen[code] = at
             else:
