@@ -11,7 +11,7 @@ import aiosqlite
 import pytest
 from conftest import import_census
 
-from wuhai_iot.elevators.queries import cursor_of, get_lift, list_lifts
+from wuhai_iot.elevators.queries import cursor_of, get_lift, list_lifts, total_lifts
 from wuhai_iot.storage import db
 
 HBW_LIFT = "31101503022012000101"     # ELink terminal installed 2025-11-01 (before the vendor's example frames)
@@ -79,6 +79,17 @@ async def test_keyset_pages_with_filters_in_sql(registry: aiosqlite.Connection) 
     assert [lift.device_code for lift in await list_lifts(registry, district_code="150303")] == [HAINAN_LIFT]
     with pytest.raises(ValueError, match="not paged"):
         await list_lifts(registry, after=HBW_LIFT, order="urgency")
+
+
+async def test_a_total_no_running_figure_gives_is_counted_up_to_a_cap(registry: aiosqlite.Connection) -> None:
+    # The scope alone or one flag: a running figure. A search or two flags: the matching lifts, at most cap + 1.
+    assert await total_lifts(registry) == (3, False)
+    assert await total_lifts(registry, online=False) == (3, False)
+    assert await total_lifts(registry, search="0044") == (1, False)
+    two_flags = {"online": False, "with_alarm": False}
+    assert await total_lifts(registry, **two_flags) == (len(await list_lifts(registry, **two_flags)), False) == (3, False)
+    assert await total_lifts(registry, cap=2, **two_flags) == (2, True)
+    assert await total_lifts(registry, cap=3, **two_flags) == (3, False)
 
 
 async def test_overdue_lists_page_by_keyset_in_their_own_order(registry: aiosqlite.Connection) -> None:

@@ -32,7 +32,8 @@ EXCEPTIONS_ONLY = {"alarms_trapped_now"}
 """Partial indexes that hold only what is happening now, whatever the city (passengers trapped now): reading
 all of one is no full scan."""
 
-PAGES = ["/", "/lifts", "/lifts?state=offline", "/lifts?overdue=1", f"/lifts/{LIFT}", "/alarms", "/alarms?status=all",
+PAGES = ["/", "/lifts", "/lifts?state=offline", "/lifts?state=offline&alarm=0", "/lifts?q=0044", "/lifts?overdue=1",
+         f"/lifts/{LIFT}", "/alarms", "/alarms?status=all",
          "/rescues", "/maintenance", "/inspections", "/stations", "/stations/150301", "/rollout",
          "/reports/monthly?month=2026-11", "/audit", "/cylinders?code=LPG-YSP35.5-0012345", "/vehicles?plate=蒙L12345"]
 API = ["/api/v1/elevators", "/api/v1/elevators?maintenance_overdue=true", f"/api/v1/elevators/{LIFT}", "/api/v1/alarms",

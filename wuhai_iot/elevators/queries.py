@@ -172,10 +172,16 @@ def _flagged(where: list[str], params: dict[str, Any], today: date, maintenance_
              inspection_due_days: int) -> str:  # fmt: skip
     """The lifts' SQL: ``where`` narrows the lifts (named parameters in ``params``, to
     which the reference dates are added)."""
+    _reference_dates(params, today, maintenance_interval_days, inspection_due_days)
+    return _LIFTS + (" WHERE " + " AND ".join(where) if where else "")
+
+
+def _reference_dates(params: dict[str, Any], today: date, maintenance_interval_days: int,
+                     inspection_due_days: int) -> None:  # fmt: skip
+    """The flags' reference dates (``:today``, ``:overdue_before``, ``:due_until``) added to ``params``."""
     params |= {"today": today.isoformat(),
                "overdue_before": (today - timedelta(days=maintenance_interval_days)).isoformat(),
                "due_until": (today + timedelta(days=inspection_due_days)).isoformat()}  # fmt: skip
-    return _LIFTS + (" WHERE " + " AND ".join(where) if where else "")
 
 
 def _filters(
@@ -314,14 +320,42 @@ async def count_lifts(
         return {code: {"lifts": n} for code, n in counted.items() if n}
     params: dict[str, Any] = {}
     where = _filters(params, **filters)
-    params |= {"today": today.isoformat(),
-               "overdue_before": (today - timedelta(days=maintenance_interval_days)).isoformat(),
-               "due_until": (today + timedelta(days=inspection_due_days)).isoformat()}  # fmt: skip
+    _reference_dates(params, today, maintenance_interval_days, inspection_due_days)
     columns = ", ".join(f"{_COUNTS[name]} AS {name}" for name in counts)
     rows = await conn.execute_fetchall(
         f"SELECT e.district_code, {columns} FROM elevators e{' WHERE ' + ' AND '.join(where) if where else ''}"
         " GROUP BY e.district_code", params)  # fmt: skip
     return {row["district_code"]: {name: row[name] for name in counts} for row in rows}
+
+
+TOTAL_CAP = 1000
+"""A list's total that no running figure gives (a search, two filters) is counted up to here ("1000+")."""
+
+
+async def total_lifts(
+    conn: aiosqlite.Connection,
+    *,
+    cap: int = TOTAL_CAP,
+    now: datetime | None = None,
+    maintenance_interval_days: int = DEFAULTS.maintenance_interval_days,
+    inspection_due_days: int = DEFAULTS.inspection_due_days,
+    **filters: Any,
+) -> tuple[int, bool]:
+    """How many lifts ``list_lifts`` lists with ``filters``, and whether there are more than that: a running
+    figure where one answers (``count_lifts``: the scope alone, or with one flag), else the matching lifts
+    counted up to ``cap`` (a page reads at most ``cap`` + 1 of them, whatever the size of the city)."""
+    rules = {"now": now, "maintenance_interval_days": maintenance_interval_days,
+             "inspection_due_days": inspection_due_days}  # fmt: skip
+    flags = {name for name, value in filters.items() if value is not None} - _SCOPE_FILTERS
+    if len(flags) <= 1 and flags <= _FLAG_FIGURES.keys():
+        return sum(c["lifts"] for c in (await count_lifts(conn, counts=["lifts"], **rules, **filters)).values()), False
+    params: dict[str, Any] = {}
+    where = _filters(params, **filters)
+    _reference_dates(params, cst_today(now), maintenance_interval_days, inspection_due_days)
+    matching = "SELECT 1 FROM elevators e" + (" WHERE " + " AND ".join(where) if where else "")
+    rows = await conn.execute_fetchall(f"SELECT count(*) FROM ({matching} LIMIT {int(cap) + 1})", params)
+    found = int(rows[0][0])
+    return min(found, cap), found > cap
 
 
 async def get_lift(

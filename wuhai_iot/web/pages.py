@@ -287,7 +287,7 @@ async def lift_list(request: web.Request) -> web.Response:
         "search": query.get("q", "").strip() or None, **rules_of(request), **lift_filters(request, user),
     }  # fmt: skip
     found = await lifts.list_lifts(conn, after=query.get("after") or None, limit=LIFTS_PER_PAGE + 1, **filters)
-    total, overdue_totals = None, None
+    total, total_capped, overdue_totals = None, False, None
     if filters["overdue"]:
         # Overdue is maintenance or inspection overdue: each is a running figure, their union is not (a lift can
         # be both), so the page says both rather than recount every lift.
@@ -296,12 +296,13 @@ async def lift_list(request: web.Request) -> web.Response:
         overdue_totals = {name: sum(c[name] for c in counted.values())
                           for name in ("maintenance_overdue", "inspection_overdue")}  # fmt: skip
     else:
-        total = sum(c["lifts"] for c in (await lifts.count_lifts(conn, counts=["lifts"], **filters)).values())
+        total, total_capped = await lifts.total_lifts(conn, **filters)
     shown = found[:LIFTS_PER_PAGE]
     # Lifts with people inside come first, above the pages (a handful at most; they stay in their place too).
     trapped = [] if "after" in query else await lifts.list_lifts(conn, trapped=True, limit=LIFTS_PER_PAGE, **filters)
     return await page(request, "lifts.html", {
-        "lifts": shown, "trapped_lifts": trapped, "total": total, "overdue_totals": overdue_totals, "query": query,
+        "lifts": shown, "trapped_lifts": trapped, "total": total, "total_capped": total_capped,
+        "overdue_totals": overdue_totals, "query": query,
         "next_url": str(request.rel_url.update_query(after=shown[-1].device_code)) if len(found) > len(shown) else None,
         "first_url": str(request.rel_url.without_query_params("after")) if "after" in query else None,
     })  # fmt: skip
