@@ -8,6 +8,11 @@ frame-log size and the window's ACK latency are printed as a table row. "Flat": 
 run holds no more memory than the first third plus GROWTH_MB, and no more open files.
 
     python benchmarks/soak.py [--duration 3600] [--window 60] [--lifts 5000]
+
+``--data DIR`` runs on a platform seeded by ``bench_pages.py --data`` instead (``DIR/seeded.sqlite3`` and its
+census in ``DIR/census``: the province, 100,000 lifts and 2,000,000 cylinders with a year of history), with
+``--terminals`` of its lift terminals reporting (a process holds at most the open-file limit's sockets);
+the first row is the platform's memory once started, before any terminal connects.
 """
 
 from __future__ import annotations
@@ -36,16 +41,25 @@ def open_files() -> int:
 async def main(args: argparse.Namespace) -> None:
     header(f"soak: the city's load for {args.duration:.0f} s")
     with tempfile.TemporaryDirectory() as scratch:
-        directory = Path(scratch)
-        size = CensusSize(lifts=args.lifts, stations=max(1, args.lifts // 600), cylinders=max(100, args.lifts * 4),
-                          vehicles=max(10, args.lifts // 10))  # fmt: skip
-        census_dir, template = await census_database(directory, size)
+        if args.data:
+            directory = Path(args.data)
+            census_dir, template = directory / "census", directory / "seeded.sqlite3"
+        else:
+            directory = Path(scratch)
+            size = CensusSize(lifts=args.lifts, stations=max(1, args.lifts // 600), cylinders=max(100, args.lifts * 4),
+                              vehicles=max(10, args.lifts // 10))  # fmt: skip
+            census_dir, template = await census_database(directory, size)
         terminals = read_census(census_dir)["terminals"]
         fleet = {name: sum(1 for row in terminals if row["protocol"] == name) for name in ("elink", "lmt", "gasfill")}
+        if args.terminals:  # the same share of ELink and LMT terminals as the census's
+            lifts = fleet["elink"] + fleet["lmt"]
+            fleet["elink"] = min(fleet["elink"], round(args.terminals * fleet["elink"] / lifts))
+            fleet["lmt"] = min(fleet["lmt"], args.terminals - fleet["elink"])
         config = fresh_config(directory, template, "platform")
         config.rules.tick_interval_s = 1
         rows: list[tuple[float, float, int, int, float, float | None]] = []
         async with Platform(config) as platform:
+            print(f"   started: RSS {rss_bytes() / 2**20:.0f} MiB, {open_files()} open files")
             started = time.monotonic()
             print(f"   fleet: {fleet['elink']} ELink and {fleet['lmt']} LMT lifts (a status every "
                   f"{args.interval_s:.0f} s), {fleet['gasfill']} filling posts (a request a minute)")  # fmt: skip
@@ -82,5 +96,7 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=3600.0, help="seconds (default an hour)")
     parser.add_argument("--window", type=float, default=60.0, help="seconds a table row covers")
     parser.add_argument("--lifts", type=int, default=5000, help="the city's size (default 5,000 lifts)")
+    parser.add_argument("--data", metavar="DIR", help="a platform seeded by bench_pages.py --data (DIR/seeded.sqlite3)")
+    parser.add_argument("--terminals", type=int, help="lift terminals reporting (default: every one of the census)")
     parser.add_argument("--interval-s", type=float, default=30.0, help="a lift's status interval (default 30 s)")
     run(main(parser.parse_args()))
