@@ -5,6 +5,7 @@ an officer stumbles on (filters kept, trapped lifts first, the favicon, maintena
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from wuhai_iot.filling import decision, reasons
 from wuhai_iot.server import Platform
 from wuhai_iot.web import charts, queries
 from wuhai_iot.web.errors import error_pages
+from wuhai_iot.web.pages import ALARMS_PER_PAGE
 from wuhai_iot.web.templating import readable_details
 
 USERS = {
@@ -227,6 +229,26 @@ async def test_deny_reasons_charted_by_name(platform: Platform, clients: dict) -
         assert 'class="hbars"' in page and "碰撞后待检验" in page and "操作员卡未登记" in page, path
     _, dashboard = await get(clients["admin1"], platform, "/")
     assert "原因代码" not in dashboard
+
+
+async def test_the_alarm_list_is_read_a_page_at_a_time(platform: Platform, clients: dict) -> None:
+    """130 alarms: the first page shows the newest ALARMS_PER_PAGE, its "更早" link the next ones, none twice."""
+    now = time.time()
+    insert = ("INSERT INTO alarms (id, kind, severity, device_code, sources, active_sources, condition, since,"
+              " raised_at, updated_at, created_at, status) VALUES (?, 'door_fault', 'minor', ?, 'device', '',"
+              " 'cleared', ?, ?, ?, ?, 'resolved')")  # fmt: skip
+    await platform.writer.write([(insert, (1000 + i, LIFT, now - i, now - i, now - i, now - i)) for i in range(130)])
+    seen: list[str] = []
+    path: str | None = "/alarms?status=all&kind=door_fault"
+    while path:
+        status, page = await get(clients["admin1"], platform, path)
+        assert status == 200
+        rows = re.findall(r'data-alarm-row="(\d+)"', page)
+        assert len(rows) <= ALARMS_PER_PAGE
+        seen += rows
+        older = re.search(r'<a href="([^"]+)">更早', page)
+        path = html.unescape(older.group(1)) if older else None
+    assert len(seen) == len(set(seen)) >= 130 and seen[:ALARMS_PER_PAGE] == sorted(seen, key=int, reverse=True)[:ALARMS_PER_PAGE]
 
 
 async def test_small_things(platform: Platform, clients: dict, database: aiosqlite.Connection) -> None:

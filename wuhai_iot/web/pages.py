@@ -389,6 +389,10 @@ def _date_param(text: str) -> date | None:
         raise web.HTTPBadRequest(text=f"日期格式应为 YYYY-MM-DD：{text}") from None
 
 
+ALARMS_PER_PAGE = 100
+"""Rows of the alarm list a page renders (each is a row of forms: 200 took ≈ 40 ms of templating, profiled)."""
+
+
 @requires(P.VIEW_ALARMS)
 async def alarm_list(request: web.Request) -> web.Response:
     user = request_user(request)
@@ -411,14 +415,14 @@ async def alarm_list(request: web.Request) -> web.Response:
         web_database(request), status=None if status == "all" else status, kind=kind,
         device_code=query.get("device_code") or None,
         since=cst_day_bounds(start)[0] if start else None, until=cst_day_bounds(end)[1] if end else None,
-        severity=severity, before_id=before, limit=200, **filters,
+        severity=severity, before_id=before, limit=ALARMS_PER_PAGE, **filters,
     )  # fmt: skip
     if status == "open":
         found = most_urgent_first(found)
     lift_info = await lifts.lifts_by_code(web_database(request), {a.device_code for a in found if a.device_code})
     return await page(request, "alarms.html", {
         "alarms": found, "lift_info": lift_info, "query": query, "status": status,
-        "older_url": str(request.rel_url.update_query(before=found[-1].id)) if len(found) == 200 else None,
+        "older_url": str(request.rel_url.update_query(before=found[-1].id)) if len(found) == ALARMS_PER_PAGE else None,
     })  # fmt: skip
 
 
