@@ -25,6 +25,7 @@ from wuhai_iot.config import AUTO, AUTO_DEFAULT_PORT, Config
 from wuhai_iot.pipeline.capturing import CaptureRequests
 from wuhai_iot.pipeline.ingest import Ingest
 from wuhai_iot.pipeline.listener import FrameLog, Listener
+from wuhai_iot.pipeline.pacing import Pacer
 from wuhai_iot.pipeline.sniffing import AutoListener
 from wuhai_iot.plugins import get_plugin_manager, protocols
 from wuhai_iot.plugins.manager import call_async
@@ -123,6 +124,8 @@ class Platform:
         self._runner: web.AppRunner | None = None
         self._lookup: sqlite3.Connection | None = None
         self.loop_lag = LoopLagProbe()
+        self.pacer = Pacer()
+        """The frame-handling budget of each turn of the event loop, shared by the listeners."""
 
     async def open_database(self) -> aiosqlite.Connection:
         """A new connection to the platform's database (the pipeline and the pages each have one; the
@@ -146,7 +149,7 @@ class Platform:
 
         for name, protocol in self.protocols.items():
             settings = self.config.protocol(name)
-            listener = Listener(protocol, self.ingest, self.frame_log, self.config.limits,
+            listener = Listener(protocol, self.ingest, self.frame_log, self.config.limits, pacer=self.pacer,
                                 capture_dir=settings.capture_dir)
             port = protocol.default_port if settings.port is None else settings.port
             try:

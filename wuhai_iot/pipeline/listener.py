@@ -25,6 +25,7 @@ from wuhai_iot.config import LimitsConfig
 from wuhai_iot.events import Terminal
 from wuhai_iot.logs import RepeatedLog, fields
 from wuhai_iot.pipeline.ingest import Ingest
+from wuhai_iot.pipeline.pacing import PacedServer, Pacer, serve_paced
 from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol, whole_message
 from wuhai_iot.storage.writer import WriteUnit, WriterClosed
 from wuhai_iot.tasks import supervised
@@ -138,7 +139,8 @@ class TerminalConnection(asyncio.Protocol):
     nothing but the frame (a status is queued for storage, a heartbeat answered). A login or a request
     (a fill decision) waits for the database: the frames behind it queue up and reading pauses until it
     is answered. Reading also pauses while MAX_UNACKNOWLEDGED messages wait for their commit, and when a
-    burst of frames has taken SLICE_S: the rest follows in the next turn of the event loop.
+    burst of frames has taken SLICE_S or the turn's budget for every connection's frames is spent
+    (``Pacer``): the rest follows in a later turn of the event loop.
     """
 
     def __init__(self, listener: Listener) -> None:
@@ -163,7 +165,10 @@ class TerminalConnection(asyncio.Protocol):
         """Frames read but not handled yet (behind a login or request, or beyond a time slice)."""
         self._waiting_for: asyncio.Task[None] | None = None
         """The login or request being answered; nothing else is handled meanwhile."""
-        self._continuation: asyncio.Handle | None = None
+        self._paced = False
+        """Waiting for a later turn of the event loop (``Pacer``) to handle its queued frames."""
+        self._wound_up = False
+        """Its end is logged, and its session's end recorded if it had one (``_wind_up``)."""
         self._seq = 0
         self._closing = False
         self._unacknowledged = 0
@@ -292,48 +297,46 @@ class TerminalConnection(asyncio.Protocol):
         self._closing = self._lost = True
         self._queued.clear()
         self._pre_login.clear()
-        if self._continuation is not None:
-            self._continuation.cancel()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if not self.address:  # refused at once
             self.closed.set_result(None)
             return
-        self.listener.release(self.address)
-        self.listener.connections.discard(self)
-        self.listener.counters.connections -= 1
+        listener = self.listener
+        listener.release(self.address)
+        listener.connections.discard(self)
+        listener.counters.connections -= 1
+        if self.terminal is not None:
+            listener.forget(self)
+        # The rest (its log line, its session's end) waits for its turn: a fleet hanging up at once (a network
+        # down) must not hold the event loop.
+        listener.pacer.wait(self._wind_up, logged_in=True)
+
+    def _wind_up(self) -> None:
+        self._wound_up = True
         device = self.terminal.terminal_id if self.terminal else None
         log.info("%s connection from %s closed%s", self.protocol.name, self.peer, f" ({device})" if device else "",
                  extra=fields(protocol=self.protocol.name, device=device, peer=self.peer))  # fmt: skip
         if self.terminal is None:
             self.closed.set_result(None)
         else:
-            self._record_session_end().add_done_callback(lambda _: self.closed.set_result(None))
-
-    def _record_session_end(self) -> asyncio.Future[bool]:
-        assert self.terminal is not None
-        listener = self.listener
-        listener.forget(self)
-        statement = listener.ingest.session_closed(self.terminal, self.connected_at, self.last_frame_at)
-        try:
-            return listener.ingest.writer.submit(WriteUnit(statements=[statement]))
-        except WriterClosed:
-            log.info("writer closed before %s's session end was recorded", self.terminal.terminal_id)
-            done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            done.set_result(False)
-            return done
+            self.listener.session_ended(self)
 
     # --- handling frames in order ----------------------------------------------------------------
 
     def _handle_queued(self) -> None:
-        self._continuation = None
+        if self._paced:  # (it goes on when its turn comes)
+            return
+        pacer = self.listener.pacer
+        allowed = min(SLICE_S, pacer.time_left(self.terminal is not None))
         slice_started = time.perf_counter()
         queued, counters = self._queued, self.listener.counters
         while queued and not self._closing and self._waiting_for is None and not self._stalled:
-            if time.perf_counter() - slice_started > SLICE_S:
-                # A burst of frames must not stall the other connections: go on in the next loop turn.
-                self._continuation = asyncio.get_running_loop().call_soon(self._handle_queued)
+            if time.perf_counter() - slice_started >= allowed:
+                # A burst of frames, or the frames of thousands of connections in one turn, must not stall
+                # the event loop: go on in a later turn, after the connections already waiting.
+                self._wait_for_turn()
                 break
             item = queued.popleft()
             if self.captures:
@@ -356,7 +359,16 @@ class TerminalConnection(asyncio.Protocol):
                 continue
             if answer_later is not None:
                 self._waiting_for = asyncio.create_task(self._answer_later(answer_later))
+        pacer.spent(time.perf_counter() - slice_started)
         self._pace_reading()
+
+    def _wait_for_turn(self) -> None:
+        self._paced = True
+        self.listener.pacer.wait(self._resume, self.terminal is not None)
+
+    def _resume(self) -> None:
+        self._paced = False
+        self._handle_queued()
 
     async def _answer_later(self, answer: Coroutine[Any, Any, None]) -> None:
         try:
@@ -456,8 +468,8 @@ class TerminalConnection(asyncio.Protocol):
         self._unacknowledged -= 1
         if self._stalled and self._unacknowledged < MAX_UNACKNOWLEDGED // 2:
             self._stalled = False
-            if self._continuation is None and self._waiting_for is None and not self._closing:
-                self._continuation = asyncio.get_running_loop().call_soon(self._handle_queued)
+            if not self._paced and self._waiting_for is None and not self._closing:
+                self._wait_for_turn()
         if isinstance(outcome, BaseException):
             repeated.error(("storing failed", type(outcome).__name__, str(outcome)),
                            "storing %s %s seq %s failed, not acknowledged: %s", message.protocol,
@@ -501,7 +513,9 @@ class TerminalConnection(asyncio.Protocol):
             older.close()
         self.listener.remember(self)
         if self._lost:  # the terminal hung up while its login was checked
-            self._record_session_end()
+            self.listener.forget(self)
+            if self._wound_up:  # (otherwise winding up records the session's end)
+                self.listener.session_ended(self)
 
     # --- answers -------------------------------------------------------------------------------
 
@@ -560,6 +574,18 @@ class TerminalConnection(asyncio.Protocol):
             await asyncio.wait([self._waiting_for])
 
 
+def _session_ends_recorded(done: asyncio.Future[bool], ended: list[TerminalConnection]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("the end of %d sessions was not recorded: %s", len(ended), done.exception())
+    _set_closed(ended)
+
+
+def _set_closed(connections: list[TerminalConnection]) -> None:
+    for connection in connections:
+        if not connection.closed.done():
+            connection.closed.set_result(None)
+
+
 @dataclass
 class Listener:
     """The TCP server of one protocol and its live connections."""
@@ -569,24 +595,28 @@ class Listener:
     frame_log: FrameLog
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     counters: ProtocolCounters = field(default_factory=ProtocolCounters)
+    pacer: Pacer = field(default_factory=Pacer)
+    """The frame-handling budget of each turn of the event loop, shared by every listener of the platform."""
     connections: set[TerminalConnection] = field(default_factory=set)
     by_terminal: dict[str, TerminalConnection] = field(default_factory=dict)
     per_address: dict[str, int] = field(default_factory=dict)
     """Open connections by source address."""
-    server: asyncio.Server | None = None
+    server: PacedServer | None = None
     _flusher: asyncio.Task[None] | None = None
     _plugin_error_logged_at: float | None = None
     capture_dir: Path | None = None
     """Record every connection to a frames file of its own there (``[protocols.NAME] capture_dir``)."""
     captures_asked: dict[str, CaptureFile] = field(default_factory=dict)
     """The captures asked for by terminal id (``wuhai-iot capture start``, pipeline/capturing.py)."""
+    _session_ends: list[TerminalConnection] = field(default_factory=list)
+    """Connections whose session's end is to be recorded (``session_ended``)."""
 
     async def start(self, host: str, port: int) -> int:
         """Start listening; return the port actually bound (``port`` 0 picks a free one)."""
-        loop = asyncio.get_running_loop()
         if self.capture_dir is not None:
             self.capture_dir.mkdir(parents=True, exist_ok=True)
-        self.server = await loop.create_server(lambda: TerminalConnection(self), host, port, backlog=LISTEN_BACKLOG)
+        self.server = await serve_paced(lambda: TerminalConnection(self), host, port,
+                                        backlog=LISTEN_BACKLOG)  # fmt: skip
         self._flusher = supervised(self._housekeeping, f"{self.protocol.name}-housekeeping")
         return self.server.sockets[0].getsockname()[1]
 
@@ -652,6 +682,28 @@ class Listener:
         if self.by_terminal.get(connection.terminal.terminal_id) is connection:
             del self.by_terminal[connection.terminal.terminal_id]
 
+    def session_ended(self, connection: TerminalConnection) -> None:
+        """Record the end of a closed connection's session, then set its ``closed``: the ends of one turn of
+        the event loop are written together (a fleet hanging up at once is one write, not thousands)."""
+        if not self._session_ends:
+            asyncio.get_running_loop().call_soon(self._record_session_ends)
+        self._session_ends.append(connection)
+
+    def _record_session_ends(self) -> None:
+        ended, self._session_ends = self._session_ends, []
+        statements = []
+        for connection in ended:
+            assert connection.terminal is not None
+            statements.append(self.ingest.session_closed(connection.terminal, connection.connected_at,
+                                                         connection.last_frame_at))  # fmt: skip
+        try:
+            recorded = self.ingest.writer.submit(WriteUnit(statements=statements))
+        except WriterClosed:
+            log.info("writer closed before the end of %d sessions was recorded", len(ended))
+            _set_closed(ended)
+            return
+        recorded.add_done_callback(lambda done: _session_ends_recorded(done, ended))
+
     def logged_in(self) -> Iterator[TerminalConnection]:
         return iter(list(self.by_terminal.values()))
 
@@ -675,13 +727,12 @@ class Listener:
             self._flusher.cancel()
         if self.server is not None:
             self.server.close()
+            await self.server.wait_closed()  # (connections accepted before are set up: closed below too)
         connections = list(self.connections)
         for connection in connections:
             connection.close()
         if connections:
             await asyncio.wait([asyncio.ensure_future(c.wait_closed()) for c in connections], timeout=10)
-        if self.server is not None:
-            await self.server.wait_closed()
 
     async def send_command(self, terminal_id: str, command: ev.TerminalCommand, requested_by: str | None) -> int:
         """Send a command to a connected terminal; return the sequence its reply will carry."""
