@@ -106,6 +106,8 @@ class Visit:
 class MaintenanceTracker:
     """An event consumer that builds the visits, and a tick that flags visits never ended."""
 
+    events = (ev.MaintenanceStart, ev.MaintenanceEnd)
+
     def __init__(self, settings: RulesConfig, lifts: dict[str, dict[str, Any]]) -> None:
         self.settings = settings
         self.lifts = lifts

@@ -96,6 +96,9 @@ class Rescue:
 class RescueTracker:
     """Follows every trapped alarm until someone has arrived and the passengers are released."""
 
+    events = (ev.MaintenanceStart,)
+    """As an event consumer: a maintenance card is an arrival."""
+
     def __init__(self, book: AlarmBook, writer: BatchWriter, settings: RulesConfig) -> None:
         self.writer = writer
         self.conn: aiosqlite.Connection | None = None

@@ -48,6 +48,8 @@ def state_row(terminal: Terminal, status: ev.ElevatorStatus) -> tuple[object, ..
 class LatestState:
     """The event consumer that keeps ``elevator_state``."""
 
+    events = (ev.ElevatorStatus,)
+
     def consume(self, terminal: Terminal, events: Sequence[ev.Event]) -> list[Statement]:
         if not terminal.device_code:
             return []

@@ -41,6 +41,8 @@ class FillRecords:
     point queries on a rare path, and no connection to close while the writer may still consume.
     """
 
+    events = (ev.FillResult,)
+
     def __init__(
         self,
         database: Path,

@@ -31,7 +31,9 @@ class EventConsumer(TypingProtocol):
     """Something that turns new events into more stored state (the rule engine, the fill records).
 
     ``consume`` runs inside the transaction that stores the message, once per new (not resent)
-    message, in arrival order; what it returns commits together with the message.
+    message, in arrival order; what it returns commits together with the message. A consumer with an
+    ``events`` attribute (a tuple of event classes, as a rule has) is given only the messages that hold
+    an event of one of them: most consumers take a rare kind, and every status would call each of them.
     """
 
     def consume(self, terminal: Terminal, events: Sequence[ev.Event]) -> list[Statement]: ...
@@ -107,6 +109,8 @@ COMMAND_REPLIED = (
 class CommandReplies:
     """The core's own consumer: a terminal's reply closes the command it answers (see ``command_sent``)."""
 
+    events = (ev.CommandReply,)
+
     def consume(self, terminal: Terminal, events: Sequence[ev.Event]) -> list[Statement]:
         return [
             (
@@ -153,6 +157,9 @@ class Ingest:
         """Point reads on the loop's thread: a login's terminal (``storage.db.connect_point_reader``)."""
         self.protocols = protocols
         self.consumers: list[EventConsumer] = [CommandReplies()]
+        self._consumers_by_kinds: dict[object, list[EventConsumer]] = {}
+        """The consumers a message is given, by the classes of its events (rebuilt when ``consumers`` grows)."""
+        self._consumers_known = 1
         self.clock_watchers: list[ClockWatcher] = []
         self.clock_wrong: dict[tuple[str, str], tuple[float, float]] = {}
         """Terminals whose newest dated frame showed an impossible device time: (protocol, id) → (received
@@ -283,11 +290,29 @@ class Ingest:
         self.writer.enqueue(WriteUnit(dedup=dedup, on_new=self._on_new, on_commit=on_commit, args=(terminal, message)))
 
     def _consume(self, terminal: Terminal, message: ev.Message) -> list[Statement]:
-        """What a new message's events add to its transaction (the consumers' statements)."""
+        """What a new message's events add to its transaction (the statements of the consumers that take
+        one of its events)."""
+        events = message.events
+        kinds: object = type(events[0]) if len(events) == 1 else frozenset(map(type, events))
+        if self._consumers_known != len(self.consumers):
+            self._consumers_by_kinds.clear()
+            self._consumers_known = len(self.consumers)
+        consumers = self._consumers_by_kinds.get(kinds)
+        if consumers is None:
+            consumers = self._consumers_by_kinds[kinds] = self._consumers_taking(events)
         statements: list[Statement] = []
-        for consumer in self.consumers:
-            statements += consumer.consume(terminal, message.events)
+        for consumer in consumers:
+            statements += consumer.consume(terminal, events)
         return statements
+
+    def _consumers_taking(self, events: Sequence[ev.Event]) -> list[EventConsumer]:
+        """The consumers, in order, that take one of ``events`` (all of them when they do not say)."""
+        taken = []
+        for consumer in self.consumers:
+            classes = getattr(consumer, "events", None)
+            if classes is None or any(isinstance(event, classes) for event in events):
+                taken.append(consumer)
+        return taken
 
     def heard(self, terminal: Terminal, message: ev.Message) -> None:
         """A frame that is not stored (a heartbeat) showed the terminal's clock: rules waiting on it catch

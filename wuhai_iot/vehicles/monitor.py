@@ -91,6 +91,8 @@ def state_row(terminal: Terminal, plate: str, record: ev.VehiclePosition) -> tup
 class VehicleMonitor:
     """The consumer of vehicle positions, and what waits on the platform clock."""
 
+    events = (ev.VehiclePosition,)
+
     platform: Platform
     rules: VehicleRules
     fleet: Fleet
