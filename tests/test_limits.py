@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import TerminalClient, import_census
 from server_process import ServerProcess, write_config
 from test_login_replay import elink_login
 
 from wuhai_iot.config import Config
+from wuhai_iot.pipeline.listener import LOGGED_FRAME_BYTES, FrameLog
 from wuhai_iot.protocols.elink import encode_frame
 from wuhai_iot.server import Platform
 
@@ -158,3 +162,20 @@ async def test_connections_per_address_and_per_listener(limited: Platform) -> No
     for client in [*first[1:], *others, again]:
         await client.close()
     assert limited.listeners["elink"].counters.connections_refused == 2
+
+
+@settings(max_examples=100, deadline=None)  # (a shared machine: no per-example deadline)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3000)), max_size=300), st.integers(2, 6))
+def test_frame_log_counts_what_it_holds(frames: list[tuple[int, int]], per_terminal: int) -> None:
+    """The frame log's byte count is what its records hold (whatever their sizes, the terminals and the
+    records pushed out), and never more than its limit once a frame is added."""
+    frame_log = FrameLog(per_terminal=per_terminal, max_bytes=12_000)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    for terminal, size in frames:
+        frame_log.add("elink", str(terminal), "in", bytes(size), "STATUS", at)
+        held = [record for log in frame_log._logs.values() for record in log]
+        assert frame_log.bytes == len(frame_log._logs) * FrameLog.TERMINAL_OVERHEAD + sum(
+            len(record[2]) + FrameLog.RECORD_OVERHEAD for record in held
+        )
+        assert frame_log.bytes <= 12_000
+        assert all(len(record[2]) <= LOGGED_FRAME_BYTES for record in held)
