@@ -5,6 +5,7 @@ answered as bad content where the protocol can read the frame's header (``Protoc
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from conftest import FIXTURES, TerminalClient, import_census, platform_config
 
 from wuhai_iot import events as ev
 from wuhai_iot.plugins import get_plugin_manager, hookimpl
+from wuhai_iot.protocols import jt808
 from wuhai_iot.protocols.lmt import LmtProtocol, encode_line
 from wuhai_iot.server import Platform
 from wuhai_iot.storage import db
@@ -32,10 +34,22 @@ class FlakyProtocol(LmtProtocol):
         return super().decode(frame, received_at)
 
 
+class FlakyJt808Protocol(jt808.Jt808Protocol):
+    """JT/T 808, with a decoder bug: a frame containing ``boom`` raises (its header is JT/T 808's)."""
+
+    name = "flaky808"
+    title = "JT/T 808 with a decoder bug"
+
+    def decode(self, frame: bytes, received_at: datetime) -> ev.Message:
+        if b"boom" in frame:
+            raise KeyError("boom")
+        return super().decode(frame, received_at)
+
+
 class FlakyPlugin:
     @hookimpl
-    def register_protocols(self) -> list[FlakyProtocol]:
-        return [FlakyProtocol()]
+    def register_protocols(self) -> list[jt808.Jt808Protocol | LmtProtocol]:
+        return [FlakyProtocol(), FlakyJt808Protocol()]
 
 
 @pytest.fixture
@@ -106,3 +120,21 @@ async def test_a_frame_the_decoder_fails_on_is_answered_bad_content_and_its_neig
     rows = await conn.execute_fetchall("SELECT seq FROM messages WHERE protocol = 'flaky'")
     await conn.close()
     assert [row[0] for row in rows] == [17]
+
+
+async def test_a_jt808_frame_the_decoder_fails_on_is_answered_bad_message(flaky_plugin: None, tmp_path: Path) -> None:
+    """JT/T 808 reads the header of a frame its decoder failed on: answered 0x8001 result 2 (bad message) naming
+    the frame's serial and message id, and the next frame is answered as usual."""
+    config = platform_config(tmp_path)  # (after flaky_plugin: with its port)
+    phone = "013912345678"
+    crash = jt808.encode_frame(jt808.LOCATION, phone, 40, b"boom" + bytes(24), 2013)
+    heartbeat = jt808.encode_frame(jt808.HEARTBEAT, phone, 41, b"", 2013)
+    async with Platform(config) as platform:
+        client = await TerminalClient.connect(platform, "flaky808")
+        await client.send(crash + heartbeat)
+        answers = [jt808.unescape((await client.receive())[1:-1]) for _ in range(2)]
+        await client.close()
+    replies = [(raw[4:10].hex(), struct.unpack_from(">HHB", raw, 12)) for raw in answers]
+    assert replies == [(phone, (40, jt808.LOCATION, jt808.BAD_MESSAGE)),
+                       (phone, (41, jt808.HEARTBEAT, jt808.FAILED))]  # (not authenticated)  # fmt: skip
+    assert platform.listeners["flaky808"].counters.plugin_errors == 1

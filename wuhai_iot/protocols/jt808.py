@@ -607,6 +607,16 @@ class Jt808Protocol(Protocol):
             return encode_frame(REGISTER_RESPONSE, wire.phone, seq, body, wire.edition, wire.version)
         raise TypeError(f"JT/T 808 has no answer of kind {type(reply).__name__}")
 
+    def header_error(self, frame: bytes, reason: str) -> DecodeError | None:
+        """The header of the frame's last packet: the one an answer names (a split message's earlier packets
+        were answered as they came, as ``decode`` does)."""
+        try:
+            header, _ = read_frame(_packets(frame)[-1])
+        except (DecodeError, ValueError, IndexError, struct.error):
+            return None
+        wire = Jt808Wire(header.message_id, header.phone, header.edition, header.version)
+        return DecodeError(reason, terminal_id=header.phone, seq=header.serial, wire=wire)
+
     def encode_error(self, error: DecodeError, seq: int, now: datetime) -> bytes | None:
         if error.seq is None or error.wire is None:
             return None  # the header cannot be trusted (bad check code, length or escaping): stay silent
