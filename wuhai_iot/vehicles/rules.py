@@ -17,7 +17,7 @@ status ordering); it keeps its per-vehicle state as JSON in ``rule_state`` under
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,7 +89,9 @@ class VehicleState:
     own clock (its newest record + the wait). A record dated before it was buffered, not missing: undone."""
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # (Its fields as they are, the fills as dicts: what ``asdict`` gives, without its deep copy, which cost
+        # 150 µs a vehicle, every vehicle every STATE_SAVE_S in one turn of the event loop.)
+        return json.dumps(dict(vars(self), pending=[vars(fill) for fill in self.pending]), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> VehicleState:
