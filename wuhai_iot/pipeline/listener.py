@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import ipaddress
 import logging
@@ -25,7 +26,7 @@ from wuhai_iot.config import LimitsConfig
 from wuhai_iot.events import Terminal
 from wuhai_iot.logs import RepeatedLog, fields
 from wuhai_iot.pipeline.ingest import Ingest
-from wuhai_iot.pipeline.pacing import PacedServer, Pacer, serve_paced
+from wuhai_iot.pipeline.pacing import Pacer
 from wuhai_iot.protocols.base import DecodeError, Discarded, Protocol, whole_message
 from wuhai_iot.storage.writer import WriteUnit, WriterClosed
 from wuhai_iot.tasks import supervised
@@ -213,6 +214,11 @@ class TerminalConnection(asyncio.Protocol):
             self._own_capture = CaptureFile(capture_dir / name, self.protocol)
             self._own_capture.note(f"{self.protocol.title}, connection from {self.peer} at {stamp}Z")
             self.captures = (self._own_capture,)
+        # (Its log line waits for its turn: uvloop sets up every connection waiting in the kernel's queue at
+        # once, thousands after a restart, and a log line costs more than the rest of this.)
+        listener.pacer.wait(self._log_connected, logged_in=False)
+
+    def _log_connected(self) -> None:
         log.info("%s connection from %s", self.protocol.name, self.peer,
                  extra=fields(protocol=self.protocol.name, peer=self.peer))  # fmt: skip
 
@@ -574,6 +580,12 @@ class TerminalConnection(asyncio.Protocol):
             await asyncio.wait([self._waiting_for])
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_loopback(address: str) -> bool:
+    """(Cached: parsing an address costs more than the rest of a connection's admission.)"""
+    return ipaddress.ip_address(address).is_loopback
+
+
 def _session_ends_recorded(done: asyncio.Future[bool], ended: list[TerminalConnection]) -> None:
     if not done.cancelled() and done.exception() is not None:
         log.warning("the end of %d sessions was not recorded: %s", len(ended), done.exception())
@@ -601,7 +613,7 @@ class Listener:
     by_terminal: dict[str, TerminalConnection] = field(default_factory=dict)
     per_address: dict[str, int] = field(default_factory=dict)
     """Open connections by source address."""
-    server: PacedServer | None = None
+    server: asyncio.Server | None = None
     _flusher: asyncio.Task[None] | None = None
     _plugin_error_logged_at: float | None = None
     capture_dir: Path | None = None
@@ -613,10 +625,10 @@ class Listener:
 
     async def start(self, host: str, port: int) -> int:
         """Start listening; return the port actually bound (``port`` 0 picks a free one)."""
+        loop = asyncio.get_running_loop()
         if self.capture_dir is not None:
             self.capture_dir.mkdir(parents=True, exist_ok=True)
-        self.server = await serve_paced(lambda: TerminalConnection(self), host, port,
-                                        backlog=LISTEN_BACKLOG)  # fmt: skip
+        self.server = await loop.create_server(lambda: TerminalConnection(self), host, port, backlog=LISTEN_BACKLOG)
         self._flusher = supervised(self._housekeeping, f"{self.protocol.name}-housekeeping")
         return self.server.sockets[0].getsockname()[1]
 
@@ -661,7 +673,7 @@ class Listener:
             return f"{len(self.connections)} connections open, the most for this listener"
         open_here = self.per_address.get(address, 0)
         if (limits.connections_per_address and open_here >= limits.connections_per_address
-                and not (limits.loopback_unlimited and ipaddress.ip_address(address).is_loopback)):  # fmt: skip
+                and not (limits.loopback_unlimited and _is_loopback(address))):  # fmt: skip
             return f"{open_here} connections open from {address}, the most from one address"
         self.per_address[address] = open_here + 1
         return ""
@@ -727,12 +739,13 @@ class Listener:
             self._flusher.cancel()
         if self.server is not None:
             self.server.close()
-            await self.server.wait_closed()  # (connections accepted before are set up: closed below too)
         connections = list(self.connections)
         for connection in connections:
             connection.close()
         if connections:
             await asyncio.wait([asyncio.ensure_future(c.wait_closed()) for c in connections], timeout=10)
+        if self.server is not None:
+            await self.server.wait_closed()
 
     async def send_command(self, terminal_id: str, command: ev.TerminalCommand, requested_by: str | None) -> int:
         """Send a command to a connected terminal; return the sequence its reply will carry."""
