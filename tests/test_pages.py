@@ -15,7 +15,7 @@ import aiohttp
 import aiosqlite
 import pytest
 from lift_support import LIFT, LiftTerminal
-from web_support import add_user, base_url, browser, login, session_csrf
+from web_support import add_user, base_url, browser, login, session_csrf, signed_in
 
 from wuhai_iot.clock import cst_today
 from wuhai_iot.server import Platform
@@ -66,13 +66,8 @@ async def site(platform: Platform) -> Platform:
 
 @pytest.fixture
 async def clients(site: Platform) -> AsyncIterator[dict[str, aiohttp.ClientSession]]:
-    sessions = {name: browser() for name in USERS}
-    for name, client in sessions.items():
-        answer = await login(client, site, name)
-        assert answer.status == 302, name
-    yield sessions
-    for client in sessions.values():
-        await client.close()
+    async with signed_in(site, USERS) as sessions:
+        yield sessions
 
 
 async def get(client: aiohttp.ClientSession, platform: Platform, path: str) -> tuple[int, str]:

@@ -11,7 +11,7 @@ import pytest_asyncio
 from conftest import import_census, platform_config
 from lift_support import LIFT, LIFT_2
 from test_pages import HIDDEN_PAGES, PAGES, ROLES, USERS, get
-from web_support import add_user, base_url, browser, login
+from web_support import add_user, base_url, signed_in
 
 from wuhai_iot.server import Platform
 
@@ -30,13 +30,8 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platfo
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def clients(site: Platform) -> AsyncIterator[dict[str, aiohttp.ClientSession]]:
-    sessions = {name: browser() for name in USERS}
-    for name, client in sessions.items():
-        answer = await login(client, site, name)
-        assert answer.status == 302, name
-    yield sessions
-    for client in sessions.values():
-        await client.close()
+    async with signed_in(site, USERS) as sessions:
+        yield sessions
 
 
 async def test_every_page_for_the_roles_that_may_see_it(site: Platform, clients: dict) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator, Iterable
 
 import aiohttp
 
@@ -55,6 +57,20 @@ async def login(client: aiohttp.ClientSession, platform: Platform, name: str, pa
                            allow_redirects=False) as answer:  # fmt: skip
         await answer.read()
         return answer
+
+
+@contextlib.asynccontextmanager
+async def signed_in(platform: Platform, names: Iterable[str]) -> AsyncIterator[dict[str, aiohttp.ClientSession]]:
+    """A browser-like session for each user of ``names``, logged in through the login form (closed after)."""
+    sessions = {name: browser() for name in names}
+    try:
+        for name, client in sessions.items():
+            answer = await login(client, platform, name)
+            assert answer.status == 302, name
+        yield sessions
+    finally:
+        for client in sessions.values():
+            await client.close()
 
 
 def session_csrf(client: aiohttp.ClientSession) -> str:
