@@ -209,6 +209,36 @@ async def test_command_out_and_reply_in(platform: Platform, database: aiosqlite.
     await client.close()
 
 
+class Recording:
+    """A consumer that keeps the classes of the events it is given (``events``: the ones it takes, if it says)."""
+
+    def __init__(self, events: tuple[type[ev.Event], ...] | None = None) -> None:
+        if events is not None:
+            self.events = events
+        self.given: list[list[type[ev.Event]]] = []
+
+    def consume(self, terminal: object, events: list[ev.Event]) -> list:
+        self.given.append([type(event) for event in events])
+        return []
+
+
+async def test_a_consumer_is_given_the_messages_holding_an_event_it_takes(platform: Platform) -> None:
+    client = await logged_in(platform)
+    replies, statuses, every = Recording((ev.CommandReply,)), Recording((ev.ElevatorStatus,)), Recording()
+    platform.ingest.consumers.append(replies)  # (added while serving: the consumers are looked at again)
+    await client.send(status_frame(30, 1764400300, 3))
+    assert ack_fields(await client.receive()) == (0x10, 30, 0)
+    platform.ingest.consumers += [statuses, every]
+    await client.send(status_frame(31, 1764400301, 4))
+    assert ack_fields(await client.receive()) == (0x10, 31, 0)
+    await client.send(encode_frame(BCD, 0x30, 32, 1764400302, (7).to_bytes(2, "big") + b"\x00"))
+    assert ack_fields(await client.receive()) == (0x30, 32, 0)
+    assert replies.given == [[ev.CommandReply]]
+    assert statuses.given == [[ev.ElevatorStatus]]
+    assert every.given == [[ev.ElevatorStatus], [ev.CommandReply]]
+    await client.close()
+
+
 async def test_a_bad_frame_does_not_hurt_other_connections(platform: Platform) -> None:
     good = await logged_in(platform)
     bad = await TerminalClient.connect(platform, "elink")
