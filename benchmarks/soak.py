@@ -49,7 +49,7 @@ async def main(args: argparse.Namespace) -> None:
             size = CensusSize(lifts=args.lifts, stations=max(1, args.lifts // 600), cylinders=max(100, args.lifts * 4),
                               vehicles=max(10, args.lifts // 10))  # fmt: skip
             census_dir, template = await census_database(directory, size)
-        terminals = read_census(census_dir)["terminals"]
+        terminals = read_census(census_dir, ["terminals"])["terminals"]
         fleet = {name: sum(1 for row in terminals if row["protocol"] == name) for name in ("elink", "lmt", "gasfill")}
         if args.terminals:  # the same share of ELink and LMT terminals as the census's
             lifts = fleet["elink"] + fleet["lmt"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -176,10 +176,11 @@ def write_census(census: Census, out_dir: Path) -> list[Path]:
     return paths
 
 
-def read_census(directory: Path) -> Census:
-    """The rows of every ``<kind>.csv`` in ``directory`` (kinds without a file are empty)."""
+def read_census(directory: Path, kinds: Sequence[str] = KIND_ORDER) -> Census:
+    """The rows of every ``<kind>.csv`` in ``directory`` (kinds without a file are empty), or of ``kinds``
+    alone (a province's cylinders are 2,000,000 rows)."""
     census: Census = {}
-    for kind in KIND_ORDER:
+    for kind in kinds:
         path = directory / f"{kind}.csv"
         if not path.exists():
             census[kind] = []

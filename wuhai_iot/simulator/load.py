@@ -116,7 +116,7 @@ def raise_open_file_limit(wanted: int) -> int:
 def identities(protocol: str, count: int, census_dir: Path | None = None) -> list[Identity]:
     """``count`` terminals: from the census's terminals.csv, or made-up (keyless, as the generator numbers them)."""
     if census_dir is not None:
-        rows = [row for row in read_census(census_dir)["terminals"] if row["protocol"] == protocol]
+        rows = [row for row in read_census(census_dir, ["terminals"])["terminals"] if row["protocol"] == protocol]
         if len(rows) < count:
             raise ValueError(f"{census_dir}/terminals.csv has {len(rows)} {protocol} terminals, {count} wanted")
         return [Identity(row["terminal_id"], row["key"] or None, row.get("plate") or None) for row in rows[:count]]
