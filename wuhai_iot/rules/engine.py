@@ -246,10 +246,16 @@ class EventTimeEngine:
         statements: list[Statement] = []
         runtimes = self.subjects.values() if codes is None else (self.subjects[code] for code in codes)
         now_s = now.timestamp()
+        # A subject with nothing going on (every state empty: most of a city's lifts, every second) meets
+        # only the rules that tick when idle, found once here, not by walking all its rules.
+        idle = [(index, rule) for index, rule in enumerate(self.rules) if rule.ticks_when_idle]
         for runtime in runtimes:
             states = runtime.states
-            if any(states):
-                statements += self.advance(runtime, runtime.context.clock.now_s(now_s))
+            if not any(states):
+                for index, rule in idle:
+                    statements += self._call(runtime, rule, states[index], "on_tick", now)
+                continue
+            statements += self.advance(runtime, runtime.context.clock.now_s(now_s))
             for rule, state in zip(self.rules, states, strict=True):
                 if state or rule.ticks_when_idle:
                     statements += self._call(runtime, rule, state, "on_tick", now)
