@@ -11,7 +11,9 @@ run holds no more memory than the first third plus GROWTH_MB, and no more open f
 
 ``--data DIR`` runs on a platform seeded by ``bench_pages.py --data`` instead (``DIR/seeded.sqlite3`` and its
 census in ``DIR/census``: the province, 100,000 lifts and 2,000,000 cylinders with a year of history), with
-``--terminals`` of its lift terminals reporting (a process holds at most the open-file limit's sockets);
+``--terminals`` of its lift terminals reporting (a process holds at most the open-file limit's sockets) and
+``--posts`` of its filling posts asking (the filling simulator reads every cylinder of the census: at the
+province 2,000,000, 2.9 GB and minutes a window);
 the first row is the platform's memory once started, before any terminal connects.
 """
 
@@ -55,6 +57,8 @@ async def main(args: argparse.Namespace) -> None:
             lifts = fleet["elink"] + fleet["lmt"]
             fleet["elink"] = min(fleet["elink"], round(args.terminals * fleet["elink"] / lifts))
             fleet["lmt"] = min(fleet["lmt"], args.terminals - fleet["elink"])
+        if args.posts is not None:
+            fleet["gasfill"] = min(fleet["gasfill"], args.posts)
         config = fresh_config(directory, template, "platform")
         config.rules.tick_interval_s = 1
         rows: list[tuple[float, float, int, int, float, float | None]] = []
@@ -98,5 +102,6 @@ if __name__ == "__main__":
     parser.add_argument("--lifts", type=int, default=5000, help="the city's size (default 5,000 lifts)")
     parser.add_argument("--data", metavar="DIR", help="a platform seeded by bench_pages.py --data (DIR/seeded.sqlite3)")
     parser.add_argument("--terminals", type=int, help="lift terminals reporting (default: every one of the census)")
+    parser.add_argument("--posts", type=int, help="filling posts asking (default: every one; 0: none)")
     parser.add_argument("--interval-s", type=float, default=30.0, help="a lift's status interval (default 30 s)")
     run(main(parser.parse_args()))
