@@ -7,6 +7,7 @@ platform's own once-a-second tick is switched off (``tick_interval_s = 0``).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -350,6 +351,63 @@ async def test_register_rules_adds_a_deployment_rule(config: Config, rule_plugin
         await lift.status(t0 + 2)
         assert rule_plugin.faults_seen.seen == ["overspeed"]
         await lift.close()
+
+
+class QuietWatch(Rule):
+    """A deployment's rule that ticks while idle and says until when its tick can do nothing for a lift: 50 s
+    after the lift's last frame (never, before a first frame)."""
+
+    name = "quiet_watch_test"
+    ticks_when_idle = True
+
+    def __init__(self) -> None:
+        self.ticked: list[tuple[str, datetime]] = []
+
+    def idle_until(self, lift: LiftContext) -> float:
+        return math.inf if lift.last_frame_at is None else lift.last_frame_at.timestamp() + 50
+
+    def on_tick(self, lift: LiftContext, now: Any, state: dict[str, Any]) -> list[Transition]:
+        self.ticked.append((lift.code, now))
+        return []
+
+
+async def test_an_idle_lift_is_ticked_only_once_its_rules_can_act(config: Config) -> None:
+    """The tick skips an idle lift until the time its idle-ticking rules give (Rule.idle_until): a city's
+    idle lifts cost a comparison each a second, not a call of each such rule; a record or a frame of the
+    lift makes the engine ask again."""
+    watch = QuietWatch()
+
+    class WatchPlugin:
+        @hookimpl
+        def register_rules(self, config: Config) -> list[Rule]:
+            return [watch]
+
+    config.rules.tick_interval_s = 0
+    await import_census(config.database.path)
+    get_plugin_manager().register(WatchPlugin(), name="quiet-watch-rule")
+    try:
+        async with Platform(config) as running:
+            lift = await LiftTerminal.connect(running)
+            await lift.status(start_of_sequence())
+            await lift.close()
+            await asyncio.sleep(0)
+            conn = await running.open_database()
+            [(last,)] = await conn.execute_fetchall("SELECT last_frame_at FROM terminal_sessions")
+            lifts = len(monitoring(running).engine.lifts)
+            for offset in (10, 20, 49, 51, 60):
+                await monitoring(running).advance(at(last + offset))
+            mine = [round(now.timestamp() - last) for code, now in watch.ticked if code == LIFT]
+            others = [code for code, _ in watch.ticked if code != LIFT]
+            assert mine == [10, 51, 60], "asked again at 10 s (first tick), then from 50 s on"
+            assert len(others) == len(set(others)) == lifts - 1, "a lift never heard from: once, at the first tick"
+            back = await LiftTerminal.connect(running)
+            await back.status(start_of_sequence() + 70)
+            await back.close()
+            watch.ticked.clear()
+            await monitoring(running).advance(at(last + 75))
+            assert [code for code, _ in watch.ticked] == [LIFT], "its record made the engine ask again"
+    finally:
+        get_plugin_manager().unregister(name="quiet-watch-rule")
 
 
 async def test_webhook_notifier_retries_until_delivered(config: Config) -> None:

@@ -97,7 +97,8 @@ def register_rules(config: "Config") -> list["Rule"]:
     `state` is not empty — before each record, after each message and on every tick — which is where
     durations fire, dated when their threshold was reached; `on_tick(lift, now, state)` sees the platform
     clock (for waits on something that has not arrived; enable `ticks_when_idle` to be called while your
-    state is empty). All three return `Transition`s (an alarm condition of a registered `kind`, see
+    state is empty, and define `idle_until(lift)` to say until when such a call can do nothing: the tick then
+    skips the idle lift until that time). All three return `Transition`s (an alarm condition of a registered `kind`, see
     `register_alarm_kinds`, becoming active or ending at a time); the engine turns them into alarms (one
     episode one alarm, flapping collapse) in the transaction of the message. Set `events` to the event
     classes your `on_event` takes (`Rule[ElevatorStatus]` with `events = (ElevatorStatus,)`); by default it

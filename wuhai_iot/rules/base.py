@@ -100,6 +100,13 @@ class Rule(Generic[E]):
     ticks_when_idle: bool = False
     """Call ``on_tick`` even while the rule's state for a subject is empty (the offline rule)."""
 
+    def idle_until(self, subject: Any) -> float:
+        """For a rule that ticks when idle: the platform time (Unix seconds) before which ``on_tick`` can do
+        nothing for ``subject`` while every rule's state for it stays empty (the offline rule: its last frame +
+        the silence it allows). The engine skips the subject's idle ticks until then; it asks again after a
+        record of the subject or a frame from its terminal. By default: every tick."""
+        return -math.inf
+
     def on_event(self, subject: Any, event: E, state: dict[str, Any]) -> list[Transition]:
         """A record of the subject, in device-time order (``event.time``); late records are not passed."""
         return []

@@ -206,6 +206,12 @@ class Offline(Rule[ev.Event]):
     def threshold(self, lift: LiftContext) -> float:
         return max(self.factor * (lift.report_interval_s or 0), self.min_s)
 
+    def idle_until(self, lift: LiftContext) -> float:
+        """Silent for less than the threshold until then (no frame yet: nothing to wait for)."""
+        if lift.last_frame_at is None:
+            return math.inf
+        return lift.last_frame_at.timestamp() + self.threshold(lift)
+
     def on_time(self, lift: LiftContext, at_s: float, state: dict[str, Any]) -> list[Transition]:
         """The terminal's clock reached ``at_s`` before the silence was long enough on its clock: undo."""
         if state.get("offline") and at_s < state.get("window_end_s", -math.inf):
