@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import struct
 from typing import Any
 
 from wuhai_iot.protocols import elink
 from wuhai_iot.protocols.base import Discarded
+from wuhai_iot.protocols.blocks import hmac_auth
 from wuhai_iot.simulator.device import AckOutcome, Outgoing
 from wuhai_iot.simulator.lift_terminal import LiftSample, LiftTerminal
 
@@ -53,6 +52,13 @@ def status_record(sample: LiftSample) -> bytes:
     )
 
 
+def login_frame(bcd: bytes, key: str | None, clock: int, seq: int, interval_s: int, firmware: str = FIRMWARE) -> bytes:
+    """A LOGIN (§2) at device time ``clock``, signed with ``key`` (keyless: an all-zero signature)."""
+    auth = hmac_auth(key, bcd + clock.to_bytes(4, "big")) if key else bytes(16)
+    body = elink.Bodies[elink.LOGIN].build({"firmware": firmware, "interval": interval_s, "auth": auth})
+    return elink.encode_frame(bcd, elink.LOGIN, seq, clock, body)
+
+
 class ElinkTerminal(LiftTerminal):
     protocol_name = "elink"
     buffer_limits = {"status": 3600, "other": 256}
@@ -74,12 +80,7 @@ class ElinkTerminal(LiftTerminal):
         return elink.encode_frame(self._bcd, type_code, seq, int(self.device_time() if at is None else at), body)
 
     def login_frame(self, seq: int) -> bytes:
-        clock = self.login_clock()
-        auth = bytes(16)
-        if self.key:
-            auth = hmac.new(self.key.encode(), self._bcd + clock.to_bytes(4, "big"), hashlib.sha256).digest()[:16]
-        body = elink.Bodies[elink.LOGIN].build({"firmware": FIRMWARE, "interval": self.report_interval_s, "auth": auth})
-        return self._frame(elink.LOGIN, body, seq, clock)
+        return login_frame(self._bcd, self.key, self.login_clock(), seq, self.report_interval_s)
 
     def heartbeat_frame(self, seq: int) -> bytes:
         if len(self._heartbeat_seqs) > 16:  # answers that never came

@@ -8,8 +8,6 @@ connection) it does not open the valve. FILL_RESULTs go through the outbox (kept
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import time
 from collections import deque
 from datetime import date
@@ -18,6 +16,7 @@ from typing import Any
 from wuhai_iot import events as ev
 from wuhai_iot.protocols import gasfill
 from wuhai_iot.protocols.base import Discarded
+from wuhai_iot.protocols.blocks import hmac_auth
 from wuhai_iot.simulator.device import AckOutcome, SimulatedDevice
 
 FIRMWARE = "SIM-GF32"
@@ -61,7 +60,7 @@ class GasfillController(SimulatedDevice):
         auth = bytes(16)
         if self.key:
             material = self.station.to_bytes(4, "little") + bytes([self.scale]) + clock.to_bytes(4, "little")
-            auth = hmac.new(self.key.encode(), material, hashlib.sha256).digest()[:16]
+            auth = hmac_auth(self.key, material)
         self._login_seq = seq
         body = gasfill.Bodies[gasfill.LOGIN].build({"firmware": FIRMWARE, "clock": clock, "auth": auth})
         return self._frame(gasfill.LOGIN, seq, body)

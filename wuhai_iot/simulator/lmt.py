@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import UTC, datetime
 from typing import Any
 
 from wuhai_iot.events import Door
 from wuhai_iot.protocols import lmt
 from wuhai_iot.protocols.base import Discarded
+from wuhai_iot.protocols.blocks import hmac_auth
 from wuhai_iot.simulator.device import AckOutcome
 from wuhai_iot.simulator.lift_terminal import LiftSample, LiftTerminal
 
@@ -65,7 +64,7 @@ class LmtTerminal(LiftTerminal):
         auth = "0"
         if self.key:
             material = (self.terminal_id + time_text).encode("ascii")
-            auth = hmac.new(self.key.encode(), material, hashlib.sha256).hexdigest()[:32]
+            auth = hmac_auth(self.key, material, 32, hex_digest=True)
         self._login_seq = seq
         payload = f"fw={FIRMWARE};iv={self.report_interval_s};key={auth}"
         return lmt.encode_line(self.terminal_id, seq, time_text, lmt.LOGIN, payload)

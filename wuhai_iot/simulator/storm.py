@@ -11,14 +11,13 @@ does while they log in can be told from what it does when they all go. The load 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import multiprocessing
 import time
 from collections.abc import Sequence
 
 from wuhai_iot.protocols import elink
 from wuhai_iot.runner import loop_factory
+from wuhai_iot.simulator.elink import login_frame
 from wuhai_iot.simulator.load import Identity, raise_open_file_limit
 
 RETRY_S = 1.0
@@ -26,17 +25,6 @@ RETRY_S = 1.0
 GIVE_UP_S = 60.0
 """A terminal without its LOGIN ACK this long after the start gives up (its time is None)."""
 SPARE_FILES = 100
-
-
-def login_frame(terminal: Identity) -> bytes:
-    """A LOGIN signed with the terminal's key (keyless: zeros) at the current time."""
-    bcd = bytes.fromhex(terminal.terminal_id)
-    clock = int(time.time())
-    auth = bytes(16)
-    if terminal.key:
-        auth = hmac.new(terminal.key.encode(), bcd + clock.to_bytes(4, "big"), hashlib.sha256).digest()[:16]
-    body = elink.Bodies[elink.LOGIN].build({"firmware": "EL200-13", "interval": 30, "auth": auth})
-    return elink.encode_frame(bcd, elink.LOGIN, 0, clock, body)
 
 
 async def log_in(terminal: Identity, port: int, start_at: float, held: list[asyncio.StreamWriter]) -> float | None:
@@ -49,7 +37,8 @@ async def log_in(terminal: Identity, port: int, start_at: float, held: list[asyn
             await asyncio.sleep(RETRY_S)
             continue
         try:
-            writer.write(login_frame(terminal))
+            bcd = bytes.fromhex(terminal.terminal_id)
+            writer.write(login_frame(bcd, terminal.key, int(time.time()), 0, 30, firmware="EL200-13"))
             framer = elink.ElinkFramer()
             while True:
                 data = await reader.read(4096)
