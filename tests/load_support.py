@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import hashlib
-import hmac
 import subprocess
 import sys
 import time
@@ -17,7 +15,7 @@ from conftest import fixture_bytes
 
 from wuhai_iot.protocols import elink
 from wuhai_iot.protocols.base import Discarded
-from wuhai_iot.simulator.elink import ACK_FIELDS
+from wuhai_iot.simulator.elink import ACK_FIELDS, login_frame
 
 STATUS_BODY = fixture_bytes("elink/status_vendor_example.hex")[elink.HEADER_SIZE : -2]
 FIRST_TIME = 1_764_400_000
@@ -51,10 +49,7 @@ class StatusTerminal:
     def login_frame(self) -> bytes:
         # A login is usable once: each login of a terminal carries a later device time than its last.
         clock = _login_clocks[self.terminal_id] = max(int(time.time()), _login_clocks.get(self.terminal_id, 0) + 1)
-        auth = hmac.new(self.key.encode(), bytes.fromhex(self.terminal_id) + clock.to_bytes(4, "big"),
-                        hashlib.sha256).digest()[:16]  # fmt: skip
-        body = elink.Bodies[elink.LOGIN].build({"firmware": "EL200-13", "interval": 30, "auth": auth})
-        return self.frame(elink.LOGIN, 0, clock, body)
+        return login_frame(bytes.fromhex(self.terminal_id), self.key, clock, 0, 30, firmware="EL200-13")
 
     async def run(self, port: int, interval: float, sending: asyncio.Event) -> None:
         try:

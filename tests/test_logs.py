@@ -4,8 +4,6 @@ connect/login/close and a web sign-in logged once each, and no secret at any lev
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 from collections.abc import Iterator
@@ -17,8 +15,8 @@ from web_support import PASSWORD, add_user, base_url, browser, login, session_cs
 
 from wuhai_iot import logs
 from wuhai_iot.config import LogConfig
-from wuhai_iot.protocols import elink
 from wuhai_iot.server import Platform
+from wuhai_iot.simulator.elink import login_frame as signed_login
 from wuhai_iot.web.auth import SESSION_COOKIE
 
 ELINK_KEY = "kkkkkkkkkkkkkkkk"  # tests/data/census/terminals.csv
@@ -51,10 +49,7 @@ async def logged(file: Path, predicate: object, timeout: float = 5) -> dict[str,
 
 
 def wrong_key_login() -> bytes:
-    bcd = bytes.fromhex("8613000100020003")
-    auth = hmac.new(b"not-the-key-0000", bcd + (1764400000).to_bytes(4, "big"), hashlib.sha256).digest()[:16]
-    body = elink.Bodies[elink.LOGIN].build({"firmware": "EL200-13", "interval": 30, "auth": auth})
-    return elink.encode_frame(bcd, elink.LOGIN, 1, 1764400000, body)
+    return signed_login(bytes.fromhex("8613000100020003"), "not-the-key-0000", 1764400000, 1, 30, firmware="EL200-13")
 
 
 async def test_a_full_session_at_debug_logs_every_event_once_and_no_secret(debug_log: Path, platform: Platform) -> None:
