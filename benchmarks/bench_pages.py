@@ -184,10 +184,12 @@ def seed_history(database: Path, args: argparse.Namespace) -> dict[str, int]:
 
     # Fills: every tagged household cylinder filled --fills-per-cylinder times a year at its own station, a
     # decision and a result each; 3 % denied (reasons 2, 9, 10). Then each cylinder's newest fill. The daily
-    # figures of decisions and of newest fills are added per day and district at the end, from the same rows,
-    # rather than by their triggers row by row (the census had no fills: no newest fill is replaced).
+    # figures of decisions and of newest fills (per day and district) and of decisions and fills (per day and
+    # station) are added at the end, from the same rows, rather than by their triggers row by row (the census
+    # had no fills: no newest fill is replaced).
     step("fill_decisions",
          "DROP TRIGGER fill_decisions_figures",
+         "DROP TRIGGER fill_decisions_station_daily_insert",
          "CREATE TEMP TABLE drawn AS WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < :fills)"
          " SELECT c.cylinder_code AS code, c.tag_uid AS tag, c.owner_station AS station, o.card AS card,"
          f" {_randint('1', 'o.scales')} AS scale, {_randint('0', '255')} AS seq,"
@@ -209,13 +211,21 @@ def seed_history(database: Path, args: argparse.Namespace) -> dict[str, int]:
          " '+8 hours'), count(*) FROM fill_decisions d JOIN stations s ON s.station_code = d.station_code"
          " GROUP BY 1, 3, 4 ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value"
          " + excluded.value",
+         "INSERT INTO station_daily_decisions (station_code, day, permit, reason, decisions) SELECT station_code,"
+         " date(decided_at, 'unixepoch', '+8 hours'), permit, reason, count(*) FROM fill_decisions GROUP BY 1, 2, 3, 4",
          triggers["fill_decisions_figures"],
+         triggers["fill_decisions_station_daily_insert"],
          fills=round(args.fills_per_cylinder * window_s / YEAR_S), now=now, window=window_s)  # fmt: skip
     step("fills",
+         "DROP TRIGGER fills_station_daily_insert",
          "INSERT OR IGNORE INTO fills (station_code, scale, request_seq, tag, cylinder_code, decision_id, permitted,"
          " operator_card, gross_before_g, gross_after_g, duration_s, outcome, ended_at, received_at)"
          " SELECT station, scale, seq, tag, code, rowid, 1, card, before, full - short, 90, 0, at + 90, at + 91"
          " FROM decision WHERE permit",
+         "INSERT INTO station_daily_fills (station_code, day, fills, completed, net_g) SELECT station_code,"
+         " date(ended_at, 'unixepoch', '+8 hours'), count(*), sum(outcome = 0), sum(iif(outcome = 0, gross_after_g"
+         " - gross_before_g, 0)) FROM fills GROUP BY 1, 2",
+         triggers["fills_station_daily_insert"],
          "DROP TRIGGER cylinders_figures_update",
          "UPDATE cylinders SET last_filled_at = newest.at FROM (SELECT code, max(at) + 90 AS at FROM decision"
          " WHERE permit GROUP BY code) AS newest WHERE cylinders.cylinder_code = newest.code",
@@ -353,6 +363,7 @@ async def measure(directory: Path, database: Path, lifts: int, args: argparse.Na
                 "API elevators (500)": lambda: (f"{base}/api/v1/elevators?limit=500", api),
                 "API elevators overdue": lambda: (f"{base}/api/v1/elevators?maintenance_overdue=true", api),
                 "API cylinder": lambda: (f"{base}/api/v1/cylinders/{rng.choice(traced)}", api),
+                "API station": lambda: (f"{base}/api/v1/stations/{some_station}", api),
                 "API alarms open": lambda: (f"{base}/api/v1/alarms?status=open", api),
                 "API visits": lambda: (f"{base}/api/v1/maintenance/visits", api),
                 "API rescues": lambda: (f"{base}/api/v1/rescues", api),

@@ -24,7 +24,7 @@ from wuhai_iot.elevators.rules.engine import DAILY_ADD
 from wuhai_iot.registry.census import import_files
 from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
 from wuhai_iot.storage import db, figures
-from wuhai_iot.web.queries import coverage
+from wuhai_iot.web.queries import coverage, list_stations
 
 TODAY = date(2026, 11, 29)
 INTERVAL = 15
@@ -180,6 +180,38 @@ async def assert_alarms_agree(path: Path) -> None:
         await conn.close()
 
 
+RECOUNT_STATION_DECISIONS = """
+SELECT station_code, date(decided_at, 'unixepoch', '+8 hours') AS day, permit, reason, count(*) FROM fill_decisions
+GROUP BY 1, 2, 3, 4
+"""
+RECOUNT_STATION_FILLS = """
+SELECT station_code, date(ended_at, 'unixepoch', '+8 hours') AS day, count(*), sum(outcome = 0),
+    sum(CASE WHEN outcome = 0 THEN gross_after_g - gross_before_g ELSE 0 END) FROM fills GROUP BY 1, 2
+"""
+
+
+async def assert_stations_agree(path: Path) -> None:
+    """The stations' daily figures (migration 0036) equal a recount of the decisions and fills, and the
+    station list's figures of a day (what the page reads) equal that day's decisions and fills counted."""
+    with sqlite3.connect(path) as conn:
+        decisions = conn.execute(RECOUNT_STATION_DECISIONS).fetchall()
+        fills = conn.execute(RECOUNT_STATION_FILLS).fetchall()
+        assert decisions and fills  # (there were some to count)
+        assert sorted(conn.execute("SELECT * FROM station_daily_decisions").fetchall()) == sorted(decisions)
+        assert sorted(conn.execute("SELECT * FROM station_daily_fills").fetchall()) == sorted(fills)
+    conn = await db.connect(path)
+    try:
+        for day in sorted({row[1] for row in decisions + fills})[-3:]:
+            listed = {s["station_code"]: (s["permitted"], s["denied"], s["fills"])
+                      for s in await list_stations(conn, day=date.fromisoformat(day))}  # fmt: skip
+            counted = {code: (sum(n for c, d, permit, _, n in decisions if (c, d, permit) == (code, day, 1)),
+                              sum(n for c, d, permit, _, n in decisions if (c, d, permit) == (code, day, 0)),
+                              sum(n for c, d, n, *_ in fills if (c, d) == (code, day))) for code in listed}  # fmt: skip
+            assert listed == counted, day
+    finally:
+        await conn.close()
+
+
 async def imported_city(tmp_path: Path) -> Path:
     census = tmp_path / "census"
     write_census(generate_census(SIZE, today=TODAY), census)
@@ -200,7 +232,7 @@ CHANGES = textwrap.dedent('''
     def change(conn, rng, now):
         lifts = [r[0] for r in conn.execute("SELECT device_code FROM elevators ORDER BY random() LIMIT 3")]
         terminals = conn.execute("SELECT protocol, terminal_id FROM terminals ORDER BY random() LIMIT 2").fetchall()
-        what = rng.randrange(12)
+        what = rng.randrange(13)
         if what == 0:    # a terminal logs in, or its connection closes
             for protocol, terminal in terminals:
                 conn.execute("INSERT INTO terminal_sessions (protocol, terminal_id, online, connected_at)"
@@ -282,6 +314,34 @@ CHANGES = textwrap.dedent('''
             if rng.randrange(3) == 0:
                 conn.execute("DELETE FROM cylinders WHERE cylinder_code = (SELECT cylinder_code FROM cylinders"
                              " ORDER BY random() LIMIT 1)")
+        elif what == 11:  # a fill request decided and its fill reported (resent: stored once), at some station
+            station = conn.execute("SELECT station_code FROM stations ORDER BY random() LIMIT 1").fetchone()[0]
+            station = rng.choice([station, 999])  # (or a station the registry does not know)
+            decided = now - rng.randrange(20) * 86400 - rng.randrange(86400)
+            permit = rng.randrange(5) > 0
+            seq, before = rng.randrange(4), rng.randrange(1000, 2000)
+            conn.execute("INSERT OR IGNORE INTO fill_decisions (id, decided_at, station_code, scale, request_seq, tag,"
+                         " operator_card, medium, gross_before_g, permit, reason, net_limit_g, message) VALUES"
+                         " (?, ?, ?, 1, ?, 'E0', 1, 'LPG', ?, ?, ?, 0, '')",
+                         (rng.randrange(1, 400), decided, station, seq, before, int(permit),
+                          0 if permit else rng.choice([2, 9, 10, 99])))
+            conn.execute("INSERT OR IGNORE INTO fills (station_code, scale, request_seq, tag, permitted,"
+                         " gross_before_g, gross_after_g, duration_s, outcome, ended_at, received_at) VALUES"
+                         " (?, 1, ?, 'E0', ?, ?, ?, 90, ?, ?, ?)",
+                         (station, seq, int(permit), before, before + rng.randrange(3) * 5000,
+                          rng.choice([0, 0, 1, 3]), decided + 90, decided + 91))
+            if rng.randrange(4) == 0:  # a record corrected or removed by hand
+                table = rng.choice(["fill_decisions", "fills"])
+                if rng.randrange(2):
+                    conn.execute(f"DELETE FROM {table} WHERE id = (SELECT id FROM {table} ORDER BY random() LIMIT 1)")
+                elif table == "fills":
+                    conn.execute("UPDATE OR IGNORE fills SET outcome = 1 - min(outcome, 1), ended_at = ended_at - 86400,"
+                                 " gross_after_g = gross_after_g + 10 WHERE id = (SELECT id FROM fills"
+                                 " ORDER BY random() LIMIT 1)")
+                else:
+                    conn.execute("UPDATE fill_decisions SET permit = 1 - permit, reason = 99 * permit,"
+                                 " station_code = ? WHERE id = (SELECT id FROM fill_decisions ORDER BY random()"
+                                 " LIMIT 1)", (station,))
         else:            # a lift or a vehicle leaves the registry
             if rng.randrange(2):
                 conn.execute("DELETE FROM elevators WHERE device_code = ?", (lifts[2],))
@@ -321,6 +381,7 @@ async def test_figures_agree_with_a_recount_after_a_random_mix_of_changes(tmp_pa
     await asyncio.to_thread(subprocess.run, [sys.executable, str(script), str(path), str(seed), "400"], check=True)
     assert_agree(path, await running(path))
     await assert_alarms_agree(path)
+    await assert_stations_agree(path)
     # A census import on top (the same files again: every row updated) changes nothing but what it moves back.
     conn = await db.connect(path)
     try:
@@ -329,6 +390,7 @@ async def test_figures_agree_with_a_recount_after_a_random_mix_of_changes(tmp_pa
         await conn.close()
     assert_agree(path, await running(path))
     await assert_alarms_agree(path)
+    await assert_stations_agree(path)
 
 
 async def test_figures_agree_with_a_recount_after_sigkill(tmp_path: Path) -> None:
@@ -345,6 +407,7 @@ async def test_figures_agree_with_a_recount_after_sigkill(tmp_path: Path) -> Non
     assert writer.returncode == -signal.SIGKILL
     assert_agree(path, await running(path))
     await assert_alarms_agree(path)
+    await assert_stations_agree(path)
 
 
 

@@ -26,6 +26,7 @@ GROWING = {
     "elevators", "cylinders", "vehicles", "terminals", "terminal_sessions", "stations", "workers", "messages",
     "elevator_state", "alarms", "alarm_samples", "rescues", "maintenance_visits", "lift_daily", "rule_state",
     "fill_decisions", "fills", "commands", "audit_log", "vehicle_positions", "track_points", "vehicle_daily",
+    "station_daily_decisions", "station_daily_fills",
 }
 """Tables whose size grows with the registry or its history (some exist only once their feature is there)."""
 EXCEPTIONS_ONLY = {"alarms_trapped_now"}

@@ -10,7 +10,6 @@ does not exist or is outside the scope. Times are timezone-aware UTC.
 
 from __future__ import annotations
 
-import collections
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -287,17 +286,17 @@ async def station_trace(
         " WHERE t.protocol = 'gasfill' AND t.station_code = ? ORDER BY t.scale",
         (code,),
     )
+    # Per day from the station's daily running figures (migration 0036): a row a day whatever its fills.
     per_day = await conn.execute_fetchall(
-        "SELECT date(ended_at, 'unixepoch', '+8 hours') AS day, count(*),"
-        " sum(outcome = 0), sum(CASE WHEN outcome = 0 THEN gross_after_g - gross_before_g ELSE 0 END)"
-        " FROM fills WHERE station_code = ? AND ended_at >= ? GROUP BY day ORDER BY day",
-        (code, since.timestamp()),
+        "SELECT day, fills, completed, net_g FROM station_daily_fills WHERE station_code = ? AND day >= ?"
+        " ORDER BY day",
+        (code, start_day.isoformat()),
     )
     by_reason = await conn.execute_fetchall(
-        "SELECT reason, count(*) FROM fill_decisions WHERE station_code = ? AND decided_at >= ? GROUP BY reason",
-        (code, since.timestamp()),
+        "SELECT permit, reason, sum(decisions) FROM station_daily_decisions WHERE station_code = ? AND day >= ?"
+        " GROUP BY permit, reason ORDER BY permit, reason",
+        (code, start_day.isoformat()),
     )
-    counts = collections.Counter({row[0]: row[1] for row in by_reason})
     decisions = await conn.execute_fetchall(
         f"{_DECISIONS} WHERE d.station_code = ? ORDER BY d.decided_at DESC, d.id DESC LIMIT ?", (code, RECENT_DECISIONS)
     )
@@ -315,8 +314,8 @@ async def station_trace(
             for row in scales
         ],
         fills_per_day=[FillDay(date.fromisoformat(row[0]), row[1], row[2], row[3]) for row in per_day],
-        permits=counts.pop(0, 0),
-        denials_by_reason=dict(sorted(counts.items())),
+        permits=sum(n for permit, _, n in by_reason if permit),
+        denials_by_reason={reason: n for permit, reason, n in by_reason if not permit},
         decisions=[_decision(row) for row in decisions],
     )
 

@@ -12,13 +12,14 @@ from typing import Any
 
 from aiohttp import web
 
+from wuhai_iot.clock import cst_midnight, cst_today
 from wuhai_iot.filling import reasons, trace
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.server import Platform
 from wuhai_iot.web import charts, queries
 from wuhai_iot.web.auth import Permission as P
 from wuhai_iot.web.auth import request_user, requires, web_database
-from wuhai_iot.web.pages import chosen_district, page, platform_of, today_window
+from wuhai_iot.web.pages import chosen_district, page, platform_of
 
 MAX_QUERY = 64
 
@@ -38,18 +39,19 @@ STATIONS_PER_PAGE = 100
 
 @requires(P.VIEW_STATIONS)
 async def station_list(request: web.Request) -> web.Response:
-    since, until = today_window()
+    today = cst_today()
     filters = _station_filters(request)
     conn = web_database(request)
     try:
         after = int(request.query["after"]) if request.query.get("after") else None
     except ValueError:
         raise web.HTTPBadRequest(text="无效的分页参数") from None
-    found = await queries.list_stations(conn, since=since, until=until, after=after, limit=STATIONS_PER_PAGE + 1,
+    found = await queries.list_stations(conn, day=today, after=after, limit=STATIONS_PER_PAGE + 1,
                                         **filters)  # type: ignore[arg-type]  # fmt: skip
     stations = found[:STATIONS_PER_PAGE]
-    month_ago = until - timedelta(days=30)
-    denials = await queries.denials_by_reason(conn, since=month_ago, until=until, **filters)  # type: ignore[arg-type]
+    until = cst_midnight(today + timedelta(days=1))
+    denials = await queries.denials_by_reason(conn, since=until - timedelta(days=30), until=until,
+                                              **filters)  # type: ignore[arg-type]  # fmt: skip
     chart = charts.hbar_chart([(reasons.short_name(reason), n) for reason, n in denials],
                               title="近30日拒绝充装原因", unit="次")  # fmt: skip
     return await page(request, "stations.html", {
@@ -73,8 +75,7 @@ async def station_detail(request: web.Request) -> web.Response:
                                       district_code=scope.district_code, station_code=scope.station_code)  # fmt: skip
     if found is None:
         raise web.HTTPNotFound(text="没有这个充装站，或不在您的管辖范围内。")
-    since, until = today_window()
-    (today,) = await queries.list_stations(conn, since=since, until=until, station_code=code)
+    (today,) = await queries.list_stations(conn, day=cst_today(), station_code=code)
     return await page(request, "station.html", {
         "trace": found, "today": today, "decisions": found.decisions,
         "denial_chart": charts.hbar_chart(

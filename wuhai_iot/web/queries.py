@@ -30,17 +30,18 @@ STATION_SCOPE = ScopeColumns(district="s.district_code", station="s.station_code
 """The scope of rows joined to their station as ``s``."""
 
 
+# (CROSS JOIN: a station's scales, then each one's session; the other way round reads every scale's session.)
 _STATIONS = """
 SELECT s.*,
   (SELECT count(*) FROM terminals t WHERE t.protocol = 'gasfill' AND t.station_code = s.station_code) AS scales_installed,
-  (SELECT count(*) FROM terminals t JOIN terminal_sessions ts ON ts.protocol = t.protocol
+  (SELECT count(*) FROM terminals t CROSS JOIN terminal_sessions ts ON ts.protocol = t.protocol
      AND ts.terminal_id = t.terminal_id WHERE t.protocol = 'gasfill' AND t.station_code = s.station_code
      AND ts.online = 1) AS scales_online,
-  (SELECT count(*) FROM fill_decisions d WHERE d.station_code = s.station_code AND d.decided_at >= ?
-     AND d.decided_at < ? AND d.permit = 1) AS permitted,
-  (SELECT count(*) FROM fill_decisions d WHERE d.station_code = s.station_code AND d.decided_at >= ?
-     AND d.decided_at < ? AND d.permit = 0) AS denied,
-  (SELECT count(*) FROM fills f WHERE f.station_code = s.station_code AND f.ended_at >= ? AND f.ended_at < ?)
+  (SELECT coalesce(sum(d.decisions), 0) FROM station_daily_decisions d WHERE d.station_code = s.station_code
+     AND d.day = :day AND d.permit = 1) AS permitted,
+  (SELECT coalesce(sum(d.decisions), 0) FROM station_daily_decisions d WHERE d.station_code = s.station_code
+     AND d.day = :day AND d.permit = 0) AS denied,
+  coalesce((SELECT f.fills FROM station_daily_fills f WHERE f.station_code = s.station_code AND f.day = :day), 0)
      AS fills,
   (SELECT count(*) FROM alarms a WHERE a.station_code = s.station_code AND a.status != 'resolved'
      AND a.merged_into IS NULL) AS open_alarms
@@ -51,24 +52,24 @@ FROM stations s
 async def list_stations(
     conn: aiosqlite.Connection,
     *,
-    since: datetime,
-    until: datetime,
+    day: date,
     district_code: str | None = None,
     station_code: int | None = None,
     after: int | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Stations by station code (``after``: the keyset cursor, the last code of the previous page; at most
-    ``limit``) with scales installed/online and decisions and fills between ``since`` and ``until``."""
-    where, params = ["1"], []
+    ``limit``) with scales installed/online, open alarms, and the decisions and fills of the CST ``day``
+    (the stations' daily running figures, migration 0036: a few rows a station)."""
+    where: list[str] = ["1"]
+    params: dict[str, Any] = {"day": day.isoformat()}
     STATION_SCOPE.narrow(where, params, district_code=district_code, station_code=station_code)
     if after is not None:
-        where.append("s.station_code > ?")
-        params.append(after)
-    window = [since.timestamp(), until.timestamp()] * 3
+        where.append("s.station_code > :after")
+        params["after"] = after
     rows = await conn.execute_fetchall(
         f"{_STATIONS} WHERE {' AND '.join(where)} ORDER BY s.station_code"
-        + ("" if limit is None else f" LIMIT {int(limit)}"), [*window, *params])  # fmt: skip
+        + ("" if limit is None else f" LIMIT {int(limit)}"), params)  # fmt: skip
     return [dict(row) for row in rows]
 
 
