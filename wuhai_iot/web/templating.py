@@ -271,9 +271,27 @@ def _label(table: dict[Any, str]) -> Any:
     return lambda value: table.get(value, "—" if value is None else str(value))
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class PageEnvironment(jinja2.Environment):
+    """Jinja's environment, reading a dict's key before trying an attribute of that name: ``row.name`` on a
+    dict (a query's row) is ``row["name"]`` at once. Jinja asks for the attribute first, and the
+    AttributeError it catches on every key cost the station list's 100 rows two thirds of their rendering
+    (7 ms against 2.5). The result is Jinja's in every case: dict's own attributes are still found first."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = PageEnvironment(
         loader=jinja2.PackageLoader("wuhai_iot.web", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined,
