@@ -83,6 +83,12 @@ def district(code: str | None) -> dict[str, str] | None:
 _PLAIN = frozenset({str, int, float, bool})
 
 
+def fields_of(record: Any) -> dict[str, Any]:
+    """A dataclass's fields by name, their values as they are (``jsonable`` shapes them). ``dataclasses.asdict``
+    deep-copies every value: a station's 50 latest decisions spent 5 ms copying their times."""
+    return {field.name: getattr(record, field.name) for field in dataclasses.fields(record)}
+
+
 def jsonable(value: Any) -> Any:
     """Times as ISO-8601 UTC strings, dates as ``YYYY-MM-DD``, dataclasses as objects, ``district_code`` as
     ``district: {"code", "name"}``, recursively."""
@@ -93,7 +99,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable(dataclasses.asdict(value))
+        return jsonable(fields_of(value))
     if isinstance(value, dict):
         shaped = {}
         for key, item in value.items():  # (plain values inline: a 500-lift page has ~15,000 of them)
@@ -536,11 +542,11 @@ def _trace_scope(user: User) -> dict[str, Any]:
 
 
 def decision_json(decision: trace.DecisionRecord) -> dict[str, Any]:
-    return dataclasses.asdict(decision)
+    return fields_of(decision)
 
 
 def fill_json(fill: trace.FillRecord) -> dict[str, Any]:
-    return dataclasses.asdict(fill) | {"added_g": fill.added_g}
+    return fields_of(fill) | {"added_g": fill.added_g}
 
 
 @routes.get("/api/v1/cylinders/{code}")
