@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -200,44 +199,55 @@ def proxied_config(config: Config) -> Config:
 
 
 @pytest.fixture
-def nginx(tmp_path: Path, certificate: tuple[Path, Path]) -> Iterator[tuple[Path, int]]:
-    """The shipped nginx configuration, as a function of the platform's web port: start(port) → its HTTPS port."""
+def nginx(tmp_path: Path, certificate: tuple[Path, Path]) -> Path:
+    """A folder for the shipped nginx configuration to run in (``start_nginx``)."""
     if shutil.which("nginx") is None:
         pytest.skip("nginx is not installed: the reverse-proxy configuration cannot be run here")
-    yield tmp_path, free_port()
+    return tmp_path
 
 
-def start_nginx(folder: Path, listen: int, upstream: int, certificate: tuple[Path, Path]) -> subprocess.Popen[bytes]:
-    server = replaced(
-        (DEPLOY / "nginx-wuhai-iot.conf").read_text(encoding="utf-8"),
-        ("listen 443 ssl;", f"listen 127.0.0.1:{listen} ssl;"), ("listen 80;", f"listen 127.0.0.1:{free_port()};"),
-        ("/etc/ssl/wuhai-iot/fullchain.pem", str(certificate[0])), ("/etc/ssl/wuhai-iot/privkey.pem", str(certificate[1])),
-        ("proxy_pass http://127.0.0.1:8080;", f"proxy_pass http://127.0.0.1:{upstream};"),
-    )  # fmt: skip
-    temp = "".join(f"{kind}_temp_path {folder}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    conf = folder / "nginx.conf"
-    conf.write_text(("user root;\n" if os.geteuid() == 0 else "") + f"pid {folder}/nginx.pid;\nerror_log {folder}/error.log;\n"
-                    f"events {{}}\nhttp {{\naccess_log off;\n{temp}{server}\n}}\n")  # fmt: skip
-    process = subprocess.Popen(["nginx", "-p", str(folder), "-c", str(conf), "-g", "daemon off;"])
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", listen), timeout=1).close()
-            return process
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, (folder / "error.log").read_text()
+def start_nginx(folder: Path, upstream: int, certificate: tuple[Path, Path]) -> tuple[subprocess.Popen[bytes], int]:
+    """nginx with the shipped configuration in front of the platform's web port: its process and HTTPS port.
+
+    nginx cannot be given port 0, so its ports are picked free just before it starts, and another process may
+    take one in between (other tests and benchmarks on the machine open thousands of connections): nginx then
+    exits on its bind error and is started again on new ports. It is ready once its pid file is there (nginx
+    writes it after binding), not when the port answers, which another process's listener could do."""
+    log, pid = folder / "error.log", folder / "nginx.pid"
+    for _ in range(5):
+        listen = free_port()
+        server = replaced(
+            (DEPLOY / "nginx-wuhai-iot.conf").read_text(encoding="utf-8"),
+            ("listen 443 ssl;", f"listen 127.0.0.1:{listen} ssl;"), ("listen 80;", f"listen 127.0.0.1:{free_port()};"),
+            ("/etc/ssl/wuhai-iot/fullchain.pem", str(certificate[0])), ("/etc/ssl/wuhai-iot/privkey.pem", str(certificate[1])),
+            ("proxy_pass http://127.0.0.1:8080;", f"proxy_pass http://127.0.0.1:{upstream};"),
+        )  # fmt: skip
+        temp = "".join(f"{kind}_temp_path {folder}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        conf = folder / "nginx.conf"
+        conf.write_text(("user root;\n" if os.geteuid() == 0 else "") + f"pid {pid};\nerror_log {log};\n"
+                        f"events {{}}\nhttp {{\naccess_log off;\n{temp}{server}\n}}\n")  # fmt: skip
+        log.write_text("")
+        pid.unlink(missing_ok=True)
+        process = subprocess.Popen(["nginx", "-p", str(folder), "-c", str(conf), "-g", "daemon off;"])
+        deadline = time.monotonic() + 15  # (a port in use: nginx tries for 2.5 s before it gives up)
+        while process.poll() is None and not pid.exists():
+            assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
+        if process.poll() is None:
+            return process, listen
+        assert "Address already in use" in log.read_text(), log.read_text()
+    raise AssertionError(f"nginx found no free port in 5 tries: {log.read_text()}")
 
 
 async def test_behind_the_shipped_nginx_live_updates_flow_and_the_client_address_passes(
-    nginx: tuple[Path, int], certificate: tuple[Path, Path], proxied_config: Config, caplog: pytest.LogCaptureFixture
+    nginx: Path, certificate: tuple[Path, Path], proxied_config: Config, caplog: pytest.LogCaptureFixture
 ) -> None:
     await import_census(proxied_config.database.path)
     async with Platform(proxied_config) as platform:
-        proxy = start_nginx(nginx[0], nginx[1], platform.ports["web"], certificate)
+        proxy, port = start_nginx(nginx, platform.ports["web"], certificate)
         try:
             await add_user(platform, "zhang", "admin")
-            url = f"https://127.0.0.1:{nginx[1]}"
+            url = f"https://127.0.0.1:{port}"
             # The browser comes from another loopback address than nginx's own, as a remote client would.
             async with client_trusting(certificate[0], local_addr=("127.0.0.7", 0)) as browser:
                 with caplog.at_level("INFO", logger="wuhai_iot.web.auth"):
@@ -245,7 +255,8 @@ async def test_behind_the_shipped_nginx_live_updates_flow_and_the_client_address
                 assert answer.status == 302
                 cookie = answer.cookies["wuhai_session"]
                 assert cookie["secure"] and cookie["httponly"], "X-Forwarded-Proto https: the cookie is Secure"
-                assert [r.getMessage() for r in caplog.records] == ["sign-in of zhang from 127.0.0.7"]
+                signed_in = [r.getMessage() for r in caplog.records if r.name == "wuhai_iot.web.auth"]
+                assert signed_in == ["sign-in of zhang from 127.0.0.7"]
                 async with browser.get(url + "/live/alarms?page=/") as stream:
                     assert stream.headers["Content-Type"].startswith("text/event-stream")
                     events = read_events(stream)
