@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from wuhai_iot.alarms.kinds import SEVERITIES
+from wuhai_iot.alarms.kinds import SEVERITIES, alarm_kinds
 from wuhai_iot.alarms.queries import count_alarms
 from wuhai_iot.elevators.queries import COUNTS, count_lifts, list_lifts
 from wuhai_iot.elevators.rules.engine import DAILY_ADD
@@ -156,7 +156,7 @@ def assert_agree(path: Path, found: tuple[dict, dict]) -> None:
 
 
 async def assert_alarms_agree(path: Path) -> None:
-    """The alarm figures (migration 0030) equal the alarm lists' own count (alarms/queries.py, on the raw
+    """The alarm figures (migrations 0030, 0038) equal the alarm lists' own count (alarms/queries.py, on the raw
     rows) in every scope: the city, each district, each maintenance company and each of its districts."""
     conn = await db.connect(path)
     try:
@@ -171,6 +171,9 @@ async def assert_alarms_agree(path: Path) -> None:
         for scope in scopes:
             counted = {row["severity"]: row["n"] for row in await count_alarms(conn, by=["severity"], status="open", **scope)}
             assert await figures.open_alarms(conn, SEVERITIES, **scope) == {s: counted.get(s, 0) for s in SEVERITIES}, scope
+            by_kind = {row["kind"]: row["n"] for row in await count_alarms(conn, by=["kind"], status="open", **scope)}
+            kinds = sorted(alarm_kinds())
+            assert await figures.open_alarms_by_kind(conn, kinds, **scope) == {k: by_kind.get(k, 0) for k in kinds}, scope
             per_day = {(row["day"], row["kind"], row["severity"]): row["n"]
                        for row in await count_alarms(conn, by=["day", "kind", "severity"], **scope)}  # fmt: skip
             assert await figures.alarms_per_day(conn, first, until, **scope) == per_day, scope

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 
@@ -131,16 +131,17 @@ async def open_alarms(conn: aiosqlite.Connection, **filters: Any) -> list[Alarm]
     return await list_alarms(conn, status="open", limit=10_000, **filters)
 
 
-async def open_platform_alarms(conn: aiosqlite.Connection) -> dict[str, int]:
-    """The platform's own open alarms (its disk's) per severity; the running figures leave them out."""
-    rows = await conn.execute_fetchall(
-        "SELECT severity, count(*) FROM alarms WHERE system IS NOT NULL AND status != 'resolved'"
-        " AND merged_into IS NULL GROUP BY severity"
-    )
-    return {severity: n for severity, n in rows}
-
-
 _GROUPS = {"severity": "a.severity", "kind": "a.kind", "day": "date(a.raised_at + 8 * 3600, 'unixepoch')"}
+
+
+async def open_platform_alarms(conn: aiosqlite.Connection,
+                               by: Literal["severity", "kind"] = "severity") -> dict[str, int]:  # fmt: skip
+    """The platform's own open alarms (its disk's) per severity or kind; the running figures leave them out."""
+    rows = await conn.execute_fetchall(
+        f"SELECT {_GROUPS[by]}, count(*) FROM alarms a WHERE a.system IS NOT NULL AND a.status != 'resolved'"
+        f" AND a.merged_into IS NULL GROUP BY {_GROUPS[by]}"
+    )
+    return {value: n for value, n in rows}
 
 
 async def count_alarms(conn: aiosqlite.Connection, *, by: Sequence[str], **filters: Any) -> list[dict[str, Any]]:

@@ -172,7 +172,7 @@ async def per_day(conn: aiosqlite.Connection, prefix: str, first: date, until: d
     return {(row["figure"], row["day"]): row["n"] for row in rows}
 
 
-# --- alarms (migration 0030) -------------------------------------------------------------------------------
+# --- alarms (migrations 0030, 0038) -------------------------------------------------------------------------------
 
 async def open_alarms(conn: aiosqlite.Connection, severities: Sequence[str], *, district_code: str | None = None,
                       maintenance_company: str | None = None) -> dict[str, int]:  # fmt: skip
@@ -180,6 +180,15 @@ async def open_alarms(conn: aiosqlite.Connection, severities: Sequence[str], *, 
     found = await plain_counts(conn, [f"open:{severity}" for severity in severities], district_code=district_code,
                                maintenance_company=maintenance_company)  # fmt: skip
     return {severity: sum(counted.get(f"open:{severity}", 0) for counted in found.values()) for severity in severities}
+
+
+async def open_alarms_by_kind(conn: aiosqlite.Connection, kinds: Sequence[str], *, district_code: str | None = None,
+                              maintenance_company: str | None = None) -> dict[str, int]:  # fmt: skip
+    """Open alarms (not resolved, not merged into a flapping alarm) in scope, per each of ``kinds`` (migration
+    0038)."""
+    found = await plain_counts(conn, [f"open_kind:{kind}" for kind in kinds], district_code=district_code,
+                               maintenance_company=maintenance_company)  # fmt: skip
+    return {kind: sum(counted.get(f"open_kind:{kind}", 0) for counted in found.values()) for kind in kinds}
 
 
 async def alarms_per_day(conn: aiosqlite.Connection, first: date, until: date, *, district_code: str | None = None,

@@ -16,10 +16,12 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from wuhai_iot.alarms.kinds import alarm_kinds
+from wuhai_iot.alarms.queries import open_platform_alarms
 from wuhai_iot.plugins import get_plugin_manager
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.plugins.metrics import Metric
 from wuhai_iot.server import PLATFORM_KEY, Platform
+from wuhai_iot.storage import figures
 from wuhai_iot.storage.disk import disk_watch
 from wuhai_iot.web.auth import Permission, requires, web_database
 
@@ -71,13 +73,6 @@ def _plugin_family(metric: Metric) -> Family:
     return family
 
 
-async def open_alarms_by_kind(conn: aiosqlite.Connection) -> dict[str, int]:
-    rows = await conn.execute_fetchall(
-        "SELECT kind, count(*) AS n FROM alarms WHERE status != 'resolved' AND merged_into IS NULL GROUP BY kind"
-    )
-    return {row["kind"]: row["n"] for row in rows}
-
-
 async def exposition(platform: Platform, conn: aiosqlite.Connection) -> str:
     counters = {name: dataclasses.asdict(listener.counters) for name, listener in sorted(platform.listeners.items())}
     families = [
@@ -102,7 +97,11 @@ async def exposition(platform: Platform, conn: aiosqlite.Connection) -> str:
                             None, [(None, writer.batches)]))  # fmt: skip
     families.append(_family("wuhai_write_units", "counter", "Write units committed by the batch writer",
                             None, [(None, writer.units)]))  # fmt: skip
-    open_alarms = await open_alarms_by_kind(conn)
+    # Every open alarm per kind: the city's running figures (a handful of rows whatever its size) and the
+    # platform's own alarms, which those leave out.
+    open_alarms = await figures.open_alarms_by_kind(conn, sorted(alarm_kinds()))
+    for kind, n in (await open_platform_alarms(conn, by="kind")).items():
+        open_alarms[kind] = open_alarms.get(kind, 0) + n
     families.append(_family("wuhai_alarms_open", "gauge", "Alarms not yet resolved, per kind", "kind",
                             ((kind, open_alarms.get(kind, 0)) for kind in sorted(alarm_kinds()))))  # fmt: skip
     families += _disk_families(platform)
