@@ -4,15 +4,21 @@ district; an admin records a cylinder inspection from the page (audited)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
 import aiosqlite
+from conftest import import_census
 from vehicle_support import BUS, ROADSIDE, STATION, TAGS, VehicleTerminal, platform, record  # noqa: F401
 from web_support import add_user, base_url, browser, login, session_csrf, token_for
 
+from wuhai_iot.config import Config
 from wuhai_iot.server import Platform
+from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
+from wuhai_iot.storage import db
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -115,9 +121,11 @@ async def test_vehicle_page_list_and_inspection_action(platform: Platform, datab
         async with client.get(base_url(platform) + "/vehicles?alarm=1") as page:
             listing = await page.text()
         assert BUS in listing and "蒙LT2345" not in listing
+        assert 'id="vehicles-total">共 1 辆' in listing
         async with client.get(base_url(platform) + "/vehicles?certificate_invalid=1") as page:
             listing = await page.text()
         assert "蒙LT2345" in listing and f">{BUS}<" not in listing
+        assert 'id="vehicles-total">共 3 辆' in listing  # (蒙LT2345 and two of the census examples)
         async with client.post(base_url(platform) + "/cylinders/CNG-BUS-0201/inspected", allow_redirects=False,
                                data={"csrf_token": session_csrf(client), "plate": BUS,
                                      "date": NOW.date().isoformat()}) as answer:  # fmt: skip
@@ -137,3 +145,68 @@ async def test_vehicle_page_list_and_inspection_action(platform: Platform, datab
                                data={"csrf_token": session_csrf(client), "plate": BUS,
                                      "date": NOW.date().isoformat()}) as answer:  # fmt: skip
             assert answer.status == 403
+
+
+async def test_vehicle_list_pages_through_every_vehicle_with_its_total(config: Config, tmp_path: Path) -> None:
+    """The list of a generated city's 260 vehicles: its pages (100 each, keyset by plate) hold every vehicle of
+    the scope once, in plate order; the total says how many there are, for each filter and district; a
+    district officer sees their district's alone."""
+    census = tmp_path / "census"
+    write_census(generate_census(CensusSize(lifts=40, stations=6, cylinders=400, vehicles=260, seed=5)), census)
+    await import_census(config.database.path, sorted(census.glob("*.csv")))
+    async with Platform(config) as running:
+        await add_user(running, "admin1", "admin")
+        await add_user(running, "wuda", "district", district="150304")
+        conn = await db.connect(config.database.path, migrate=False)
+        try:
+            rows = await conn.execute_fetchall(
+                "SELECT plate, district_code, coalesce(certificate_no, '') = '' OR certificate_status = 'revoked'"
+                " FROM vehicles ORDER BY plate")  # fmt: skip
+        finally:
+            await conn.close()
+        expected = {
+            ("admin1", ""): [plate for plate, _, _ in rows],
+            ("admin1", "certificate_invalid=1"): [plate for plate, _, invalid in rows if invalid],
+            ("admin1", "district=150302"): [plate for plate, district, _ in rows if district == "150302"],
+            ("admin1", "offline=1"): [plate for plate, _, _ in rows],  # (none has reported)
+            ("admin1", "alarm=1"): [],
+            ("wuda", ""): [plate for plate, district, _ in rows if district == "150304"],
+            ("wuda", "certificate_invalid=1"): [plate for plate, district, invalid in rows
+                                                if district == "150304" and invalid],  # fmt: skip
+        }
+        assert len(expected[("admin1", "")]) > 200 and expected[("admin1", "certificate_invalid=1")]
+        for (name, query), plates in expected.items():
+            async with browser() as client:
+                await login(client, running, name)
+                listed, url, pages = [], f"/vehicles?{query}", 0
+                while url:
+                    async with client.get(base_url(running) + url) as page:
+                        html = await page.text()
+                    assert page.status == 200, (name, query)
+                    pages += 1
+                    total = re.search(r'id="vehicles-total">共 (\d+)(\+?) 辆', html)
+                    assert total is not None and (int(total[1]), total[2]) == (len(plates), ""), (name, query)
+                    listed += re.findall(r'<tr><td><a href="/vehicles\?plate=[^"]+">([^<]+)</a>', html)
+                    following = re.search(r'<a href="([^"]+)">下一页', html)
+                    url = following[1].replace("&amp;", "&") if following else ""
+                    assert ("第一页" in html) == (pages > 1)
+                assert listed == plates, (name, query)
+                assert pages == max(1, -(-len(plates) // 100)), (name, query)
+            # The API lists the same, a cursor at a time.
+            token = await token_for(running, name)
+            listed, cursor = [], None
+            while True:
+                asked = re.sub(r"=1$", "=true", query) + "&limit=70" + (f"&cursor={cursor}" if cursor else "")
+                status, answer = await api_get(running, token, f"/api/v1/vehicles?{asked}")
+                assert status == 200, (name, query, answer)
+                listed += [item["plate"] for item in answer["items"]]
+                if (cursor := answer["next"]) is None:
+                    break
+            assert listed == plates, (name, query)
+        admin = await token_for(running, "admin1")
+        status, answer = await api_get(running, admin, "/api/v1/vehicles?limit=1")
+        [first] = answer["items"]
+        assert first["plate"] == rows[0][0] and first["district"]["code"] == rows[0][1] and first["position"] is None
+        assert (await api_get(running, admin, "/api/v1/vehicles?alarm=false"))[0] == 400
+        assert (await api_get(running, await token_for(running, "wuda"), "/api/v1/vehicles?district=150302")) == (
+            200, {"items": [], "next": None})

@@ -1,5 +1,6 @@
 """Reading vehicles for the pages and the JSON API: current position and telemetry, track points, the
-vehicles list with its filters. Every query reads a bounded number of rows."""
+vehicles list with its filters and its total. Every query reads a bounded number of rows (but for the list's
+``offline`` filter: see ``_matching``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ from typing import Any
 
 import aiosqlite
 
+from wuhai_iot.storage import figures
+
 TRACK_LIMIT = 2000
 """Most track points one answer holds (a day of 30-s reports while driving is about 1,500)."""
 LIST_LIMIT = 100
 OFFLINE_AFTER_S = 24 * 3600
+TOTAL_CAP = 1000
+"""A filtered list's total is counted up to here ("1000+"), as the lift list's."""
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -80,6 +85,32 @@ async def licensed_stations(conn: aiosqlite.Connection, medium: str) -> list[dic
     return [dict(row) for row in rows]
 
 
+def _matching(
+    params: list[Any], *, district_code: str | None, alarm: bool, offline: bool, certificate_invalid: bool, after: str,
+    now_s: float,
+) -> tuple[str, str]:  # fmt: skip
+    """FROM … WHERE of the vehicles the list shows after ``after``, and the plate that orders them. Each filter
+    is read on an index of what it matches (migration 0038): with ``alarm``, the plates of the open vehicle
+    alarms lead; a district's vehicles and those without a valid certificate have an index in plate order
+    each. Only ``offline`` (silent for a day: a time, no index) walks the vehicles in scope in plate order."""
+    if alarm:  # (one row per plate: grouped in the index's order, no sort)
+        source, where = "alarms o CROSS JOIN vehicles v ON v.plate = o.plate", [
+            "o.plate IS NOT NULL", "o.status != 'resolved'", "o.plate > ?"]  # fmt: skip
+    else:
+        source, where = "vehicles v", ["v.plate > ?"]
+    params.append(after)
+    if district_code is not None:
+        where.append("v.district_code = ?")
+        params.append(district_code)
+    if certificate_invalid:
+        where.append("(coalesce(v.certificate_no, '') = '' OR v.certificate_status = 'revoked')")
+    if offline:
+        where.append("(s.received_at IS NULL OR s.received_at < ?)")
+        params.append(now_s - OFFLINE_AFTER_S)
+    clauses = f" FROM {source} LEFT JOIN vehicle_state s ON s.plate = v.plate WHERE {' AND '.join(where)}"
+    return (clauses + " GROUP BY o.plate", "o.plate") if alarm else (clauses, "v.plate")
+
+
 async def list_vehicles(
     conn: aiosqlite.Connection,
     *,
@@ -94,24 +125,15 @@ async def list_vehicles(
     """Vehicles in plate order after ``after`` (keyset), with their position time, open alarms and
     certificate; narrowed by district and by the filters."""
     now_s = (now or datetime.now(UTC)).timestamp()
-    where, params = ["v.plate > ?"], [after]
-    if district_code is not None:
-        where.append("v.district_code = ?")
-        params.append(district_code)
-    if certificate_invalid:
-        where.append("(coalesce(v.certificate_no, '') = '' OR v.certificate_status = 'revoked')")
-    if offline:
-        where.append("(s.received_at IS NULL OR s.received_at < ?)")
-        params.append(now_s - OFFLINE_AFTER_S)
-    if alarm:
-        where.append("EXISTS (SELECT 1 FROM alarms a WHERE a.plate = v.plate AND a.status != 'resolved')")
+    params: list[Any] = []
+    matching, order = _matching(params, district_code=district_code, alarm=alarm, offline=offline,
+                                certificate_invalid=certificate_invalid, after=after, now_s=now_s)  # fmt: skip
     rows = await conn.execute_fetchall(
         "SELECT v.plate, v.district_code, v.owner, v.use, v.fuel, v.certificate_no, v.certificate_status,"
         " s.at, s.received_at, s.latitude, s.longitude, s.speed_kmh, s.pressure_mpa, s.gas_lel_pct,"
         " (SELECT count(*) FROM alarms a WHERE a.plate = v.plate AND a.status != 'resolved') AS open_alarms,"
-        " (SELECT count(*) FROM terminals t WHERE t.plate = v.plate) AS terminals"
-        f" FROM vehicles v LEFT JOIN vehicle_state s ON s.plate = v.plate WHERE {' AND '.join(where)}"
-        " ORDER BY v.plate LIMIT ?",
+        f" (SELECT count(*) FROM terminals t WHERE t.plate = v.plate) AS terminals{matching}"
+        f" ORDER BY {order} LIMIT ?",
         (*params, limit),
     )
     vehicles = []
@@ -122,3 +144,28 @@ async def list_vehicles(
         item["at"], item["received_at"] = _iso(row["at"]), _iso(row["received_at"])
         vehicles.append(item)
     return vehicles
+
+
+async def total_vehicles(
+    conn: aiosqlite.Connection,
+    *,
+    district_code: str | None = None,
+    alarm: bool = False,
+    offline: bool = False,
+    certificate_invalid: bool = False,
+    now: datetime | None = None,
+    cap: int = TOTAL_CAP,
+) -> tuple[int, bool]:
+    """How many vehicles ``list_vehicles`` lists with these filters, and whether there are more than that: the
+    running figure of the district or the city without a filter, else the matching vehicles counted up to
+    ``cap`` (as the lift list's total, ``elevators.queries.total_lifts``)."""
+    if not (alarm or offline or certificate_invalid):
+        counted = await figures.plain_counts(conn, ["vehicles"], district_code=district_code)
+        return sum(values.get("vehicles", 0) for values in counted.values()), False
+    params: list[Any] = []
+    matching, _ = _matching(params, district_code=district_code, alarm=alarm, offline=offline,
+                            certificate_invalid=certificate_invalid, after="",
+                         now_s=(now or datetime.now(UTC)).timestamp())  # fmt: skip
+    rows = await conn.execute_fetchall(f"SELECT count(*) FROM (SELECT 1{matching} LIMIT {int(cap) + 1})", params)
+    found = int(rows[0][0])
+    return min(found, cap), found > cap

@@ -567,6 +567,43 @@ async def cylinder(request: web.Request) -> web.Response:
     })  # fmt: skip
 
 
+VEHICLE_LIST_FIELDS = (
+    "plate", "district_code", "owner", "use", "fuel", "certificate_no", "certificate_status", "certificate_valid",
+    "online", "terminals", "open_alarms",
+)  # fmt: skip
+
+
+def vehicle_list_json(listed: dict[str, Any]) -> dict[str, Any]:
+    """A vehicle of the list: registry data, terminals, open alarms and its newest position (``null`` before the
+    first report)."""
+    record = {name: listed[name] for name in VEHICLE_LIST_FIELDS}
+    record["position"] = None if listed["at"] is None else {
+        name: listed[name] for name in ("at", "received_at", "latitude", "longitude", "speed_kmh", "pressure_mpa",
+                                        "gas_lel_pct")
+    }  # fmt: skip
+    return record
+
+
+@routes.get("/api/v1/vehicles")
+@requires(Permission.VIEW_VEHICLES)
+async def vehicle_list(request: web.Request) -> web.Response:
+    """Vehicles by plate (keyset-paged); ``?district=&alarm=true&offline=true&certificate_invalid=true``."""
+    user = request_user(request)
+    limit, after = page_parameters(request, str)
+    flags = {}
+    for name in ("alarm", "offline", "certificate_invalid"):
+        flag = flag_filter(request, name)
+        if flag is False:
+            raise json_error(400, f"{name} filters by true alone (leave it out for every vehicle)")
+        flags[name] = bool(flag)
+    district_code, outside = district_filter(request, user)
+    if outside:
+        return respond({"items": [], "next": None})
+    found = await vehicle_queries.list_vehicles(web_database(request), district_code=district_code, after=after or "",
+                                                limit=limit + 1, **flags)  # fmt: skip
+    return paged(found, limit, key=lambda listed: listed["plate"], shape=vehicle_list_json)
+
+
 @routes.get("/api/v1/vehicles/{plate}")
 @requires(Permission.VIEW_VEHICLES, hidden=True)
 async def vehicle(request: web.Request) -> web.Response:

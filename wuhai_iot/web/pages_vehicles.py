@@ -40,14 +40,17 @@ async def vehicles(request: web.Request) -> web.Response:
     user = request_user(request)
     flags = {name: request.query.get(name) == "1" for name in ("alarm", "offline", "certificate_invalid")}
     after = request.query.get("after", "")[:MAX_QUERY]
-    listed = await vehicle_queries.list_vehicles(
-        web_database(request), district_code=chosen_district(request, user), after=after,
-        limit=vehicle_queries.LIST_LIMIT + 1, **flags,
-    )  # fmt: skip
-    following = listed[vehicle_queries.LIST_LIMIT - 1]["plate"] if len(listed) > vehicle_queries.LIST_LIMIT else None
+    conn = web_database(request)
+    district_code = chosen_district(request, user)
+    listed = await vehicle_queries.list_vehicles(conn, district_code=district_code, after=after,
+                                                 limit=vehicle_queries.LIST_LIMIT + 1, **flags)  # fmt: skip
+    total, total_capped = await vehicle_queries.total_vehicles(conn, district_code=district_code, **flags)
+    shown = listed[: vehicle_queries.LIST_LIMIT]
     return await page(request, "vehicles.html", {
-        "plate": "", "trace": None, "listed": listed[: vehicle_queries.LIST_LIMIT], "flags": flags,
-        "next_after": following, "query": request.query,
+        "plate": "", "trace": None, "listed": shown, "flags": flags, "query": request.query, "total": total,
+        "total_capped": total_capped,
+        "next_url": str(request.rel_url.update_query(after=shown[-1]["plate"])) if len(listed) > len(shown) else None,
+        "first_url": str(request.rel_url.without_query_params("after")) if after else None,
     })  # fmt: skip
 
 

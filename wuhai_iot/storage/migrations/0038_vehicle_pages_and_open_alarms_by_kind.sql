@@ -1,3 +1,6 @@
+-- Pages whose cost grew with the city: /metrics' open alarms per kind, the vehicle list and its filters, and
+-- the stations drawn on a vehicle's page.
+--
 -- Open alarms per kind as a running figure ('open_kind:<kind>', per district and company like 'open:<severity>'
 -- of 0030): /metrics' wuhai_alarms_open counted every open alarm on each scrape, so its cost grew with the city.
 -- The two triggers of 0030 that move the alarm figures are replaced by the same ones moving this figure too.
@@ -54,3 +57,16 @@ INSERT INTO figures (district_code, company, figure, value)
     WHERE status != 'resolved' AND merged_into IS NULL AND counted_district IS NOT NULL
     GROUP BY counted_district, counted_company, kind
 ON CONFLICT (district_code, company, figure) DO UPDATE SET value = value + excluded.value;
+
+-- The vehicle list (vehicles/queries.py) pages in plate order and reads only what its filters match: a
+-- district's vehicles in plate order (the district index gains the plate), those without a valid certificate
+-- (missing or revoked, as the fill decision's reason 8 says), and the plates of the open vehicle alarms
+-- (also each listed vehicle's count of them, without walking its resolved alarms).
+DROP INDEX vehicles_district;
+CREATE INDEX vehicles_district ON vehicles (district_code, plate);
+CREATE INDEX vehicles_certificate_invalid ON vehicles (plate)
+    WHERE coalesce(certificate_no, '') = '' OR certificate_status = 'revoked';
+CREATE INDEX vehicles_district_certificate_invalid ON vehicles (district_code, plate)
+    WHERE coalesce(certificate_no, '') = '' OR certificate_status = 'revoked';
+CREATE INDEX alarms_vehicles_open ON alarms (plate) WHERE plate IS NOT NULL AND status != 'resolved';
+
