@@ -5,6 +5,7 @@ vehicles list with its filters and its total. Every query reads a bounded number
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,8 @@ TRACK_LIMIT = 2000
 """Most track points one answer holds (a day of 30-s reports while driving is about 1,500)."""
 LIST_LIMIT = 100
 OFFLINE_AFTER_S = 24 * 3600
+STATION_NEAR_DEG = 0.025
+"""How far (degrees) from a track's box the stations drawn beside it may be (charts.track_map: 0.005 + 0.02)."""
 TOTAL_CAP = 1000
 """A filtered list's total is counted up to here ("1000+"), as the lift list's."""
 
@@ -75,13 +78,21 @@ async def track(
     return points, (_iso(rows[limit][0]) if len(rows) > limit else None)
 
 
-async def licensed_stations(conn: aiosqlite.Connection, medium: str) -> list[dict[str, Any]]:
-    """Active stations with coordinates licensed for ``medium`` (drawn on a vehicle's track)."""
+async def licensed_stations(conn: aiosqlite.Connection, medium: str, points: Sequence[TrackPoint]
+                            ) -> list[dict[str, Any]]:  # fmt: skip
+    """Active stations with coordinates licensed for ``medium`` within ``STATION_NEAR_DEG`` of the box around
+    ``points`` (those ``charts.track_map`` draws beside a vehicle's track), read on the stations' latitude
+    index: a band of the map, not every station of the region."""
+    if not points:
+        return []
+    latitudes, longitudes = [p.latitude for p in points], [p.longitude for p in points]
     rows = await conn.execute_fetchall(
-        "SELECT station_code, name, latitude, longitude FROM stations WHERE latitude IS NOT NULL"
-        " AND status = 'active' AND licence_expiry >= date('now', '+8 hours') AND ('|' || media || '|') LIKE ?",
-        (f"%|{medium}|%",),
-    )
+        "SELECT station_code, name, latitude, longitude FROM stations WHERE latitude BETWEEN ? AND ?"
+        " AND longitude BETWEEN ? AND ? AND status = 'active' AND licence_expiry >= date('now', '+8 hours')"
+        " AND ('|' || media || '|') LIKE ?",
+        (min(latitudes) - STATION_NEAR_DEG, max(latitudes) + STATION_NEAR_DEG, min(longitudes) - STATION_NEAR_DEG,
+         max(longitudes) + STATION_NEAR_DEG, f"%|{medium}|%"),
+    )  # fmt: skip
     return [dict(row) for row in rows]
 
 

@@ -64,7 +64,7 @@ async def _vehicle(request: web.Request, text: str) -> web.Response:
     live = await vehicle_queries.position(conn, plate)
     start, end = today_window()
     points, _ = await vehicle_queries.track(conn, plate, start, end)
-    stations = await vehicle_queries.licensed_stations(conn, found.vehicle["fuel"])
+    stations = await vehicle_queries.licensed_stations(conn, found.vehicle["fuel"], points)
     track_map = charts.track_map(
         [(p.latitude, p.longitude) for p in points],
         [(s["latitude"], s["longitude"], s["name"]) for s in stations],

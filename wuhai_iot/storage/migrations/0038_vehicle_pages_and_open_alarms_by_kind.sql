@@ -70,3 +70,5 @@ CREATE INDEX vehicles_district_certificate_invalid ON vehicles (district_code, p
     WHERE coalesce(certificate_no, '') = '' OR certificate_status = 'revoked';
 CREATE INDEX alarms_vehicles_open ON alarms (plate) WHERE plate IS NOT NULL AND status != 'resolved';
 
+-- A vehicle's page draws the licensed stations near its track: read on their latitude, not every station.
+CREATE INDEX stations_latitude ON stations (latitude) WHERE latitude IS NOT NULL;
