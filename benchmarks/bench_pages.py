@@ -1,6 +1,6 @@
 """Pages and API lists: p95 latency at two registry sizes in one run, and their ratio.
 
-Every page an officer opens and every API list is asked, one request at a time, as a logged-in admin
+Every page an officer or admin opens and every API answer is asked, one request at a time, as a logged-in admin
 (pages, session cookie) and with an API token (JSON), on two platforms: the city (``--lifts``,
 ``--cylinders``: 5,000 lifts and 300,000 cylinders by default) and one ``--factor`` times larger (five by
 default), each with the same history per lift and per cylinder written straight into the platform's tables
@@ -327,6 +327,10 @@ async def measure(directory: Path, database: Path, lifts: int, args: argparse.Na
     some_station = (await (await conn.execute("SELECT station_code FROM stations LIMIT 1")).fetchone())[0]
     some_plate = (await (await conn.execute("SELECT plate FROM vehicles LIMIT 1 OFFSET ?",
                                             (lifts // 10,))).fetchone())[0]  # fmt: skip
+    # (The middle alarm and rescue; a small city's history may have no rescue: then its case is not asked.)
+    some_alarm, some_rescue = [row[0] if row else None for row in [await (await conn.execute(
+        f"SELECT {key} FROM {table} ORDER BY {key} LIMIT 1 OFFSET (SELECT count(*) / 2 FROM {table})")).fetchone()
+        for key, table in (("id", "alarms"), ("alarm_id", "rescues"))]]  # fmt: skip
     traced = [row[0] for row in await conn.execute_fetchall(
         "SELECT cylinder_code FROM cylinders WHERE kind = 'household_lpg' AND tag_uid IS NOT NULL"
         " ORDER BY random() LIMIT 2000")]  # fmt: skip
@@ -355,7 +359,7 @@ async def measure(directory: Path, database: Path, lifts: int, args: argparse.Na
                 "/inspections": lambda: (f"{base}/inspections", None),
                 "/stations": lambda: (f"{base}/stations", None),
                 "/stations/{code}": lambda: (f"{base}/stations/{some_station}", None),
-                "/cylinders?code=": lambda: (f"{base}/cylinders?code={rng.choice(traced)}", None),
+                "/cylinders?q=": lambda: (f"{base}/cylinders?q={rng.choice(traced)}", None),
                 "/vehicles?plate=": lambda: (f"{base}/vehicles?plate={some_plate}", None),
                 "/rollout": lambda: (f"{base}/rollout", None),
                 "/reports/monthly": lambda: (f"{base}/reports/monthly?month={month}", None),
@@ -368,7 +372,29 @@ async def measure(directory: Path, database: Path, lifts: int, args: argparse.Na
                 "API visits": lambda: (f"{base}/api/v1/maintenance/visits", api),
                 "API rescues": lambda: (f"{base}/api/v1/rescues", api),
                 "API coverage": lambda: (f"{base}/api/v1/coverage", api),
+                "/alarms/{id}": lambda: (f"{base}/alarms/{some_alarm}", None),
+                "/vehicles": lambda: (f"{base}/vehicles", None),
+                "/vehicles?alarm=1": lambda: (f"{base}/vehicles?alarm=1", None),
+                "/vehicles?offline=1": lambda: (f"{base}/vehicles?offline=1", None),
+                "/vehicles?no certificate": lambda: (f"{base}/vehicles?certificate_invalid=1", None),
+                "/vehicles?district=": lambda: (f"{base}/vehicles?district=150304", None),
+                "/cylinders": lambda: (f"{base}/cylinders", None),
+                "/census": lambda: (f"{base}/census", None),
+                "/users": lambda: (f"{base}/users", None),
+                "/plan": lambda: (f"{base}/plan", None),
+                "/system": lambda: (f"{base}/system", None),
+                "/metrics": lambda: (f"{base}/metrics", api),
+                "API elevator": lambda: (f"{base}/api/v1/elevators/{some_lift}", api),
+                "API alarm": lambda: (f"{base}/api/v1/alarms/{some_alarm}", api),
+                "API rescue": lambda: (f"{base}/api/v1/rescues/{some_rescue}", api),
+                "API vehicles (500)": lambda: (f"{base}/api/v1/vehicles?limit=500", api),
+                "API vehicles alarm": lambda: (f"{base}/api/v1/vehicles?alarm=true", api),
+                "API vehicle": lambda: (f"{base}/api/v1/vehicles/{some_plate}", api),
+                "API vehicle track": lambda: (f"{base}/api/v1/vehicles/{some_plate}/track", api),
+                "API me": lambda: (f"{base}/api/v1/me", api),
             }
+            if some_rescue is None:
+                del cases["API rescue"]
             results = {}
             for name, make in cases.items():
                 try:
