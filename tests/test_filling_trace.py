@@ -19,6 +19,7 @@ from wuhai_iot.clock import cst_today
 from wuhai_iot.filling.trace import cylinder_trace, find_cylinder, online_scales, station_trace, vehicle_trace
 from wuhai_iot.server import Platform
 from wuhai_iot.web.auth import Scope
+from wuhai_iot.web.queries import list_stations
 
 HAIBOWAN, WUDA = "150302", "150304"
 
@@ -86,6 +87,12 @@ async def test_station_trace(platform: Platform, database: aiosqlite.Connection)
     [day] = trace.fills_per_day
     assert (day.day, day.fills, day.completed, day.net_g) == (cst_today(), 1, 1, 14_900)
     assert (trace.permits, trace.denials_by_reason) == (1, {2: 1})
+    # The station list's today: the same decisions and fill, its scale online, its open alarm (the overfill).
+    [today] = await list_stations(database, day=cst_today(), station_code=LPG_STATION)
+    assert {name: today[name] for name in ("permitted", "denied", "fills", "scales_installed", "scales_online",
+                                           "open_alarms")} == {"permitted": 1, "denied": 1, "fills": 1,
+                                                               "scales_installed": 2, "scales_online": 1,
+                                                               "open_alarms": 1}  # fmt: skip
     # Without the live set, the recorded sessions say who is online.
     recorded = await station_trace(database, LPG_STATION)
     assert recorded is not None and [s.online for s in recorded.scales] == [True, False]

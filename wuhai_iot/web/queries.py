@@ -30,13 +30,12 @@ STATION_SCOPE = ScopeColumns(district="s.district_code", station="s.station_code
 """The scope of rows joined to their station as ``s``."""
 
 
-# (CROSS JOIN: a station's scales, then each one's session; the other way round reads every scale's session.)
+# Today's figures are the stations' daily running figures (migration 0036), the scales online the running
+# fact of 0021: a few index look-ups a station.
 _STATIONS = """
-SELECT s.*,
+SELECT s.station_code, s.name, s.district_code, s.licence_no, s.licence_expiry, s.media, s.status, s.scales,
+  s.online_scales AS scales_online,
   (SELECT count(*) FROM terminals t WHERE t.protocol = 'gasfill' AND t.station_code = s.station_code) AS scales_installed,
-  (SELECT count(*) FROM terminals t CROSS JOIN terminal_sessions ts ON ts.protocol = t.protocol
-     AND ts.terminal_id = t.terminal_id WHERE t.protocol = 'gasfill' AND t.station_code = s.station_code
-     AND ts.online = 1) AS scales_online,
   (SELECT coalesce(sum(d.decisions), 0) FROM station_daily_decisions d WHERE d.station_code = s.station_code
      AND d.day = :day AND d.permit = 1) AS permitted,
   (SELECT coalesce(sum(d.decisions), 0) FROM station_daily_decisions d WHERE d.station_code = s.station_code
@@ -59,8 +58,8 @@ async def list_stations(
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Stations by station code (``after``: the keyset cursor, the last code of the previous page; at most
-    ``limit``) with scales installed/online, open alarms, and the decisions and fills of the CST ``day``
-    (the stations' daily running figures, migration 0036: a few rows a station)."""
+    ``limit``): what the list shows of the registry, scales installed and online, open alarms, and the
+    decisions and fills of the CST ``day``."""
     where: list[str] = ["1"]
     params: dict[str, Any] = {"day": day.isoformat()}
     STATION_SCOPE.narrow(where, params, district_code=district_code, station_code=station_code)
