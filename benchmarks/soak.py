@@ -15,15 +15,22 @@ census in ``DIR/census``: the province, 100,000 lifts and 2,000,000 cylinders wi
 ``--posts`` of its filling posts asking (the filling simulator reads every cylinder of the census: at the
 province 2,000,000, 2.9 GB and minutes a window);
 the first row is the platform's memory once started, before any terminal connects.
+
+``--trace`` starts ``tracemalloc`` once the platform has started, so that it follows only what the run adds:
+each row then gives the traced memory still held, and the end prints where it was allocated (the lines that
+hold the most, with their callers). Tracing costs CPU and memory of its own (printed; RSS includes it).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import gc
 import os
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 from support import census_database, fresh_config, header, rss_bytes, simulate
@@ -38,6 +45,37 @@ GROWTH_MB = 30.0
 
 def open_files() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def print_held(snapshot: tracemalloc.Snapshot, top: int = 25) -> None:
+    """Where the memory the run added and still holds was allocated: by line, then the biggest with callers."""
+    snapshot = snapshot.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+    by_line = snapshot.statistics("lineno")
+    total = sum(stat.size for stat in by_line)
+    print(f"   held since the start, traced: {total / 2**20:.1f} MiB in {sum(s.count for s in by_line):,} blocks; by line:")
+    for stat in by_line[:top]:
+        frame = stat.traceback[0]
+        print(f"   {stat.size / 2**20:9.1f} MiB {stat.count:>10,} blocks  {frame.filename}:{frame.lineno}")
+    print("   the five biggest, with their callers:")
+    for stat in snapshot.statistics("traceback")[:5]:
+        print(f"   {stat.size / 2**20:9.1f} MiB {stat.count:>10,} blocks")
+        for line in stat.traceback.format(most_recent_first=True):
+            print(f"      {line}")
+
+
+def print_cyclic_garbage(top: int = 15) -> None:
+    """What of it is only waiting for the cyclic collector (the platform runs the oldest generation rarely):
+    the objects a full collection finds unreachable, by type, and the traced memory it gives back."""
+    held = tracemalloc.get_traced_memory()[0]
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    found = gc.collect()
+    gc.set_debug(0)
+    types = collections.Counter(type(thing).__qualname__ for thing in gc.garbage)
+    gc.garbage.clear()
+    gc.collect()
+    freed = held - tracemalloc.get_traced_memory()[0]
+    print(f"   cyclic garbage: {found:,} unreachable objects, {freed / 2**20:.1f} MiB traced given back by a full"
+          f" collection; by type: {', '.join(f'{name} {count:,}' for name, count in types.most_common(top))}")  # fmt: skip
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -64,10 +102,13 @@ async def main(args: argparse.Namespace) -> None:
         rows: list[tuple[float, float, int, int, float, float | None]] = []
         async with Platform(config) as platform:
             print(f"   started: RSS {rss_bytes() / 2**20:.0f} MiB, {open_files()} open files")
+            if args.trace:
+                tracemalloc.start(args.trace)
             started = time.monotonic()
             print(f"   fleet: {fleet['elink']} ELink and {fleet['lmt']} LMT lifts (a status every "
                   f"{args.interval_s:.0f} s), {fleet['gasfill']} filling posts (a request a minute)")  # fmt: skip
-            print(f"   {'minute':>7} {'RSS MiB':>8} {'files':>6} {'backlog':>8} {'frame log MiB':>14} {'ACK p99 ms':>11}")
+            print(f"   {'minute':>7} {'RSS MiB':>8} {'files':>6} {'backlog':>8} {'frame log MiB':>14} {'ACK p99 ms':>11}"
+                  + (f" {'traced MiB':>11} {'tracing MiB':>12}" if args.trace else ""))  # fmt: skip
             while time.monotonic() - started < args.duration:
                 window = min(args.window, args.duration - (time.monotonic() - started))
                 loads = [simulate(name, count, platform.ports[name], rate=rate, duration_s=window, census_dir=census_dir)
@@ -81,7 +122,13 @@ async def main(args: argparse.Namespace) -> None:
                        platform.frame_log.bytes / 2**20, max(p99s) if p99s else None)  # type: ignore[type-var]
                 rows.append(row)  # type: ignore[arg-type]
                 p99 = "-" if row[5] is None else f"{row[5]:.1f}"
-                print(f"   {row[0]:7.1f} {row[1]:8.1f} {row[2]:6d} {row[3]:8d} {row[4]:14.1f} {p99:>11}", flush=True)
+                traced = (f" {tracemalloc.get_traced_memory()[0] / 2**20:11.1f}"
+                          f" {tracemalloc.get_tracemalloc_memory() / 2**20:12.1f}") if args.trace else ""  # fmt: skip
+                print(f"   {row[0]:7.1f} {row[1]:8.1f} {row[2]:6d} {row[3]:8d} {row[4]:14.1f} {p99:>11}{traced}", flush=True)
+            if args.trace:
+                print_held(tracemalloc.take_snapshot())
+                print_cyclic_garbage()
+                tracemalloc.stop()
             health = platform.writer.health()
             lag_ms = platform.loop_lag.worst_s * 1000
     third = max(1, len(rows) // 3)
@@ -104,4 +151,6 @@ if __name__ == "__main__":
     parser.add_argument("--terminals", type=int, help="lift terminals reporting (default: every one of the census)")
     parser.add_argument("--posts", type=int, help="filling posts asking (default: every one; 0: none)")
     parser.add_argument("--interval-s", type=float, default=30.0, help="a lift's status interval (default 30 s)")
+    parser.add_argument("--trace", type=int, nargs="?", const=12, default=0, metavar="FRAMES",
+                        help="trace what the run allocates and still holds (tracemalloc, FRAMES deep: default 12)")
     run(main(parser.parse_args()))
