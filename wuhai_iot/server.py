@@ -44,7 +44,8 @@ GC_THRESHOLDS = (2_000, 1_000, 100)
 runs its older generations rarely: with the defaults it took a third of the ingest CPU, walking the
 registry, the rules' state and the recent frames over and over. Young collections stay small, so that
 none holds a fill decision up for long. Ingest makes almost no reference cycles: reference counting
-frees its garbage at once. The middle generation runs on a clock instead (MIDDLE_GC_INTERVAL_S)."""
+frees its garbage at once, a closed connection included (a connection outlives the middle generation, so
+one caught in a cycle would wait for the oldest, up to 100 minutes). The middle generation runs on a clock instead (MIDDLE_GC_INTERVAL_S)."""
 MIDDLE_GC_INTERVAL_S = 60.0
 """How often the middle generation is collected. By allocations (every 100 young collections) that was
 about every second under load, each time walking the messages waiting for their commit (some 100,000

@@ -178,7 +178,6 @@ class TerminalConnection(asyncio.Protocol):
         self._lost = False
         self.closed = asyncio.get_running_loop().create_future()
         """Done once the connection is gone and its session end is recorded."""
-        self._on_commit = self._stored  # (one bound method, not one per stored message)
         self.captures: tuple[CaptureFile, ...] = ()
         """Where this connection's frames are recorded: its own file (the protocol's ``capture_dir``) and the
         capture asked for its terminal (``wuhai-iot capture start``)."""
@@ -450,7 +449,7 @@ class TerminalConnection(asyncio.Protocol):
                 return self._answer_awaited(message, answer)
             self.reply(message, answer, datetime.now(UTC))
         else:
-            self.listener.ingest.store(terminal, message, frame, self._on_commit)
+            self.listener.ingest.store(terminal, message, frame, self._stored)
             self._unacknowledged += 1
             if self._unacknowledged >= MAX_UNACKNOWLEDGED:
                 self._stalled = True
