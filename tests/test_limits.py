@@ -19,7 +19,7 @@ from server_process import ServerProcess, write_config
 from test_login_replay import elink_login
 
 from wuhai_iot.config import Config
-from wuhai_iot.pipeline.listener import LOGGED_FRAME_BYTES, FrameLog
+from wuhai_iot.pipeline.listener import LOGGED_FRAME_BYTES, UNKNOWN_PEER, FrameLog
 from wuhai_iot.protocols.elink import encode_frame
 from wuhai_iot.server import Platform
 
@@ -162,6 +162,18 @@ async def test_connections_per_address_and_per_listener(limited: Platform) -> No
     for client in [*first[1:], *others, again]:
         await client.close()
     assert limited.listeners["elink"].counters.connections_refused == 2
+
+
+async def test_connections_without_a_peer_address_share_one_address_limit(platform: Platform) -> None:
+    # In a reconnect storm the kernel may no longer report the peer of a socket reset before its turn came;
+    # such connections once crashed the admission (an address that is not an IP, past the per-address limit).
+    listener = platform.listeners["elink"]
+    limit = listener.limits.connections_per_address
+    assert [listener.admit(UNKNOWN_PEER) for _ in range(limit)] == [""] * limit
+    assert listener.admit(UNKNOWN_PEER) == f"{limit} connections open from {UNKNOWN_PEER}, the most from one address"
+    for _ in range(limit):
+        listener.release(UNKNOWN_PEER)
+    assert UNKNOWN_PEER not in listener.per_address
 
 
 @settings(max_examples=100, deadline=None)  # (a shared machine: no per-example deadline)

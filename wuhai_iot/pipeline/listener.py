@@ -56,6 +56,9 @@ LOGIN_CHECK_GRACE_S = 5.0
 PRE_LOGIN_FRAMES = 8
 """Frames (in and out) a connection keeps before it has logged in; they join the terminal's frame log
 when its login is accepted (or refused for a wrong key). A connection that never logs in leaves nothing."""
+UNKNOWN_PEER = "unknown"
+"""The address of a connection whose peer the kernel no longer reports (reset before its turn came, seen in
+reconnect storms): such connections share this one address for the per-address limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,8 +193,8 @@ class TerminalConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        address = peer[0] if isinstance(peer, tuple) else self.peer
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else UNKNOWN_PEER
+        address = peer[0] if isinstance(peer, tuple) else UNKNOWN_PEER
         listener = self.listener
         refusal = listener.admit(address)
         if refusal:
@@ -582,7 +585,10 @@ class TerminalConnection(asyncio.Protocol):
 @functools.lru_cache(maxsize=1024)
 def _is_loopback(address: str) -> bool:
     """(Cached: parsing an address costs more than the rest of a connection's admission.)"""
-    return ipaddress.ip_address(address).is_loopback
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:  # UNKNOWN_PEER: not known to be loopback, so not exempt from the limit
+        return False
 
 
 def _session_ends_recorded(done: asyncio.Future[bool], ended: list[TerminalConnection]) -> None:
