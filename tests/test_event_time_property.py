@@ -110,7 +110,7 @@ def _times(lines: list[dict[str, Any]]) -> list[int]:
     return out
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     lines=st.lists(record, min_size=1, max_size=40),
     sizes=st.lists(st.integers(1, 60), min_size=1, max_size=5),

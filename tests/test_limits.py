@@ -176,7 +176,7 @@ async def test_connections_without_a_peer_address_share_one_address_limit(platfo
     assert UNKNOWN_PEER not in listener.per_address
 
 
-@settings(max_examples=100, deadline=None)  # (a shared machine: no per-example deadline)
+@settings(max_examples=100)
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3000)), max_size=300), st.integers(2, 6))
 def test_frame_log_counts_what_it_holds(frames: list[tuple[int, int]], per_terminal: int) -> None:
     """The frame log's byte count is what its records hold (whatever their sizes, the terminals and the

@@ -73,7 +73,7 @@ def streams(draw: st.DrawFn, name: str) -> tuple[bytes, list[int]]:
 def test_any_split_gives_the_same_frames_and_nothing_raises(name: str) -> None:
     assert fixture_frames(name), f"device_fixtures/{name} holds example frames"
 
-    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
     @given(streams(name))
     def check(case: tuple[bytes, list[int]]) -> None:
         stream, cuts = case
@@ -111,7 +111,7 @@ def registry_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 cells = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kind=st.sampled_from(census.KIND_ORDER), rows=st.lists(st.lists(cells, max_size=14), max_size=6),
        raw=st.binary(max_size=200))  # fmt: skip
 def test_census_files_of_any_cells_are_reported_row_by_row(

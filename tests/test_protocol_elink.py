@@ -163,7 +163,7 @@ status_records = st.tuples(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.integers(0, 65535), st.integers(1, 2**32 - 1), status_records, st.binary(max_size=20))
 def test_valid_status_frames_round_trip(seq: int, clock: int, record: tuple, noise: bytes) -> None:
     floor, direction, door, flags, speed, load, trips = record
