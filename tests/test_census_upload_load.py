@@ -27,9 +27,11 @@ from wuhai_iot.storage import db
 from wuhai_iot.web.auth import csrf_for
 
 CYLINDERS = 60_000
-ACK_LIMIT_S = 1.0
-"""The slowest status ACK while the file is imported (terminals resend after 10 s). Quiet 2-core machine:
-0.23-0.32 s alone, 0.56 s once in a clean-clone CI run; a 21-s stall is what this guards against."""
+ACK_LIMIT_S = 3.0
+"""The slowest status ACK while the file is imported: well inside the terminals' 10 s before they resend, and
+a seventh of the 21-s stall this guards against. Quiet 2-core machine: 0.23-0.32 s alone, 0.56 s once in a
+clean-clone CI run; 1.41 s on a machine at load 10 while the loop was held 24 ms at most (the writer thread
+waiting for a core), so the platform's own share is asserted by LOOP_HELD_LIMIT_MS."""
 DECISION_LIMIT_S = 0.5
 """The slowest fill decision meanwhile (controllers give up after 3 s)."""
 LOOP_HELD_LIMIT_MS = 50.0
