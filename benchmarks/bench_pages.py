@@ -371,6 +371,7 @@ async def measure(directory: Path, database: Path, lifts: int, args: argparse.Na
                 "API elevators (500)": lambda: (f"{base}/api/v1/elevators?limit=500", api),
                 "API elevators overdue": lambda: (f"{base}/api/v1/elevators?maintenance_overdue=true", api),
                 "API cylinder": lambda: (f"{base}/api/v1/cylinders/{rng.choice(traced)}", api),
+                "API stations": lambda: (f"{base}/api/v1/stations", api),
                 "API station": lambda: (f"{base}/api/v1/stations/{some_station}", api),
                 "API alarms open": lambda: (f"{base}/api/v1/alarms?status=open", api),
                 "API visits": lambda: (f"{base}/api/v1/maintenance/visits", api),

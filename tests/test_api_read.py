@@ -147,6 +147,29 @@ async def test_station_detail(api: Api) -> None:
     assert (await api.get("admin", "/api/v1/stations/150301?days=0"))[0] == 400
 
 
+async def test_station_list_is_scoped_and_paged(api: Api) -> None:
+    async def codes(who: str, query: str = "") -> list[int]:
+        return [station["station_code"] for station in await api.items(who, "/api/v1/stations" + query)]
+
+    assert await codes("admin") == [150301, 150402]
+    assert await codes("hbw") == [150301] and await codes("wuda") == [150402]
+    assert await codes("station") == [150301] and await codes("other_station") == [150402]
+    assert await codes("admin", "?district=乌达区") == [150402]
+    assert await codes("hbw", "?district=乌达区") == [] and await codes("station", "?district=乌达区") == []
+    for who in ("police", "transport", "lifts_co"):
+        assert await api.get(who, "/api/v1/stations") == (403, {"error": "forbidden"})
+    status, first = await api.get("admin", "/api/v1/stations?limit=1")
+    assert status == 200 and [s["station_code"] for s in first["items"]] == [150301] and first["next"]
+    status, second = await api.get("admin", f"/api/v1/stations?limit=1&cursor={first['next']}")
+    assert status == 200 and [s["station_code"] for s in second["items"]] == [150402] and second["next"] is None
+    station = first["items"][0]
+    assert station["district"] == {"code": "150302", "name": "海勃湾区"} and station["media"] == "LPG"
+    assert (station["scales"], station["scales_installed"], station["scales_online"]) == (4, 1, 0)
+    assert station["today"] == {"permitted": 0, "denied": 0, "fills": 0} and station["open_alarms"] == 0
+    status, body = await api.get("admin", "/api/v1/stations?cursor=Ingi")  # (a cursor of a string: '"x"')
+    assert status == 400 and "cursor" in body["error"]
+
+
 async def test_coverage_per_district(api: Api) -> None:
     items = await api.items("admin", "/api/v1/coverage")
     by_district = {item["district"]["name"]: item for item in items}

@@ -39,8 +39,8 @@ PAGES = ["/", "/lifts", "/lifts?state=offline", "/lifts?state=offline&alarm=0", 
          "/rescues", "/maintenance", "/inspections", "/stations", "/stations/150301", "/rollout",
          "/reports/monthly?month=2026-11", "/audit", "/cylinders?q=LPG-YSP35.5-0012345", "/vehicles?plate=蒙LT1234"]
 API = ["/api/v1/elevators", "/api/v1/elevators?maintenance_overdue=true", f"/api/v1/elevators/{LIFT}", "/api/v1/alarms",
-       "/api/v1/alarms?status=open", "/api/v1/maintenance/visits", "/api/v1/coverage", "/api/v1/stations/150301",
-       "/api/v1/rescues"]
+       "/api/v1/alarms?status=open", "/api/v1/maintenance/visits", "/api/v1/coverage", "/api/v1/stations",
+       "/api/v1/stations?district=150304", "/api/v1/stations/150301", "/api/v1/rescues"]
 # (The vehicle list, the admin pages and answers about one object, kept apart from the lists above; the alarm
 # and rescue ids are those raise_alarms gives.)
 PAGES += ["/alarms/{trapped}", "/vehicles", "/vehicles?alarm=1", "/vehicles?offline=1", "/vehicles?certificate_invalid=1",

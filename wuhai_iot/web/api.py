@@ -652,6 +652,33 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=CST)
 
 
+STATION_LIST_FIELDS = (
+    "station_code", "name", "district_code", "licence_no", "licence_expiry", "media", "status", "scales",
+    "scales_installed", "scales_online", "open_alarms",
+)  # fmt: skip
+
+
+def station_list_json(listed: dict[str, Any]) -> dict[str, Any]:
+    """A station of the list: registry data, scales, open alarms and today's decisions and fills."""
+    record = {name: listed[name] for name in STATION_LIST_FIELDS}
+    record["today"] = {name: listed[name] for name in ("permitted", "denied", "fills")}
+    return record
+
+
+@routes.get("/api/v1/stations")
+@requires(Permission.VIEW_STATIONS)
+async def station_list(request: web.Request) -> web.Response:
+    """Stations by station code (keyset-paged) with today's figures (CST day); ``?district=``."""
+    user = request_user(request)
+    limit, after = page_parameters(request, int)
+    district_code, outside = district_filter(request, user)
+    if outside:
+        return respond({"items": [], "next": None})
+    found = await queries.list_stations(web_database(request), day=cst_today(), district_code=district_code,
+                                        station_code=user.scope.station_code, after=after, limit=limit + 1)  # fmt: skip
+    return paged(found, limit, key=lambda listed: listed["station_code"], shape=station_list_json)
+
+
 @routes.get("/api/v1/stations/{station_code}")
 @requires(Permission.VIEW_STATIONS, hidden=True)
 async def station(request: web.Request) -> web.Response:
