@@ -19,12 +19,14 @@ import pytest
 
 from wuhai_iot.alarms.kinds import SEVERITIES, alarm_kinds
 from wuhai_iot.alarms.queries import count_alarms
+from wuhai_iot.clock import cst_midnight
 from wuhai_iot.elevators.queries import COUNTS, count_lifts, list_lifts
+from wuhai_iot.elevators.rescue import list_rescues
 from wuhai_iot.elevators.rules.engine import DAILY_ADD
 from wuhai_iot.registry.census import import_files
 from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
 from wuhai_iot.storage import db, figures
-from wuhai_iot.web.queries import coverage, list_stations
+from wuhai_iot.web.queries import coverage, list_stations, monthly_figures
 
 TODAY = date(2026, 11, 29)
 INTERVAL = 15
@@ -215,6 +217,43 @@ async def assert_stations_agree(path: Path) -> None:
         await conn.close()
 
 
+RECOUNT_RESCUES = """
+SELECT coalesce(e.district_code, '') AS district, date(r.raised_at, 'unixepoch', '+8 hours') AS day, count(*) AS raised,
+       count(r.arrival_min) AS arrived, sum(CAST(round(r.arrival_min * 100) AS INTEGER)) AS arrival_cmin,
+       sum(r.late != 0) AS late
+FROM rescues r LEFT JOIN elevators e ON e.device_code = r.device_code GROUP BY 1, 2
+"""
+
+
+async def assert_rescues_agree(path: Path) -> None:
+    """The rescue figures (migration 0037) equal a recount of the rescues in their lifts' districts, and the
+    monthly report's rescue totals equal the rescue list's (elevators/rescue.py) in every scope."""
+    with sqlite3.connect(path) as conn:
+        expected = {}
+        for district, day, *counts in conn.execute(RECOUNT_RESCUES):
+            for name, n in zip(("rescues", "rescues:arrived", "rescues:arrival_cmin", "rescues:late"), counts):
+                if n:
+                    expected[(district, name, day)] = n
+        assert expected  # (there were rescues to count)
+        found = {(district, figure, day): n for district, figure, day, n in conn.execute(
+            "SELECT district_code, figure, day, value FROM day_figures WHERE figure BETWEEN 'rescues' AND 'rescues:~'"
+            " AND company = ''")}  # fmt: skip
+        assert found == expected
+        months = sorted({day[:7] for _, _, day in expected})
+    conn = await db.connect(path)
+    try:
+        for district in [None, "150302", "150303", "150304"]:
+            for month in months:
+                first = date.fromisoformat(month + "-01")
+                report = await monthly_figures(conn, first_day=first, district_code=district)
+                listed = await list_rescues(conn, since=cst_midnight(first), limit=100_000, district_code=district,
+                                            until=cst_midnight((first + timedelta(days=31)).replace(day=1)))  # fmt: skip
+                assert report["rescues_total"] == len(listed), (district, month)
+                assert report["late_rescues"] == sum(r.late for r in listed), (district, month)
+    finally:
+        await conn.close()
+
+
 async def imported_city(tmp_path: Path) -> Path:
     census = tmp_path / "census"
     write_census(generate_census(SIZE, today=TODAY), census)
@@ -235,7 +274,7 @@ CHANGES = textwrap.dedent('''
     def change(conn, rng, now):
         lifts = [r[0] for r in conn.execute("SELECT device_code FROM elevators ORDER BY random() LIMIT 3")]
         terminals = conn.execute("SELECT protocol, terminal_id FROM terminals ORDER BY random() LIMIT 2").fetchall()
-        what = rng.randrange(13)
+        what = rng.randrange(14)
         if what == 0:    # a terminal logs in, or its connection closes
             for protocol, terminal in terminals:
                 conn.execute("INSERT INTO terminal_sessions (protocol, terminal_id, online, connected_at)"
@@ -345,6 +384,23 @@ CHANGES = textwrap.dedent('''
                     conn.execute("UPDATE fill_decisions SET permit = 1 - permit, reason = 99 * permit,"
                                  " station_code = ? WHERE id = (SELECT id FROM fill_decisions ORDER BY random()"
                                  " LIMIT 1)", (station,))
+        elif what == 12:  # a rescue begins (of a lift, or of one the registry does not know), someone arrives
+                          # (in time or late), it is flagged late while nobody comes, or the retention prunes it
+            rescue = rng.randrange(1, 40)
+            raised = now - rng.randrange(20) * 86400 - rng.randrange(86400)
+            device = rng.choice([lifts[0], lifts[0], "31101500000000000000"])
+            arrival = rng.choice([None, round(rng.uniform(3, 60), 2)])
+            choice = rng.randrange(4)
+            if choice < 2:
+                conn.execute("INSERT INTO rescues (alarm_id, device_code, raised_at, arrived_at, arrival_source,"
+                             " arrival_min, late) VALUES (?, ?, ?, ?, 'card', ?, ?) ON CONFLICT (alarm_id) DO UPDATE"
+                             " SET arrived_at = excluded.arrived_at, arrival_min = excluded.arrival_min,"
+                             " late = excluded.late", (rescue, device, raised, arrival and raised + arrival * 60,
+                                                       arrival, int(arrival is None or arrival > 30)))
+            elif choice == 2:
+                conn.execute("UPDATE rescues SET late = 1 WHERE alarm_id = ? AND arrival_min IS NULL", (rescue,))
+            else:
+                conn.execute("DELETE FROM rescues WHERE alarm_id = ?", (rescue,))
         else:            # a lift or a vehicle leaves the registry
             if rng.randrange(2):
                 conn.execute("DELETE FROM elevators WHERE device_code = ?", (lifts[2],))
@@ -385,6 +441,7 @@ async def test_figures_agree_with_a_recount_after_a_random_mix_of_changes(tmp_pa
     assert_agree(path, await running(path))
     await assert_alarms_agree(path)
     await assert_stations_agree(path)
+    await assert_rescues_agree(path)
     # A census import on top (the same files again: every row updated) changes nothing but what it moves back.
     conn = await db.connect(path)
     try:
@@ -394,6 +451,7 @@ async def test_figures_agree_with_a_recount_after_a_random_mix_of_changes(tmp_pa
     assert_agree(path, await running(path))
     await assert_alarms_agree(path)
     await assert_stations_agree(path)
+    await assert_rescues_agree(path)
 
 
 async def test_figures_agree_with_a_recount_after_sigkill(tmp_path: Path) -> None:
@@ -411,6 +469,7 @@ async def test_figures_agree_with_a_recount_after_sigkill(tmp_path: Path) -> Non
     assert_agree(path, await running(path))
     await assert_alarms_agree(path)
     await assert_stations_agree(path)
+    await assert_rescues_agree(path)
 
 
 

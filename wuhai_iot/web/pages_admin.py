@@ -81,8 +81,8 @@ async def monthly_report(request: web.Request) -> web.Response:
         "kinds": charts.hbar_chart([(label_of(k), n) for k, n in figures["alarms_by_kind"]],
                                    title="告警类型", unit="起"),
         "rescues": charts.bar_chart(
-            [(r.raised_at.strftime("%d日"), r.arrival_min) for r in reversed(figures["rescues"]) if r.arrival_min is not None],
-            title="困人救援到场用时", unit="分", threshold=limit, threshold_label=f"{limit:g}分钟时限",
+            [(d["day"][8:], d["arrival_mean_min"]) for d in days if d["arrival_mean_min"] is not None],
+            title="困人救援平均到场用时", unit="分", threshold=limit, threshold_label=f"{limit:g}分钟时限",
         ),
     }  # fmt: skip
     return await page(request, "report.html", {

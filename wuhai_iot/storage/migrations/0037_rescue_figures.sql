@@ -1,0 +1,82 @@
+-- Running figures of rescues per district and CST day raised (see 0021, 0030 and storage/figures.py): the
+-- monthly report's rescues, late ones and arrival times read a month of these (a few hundred rows) instead of
+-- every rescue of the month (8,000 at the province, more as the city grows).
+--
+-- A rescue counts in the district of its lift, as the rescue lists scope it (elevators/rescue.py): kept on the
+-- rescue row (counted_district: '' when its lift is in no district, NULL until first set), as alarms keep
+-- theirs (0030), so that a lift's census correction re-scopes its own rescues and moves their counts.
+-- The figures, per (district, day): 'rescues' (raised), 'rescues:arrived', 'rescues:arrival_cmin' (the sum of
+-- the arrivals' minutes, in hundredths: arrival_min is stored to two decimals, so the sum stays exact) and
+-- 'rescues:late'.
+
+ALTER TABLE rescues ADD COLUMN counted_district TEXT;
+
+CREATE VIEW rescue_day_counts AS
+SELECT r.alarm_id, r.counted_district AS district_code, date(r.raised_at, 'unixepoch', '+8 hours') AS day, f.figure,
+    CASE f.figure WHEN 'rescues' THEN 1 WHEN 'rescues:arrived' THEN r.arrival_min IS NOT NULL
+        WHEN 'rescues:arrival_cmin' THEN CAST(round(r.arrival_min * 100) AS INTEGER) WHEN 'rescues:late' THEN r.late != 0
+    END AS value
+FROM rescues r, (SELECT 'rescues' AS figure UNION ALL SELECT 'rescues:arrived' UNION ALL SELECT 'rescues:arrival_cmin'
+                 UNION ALL SELECT 'rescues:late') f
+WHERE r.counted_district IS NOT NULL;
+
+CREATE TRIGGER rescues_scope_insert AFTER INSERT ON rescues
+BEGIN
+    UPDATE rescues SET counted_district = coalesce((SELECT e.district_code FROM elevators e
+                                                    WHERE e.device_code = NEW.device_code), '')
+    WHERE alarm_id = NEW.alarm_id;
+END;
+
+CREATE TRIGGER rescues_scope_update AFTER UPDATE OF device_code ON rescues WHEN OLD.device_code IS NOT NEW.device_code
+BEGIN
+    UPDATE rescues SET counted_district = coalesce((SELECT e.district_code FROM elevators e
+                                                    WHERE e.device_code = NEW.device_code), '')
+    WHERE alarm_id = NEW.alarm_id;
+END;
+
+-- A lift entering or leaving the registry, or moving district, re-scopes its own rescues.
+CREATE TRIGGER elevators_rescues_insert AFTER INSERT ON elevators
+BEGIN
+    UPDATE rescues SET counted_district = NEW.district_code WHERE device_code = NEW.device_code;
+END;
+
+CREATE TRIGGER elevators_rescues_update AFTER UPDATE OF district_code ON elevators
+WHEN OLD.district_code IS NOT NEW.district_code
+BEGIN
+    UPDATE rescues SET counted_district = NEW.district_code WHERE device_code = NEW.device_code;
+END;
+
+CREATE TRIGGER elevators_rescues_delete AFTER DELETE ON elevators
+BEGIN
+    UPDATE rescues SET counted_district = '' WHERE device_code = OLD.device_code;
+END;
+
+-- A rescue's contribution taken away while the row holds its old values, the new one added after (0031).
+CREATE TRIGGER rescues_figures_before_update BEFORE UPDATE OF counted_district, raised_at, arrival_min, late ON rescues
+WHEN OLD.counted_district IS NOT NEW.counted_district OR OLD.raised_at IS NOT NEW.raised_at
+    OR OLD.arrival_min IS NOT NEW.arrival_min OR OLD.late IS NOT NEW.late
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        SELECT district_code, '', figure, day, -value FROM rescue_day_counts WHERE alarm_id = OLD.alarm_id AND value != 0
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+CREATE TRIGGER rescues_figures_update AFTER UPDATE OF counted_district, raised_at, arrival_min, late ON rescues
+WHEN OLD.counted_district IS NOT NEW.counted_district OR OLD.raised_at IS NOT NEW.raised_at
+    OR OLD.arrival_min IS NOT NEW.arrival_min OR OLD.late IS NOT NEW.late
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        SELECT district_code, '', figure, day, value FROM rescue_day_counts WHERE alarm_id = NEW.alarm_id AND value != 0
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+CREATE TRIGGER rescues_figures_delete BEFORE DELETE ON rescues WHEN OLD.counted_district IS NOT NULL
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        SELECT district_code, '', figure, day, -value FROM rescue_day_counts WHERE alarm_id = OLD.alarm_id AND value != 0
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+-- What is already there (through the triggers above).
+UPDATE rescues SET counted_district = coalesce((SELECT e.district_code FROM elevators e
+                                                WHERE e.device_code = rescues.device_code), '');
