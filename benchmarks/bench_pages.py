@@ -45,6 +45,7 @@ import argparse
 import asyncio
 import cProfile
 import multiprocessing
+import os
 import pstats
 import random
 import re
@@ -58,7 +59,7 @@ from pathlib import Path
 import aiohttp
 from support import census_database, fresh_config, header, percentile, rss_bytes
 
-from wuhai_iot.config import RetentionConfig
+from wuhai_iot.config import Config, RetentionConfig
 from wuhai_iot.registry import users
 from wuhai_iot.runner import run
 from wuhai_iot.server import Platform
@@ -263,11 +264,53 @@ def seed_history(database: Path, args: argparse.Namespace) -> dict[str, int]:
          f" {_uniform('5', '20')} FROM k JOIN vehicles ORDER BY plate, 2",
          count=round(raw_s / DAY_S * args.status_per_day), start=now - raw_s, step=DAY_S / args.status_per_day)
     started = time.monotonic()
+    conn.execute("BEGIN")
+    counts["terminal_days"] = seed_terminal_days(conn, args.history_days, now)
+    conn.execute("COMMIT")
+    print(f"      terminal_days: {counts['terminal_days']:,} rows in {time.monotonic() - started:.0f} s", flush=True)
+    started = time.monotonic()
     conn.execute("ANALYZE")
     conn.execute("PRAGMA journal_mode=WAL")
     print(f"      ANALYZE in {time.monotonic() - started:.0f} s", flush=True)
     conn.close()
     return counts
+
+
+SILENT_EVERY = 29
+"""One terminal in this many fell silent ten days ago (the installations report lists it as lapsed or pending)."""
+
+
+def seed_terminal_days(conn: sqlite3.Connection, days: int, now: float) -> int:
+    """``terminal_days`` (the installations and evaluation reports read them): every terminal with an
+    installation date sent valid data on each CST day from it (at most ``days`` back) until yesterday, but one
+    in SILENT_EVERY, silent for the last ten days. Returns the rows written."""
+    before = conn.execute("SELECT count(*) FROM terminal_days").fetchone()[0]
+    conn.execute(
+        "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < :days)"
+        " INSERT OR IGNORE INTO terminal_days (protocol, terminal_id, day)"
+        " SELECT t.protocol, t.terminal_id, date(:now - k.i * 86400, 'unixepoch', '+8 hours') AS day"
+        " FROM terminals t JOIN k WHERE t.installed_on IS NOT NULL AND day >= t.installed_on"
+        f" AND NOT (t.rowid % {SILENT_EVERY} = 3 AND k.i <= 10) ORDER BY t.protocol, t.terminal_id, day",
+        {"days": days, "now": now},
+    )  # fmt: skip
+    return conn.execute("SELECT count(*) FROM terminal_days").fetchone()[0] - before
+
+
+def prepare_reports(database: Path, history_days: int) -> None:
+    """What the reports need in a copy seeded before they were measured: the days terminals sent data, and
+    a plan whose pilot phase covers the history (the evaluation report of a phase without dates is a 404)."""
+    conn = sqlite3.connect(database, isolation_level=None)
+    try:
+        if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM terminal_days)").fetchone()[0]:
+            conn.execute("BEGIN")
+            seed_terminal_days(conn, history_days, time.time())
+            conn.execute("COMMIT")
+        today = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+        starts = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600 - history_days * DAY_S))
+        conn.execute("INSERT OR IGNORE INTO plan_phases (phase, starts_on, ends_on, updated_at, updated_by)"
+                     " VALUES ('pilot', ?, ?, ?, 'bench')", (starts, today, time.time()))  # fmt: skip
+    finally:
+        conn.close()
 
 
 class NotServed(RuntimeError):
@@ -323,7 +366,24 @@ async def measure(directory: Path, database: Path, lifts: int, args: argparse.Na
     """p50 and p95 (ms) and the median SQLite steps of every page and API answer on a platform of this size,
     and the resident memory of this process (bytes) before the platform starts and once every page has been
     asked."""
-    config = fresh_config(directory, database, "platform")
+    # A copy of its own (several runs may measure the same --data at once), migrated by the platform's release.
+    config = fresh_config(directory, database, f"platform-{os.getpid()}")
+    # The public page's figures are read afresh for every request (served, they are cached up to a minute: the
+    # request that reads them again pays what is measured here), and one client may ask as often as it likes.
+    config.public.cache_s = 0
+    config.public.requests_per_minute = 1_000_000
+    try:
+        return await _measure(config, lifts, args)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{config.database.path}{suffix}").unlink(missing_ok=True)
+
+
+async def _measure(config: Config, lifts: int, args: argparse.Namespace
+                   ) -> tuple[dict[str, tuple[float, float, int]], tuple[int, int]]:  # fmt: skip
+    conn = await db.connect(config.database.path)
+    await conn.close()
+    prepare_reports(config.database.path, args.history_days)
     conn = await db.connect(config.database.path)
     token = await users.create_token(conn, "bench")
     some_lift = (await (await conn.execute("SELECT device_code FROM elevators ORDER BY device_code LIMIT 1"
@@ -367,6 +427,14 @@ async def measure(directory: Path, database: Path, lifts: int, args: argparse.Na
                 "/vehicles?plate=": lambda: (f"{base}/vehicles?plate={some_plate}", None),
                 "/rollout": lambda: (f"{base}/rollout", None),
                 "/reports/monthly": lambda: (f"{base}/reports/monthly?month={month}", None),
+                "/reports/monthly.csv": lambda: (f"{base}/reports/monthly.csv?month={month}", None),
+                "/reports/installations": lambda: (f"{base}/reports/installations", None),
+                "/reports/installations.csv": lambda: (f"{base}/reports/installations.csv", None),
+                "/reports/installations.xlsx": lambda: (f"{base}/reports/installations.xlsx", None),
+                "/reports/evaluation": lambda: (f"{base}/reports/evaluation?phase=pilot", None),
+                "/reports/evaluation.xlsx": lambda: (f"{base}/reports/evaluation.xlsx?phase=pilot", None),
+                "/public": lambda: (f"{base}/public", None),
+                "/public.json": lambda: (f"{base}/public.json", None),
                 "/audit": lambda: (f"{base}/audit", None),
                 "API elevators (500)": lambda: (f"{base}/api/v1/elevators?limit=500", api),
                 "API elevators overdue": lambda: (f"{base}/api/v1/elevators?maintenance_overdue=true", api),

@@ -42,42 +42,28 @@ def record_days_statement(now: datetime) -> tuple[str, tuple[float]]:
     return RECORD_DAYS, (since,)
 
 
-async def run_recorder(platform: Any) -> None:
-    """Record the days with data every RECORD_INTERVAL_S until cancelled (run it ``supervised``)."""
-    while True:
-        await asyncio.sleep(RECORD_INTERVAL_S)
-        await platform.writer.write([record_days_statement(datetime.now(UTC))])
-
-
-# Runs of consecutive days on or after the installation date (gaps and islands: within a run, the day
-# minus its rank is constant), and each terminal's first run long enough.
-_RUNS = """
-WITH days AS (
-  SELECT d.protocol, d.terminal_id, d.day,
-         julianday(d.day) - row_number() OVER (PARTITION BY d.protocol, d.terminal_id ORDER BY d.day) AS island
-  FROM terminal_days d JOIN terminals t ON t.protocol = d.protocol AND t.terminal_id = d.terminal_id
-  WHERE t.installed_on IS NOT NULL AND d.day >= t.installed_on {only}
-), runs AS (
-  SELECT protocol, terminal_id, min(day) AS first_day, max(day) AS last_day, count(*) AS length
-  FROM days GROUP BY protocol, terminal_id, island
-)
-SELECT protocol, terminal_id,
-       min(CASE WHEN length >= :valid THEN date(first_day, '+' || (:valid - 1) || ' days') END) AS accepted_on,
-       max(last_day) AS last_day,
-       max(CASE WHEN last_day = (SELECT max(r.last_day) FROM runs r WHERE r.protocol = runs.protocol
-                AND r.terminal_id = runs.terminal_id) THEN length END) AS latest_run
-FROM runs GROUP BY protocol, terminal_id
-"""
-
-_TERMINALS = """
+# A terminal judged from its runs of consecutive days with data (terminal_runs, kept as days are recorded:
+# migration 0037), clipped at its installation date: its first run of :valid days or more (accepted on its
+# :valid-th day), its last day with data, and the length of its latest run. Each subquery reads the runs of
+# one terminal, a handful of rows.
+_RUNS_OF = ("FROM terminal_runs r WHERE r.protocol = t.protocol AND r.terminal_id = t.terminal_id"
+            " AND r.last_day >= t.installed_on")
+_LENGTH = "julianday(r.last_day) - julianday(max(r.first_day, t.installed_on)) + 1"
+_JUDGED = f"""
 SELECT t.protocol, t.terminal_id, t.installed_on, coalesce(t.installer, '') AS installer,
        CASE WHEN t.device_code IS NOT NULL THEN 'elevator' WHEN t.station_code IS NOT NULL THEN 'filling_scale'
             ELSE 'vehicle' END AS kind,
-       coalesce(e.district_code, s.district_code) AS district_code
+       coalesce(e.district_code, s.district_code) AS district_code,
+       (SELECT min(CASE WHEN {_LENGTH} >= :valid THEN date(max(r.first_day, t.installed_on),
+                                                          '+' || (:valid - 1) || ' days') END) {_RUNS_OF}) AS accepted_on,
+       (SELECT max(r.last_day) {_RUNS_OF}) AS last_day,
+       (SELECT CAST({_LENGTH} AS INTEGER) {_RUNS_OF} ORDER BY r.last_day DESC LIMIT 1) AS latest_run
 FROM terminals t LEFT JOIN elevators e ON e.device_code = t.device_code
      LEFT JOIN stations s ON s.station_code = t.station_code
-{where} ORDER BY installer, district_code, t.protocol, t.terminal_id
 """
+_DISTRICT = "coalesce(e.district_code, s.district_code) = :district"
+_ORDER = "coalesce(t.installer, ''), t.protocol, t.terminal_id"
+"""The list's order: by installing unit, then terminal (the index terminals_installer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +87,15 @@ class Installation:
     def installer_label(self) -> str:
         return self.installer or NO_INSTALLER
 
+    @property
+    def cursor(self) -> Cursor:
+        return (self.installer, self.protocol, self.terminal_id)
 
-def _judge(row: dict[str, Any], runs: dict[str, Any] | None, today: date, rules: AcceptanceConfig,
-           subsidy: SubsidyConfig) -> Installation:  # fmt: skip
+
+def _judge(row: Any, today: date, rules: AcceptanceConfig, subsidy: SubsidyConfig) -> Installation:
     installed = date.fromisoformat(row["installed_on"]) if row["installed_on"] else None
-    accepted = date.fromisoformat(runs["accepted_on"]) if runs and runs["accepted_on"] else None
-    last = date.fromisoformat(runs["last_day"]) if runs and runs["last_day"] else None
+    accepted = date.fromisoformat(row["accepted_on"]) if row["accepted_on"] else None
+    last = date.fromisoformat(row["last_day"]) if row["last_day"] else None
     if accepted is not None and last is not None and (today - last).days >= rules.lapse_days:
         status, holdup = "lapsed", f"自 {last.isoformat()} 起 {(today - last).days} 天无有效数据"
     elif accepted is not None:
@@ -116,7 +105,7 @@ def _judge(row: dict[str, Any], runs: dict[str, Any] | None, today: date, rules:
     elif last is None:
         status, holdup = "pending", "安装后尚无有效数据"
     else:
-        run = int(runs["latest_run"] or 0) if runs else 0
+        run = int(row["latest_run"] or 0)
         gap = (today - last).days
         holdup = f"最近连续 {run} 天有效数据（需 {rules.valid_days} 天）"
         if gap > 1:
@@ -127,19 +116,80 @@ def _judge(row: dict[str, Any], runs: dict[str, Any] | None, today: date, rules:
                         installed, accepted, last, status, holdup, float(amount))  # fmt: skip
 
 
+Cursor = tuple[str, str, str]
+"""Where a page of the list ends: (installer, protocol, terminal id) of its last terminal."""
+
+
+async def page_of_installations(
+    conn: aiosqlite.Connection, *, today: date, rules: AcceptanceConfig, subsidy: SubsidyConfig,
+    after: Cursor | None = None, limit: int, district_code: str | None = None, installer: str | None = None,
+) -> list[Installation]:  # fmt: skip
+    """Up to ``limit`` terminals judged, by installing unit and terminal, after ``after`` (keyset)."""
+    where, params = ["1"], {"valid": rules.valid_days, "limit": limit}
+    if after is not None:
+        where.append(f"({_ORDER}) > (:after_installer, :after_protocol, :after_terminal)")
+        params |= {"after_installer": after[0], "after_protocol": after[1], "after_terminal": after[2]}
+    if installer is not None:
+        where.append("coalesce(t.installer, '') = :installer")
+        params["installer"] = installer
+    if district_code is not None:
+        where.append(_DISTRICT)
+        params["district"] = district_code
+    rows = await conn.execute_fetchall(f"{_JUDGED} WHERE {' AND '.join(where)} ORDER BY {_ORDER} LIMIT :limit", params)
+    return [_judge(row, today, rules, subsidy) for row in rows]
+
+
+EXPORT_BATCH = 1_000
+
+
 async def installations(
     conn: aiosqlite.Connection, *, today: date, rules: AcceptanceConfig, subsidy: SubsidyConfig,
-    district_code: str | None = None,
-) -> AsyncIterator[Installation]:  # fmt: skip
-    """Every terminal judged, by installing unit, district and terminal (a report streams them)."""
-    where, params = ("", []) if district_code is None else (
-        "WHERE coalesce(e.district_code, s.district_code) = ?", [district_code])  # fmt: skip
-    runs = {(row["protocol"], row["terminal_id"]): dict(row)
-            for row in await conn.execute_fetchall(_RUNS.format(only=""), {"valid": rules.valid_days})}  # fmt: skip
-    async with conn.execute(_TERMINALS.format(where=where), params) as cursor:
-        async for row in cursor:
-            data = dict(row)
-            yield _judge(data, runs.get((data["protocol"], data["terminal_id"])), today, rules, subsidy)
+    district_code: str | None = None, installer: str | None = None, batch: int = EXPORT_BATCH,
+) -> AsyncIterator[list[Installation]]:  # fmt: skip
+    """Every terminal judged, by installing unit and terminal, read ``batch`` at a time (an export streams
+    them: what it holds is one batch, whatever the number of terminals)."""
+    after: Cursor | None = None
+    while True:
+        found = await page_of_installations(conn, today=today, rules=rules, subsidy=subsidy, after=after, limit=batch,
+                                            district_code=district_code, installer=installer)  # fmt: skip
+        if found:
+            yield found
+        if len(found) < batch:
+            return
+        after = found[-1].cursor
+
+
+# --- totals per installing unit, district and kind: counted when days are recorded --------------------------
+
+_COUNTED = f"""
+SELECT installer, district_code, kind, count(*) AS terminals,
+       sum(accepted_on IS NOT NULL AND julianday(:today) - julianday(last_day) < :lapse) AS accepted,
+       sum(accepted_on IS NOT NULL AND julianday(:today) - julianday(last_day) >= :lapse) AS lapsed
+FROM ({_JUDGED}) GROUP BY installer, district_code, kind
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """How many terminals each (installer, district code, kind) has, accepted, lapsed and pending, as judged
+    on ``today`` from the days recorded by ``taken_at``."""
+
+    today: date
+    taken_at: datetime
+    groups: dict[tuple[str, str | None, str], tuple[int, int, int]]
+    """(installer, district code, kind) → (accepted, lapsed, pending)."""
+
+
+async def count_installations(conn: aiosqlite.Connection, *, today: date, rules: AcceptanceConfig) -> Counted:
+    """Every terminal judged and counted in one grouped read of the registry and the terminals' runs. Its
+    cost grows with the number of terminals, so pages do not call it: the recorder does, each time it has
+    recorded the days with data (``totals_of``: what a page reads)."""
+    rows = await conn.execute_fetchall(_COUNTED, {"valid": rules.valid_days, "today": today.isoformat(),
+                                                  "lapse": rules.lapse_days})  # fmt: skip
+    return Counted(today, datetime.now(UTC), {
+        (row["installer"], row["district_code"], row["kind"]): (
+            int(row["accepted"] or 0), int(row["lapsed"] or 0), row["terminals"] - int(row["accepted"] or 0)
+            - int(row["lapsed"] or 0)) for row in rows})  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -150,7 +200,22 @@ class Totals:
     pending: int = 0
     subsidy: float = 0.0
 
-    def add(self, item: Installation) -> None:
-        self.terminals += 1
-        setattr(self, item.status, getattr(self, item.status) + 1)
-        self.subsidy += item.subsidy
+    def add(self, kind: str, accepted: int, lapsed: int, pending: int, subsidy: SubsidyConfig) -> None:
+        self.terminals += accepted + lapsed + pending
+        self.accepted += accepted
+        self.lapsed += lapsed
+        self.pending += pending
+        self.subsidy += accepted * float(getattr(subsidy, kind, 0.0))
+
+
+def totals_of(counted: Counted, subsidy: SubsidyConfig, *, district_code: str | None = None,
+              installer: str | None = None) -> tuple[dict[tuple[str, str | None], Totals], Totals]:
+    """Totals per (installer, district code) and overall, of the groups in the filters."""
+    groups: dict[tuple[str, str | None], Totals] = {}
+    total = Totals()
+    for (unit, district, kind), counts in counted.groups.items():
+        if (district_code is not None and district != district_code) or (installer is not None and unit != installer):
+            continue
+        groups.setdefault((unit, district), Totals()).add(kind, *counts, subsidy)
+        total.add(kind, *counts, subsidy)
+    return groups, total

@@ -1,15 +1,19 @@
-"""Publishing wired into the platform: the recorder of the terminals' days with data (installations)."""
+"""Publishing wired into the platform: the recorder of the terminals' days with data, and the installations'
+totals it counts after each recording (installations)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import aiosqlite
+
+from wuhai_iot.clock import cst_today
 from wuhai_iot.plugins.hookspecs import hookimpl
-from wuhai_iot.publishing.installations import record_days_statement, run_recorder
+from wuhai_iot.publishing import installations as installs
 from wuhai_iot.tasks import supervised
 
 if TYPE_CHECKING:
@@ -20,14 +24,27 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DaysRecorder:
-    """The running recorder of the terminals' days with data (kept on ``platform.state``)."""
+    """The running recorder of the terminals' days with data (kept on ``platform.state``), and the
+    installations' totals as last counted."""
 
-    task: asyncio.Task[None]
+    task: asyncio.Task[None] | None = None
+    counted: installs.Counted | None = None
+    conn: aiosqlite.Connection | None = None
+    """Its own read connection: counting reads every terminal, which would hold up the pages' reads."""
+    counting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @hookimpl
 def platform_starting(platform: Platform) -> None:
-    platform.state.add(DaysRecorder(supervised(lambda: run_recorder(platform), "terminal-days")))
+    recorder = platform.state.add(DaysRecorder())
+    recorder.task = supervised(lambda: _recording(platform), "terminal-days")
+
+
+async def _recording(platform: Platform) -> None:
+    await count_installations(platform)
+    while True:
+        await asyncio.sleep(installs.RECORD_INTERVAL_S)
+        await record_days(platform)
 
 
 @hookimpl
@@ -35,17 +52,39 @@ async def platform_stopping(platform: Platform) -> None:
     """Stop the recorder and record once more (the days of a short run are kept too), unless the writer
     is already closed or failing: stopping goes on regardless."""
     recorder = platform.state.pop(DaysRecorder)
-    if recorder is None:  # the platform did not get as far as starting
+    if recorder is None or recorder.task is None:  # the platform did not get as far as starting
         return
     task = recorder.task
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     try:
-        await record_days(platform)
+        await platform.writer.write([installs.record_days_statement(datetime.now(UTC))])
     except Exception as exc:  # noqa: BLE001 - logged; what was recorded before stays
         log.warning("the terminals' days with data were not recorded at stop: %s", exc)
 
 
 async def record_days(platform: Platform, now: datetime | None = None) -> None:
-    """Record the terminals' days with data now (the recorder does it every few minutes)."""
-    await platform.writer.write([record_days_statement(now or datetime.now(UTC))])
+    """Record the terminals' days with data now (the recorder does it every few minutes), then count the
+    installations' totals again."""
+    await platform.writer.write([installs.record_days_statement(now or datetime.now(UTC))])
+    await count_installations(platform)
+
+
+async def count_installations(platform: Platform) -> installs.Counted:
+    """Judge and count every terminal now (one grouped read, on the recorder's own connection)."""
+    recorder = platform.state.get(DaysRecorder)
+    async with recorder.counting:
+        if recorder.conn is None:
+            recorder.conn = await platform.open_database()
+        recorder.counted = await installs.count_installations(recorder.conn, today=cst_today(),
+                                                              rules=platform.config.acceptance)  # fmt: skip
+        return recorder.counted
+
+
+async def installation_counts(platform: Platform) -> installs.Counted:
+    """The installations' totals as last counted (counted now when there are none yet, or they were counted
+    on an earlier day: acceptances lapse at midnight)."""
+    counted = platform.state.get(DaysRecorder).counted
+    if counted is None or counted.today != cst_today():
+        counted = await count_installations(platform)
+    return counted

@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import tempfile
 from datetime import date
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -16,6 +19,7 @@ from wuhai_iot.clock import cst_today
 from wuhai_iot.publishing import evaluation, workbook
 from wuhai_iot.publishing import installations as installs
 from wuhai_iot.publishing import plan as planning
+from wuhai_iot.publishing.plugin import installation_counts
 from wuhai_iot.registry.districts import DISTRICTS
 from wuhai_iot.server import Platform
 from wuhai_iot.web import charts, queries
@@ -116,6 +120,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 INSTALLATION_COLUMNS = ("安装单位", "区县", "终端类别", "协议", "终端编号", "安装日期", "验收日期", "状态", "未验收或中断原因",
                         "最后有效数据日", "应付补贴（元）")  # fmt: skip
 INSTALLATIONS_PER_PAGE = 200
+XLSX_CHUNK = 256 * 1024
 
 
 def _installation_row(item: installs.Installation) -> list[Any]:
@@ -125,40 +130,59 @@ def _installation_row(item: installs.Installation) -> list[Any]:
             item.holdup, item.last_day.isoformat() if item.last_day else None, item.subsidy]  # fmt: skip
 
 
-def _judged(request: web.Request) -> Any:
+def _filters(request: web.Request) -> dict[str, str | None]:
+    """The list's filters: ``district`` (a code) and ``unit`` (an installing unit's name)."""
+    district = request.query.get("district") or None
+    if district is not None and district not in DISTRICTS:
+        raise web.HTTPBadRequest(text=f"未知的区县：{district}")
+    return {"district_code": district, "installer": request.query.get("unit", "").strip() or None}
+
+
+def _judging(request: web.Request) -> dict[str, Any]:
     config = platform_of(request).config
-    return installs.installations(web_database(request), today=cst_today(), rules=config.acceptance,
-                                  subsidy=config.subsidy)  # fmt: skip
+    return {"today": cst_today(), "rules": config.acceptance, "subsidy": config.subsidy}
+
+
+def _cursor(request: web.Request) -> installs.Cursor | None:
+    """``after``: the last terminal of the previous page, as ``installer|protocol|terminal id``."""
+    text = request.query.get("after")
+    if not text:
+        return None
+    parts = text.rsplit("|", 2)
+    if len(parts) != 3:
+        raise web.HTTPBadRequest(text="无效的分页参数")
+    return (parts[0], parts[1], parts[2])
 
 
 @requires(P.VIEW_EVALUATION)
 async def installations_page(request: web.Request) -> web.Response:
-    """Totals per installing unit and district, and the terminals a page at a time (``?page=N``)."""
-    try:
-        page_number = max(1, int(request.query.get("page", "1")))
-    except ValueError:
-        raise web.HTTPBadRequest(text="无效的页码") from None
-    first = (page_number - 1) * INSTALLATIONS_PER_PAGE
-    groups: dict[tuple[str, str], installs.Totals] = {}
-    total = installs.Totals()
-    shown: list[installs.Installation] = []
-    async for item in _judged(request):
-        key = (item.installer_label, DISTRICTS.get(item.district_code or "", "—"))
-        groups.setdefault(key, installs.Totals()).add(item)
-        if first <= total.terminals < first + INSTALLATIONS_PER_PAGE:
-            shown.append(item)
-        total.add(item)
-    config = platform_of(request).config
+    """Totals per installing unit and district (as counted when the days were last recorded), and the
+    terminals a page at a time, by installing unit and terminal (keyset: ``?after=``)."""
+    filters = _filters(request)
+    platform = platform_of(request)
+    counted = await installation_counts(platform)
+    groups, total = installs.totals_of(counted, platform.config.subsidy, **filters)
+    items = await installs.page_of_installations(web_database(request), after=_cursor(request),
+                                                 limit=INSTALLATIONS_PER_PAGE, **filters, **_judging(request))  # fmt: skip
+    after = items[-1].cursor if len(items) == INSTALLATIONS_PER_PAGE else None
+    config = platform.config
     return await page(request, "installations.html", {
-        "groups": sorted(groups.items()), "total": total, "items": shown, "kind_labels": installs.KIND_LABELS,
-        "status_labels": installs.STATUS_LABELS, "rules": config.acceptance, "subsidy": config.subsidy,
-        "page_number": page_number, "pages": max(1, -(-total.terminals // INSTALLATIONS_PER_PAGE)),
+        "groups": sorted((((unit or installs.NO_INSTALLER, DISTRICTS.get(district or "", "—")), t)
+                          for (unit, district), t in groups.items()), key=lambda group: group[0]),
+        "total": total, "items": items, "kind_labels": installs.KIND_LABELS, "status_labels": installs.STATUS_LABELS,
+        "rules": config.acceptance, "subsidy": config.subsidy, "counted_at": counted.taken_at, "query": request.query,
+        "first_url": str(request.rel_url.without_query("after")) if "after" in request.query else None,
+        "next_url": str(request.rel_url.update_query(after="|".join(after))) if after else None,
+        "districts": DISTRICTS, "filters": filters, "per_page": INSTALLATIONS_PER_PAGE,
+        "filters_query": urlencode({name: request.query[name] for name in ("district", "unit") if request.query.get(name)}),
     })  # fmt: skip
 
 
 @requires(P.VIEW_EVALUATION)
 async def installations_csv(request: web.Request) -> web.StreamResponse:
-    """Every terminal, streamed (UTF-8 with BOM so that spreadsheet programs read the Chinese)."""
+    """Every terminal in the filters, streamed as read in keyset batches (UTF-8 with BOM so that spreadsheet
+    programs read the Chinese): the platform holds one batch, whatever the number of terminals."""
+    filters = _filters(request)
     response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8",
                                            "Content-Disposition": 'attachment; filename="wuhai-iot-installations.csv"'})  # fmt: skip
     await response.prepare(request)
@@ -166,29 +190,43 @@ async def installations_csv(request: web.Request) -> web.StreamResponse:
     writer = csv.writer(out)
     writer.writerow(INSTALLATION_COLUMNS)
     await response.write(("\ufeff" + out.getvalue()).encode("utf-8"))
-    async for item in _judged(request):
+    async for batch in installs.installations(web_database(request), **filters, **_judging(request)):
         out.seek(0)
         out.truncate()
-        writer.writerow(["" if value is None else value for value in _installation_row(item)])
+        writer.writerows(["" if value is None else value for value in _installation_row(item)] for item in batch)
         await response.write(out.getvalue().encode("utf-8"))
     await response.write_eof()
     return response
 
 
 @requires(P.VIEW_EVALUATION)
-async def installations_xlsx(request: web.Request) -> web.Response:
-    rows = []
-    groups: dict[tuple[str, str], installs.Totals] = {}
-    async for item in _judged(request):
-        rows.append(_installation_row(item))
-        groups.setdefault((item.installer_label, DISTRICTS.get(item.district_code or "", "—")), installs.Totals()).add(item)
-    totals = [[unit, district, t.terminals, t.accepted, t.lapsed, t.pending, t.subsidy]
-              for (unit, district), t in sorted(groups.items())]  # fmt: skip
-    sheets = [("汇总", ["安装单位", "区县", "终端", "已验收", "验收后中断", "未验收", "应付补贴（元）"], totals, set()),
-              ("终端明细", INSTALLATION_COLUMNS, rows, set())]  # fmt: skip
-    body = await asyncio.to_thread(workbook.table_workbook, sheets)
-    return web.Response(body=body, content_type=XLSX,
-                        headers={"Content-Disposition": 'attachment; filename="wuhai-iot-installations.xlsx"'})  # fmt: skip
+async def installations_xlsx(request: web.Request) -> web.StreamResponse:
+    """The totals and every terminal in the filters as a workbook, written row by row to a temporary file in
+    the workbook writer's constant-memory mode as the terminals are read in keyset batches, then sent from
+    the file: the platform holds one batch and one row, whatever the number of terminals."""
+    filters = _filters(request)
+    platform = platform_of(request)
+    groups, _ = installs.totals_of(await installation_counts(platform), platform.config.subsidy, **filters)
+    totals = [[unit or installs.NO_INSTALLER, DISTRICTS.get(district or "", "—"), t.terminals, t.accepted, t.lapsed,
+               t.pending, t.subsidy] for (unit, district), t in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] or ""))]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="installations-") as folder:
+        path = Path(folder) / "installations.xlsx"
+        book = workbook.StreamedBook(path)
+        await asyncio.to_thread(book.sheet, "汇总", ["安装单位", "区县", "终端", "已验收", "验收后中断", "未验收", "应付补贴（元）"],
+                                totals)  # fmt: skip
+        await asyncio.to_thread(book.sheet, "终端明细", INSTALLATION_COLUMNS, [])
+        async for batch in installs.installations(web_database(request), **filters, **_judging(request)):
+            await asyncio.to_thread(book.rows, [_installation_row(item) for item in batch])
+        await asyncio.to_thread(book.close)
+        response = web.StreamResponse(headers={"Content-Type": XLSX, "Content-Disposition":
+                                               'attachment; filename="wuhai-iot-installations.xlsx"'})  # fmt: skip
+        response.content_length = path.stat().st_size
+        await response.prepare(request)
+        with path.open("rb") as built:
+            while chunk := await asyncio.to_thread(built.read, XLSX_CHUNK):
+                await response.write(chunk)
+        await response.write_eof()
+        return response
 
 
 @hookimpl

@@ -1,3 +1,6 @@
+-- The reports' running figures: rescues per district and day (the monthly report) and the terminals' runs of
+-- days with data (the installations report).
+
 -- Running figures of rescues per district and CST day raised (see 0021, 0030 and storage/figures.py): the
 -- monthly report's rescues, late ones and arrival times read a month of these (a few hundred rows) instead of
 -- every rescue of the month (8,000 at the province, more as the city grows).
@@ -80,3 +83,57 @@ END;
 -- What is already there (through the triggers above).
 UPDATE rescues SET counted_district = coalesce((SELECT e.district_code FROM elevators e
                                                 WHERE e.device_code = rescues.device_code), '');
+
+-- The installations report (publishing/installations.py) judges a terminal by its runs of consecutive CST days
+-- with valid data. Recounting them from terminal_days read every day each terminal ever reported (a year at the
+-- province: 36 million rows) on every request. The runs are kept here as days are recorded (a handful of rows
+-- per terminal: one per gap), so a page reads the runs of its own terminals only. Runs hold every recorded day;
+-- the report clips them at the terminal's installation date.
+CREATE TABLE terminal_runs (
+    protocol TEXT NOT NULL,
+    terminal_id TEXT NOT NULL,
+    first_day TEXT NOT NULL,
+    last_day TEXT NOT NULL,
+    PRIMARY KEY (protocol, terminal_id, first_day)
+) WITHOUT ROWID;
+
+-- A day joins the run that ends the day before and the one that starts the day after (one run when both
+-- exist), or starts a run of its own.
+CREATE TRIGGER terminal_days_runs_insert AFTER INSERT ON terminal_days
+BEGIN
+    UPDATE terminal_runs SET last_day = coalesce((SELECT n.last_day FROM terminal_runs n WHERE n.protocol = NEW.protocol
+                                                  AND n.terminal_id = NEW.terminal_id AND n.first_day = date(NEW.day, '+1 day')),
+                                                 NEW.day)
+    WHERE protocol = NEW.protocol AND terminal_id = NEW.terminal_id AND last_day = date(NEW.day, '-1 day');
+    DELETE FROM terminal_runs WHERE protocol = NEW.protocol AND terminal_id = NEW.terminal_id
+        AND first_day = date(NEW.day, '+1 day') AND EXISTS (SELECT 1 FROM terminal_runs p WHERE p.protocol = NEW.protocol
+            AND p.terminal_id = NEW.terminal_id AND p.first_day < NEW.day AND p.last_day > NEW.day);
+    UPDATE terminal_runs SET first_day = NEW.day
+    WHERE protocol = NEW.protocol AND terminal_id = NEW.terminal_id AND first_day = date(NEW.day, '+1 day');
+    INSERT INTO terminal_runs (protocol, terminal_id, first_day, last_day)
+        SELECT NEW.protocol, NEW.terminal_id, NEW.day, NEW.day WHERE NOT EXISTS (SELECT 1 FROM terminal_runs r
+            WHERE r.protocol = NEW.protocol AND r.terminal_id = NEW.terminal_id AND r.first_day <= NEW.day
+            AND r.last_day >= NEW.day);
+END;
+
+-- A day taken away splits its run in two (or shortens it, or removes it).
+CREATE TRIGGER terminal_days_runs_delete AFTER DELETE ON terminal_days
+BEGIN
+    INSERT INTO terminal_runs (protocol, terminal_id, first_day, last_day)
+        SELECT protocol, terminal_id, date(OLD.day, '+1 day'), last_day FROM terminal_runs
+        WHERE protocol = OLD.protocol AND terminal_id = OLD.terminal_id AND first_day <= OLD.day AND last_day > OLD.day;
+    UPDATE terminal_runs SET last_day = date(OLD.day, '-1 day')
+    WHERE protocol = OLD.protocol AND terminal_id = OLD.terminal_id AND first_day < OLD.day AND last_day >= OLD.day;
+    DELETE FROM terminal_runs WHERE protocol = OLD.protocol AND terminal_id = OLD.terminal_id AND first_day = OLD.day;
+END;
+
+-- What is already there: runs are islands of days whose date minus their rank is the same.
+INSERT INTO terminal_runs (protocol, terminal_id, first_day, last_day)
+    SELECT protocol, terminal_id, min(day), max(day) FROM (
+        SELECT protocol, terminal_id, day,
+               julianday(day) - row_number() OVER (PARTITION BY protocol, terminal_id ORDER BY day) AS island
+        FROM terminal_days)
+    GROUP BY protocol, terminal_id, island;
+
+-- The installations list pages by installing unit and terminal on this.
+CREATE INDEX terminals_installer ON terminals (coalesce(installer, ''), protocol, terminal_id);
