@@ -375,8 +375,8 @@ async def measure(directory: Path, database: Path, lifts: int, args: argparse.Na
     try:
         return await _measure(config, lifts, args)
     finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{config.database.path}{suffix}").unlink(missing_ok=True)
+        for left in config.database.path.parent.glob(config.database.path.name + "*"):  # (-wal, the journal ...)
+            left.unlink(missing_ok=True)
 
 
 async def _measure(config: Config, lifts: int, args: argparse.Namespace

@@ -254,6 +254,22 @@ async def assert_rescues_agree(path: Path) -> None:
         await conn.close()
 
 
+RECOUNT_RUNS = """
+SELECT protocol, terminal_id, min(day), max(day) FROM (
+    SELECT protocol, terminal_id, day,
+           julianday(day) - row_number() OVER (PARTITION BY protocol, terminal_id ORDER BY day) AS island
+    FROM terminal_days) GROUP BY protocol, terminal_id, island
+"""
+
+
+def assert_runs_agree(path: Path) -> None:
+    """The terminals' runs of consecutive days with data (migration 0037) are the islands of their days."""
+    with sqlite3.connect(path) as conn:
+        expected = sorted(conn.execute(RECOUNT_RUNS).fetchall())
+        assert len(expected) > 5  # (there were days, with gaps)
+        assert sorted(conn.execute("SELECT protocol, terminal_id, first_day, last_day FROM terminal_runs")) == expected
+
+
 async def imported_city(tmp_path: Path) -> Path:
     census = tmp_path / "census"
     write_census(generate_census(SIZE, today=TODAY), census)
@@ -401,6 +417,15 @@ CHANGES = textwrap.dedent('''
                 conn.execute("UPDATE rescues SET late = 1 WHERE alarm_id = ? AND arrival_min IS NULL", (rescue,))
             else:
                 conn.execute("DELETE FROM rescues WHERE alarm_id = ?", (rescue,))
+        elif what == 13:  # a terminal's days with data recorded (in any order, as after a restart), or taken away
+            protocol, terminal = terminals[0]
+            for _ in range(rng.randrange(1, 6)):
+                day = f"2026-11-{rng.randrange(1, 21):02d}"
+                if rng.randrange(4):
+                    conn.execute("INSERT OR IGNORE INTO terminal_days VALUES (?, ?, ?)", (protocol, terminal, day))
+                else:
+                    conn.execute("DELETE FROM terminal_days WHERE protocol = ? AND terminal_id = ? AND day = ?",
+                                 (protocol, terminal, day))
         else:            # a lift or a vehicle leaves the registry
             if rng.randrange(2):
                 conn.execute("DELETE FROM elevators WHERE device_code = ?", (lifts[2],))
@@ -442,6 +467,7 @@ async def test_figures_agree_with_a_recount_after_a_random_mix_of_changes(tmp_pa
     await assert_alarms_agree(path)
     await assert_stations_agree(path)
     await assert_rescues_agree(path)
+    assert_runs_agree(path)
     # A census import on top (the same files again: every row updated) changes nothing but what it moves back.
     conn = await db.connect(path)
     try:
@@ -452,6 +478,7 @@ async def test_figures_agree_with_a_recount_after_a_random_mix_of_changes(tmp_pa
     await assert_alarms_agree(path)
     await assert_stations_agree(path)
     await assert_rescues_agree(path)
+    assert_runs_agree(path)
 
 
 async def test_figures_agree_with_a_recount_after_sigkill(tmp_path: Path) -> None:
@@ -470,6 +497,7 @@ async def test_figures_agree_with_a_recount_after_sigkill(tmp_path: Path) -> Non
     await assert_alarms_agree(path)
     await assert_stations_agree(path)
     await assert_rescues_agree(path)
+    assert_runs_agree(path)
 
 
 

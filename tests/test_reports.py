@@ -4,8 +4,10 @@ records, the workbooks open and hold numbers, and only admin and expert may read
 from __future__ import annotations
 
 import csv
+import html
 import io
 import math
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +21,7 @@ from wuhai_iot.clock import cst_midnight, cst_today
 from wuhai_iot.config import Config
 from wuhai_iot.publishing.plugin import record_days
 from wuhai_iot.server import Platform
+from wuhai_iot.web import pages_reports
 
 
 def _record_plan(database: Path, starts: str, ends: str) -> None:
@@ -128,7 +131,7 @@ gasfill,150301-3,,station-150301-3,,内蒙古乙工程公司
 
 
 async def test_installations_are_accepted_after_seven_days_lapse_after_thirty_and_the_subsidy_adds_up(
-    config: Config, tmp_path: Path
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from conftest import CENSUS, import_census
 
@@ -153,10 +156,16 @@ async def test_installations_are_accepted_after_seven_days_lapse_after_thirty_an
                     " ('lmt', '861234567890123', 1, ?)", (datetime.now(UTC).timestamp(),))  # as a login writes it
         raw.commit()
         await record_days(platform)
+        monkeypatch.setattr(pages_reports, "INSTALLATIONS_PER_PAGE", 3)
         async with browser() as client:
             await login(client, platform, "boss")
             async with client.get(base_url(platform) + "/reports/installations") as answer:
                 page = await answer.text()
+            next_url = html.unescape(re.search(r'href="([^"]+)" id="next-page"', page).group(1))
+            async with client.get(base_url(platform) + next_url) as answer:
+                second = await answer.text()
+            async with client.get(base_url(platform) + "/reports/installations?district=150302&unit=内蒙古乙工程公司") as answer:
+                filtered = await answer.text()
             async with client.get(base_url(platform) + "/reports/installations.csv") as answer:
                 listing = list(csv.reader(io.StringIO((await answer.read()).decode("utf-8-sig"))))
             async with client.get(base_url(platform) + "/reports/installations.xlsx") as answer:
@@ -172,6 +181,12 @@ async def test_installations_are_accepted_after_seven_days_lapse_after_thirty_an
     assert rows["861234567890123"][7] == "未验收" and "最近连续 3 天有效数据（需 7 天）" in rows["861234567890123"][8]
     assert rows["150301-3"][7:9] == ["未验收", "安装日期未登记"]
     assert "乌海市甲安装公司" in page and "1200.00" in page
+    # A page at a time, by installing unit and terminal, as the CSV lists them; the total is every terminal's.
+    listed = [re.findall(r'<td class="mono">\S+ ([^<]+)</td>', text) for text in (page, second)]
+    assert listed[0] + listed[1] == [row[4] for row in listing[1:]] and len(listed[0]) == 3
+    assert 'id="next-page"' not in second and "共 4 个" in page and "共 4 个" in second
+    assert re.findall(r'<td class="mono">\S+ ([^<]+)</td>', filtered) == ["150301-2", "150301-3"]
+    assert "共 2 个" in filtered and "乌海市甲安装公司" not in filtered
     summary = {(row[0], row[1]): list(row) for row in list(book["汇总"].iter_rows(values_only=True))[2:]}
     assert summary[("乌海市甲安装公司", "海勃湾区")][2:] == [1, 1, 0, 0, 1200]
     assert summary[("内蒙古乙工程公司", "海勃湾区")][2:] == [2, 0, 1, 1, 0]

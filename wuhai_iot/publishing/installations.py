@@ -45,7 +45,7 @@ def record_days_statement(now: datetime) -> tuple[str, tuple[float]]:
 # A terminal judged from its runs of consecutive days with data (terminal_runs, kept as days are recorded:
 # migration 0037), clipped at its installation date: its first run of :valid days or more (accepted on its
 # :valid-th day), its last day with data, and the length of its latest run. Each subquery reads the runs of
-# one terminal, a handful of rows.
+# one terminal, a handful of rows (runs do not overlap: the latest is the one that starts last).
 _RUNS_OF = ("FROM terminal_runs r WHERE r.protocol = t.protocol AND r.terminal_id = t.terminal_id"
             " AND r.last_day >= t.installed_on")
 _LENGTH = "julianday(r.last_day) - julianday(max(r.first_day, t.installed_on)) + 1"
@@ -57,7 +57,7 @@ SELECT t.protocol, t.terminal_id, t.installed_on, coalesce(t.installer, '') AS i
        (SELECT min(CASE WHEN {_LENGTH} >= :valid THEN date(max(r.first_day, t.installed_on),
                                                           '+' || (:valid - 1) || ' days') END) {_RUNS_OF}) AS accepted_on,
        (SELECT max(r.last_day) {_RUNS_OF}) AS last_day,
-       (SELECT CAST({_LENGTH} AS INTEGER) {_RUNS_OF} ORDER BY r.last_day DESC LIMIT 1) AS latest_run
+       (SELECT CAST({_LENGTH} AS INTEGER) {_RUNS_OF} ORDER BY r.first_day DESC LIMIT 1) AS latest_run
 FROM terminals t LEFT JOIN elevators e ON e.device_code = t.device_code
      LEFT JOIN stations s ON s.station_code = t.station_code
 """

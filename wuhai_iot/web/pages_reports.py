@@ -171,7 +171,8 @@ async def installations_page(request: web.Request) -> web.Response:
                           for (unit, district), t in groups.items()), key=lambda group: group[0]),
         "total": total, "items": items, "kind_labels": installs.KIND_LABELS, "status_labels": installs.STATUS_LABELS,
         "rules": config.acceptance, "subsidy": config.subsidy, "counted_at": counted.taken_at, "query": request.query,
-        "first_url": str(request.rel_url.without_query("after")) if "after" in request.query else None,
+        "first_url": str(request.rel_url.with_query({k: v for k, v in request.query.items() if k != "after"}))
+        if "after" in request.query else None,
         "next_url": str(request.rel_url.update_query(after="|".join(after))) if after else None,
         "districts": DISTRICTS, "filters": filters, "per_page": INSTALLATIONS_PER_PAGE,
         "filters_query": urlencode({name: request.query[name] for name in ("district", "unit") if request.query.get(name)}),
