@@ -40,7 +40,7 @@ PAGES = ["/", "/lifts", "/lifts?state=offline", "/lifts?state=offline&alarm=0", 
          "/rescues", "/maintenance", "/inspections", "/stations", "/stations/150301", "/rollout",
          "/reports/monthly?month=2026-11", "/reports/monthly.csv?month=2026-11", "/reports/installations",
          "/reports/installations?district=150302&unit=x", "/reports/installations.csv", "/reports/installations.xlsx",
-         "/audit", "/cylinders?q=LPG-YSP35.5-0012345", "/vehicles?plate=蒙LT1234"]
+         "/public", "/public.json", "/audit", "/cylinders?q=LPG-YSP35.5-0012345", "/vehicles?plate=蒙LT1234"]
 API = ["/api/v1/elevators", "/api/v1/elevators?maintenance_overdue=true", f"/api/v1/elevators/{LIFT}", "/api/v1/alarms",
        "/api/v1/alarms?status=open", "/api/v1/maintenance/visits", "/api/v1/coverage", "/api/v1/stations",
        "/api/v1/stations?district=150304", "/api/v1/stations/150301", "/api/v1/rescues"]

@@ -2,9 +2,12 @@
 rescue arrival times, maintenance visits verified and flagged, fills refused by reason group, incidents per
 1,000 fitted lifts. The public page masks them; the evaluation reports show them as they are.
 
-Every figure is counted in SQL and grouped by (CST month, district): the answer is a few rows per month,
-whatever the size of the city. Percentiles are nearest-rank: the p-th percentile of n sorted arrival times is
-the value at rank ⌈p·n⌉ (the median: rank ⌈n/2⌉).
+Trapped-passenger incidents are the trapped alarms as the alarm lists scope them (their lift's district).
+The monthly figures are running figures kept per district and CST day or month (storage/figures.py,
+migrations 0025, 0030, 0037): a year reads a few thousand rows at most, whatever the size of the city and of
+its history. Percentiles are nearest-rank: the p-th percentile of n sorted arrival times is the value at rank
+⌈p·n⌉ (the median: rank ⌈n/2⌉), each arrival time rounded up to a tenth of a minute (as they are counted).
+The rescue summary over a phase's days (``rescue_summary``) is counted on the rescues themselves.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from typing import Any
 
 import aiosqlite
 
-from wuhai_iot.clock import cst_midnight
 from wuhai_iot.registry.districts import DISTRICTS
+from wuhai_iot.storage import figures
 
 CITY = ""
 """The key of the whole city's figures beside the districts' codes."""
@@ -35,8 +38,6 @@ REASON_GROUPS: dict[str, tuple[str, tuple[int, ...]]] = {
 """Fill refusals grouped for readers: (label, GF-3 deny reasons)."""
 GROUP_OF_REASON = {reason: group for group, (_, reasons) in REASON_GROUPS.items() for reason in reasons}
 
-_MONTH = "strftime('%Y-%m', {column} + 8 * 3600, 'unixepoch')"
-
 
 def months_back(today: date, count: int) -> list[str]:
     """The ``count`` CST months ending with today's, oldest first ('YYYY-MM')."""
@@ -46,13 +47,6 @@ def months_back(today: date, count: int) -> list[str]:
         found.append(f"{year:04d}-{month:02d}")
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return found[::-1]
-
-
-def month_bounds(first: str, last: str) -> tuple[float, float]:
-    """Unix seconds of the start of CST month ``first`` and of the month after ``last``."""
-    start = date.fromisoformat(first + "-01")
-    end = (date.fromisoformat(last + "-01").replace(day=28) + timedelta(days=4)).replace(day=1)
-    return cst_midnight(start).timestamp(), cst_midnight(end).timestamp()
 
 
 @dataclass(slots=True)
@@ -109,38 +103,42 @@ SELECT month, district, count(*) AS rescues, count(arrival_min) AS arrived,
 FROM ranked GROUP BY month, district
 """.replace("ORDER BY arrival_min)", "ORDER BY arrival_min IS NULL, arrival_min)")
 # (The rescues not yet arrived sort last: the ranks 1..n are the arrived ones, n = how many arrived.)
-_RESCUES = _RESCUES_BY.replace("{period}", _MONTH.format(column="r.raised_at"))
-
-_TRAPPED = f"""
-SELECT {_MONTH.format(column="a.raised_at")} AS month, e.district_code AS district, count(*) AS n
-FROM alarms a JOIN elevators e ON e.device_code = a.device_code
-WHERE a.kind = 'trapped' AND a.merged_into IS NULL AND a.raised_at >= :since AND a.raised_at < :until
-GROUP BY month, district
+# Percentiles per (month, district) and for the city ('') from the arrival times counted per tenth of a minute
+# (migration 0037): cumulative counts in the order of the times, and the first time whose count reaches a rank.
+_ARRIVALS = """
+WITH counted AS (
+  SELECT month, district_code AS district, tenths, rescues FROM rescue_arrivals
+  WHERE month >= :first AND month <= :last AND district_code != ''
+), scoped AS (
+  SELECT * FROM counted UNION ALL SELECT month, '', tenths, sum(rescues) FROM counted GROUP BY month, tenths
+), ranked AS (
+  SELECT month, district, tenths, rescues,
+         sum(rescues) OVER (PARTITION BY month, district ORDER BY tenths) AS upto,
+         sum(rescues) OVER (PARTITION BY month, district) AS n
+  FROM scoped
+)
+SELECT month, district, max(n) AS arrived, sum(CASE WHEN tenths <= :limit_tenths THEN rescues ELSE 0 END) AS within_limit,
+       min(CASE WHEN upto >= (n + 1) / 2 THEN tenths END) AS median_tenths,
+       min(CASE WHEN upto >= (9 * n + 9) / 10 THEN tenths END) AS p90_tenths
+FROM ranked GROUP BY month, district
 """
 
-_VISITS = f"""
-SELECT {_MONTH.format(column="coalesce(v.started_at, v.ended_at)")} AS month, e.district_code AS district,
-       sum(v.flags = '' AND v.started_at IS NOT NULL AND v.ended_at IS NOT NULL) AS verified,
-       sum(v.flags != '') AS flagged
-FROM maintenance_visits v JOIN elevators e ON e.device_code = v.device_code
-WHERE coalesce(v.started_at, v.ended_at) >= :since AND coalesce(v.started_at, v.ended_at) < :until
-GROUP BY month, district
-"""
 
-_REFUSED = f"""
-SELECT {_MONTH.format(column="d.decided_at")} AS month, s.district_code AS district, d.reason, count(*) AS n
-FROM fill_decisions d JOIN stations s ON s.station_code = d.station_code
-WHERE d.permit = 0 AND d.decided_at >= :since AND d.decided_at < :until
-GROUP BY month, district, d.reason
-"""
+def _by_month(counted: dict[tuple[str, str, str], int]) -> dict[tuple[str, str, str], int]:
+    """(district, figure, day) → n summed into (district, figure, 'YYYY-MM')."""
+    months: dict[tuple[str, str, str], int] = defaultdict(int)
+    for (district, figure, day), n in counted.items():
+        months[(district, figure, day[:7])] += n
+    return months
 
-# Lifts counted by the month their first terminal was installed ('' = date unknown: fitted long ago).
-_FITTED = """
-SELECT district, coalesce(substr(first_installed, 1, 7), '') AS month, count(*) AS n FROM (
-  SELECT e.district_code AS district, min(coalesce(t.installed_on, '')) AS first_installed
-  FROM elevators e JOIN terminals t ON t.device_code = e.device_code GROUP BY e.device_code
-) GROUP BY district, month
-"""
+
+async def fitted_by_day(conn: aiosqlite.Connection) -> dict[str, list[tuple[str, int]]]:
+    """District → (CST day its first terminal was installed, '' when unknown; lifts): the fitted lifts."""
+    fitted: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for (district, _, day), n in (await figures.per_district_day(conn, "fitted_on")).items():
+        if n:
+            fitted[district].append((day, n))
+    return fitted
 
 
 async def monthly_effect(
@@ -148,79 +146,67 @@ async def monthly_effect(
 ) -> Effect:
     """The figures of ``months`` (consecutive 'YYYY-MM', oldest first) for every district and the city,
     or for ``district_code`` only (then CITY holds that district's figures too)."""
-    since, until = month_bounds(months[0], months[-1])
-    params = {"since": since, "until": until, "limit": limit_min}
+    first = date.fromisoformat(months[0] + "-01")
+    until = (date.fromisoformat(months[-1] + "-01").replace(day=28) + timedelta(days=4)).replace(day=1)
     districts = [district_code] if district_code else list(DISTRICTS)
     effect: Effect = {key: {m: MonthFigures() for m in months} for key in [CITY, *districts]}
 
-    def cell(district: str, month: str) -> MonthFigures | None:
-        return effect.get(district, {}).get(month) if district in districts or district == CITY else None
+    def cells(district: str, month: str) -> list[MonthFigures]:
+        """The district's figures of that month and the city's (nothing for a district out of scope)."""
+        if district not in districts or month not in effect[CITY]:
+            return []
+        return [effect[district][month], effect[CITY][month]]
 
-    for row in await conn.execute_fetchall(_TRAPPED, params):
-        for key in (row["district"], CITY):
-            if (figures := cell(key, row["month"])) is not None:
-                figures.trapped += row["n"]
-    for row in await conn.execute_fetchall(_RESCUES, params):
-        if district_code is not None and row["district"] == CITY:
+    for prefix, name in (("alarms:trapped", "trapped"), ("rescues", "rescues"), ("rescues:arrived", "arrived"),
+                         ("visits:verified", "visits_verified"), ("visits:flagged", "visits_flagged")):
+        for (district, figure, month), n in _by_month(await figures.per_district_day(conn, prefix, first, until)).items():
+            if prefix.startswith("rescues") and figure != prefix:
+                continue  # ('rescues' reads 'rescues:…' too)
+            for cell in cells(district, month):
+                setattr(cell, name, getattr(cell, name) + n)
+    for (district, figure, month), n in _by_month(await figures.per_district_day(conn, "fills_denied", first, until)).items():
+        group = GROUP_OF_REASON.get(int(figure.partition(":")[2]), "platform")
+        for cell in cells(district, month):
+            cell.refused[group] = cell.refused.get(group, 0) + n
+    for row in await conn.execute_fetchall(_ARRIVALS, {"first": months[0], "last": months[-1],
+                                                        "limit_tenths": 10 * limit_min}):  # fmt: skip
+        key = CITY if row["district"] == "" else row["district"]
+        if (key != CITY and key not in districts) or (key == CITY and district_code is not None):
             continue  # the city's percentiles are not the district's
-        key = row["district"] if row["district"] else CITY
-        if (figures := cell(key, row["month"])) is not None:
-            figures.rescues, figures.arrived = row["rescues"], row["arrived"]
-            figures.within_limit = int(row["within_limit"] or 0)
-            figures.median_min, figures.p90_min = row["median_min"], row["p90_min"]
+        cell = effect[key][row["month"]]
+        cell.within_limit = int(row["within_limit"] or 0)
+        cell.median_min = None if row["median_tenths"] is None else row["median_tenths"] / 10
+        cell.p90_min = None if row["p90_tenths"] is None else row["p90_tenths"] / 10
     if district_code is not None:
-        mine = effect[district_code]
-        for month, figures in effect[CITY].items():
-            source = mine[month]
-            figures.rescues, figures.arrived, figures.within_limit = source.rescues, source.arrived, source.within_limit
-            figures.median_min, figures.p90_min = source.median_min, source.p90_min
-    for row in await conn.execute_fetchall(_VISITS, params):
-        for key in (row["district"], CITY):
-            if (figures := cell(key, row["month"])) is not None:
-                figures.visits_verified += int(row["verified"] or 0)
-                figures.visits_flagged += int(row["flagged"] or 0)
-    for row in await conn.execute_fetchall(_REFUSED, params):
-        group = GROUP_OF_REASON.get(row["reason"], "platform")
-        for key in (row["district"], CITY):
-            if (figures := cell(key, row["month"])) is not None:
-                figures.refused[group] = figures.refused.get(group, 0) + row["n"]
-    installed: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for row in await conn.execute_fetchall(_FITTED):
-        installed[row["district"]].append((row["month"], row["n"]))
+        for month, cell in effect[CITY].items():
+            source = effect[district_code][month]
+            cell.within_limit, cell.median_min, cell.p90_min = source.within_limit, source.median_min, source.p90_min
+    fitted = await fitted_by_day(conn)
     for key in districts:
         for month in months:
-            fitted = sum(n for first, n in installed.get(key, []) if first <= month)
-            effect[key][month].fitted = fitted
+            effect[key][month].fitted = sum(n for day, n in fitted.get(key, []) if day[:7] <= month)
     for month in months:
         effect[CITY][month].fitted = sum(effect[key][month].fitted for key in districts)
     return effect
-
-
-_ONLINE = """
-WITH lifts AS (
-  SELECT e.district_code AS district, e.device_code,
-         max(min(coalesce(t.installed_on, ''), :today), :window_from) AS counted_from
-  FROM elevators e JOIN terminals t ON t.device_code = e.device_code GROUP BY e.device_code
-)
-SELECT l.district, sum(julianday(:today) - julianday(l.counted_from)) * 86400 AS possible_s,
-       (SELECT coalesce(sum(d.online_s), 0) FROM lift_daily d JOIN elevators e ON e.device_code = d.device_code
-        WHERE e.district_code = l.district AND d.day >= :window_from AND d.day < :today) AS online_s
-FROM lifts l GROUP BY l.district
-"""
 
 
 async def online_share(conn: aiosqlite.Connection, today: date, days: int = 30) -> dict[str, float | None]:
     """The share of time fitted lifts were online over the ``days`` CST days before today, per district and
     for the city (CITY): online seconds of the lifts' daily figures over the seconds each fitted lift could
     have been online (from its first terminal's installation, within the window)."""
-    params = {"today": today.isoformat(), "window_from": (today - timedelta(days=days)).isoformat()}
-    rows = await conn.execute_fetchall(_ONLINE, params)
+    window_from = today - timedelta(days=days)
+    online: dict[str, float] = defaultdict(float)
+    for (district, _, _), seconds in (await figures.per_district_day(conn, "online_s", window_from, today)).items():
+        online[district] += seconds
     shares: dict[str, float | None] = {}
     totals = [0.0, 0.0]
-    for row in rows:
-        possible, online = float(row["possible_s"] or 0), float(row["online_s"] or 0)
-        shares[row["district"]] = min(1.0, online / possible) if possible else None
-        totals[0] += online
+    for district, fitted in (await fitted_by_day(conn)).items():
+        possible = 0.0
+        for day, n in fitted:
+            counted_from = max(min(date.fromisoformat(day), today), window_from) if day else window_from
+            possible += n * (today - counted_from).days * 86400
+        shares[district] = min(1.0, online[district] / possible) if possible else None
+        totals[0] += online[district]
         totals[1] += possible
     shares[CITY] = min(1.0, totals[0] / totals[1]) if totals[1] else None
     return shares

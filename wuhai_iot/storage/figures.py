@@ -172,6 +172,18 @@ async def per_day(conn: aiosqlite.Connection, prefix: str, first: date, until: d
     return {(row["figure"], row["day"]): row["n"] for row in rows}
 
 
+async def per_district_day(conn: aiosqlite.Connection, prefix: str, first: date | None = None,
+                           until: date | None = None) -> dict[tuple[str, str, str], int]:  # fmt: skip
+    """(district code, figure, day) → the counter, for the figures named ``prefix`` or starting with
+    ``prefix:``, every district (company ''), from ``first`` to the day before ``until`` (None: every day)."""
+    rows = await conn.execute_fetchall(
+        "SELECT district_code, figure, day, value FROM day_figures WHERE figure BETWEEN ? AND ? AND company = ''"
+        " AND day >= ? AND day < ?",
+        [prefix, prefix + ":\uffff", "" if first is None else first.isoformat(), "\uffff" if until is None else until.isoformat()],
+    )  # fmt: skip
+    return {(row["district_code"], row["figure"], row["day"]): row["value"] for row in rows}
+
+
 # --- alarms (migrations 0030, 0038) -------------------------------------------------------------------------------
 
 async def open_alarms(conn: aiosqlite.Connection, severities: Sequence[str], *, district_code: str | None = None,

@@ -1,5 +1,6 @@
--- The reports' running figures: rescues per district and day (the monthly report) and the terminals' runs of
--- days with data (the installations report).
+-- The reports' running figures: rescues per district and day with their arrival times (the monthly report, the
+-- public page), maintenance visits per district and day and lifts by the day they were fitted (the public page),
+-- and the terminals' runs of days with data (the installations report).
 
 -- Running figures of rescues per district and CST day raised (see 0021, 0030 and storage/figures.py): the
 -- monthly report's rescues, late ones and arrival times read a month of these (a few hundred rows) instead of
@@ -22,6 +23,26 @@ SELECT r.alarm_id, r.counted_district AS district_code, date(r.raised_at, 'unixe
 FROM rescues r, (SELECT 'rescues' AS figure UNION ALL SELECT 'rescues:arrived' UNION ALL SELECT 'rescues:arrival_cmin'
                  UNION ALL SELECT 'rescues:late') f
 WHERE r.counted_district IS NOT NULL;
+
+-- Arrival times per district and CST month raised, rounded up to a tenth of a minute (a few hundred values a
+-- month, whatever the number of rescues): the public page's median and 90th percentile are read from these.
+CREATE TABLE rescue_arrivals (
+    month TEXT NOT NULL,                 -- 'YYYY-MM', CST
+    district_code TEXT NOT NULL,
+    tenths INTEGER NOT NULL,             -- the arrival time in tenths of a minute, rounded up
+    rescues INTEGER NOT NULL,
+    PRIMARY KEY (month, district_code, tenths)
+) WITHOUT ROWID;
+
+CREATE VIEW rescue_arrival_counts AS
+SELECT r.alarm_id, r.counted_district AS district_code, strftime('%Y-%m', r.raised_at + 8 * 3600, 'unixepoch') AS month,
+    (CAST(round(r.arrival_min * 100) AS INTEGER) + 9) / 10 AS tenths
+FROM rescues r WHERE r.counted_district IS NOT NULL AND r.arrival_min IS NOT NULL;
+
+CREATE TRIGGER rescue_arrivals_drop_zero AFTER UPDATE OF rescues ON rescue_arrivals WHEN NEW.rescues = 0
+BEGIN
+    DELETE FROM rescue_arrivals WHERE month = NEW.month AND district_code = NEW.district_code AND tenths = NEW.tenths;
+END;
 
 CREATE TRIGGER rescues_scope_insert AFTER INSERT ON rescues
 BEGIN
@@ -62,6 +83,9 @@ BEGIN
     INSERT INTO day_figures (district_code, company, figure, day, value)
         SELECT district_code, '', figure, day, -value FROM rescue_day_counts WHERE alarm_id = OLD.alarm_id AND value != 0
     ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+    INSERT INTO rescue_arrivals (month, district_code, tenths, rescues)
+        SELECT month, district_code, tenths, -1 FROM rescue_arrival_counts WHERE alarm_id = OLD.alarm_id
+    ON CONFLICT (month, district_code, tenths) DO UPDATE SET rescues = rescues + excluded.rescues;
 END;
 
 CREATE TRIGGER rescues_figures_update AFTER UPDATE OF counted_district, raised_at, arrival_min, late ON rescues
@@ -71,6 +95,9 @@ BEGIN
     INSERT INTO day_figures (district_code, company, figure, day, value)
         SELECT district_code, '', figure, day, value FROM rescue_day_counts WHERE alarm_id = NEW.alarm_id AND value != 0
     ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+    INSERT INTO rescue_arrivals (month, district_code, tenths, rescues)
+        SELECT month, district_code, tenths, 1 FROM rescue_arrival_counts WHERE alarm_id = NEW.alarm_id
+    ON CONFLICT (month, district_code, tenths) DO UPDATE SET rescues = rescues + excluded.rescues;
 END;
 
 CREATE TRIGGER rescues_figures_delete BEFORE DELETE ON rescues WHEN OLD.counted_district IS NOT NULL
@@ -78,11 +105,141 @@ BEGIN
     INSERT INTO day_figures (district_code, company, figure, day, value)
         SELECT district_code, '', figure, day, -value FROM rescue_day_counts WHERE alarm_id = OLD.alarm_id AND value != 0
     ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+    INSERT INTO rescue_arrivals (month, district_code, tenths, rescues)
+        SELECT month, district_code, tenths, -1 FROM rescue_arrival_counts WHERE alarm_id = OLD.alarm_id
+    ON CONFLICT (month, district_code, tenths) DO UPDATE SET rescues = rescues + excluded.rescues;
 END;
 
 -- What is already there (through the triggers above).
 UPDATE rescues SET counted_district = coalesce((SELECT e.district_code FROM elevators e
                                                 WHERE e.device_code = rescues.device_code), '');
+
+-- Maintenance visits per district and CST day begun (ended, for an end without a start), in the district of
+-- their lift as the lift lists scope it: 'visits:verified' (begun and ended, no flag) and 'visits:flagged'. A
+-- visit is written whole on each change (maintenance/visits); a lift moving district moves its visits' counts.
+CREATE VIEW visit_day_counts AS
+SELECT v.id, v.device_code, e.district_code,
+    date(coalesce(v.started_at, v.ended_at), 'unixepoch', '+8 hours') AS day,
+    CASE WHEN v.flags != '' THEN 'visits:flagged' ELSE 'visits:verified' END AS figure
+FROM maintenance_visits v JOIN elevators e ON e.device_code = v.device_code
+WHERE coalesce(v.started_at, v.ended_at) IS NOT NULL
+    AND (v.flags != '' OR (v.started_at IS NOT NULL AND v.ended_at IS NOT NULL));
+
+CREATE TRIGGER visits_figures_insert AFTER INSERT ON maintenance_visits
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        SELECT district_code, '', figure, day, 1 FROM visit_day_counts WHERE id = NEW.id
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+CREATE TRIGGER visits_figures_before_update BEFORE UPDATE OF device_code, started_at, ended_at, flags ON maintenance_visits
+WHEN OLD.device_code IS NOT NEW.device_code OR OLD.started_at IS NOT NEW.started_at OR OLD.ended_at IS NOT NEW.ended_at
+    OR OLD.flags IS NOT NEW.flags
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        SELECT district_code, '', figure, day, -1 FROM visit_day_counts WHERE id = OLD.id
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+CREATE TRIGGER visits_figures_update AFTER UPDATE OF device_code, started_at, ended_at, flags ON maintenance_visits
+WHEN OLD.device_code IS NOT NEW.device_code OR OLD.started_at IS NOT NEW.started_at OR OLD.ended_at IS NOT NEW.ended_at
+    OR OLD.flags IS NOT NEW.flags
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        SELECT district_code, '', figure, day, 1 FROM visit_day_counts WHERE id = NEW.id
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+CREATE TRIGGER visits_figures_delete BEFORE DELETE ON maintenance_visits
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        SELECT district_code, '', figure, day, -1 FROM visit_day_counts WHERE id = OLD.id
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+CREATE TRIGGER elevators_visits_insert AFTER INSERT ON elevators
+WHEN EXISTS (SELECT 1 FROM maintenance_visits v WHERE v.device_code = NEW.device_code)
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        SELECT district_code, '', figure, day, count(*) FROM visit_day_counts WHERE device_code = NEW.device_code
+        GROUP BY figure, day
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+CREATE TRIGGER elevators_visits_before_update BEFORE UPDATE OF district_code ON elevators
+WHEN OLD.district_code IS NOT NEW.district_code
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        SELECT district_code, '', figure, day, -count(*) FROM visit_day_counts WHERE device_code = OLD.device_code
+        GROUP BY figure, day
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+CREATE TRIGGER elevators_visits_update AFTER UPDATE OF district_code ON elevators
+WHEN OLD.district_code IS NOT NEW.district_code
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        SELECT district_code, '', figure, day, count(*) FROM visit_day_counts WHERE device_code = NEW.device_code
+        GROUP BY figure, day
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+CREATE TRIGGER elevators_visits_delete BEFORE DELETE ON elevators
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        SELECT district_code, '', figure, day, -count(*) FROM visit_day_counts WHERE device_code = OLD.device_code
+        GROUP BY figure, day
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+INSERT INTO day_figures (district_code, company, figure, day, value)
+    SELECT district_code, '', figure, day, count(*) FROM visit_day_counts GROUP BY district_code, figure, day
+ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+
+-- Fitted lifts by the CST day their first terminal was installed ('fitted_on'; '' when a terminal's date is not
+-- recorded), per district and maintenance company (rolled up by 0021): the public page's lifts fitted by the
+-- end of each month, and the time they could have been online. Kept by triggers of their own that fire only
+-- when a lift's terminals, its first installation day, district or company change (not on its alarms and
+-- visits, which lift_day_counts' triggers follow).
+-- (On insert, the row as inserted: elevators_facts_insert then counts its terminals through the update triggers.)
+CREATE TRIGGER elevators_fitted_insert AFTER INSERT ON elevators
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        SELECT NEW.district_code, NEW.maintenance_company, 'fitted_on', NEW.tracked_since, 1 WHERE NEW.terminals > 0
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+CREATE TRIGGER elevators_fitted_before_update BEFORE UPDATE OF terminals, tracked_since, district_code,
+    maintenance_company ON elevators
+WHEN (OLD.terminals > 0) IS NOT (NEW.terminals > 0) OR OLD.tracked_since IS NOT NEW.tracked_since
+    OR OLD.district_code IS NOT NEW.district_code OR OLD.maintenance_company IS NOT NEW.maintenance_company
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        SELECT OLD.district_code, OLD.maintenance_company, 'fitted_on', OLD.tracked_since, -1 WHERE OLD.terminals > 0
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+CREATE TRIGGER elevators_fitted_update AFTER UPDATE OF terminals, tracked_since, district_code,
+    maintenance_company ON elevators
+WHEN (OLD.terminals > 0) IS NOT (NEW.terminals > 0) OR OLD.tracked_since IS NOT NEW.tracked_since
+    OR OLD.district_code IS NOT NEW.district_code OR OLD.maintenance_company IS NOT NEW.maintenance_company
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        SELECT NEW.district_code, NEW.maintenance_company, 'fitted_on', NEW.tracked_since, 1 WHERE NEW.terminals > 0
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+CREATE TRIGGER elevators_fitted_delete BEFORE DELETE ON elevators WHEN OLD.terminals > 0
+BEGIN
+    INSERT INTO day_figures (district_code, company, figure, day, value)
+        VALUES (OLD.district_code, OLD.maintenance_company, 'fitted_on', OLD.tracked_since, -1)
+    ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
+END;
+
+INSERT INTO day_figures (district_code, company, figure, day, value)
+    SELECT district_code, maintenance_company, 'fitted_on', tracked_since, count(*) FROM elevators WHERE terminals > 0
+    GROUP BY district_code, maintenance_company, tracked_since
+ON CONFLICT (figure, district_code, company, day) DO UPDATE SET value = value + excluded.value;
 
 -- The installations report (publishing/installations.py) judges a terminal by its runs of consecutive CST days
 -- with valid data. Recounting them from terminal_days read every day each terminal ever reported (a year at the
