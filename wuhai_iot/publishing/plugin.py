@@ -14,6 +14,7 @@ import aiosqlite
 from wuhai_iot.clock import cst_today
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.publishing import installations as installs
+from wuhai_iot.storage import db
 from wuhai_iot.tasks import supervised
 
 if TYPE_CHECKING:
@@ -58,15 +59,23 @@ async def platform_stopping(platform: Platform) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     try:
-        await platform.writer.write([installs.record_days_statement(datetime.now(UTC))])
+        await _record(platform, recorder, datetime.now(UTC))
     except Exception as exc:  # noqa: BLE001 - logged; what was recorded before stays
         log.warning("the terminals' days with data were not recorded at stop: %s", exc)
 
 
+async def _record(platform: Platform, recorder: DaysRecorder, now: datetime) -> None:
+    if recorder.conn is None:
+        recorder.conn = await platform.open_database()
+    last = await db.fetch_one(recorder.conn, "SELECT max(rowid) FROM terminal_sessions")
+    for statement in installs.record_days_statements(now, int(last[0] or 0) if last else 0):
+        await platform.writer.write([statement])
+
+
 async def record_days(platform: Platform, now: datetime | None = None) -> None:
-    """Record the terminals' days with data now (the recorder does it every few minutes), then count the
-    installations' totals again."""
-    await platform.writer.write([installs.record_days_statement(now or datetime.now(UTC))])
+    """Record the terminals' days with data now (the recorder does it every few minutes), a chunk of sessions
+    at a time, then count the installations' totals again."""
+    await _record(platform, platform.state.get(DaysRecorder), now or datetime.now(UTC))
     await count_installations(platform)
 
 
