@@ -84,30 +84,11 @@ Effect = dict[str, dict[str, MonthFigures]]
 """District code (CITY for the whole city) → month 'YYYY-MM' → figures."""
 
 
-_RESCUES_BY = """
-WITH arrivals AS (
-  SELECT {period} AS month, e.district_code AS district, r.arrival_min
-  FROM rescues r JOIN elevators e ON e.device_code = r.device_code WHERE r.raised_at >= :since AND r.raised_at < :until
-), scoped AS (
-  SELECT month, district, arrival_min FROM arrivals UNION ALL SELECT month, '' AS district, arrival_min FROM arrivals
-), ranked AS (
-  SELECT month, district, arrival_min,
-         row_number() OVER (PARTITION BY month, district ORDER BY arrival_min) AS rank,
-         count(arrival_min) OVER (PARTITION BY month, district) AS n
-  FROM scoped
-)
-SELECT month, district, count(*) AS rescues, count(arrival_min) AS arrived,
-       sum(arrival_min <= :limit) AS within_limit,
-       max(CASE WHEN arrival_min IS NOT NULL AND rank = (n + 1) / 2 THEN arrival_min END) AS median_min,
-       max(CASE WHEN arrival_min IS NOT NULL AND rank = (9 * n + 9) / 10 THEN arrival_min END) AS p90_min
-FROM ranked GROUP BY month, district
-""".replace("ORDER BY arrival_min)", "ORDER BY arrival_min IS NULL, arrival_min)")
-# (The rescues not yet arrived sort last: the ranks 1..n are the arrived ones, n = how many arrived.)
 # Percentiles per (month, district) and for the city ('') from the arrival times counted per tenth of a minute
 # (migration 0037): cumulative counts in the order of the times, and the first time whose count reaches a rank.
 _ARRIVALS = """
 WITH counted AS (
-  SELECT month, district_code AS district, tenths, rescues FROM rescue_arrivals
+  SELECT {period} AS month, district_code AS district, tenths, rescues FROM rescue_arrivals
   WHERE month >= :first AND month <= :last AND district_code != ''
 ), scoped AS (
   SELECT * FROM counted UNION ALL SELECT month, '', tenths, sum(rescues) FROM counted GROUP BY month, tenths
@@ -168,8 +149,8 @@ async def monthly_effect(
         group = GROUP_OF_REASON.get(int(figure.partition(":")[2]), "platform")
         for cell in cells(district, month):
             cell.refused[group] = cell.refused.get(group, 0) + n
-    for row in await conn.execute_fetchall(_ARRIVALS, {"first": months[0], "last": months[-1],
-                                                        "limit_tenths": 10 * limit_min}):  # fmt: skip
+    for row in await conn.execute_fetchall(_ARRIVALS.replace("{period}", "month"), {
+            "first": months[0], "last": months[-1], "limit_tenths": 10 * limit_min}):  # fmt: skip
         key = CITY if row["district"] == "" else row["district"]
         if (key != CITY and key not in districts) or (key == CITY and district_code is not None):
             continue  # the city's percentiles are not the district's
@@ -234,11 +215,23 @@ class RescueSummary:
         return None if not self.arrived else self.within_limit / self.arrived
 
 
-async def rescue_summary(conn: aiosqlite.Connection, since: float, until: float, *, limit_min: float
+async def rescue_summary(conn: aiosqlite.Connection, months: list[str], *, limit_min: float
                          ) -> dict[str, RescueSummary]:  # fmt: skip
-    """Rescues raised in [since, until) per district and for the city (CITY), arrival times ranked as in the
-    monthly figures."""
-    sql = _RESCUES_BY.replace("{period}", "'all'")
-    rows = await conn.execute_fetchall(sql, {"since": since, "until": until, "limit": limit_min})
-    return {row["district"]: RescueSummary(row["rescues"], row["arrived"], int(row["within_limit"] or 0),
-                                           row["median_min"], row["p90_min"]) for row in rows}  # fmt: skip
+    """Rescues raised in ``months`` (whole CST months, 'YYYY-MM', oldest first) per district and for the city
+    (CITY), arrival times ranked as in the monthly figures."""
+    first = date.fromisoformat(months[0] + "-01")
+    until = (date.fromisoformat(months[-1] + "-01").replace(day=28) + timedelta(days=4)).replace(day=1)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for (district, figure, _), n in (await figures.per_district_day(conn, "rescues", first, until)).items():
+        if district and figure in ("rescues", "rescues:arrived"):
+            for key in (district, CITY):
+                counts[key][figure != "rescues"] += n
+    ranked = {row["district"]: row for row in await conn.execute_fetchall(_ARRIVALS.replace("{period}", "'all'"), {
+        "first": months[0], "last": months[-1], "limit_tenths": 10 * limit_min})}  # fmt: skip
+    summary = {}
+    for key, (rescues, arrived) in counts.items():
+        row = ranked.get(key)
+        summary[key] = RescueSummary(rescues, arrived, int(row["within_limit"] or 0) if row else 0,
+                                     row["median_tenths"] / 10 if row and row["median_tenths"] is not None else None,
+                                     row["p90_tenths"] / 10 if row and row["p90_tenths"] is not None else None)  # fmt: skip
+    return summary

@@ -16,13 +16,13 @@ from typing import Any
 import aiosqlite
 
 from wuhai_iot.alarms.kinds import label_of
-from wuhai_iot.alarms.queries import count_alarms
-from wuhai_iot.clock import CST, cst_midnight, cst_today
+from wuhai_iot.clock import CST, cst_today
 from wuhai_iot.config import Config
 from wuhai_iot.elevators import queries as lifts
 from wuhai_iot.publishing import effect as fx
 from wuhai_iot.publishing.plan import KIND_LABELS, PHASE_LABELS, Phase, load_plan, progress
 from wuhai_iot.registry.districts import DISTRICTS
+from wuhai_iot.storage import figures as running
 
 LIST_LIMIT = 100
 LONG_GAP_DAYS = 3
@@ -100,17 +100,15 @@ async def evaluation(conn: aiosqlite.Connection, config: Config, phase_name: str
     if phase.starts_on > today:
         raise PhaseNotStarted(phase_name)
     until = min(phase.ends_on, today)
-    since_s = cst_midnight(phase.starts_on).timestamp()
-    until_s = cst_midnight(until + timedelta(days=1)).timestamp()
-    window = {"since": datetime.fromtimestamp(since_s, UTC), "until": datetime.fromtimestamp(until_s, UTC)}
     limit = config.rules.rescue_arrival_limit_min
     months = _months(phase.starts_on, until)
+    days = (phase.starts_on, until + timedelta(days=1))
     sections = [
         _coverage(figures, plan, phase, today),
         await _data_quality(conn, phase, until, listeners or {}),
-        await _alarms_and_rescues(conn, window, since_s, until_s, limit),
+        await _alarms_and_rescues(conn, days, months, limit),
         await _maintenance(conn, months, config, limit),
-        await _fills(conn, since_s, until_s),
+        await _fills(conn, days),
         await _vehicles(conn),
         await _incidents(conn, months, limit),
         await _open_problems(conn, config, now),
@@ -187,23 +185,22 @@ async def _data_quality(conn: aiosqlite.Connection, phase: Phase, until: date, l
     return Section("数据质量", "二、数据质量", [terminals, frames])
 
 
-async def _alarms_and_rescues(conn: aiosqlite.Connection, window: dict[str, datetime], since_s: float,
-                              until_s: float, limit: float) -> Section:  # fmt: skip
-    by_kind = await count_alarms(conn, by=["kind", "severity"], **window)
+async def _alarms_and_rescues(conn: aiosqlite.Connection, days: tuple[date, date], months: list[str],
+                              limit: float) -> Section:  # fmt: skip
     kinds: dict[str, list[int]] = {}
-    for row in by_kind:
-        counts = kinds.setdefault(row["kind"], [0, 0, 0])
-        counts[("critical", "major", "minor").index(row["severity"])] += row["n"]
+    for (_, kind, severity), n in (await running.alarms_per_day(conn, *days)).items():
+        counts = kinds.setdefault(kind, [0, 0, 0])
+        counts[("critical", "major", "minor").index(severity)] += n
     alarm_rows = [[label_of(kind), *counts, sum(counts)]
                   for kind, counts in sorted(kinds.items(), key=lambda pair: -sum(pair[1]))]  # fmt: skip
     alarms = Table("告警（按类型）", ["类型", "严重", "重要", "一般", "合计"], alarm_rows)
-    summary = await fx.rescue_summary(conn, since_s, until_s, limit_min=limit)
+    summary = await fx.rescue_summary(conn, months, limit_min=limit)
     rescue_rows = []
     for code, name in [*DISTRICTS.items(), (fx.CITY, "全市")]:
         s = summary.get(code)
         rescue_rows.append([name, s.rescues if s else 0, s.arrived if s else 0, s.median_min if s else None,
                             s.p90_min if s else None, s.within_limit if s else 0, s.within_share if s else None])  # fmt: skip
-    rescues = Table("困人救援", ["区县", "困人救援", "已到场", "到场中位数（分）", "到场90%分位（分）",
+    rescues = Table(f"困人救援（整月：{months[0]} 至 {months[-1]}）", ["区县", "困人救援", "已到场", "到场中位数（分）", "到场90%分位（分）",
                              f"{limit:g}分钟内到场", f"{limit:g}分钟内到场率"], rescue_rows, {6})  # fmt: skip
     return Section("告警与救援", "三、告警与救援", [alarms, rescues])
 
@@ -235,29 +232,20 @@ async def _maintenance(conn: aiosqlite.Connection, months: list[str], config: Co
     return Section("维保", "四、维保合规及趋势", [trend, overdue], [("全市维保合规率（%）", chart)])
 
 
-_DECISIONS = """
-SELECT s.district_code AS district, count(*) AS decided, sum(d.permit = 0) AS denied
-FROM fill_decisions d JOIN stations s ON s.station_code = d.station_code
-WHERE d.decided_at >= ? AND d.decided_at < ? GROUP BY s.district_code
-"""
-_DENIED = """
-SELECT s.district_code AS district, d.reason, count(*) AS n
-FROM fill_decisions d JOIN stations s ON s.station_code = d.station_code
-WHERE d.permit = 0 AND d.decided_at >= ? AND d.decided_at < ? GROUP BY s.district_code, d.reason
-"""
-
-
-async def _fills(conn: aiosqlite.Connection, since_s: float, until_s: float) -> Section:
-    decided = {row["district"]: row for row in await conn.execute_fetchall(_DECISIONS, (since_s, until_s))}
-    values = {code: [int(r["decided"]) - int(r["denied"] or 0), int(r["denied"] or 0)] for code, r in decided.items()}
+async def _fills(conn: aiosqlite.Connection, days: tuple[date, date]) -> Section:
+    values: dict[str, list[int]] = {}
+    per_reason: dict[int, dict[str, int]] = {}
+    for (district, _, _), n in (await running.per_district_day(conn, "fills_permitted", *days)).items():
+        values.setdefault(district, [0, 0])[0] += n
+    for (district, figure, _), n in (await running.per_district_day(conn, "fills_denied", *days)).items():
+        values.setdefault(district, [0, 0])[1] += n
+        reason = per_reason.setdefault(int(figure.partition(":")[2]), {})
+        reason[district] = reason.get(district, 0) + n
     rows = _district_rows(values, 2)
     for row in rows:
         total = row[1] + row[2]
         row.append(row[2] / total if total else None)
     decisions = Table("充装请求", ["区县", "允许", "拒绝", "拒绝率"], rows, {3})
-    per_reason: dict[int, dict[str, int]] = {}
-    for row in await conn.execute_fetchall(_DENIED, (since_s, until_s)):
-        per_reason.setdefault(row["reason"], {})[row["district"]] = row["n"]
     reason_rows = []
     for reason in sorted(per_reason):
         counts = [per_reason[reason].get(code, 0) for code in DISTRICTS]
@@ -296,15 +284,11 @@ async def _vehicles(conn: aiosqlite.Connection) -> Section:
     return Section("车辆", "六、燃气车辆", [table])
 
 
-_GO_LIVE = """
-SELECT e.district_code AS district, min(t.installed_on) AS first FROM terminals t
-JOIN elevators e ON e.device_code = t.device_code WHERE t.installed_on IS NOT NULL GROUP BY e.district_code
-"""
-
-
 async def _incidents(conn: aiosqlite.Connection, months: list[str], limit: float) -> Section:
     effect = await fx.monthly_effect(conn, months, limit_min=limit)
-    go_live = {row["district"]: row["first"][:7] for row in await conn.execute_fetchall(_GO_LIVE)}
+    # A district went live the month its first fitted lift with a known installation day was fitted.
+    go_live = {district: min(day for day, _ in fitted if day)[:7]
+               for district, fitted in (await fx.fitted_by_day(conn)).items() if any(day for day, _ in fitted)}
     rows = []
     for month in months:
         row: list[Any] = [month]
