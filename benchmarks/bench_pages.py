@@ -479,6 +479,8 @@ async def _measure(config: Config, lifts: int, args: argparse.Namespace
             await platform._runner.app[WEB_DB_KEY].set_progress_handler(count_steps, STEP_GRAIN)  # type: ignore[union-attr]
             results = {}
             for name, make in cases.items():
+                if args.cases and not any(part in name for part in args.cases.split(",")):
+                    continue
                 try:
                     await timed(client, *make())  # warm up
                 except NotServed:
@@ -561,4 +563,5 @@ if __name__ == "__main__":
     parser.add_argument("--seed-only", action="store_true",
                         help="seed the sizes into --data and stop (seeding can run niced, the measurement not)")
     parser.add_argument("--profile", metavar="NAME", help="cProfile the requests of the case whose name contains NAME")
+    parser.add_argument("--cases", metavar="PARTS", help="only the cases whose name contains one of these (comma-separated)")
     run(main(parser.parse_args()))
