@@ -20,6 +20,8 @@ The history is what the platform's retention (``[retention]``) would keep of ``-
   sparse, ``--status-per-day`` a lift and a vehicle (24, hourly; a live lift reports every 30 s, 120 times
   more). No page reads raw status rows (the lift page's recent frames are in memory), so only the size of
   the database file stands for them;
+- the days each terminal sent valid data (``terminal_days``, what the installations report judges), every
+  day of the history since its installation but for one terminal in 29, silent for ten days;
 - every lift's latest state. Not seeded: the daily online time of lifts and vehicles (written by a running
   platform; the pages read its per-day running figures, a handful of rows whatever their number).
 
