@@ -24,6 +24,7 @@ from wuhai_iot.elevators.queries import COUNTS, count_lifts, list_lifts
 from wuhai_iot.elevators.rescue import list_rescues
 from wuhai_iot.elevators.rules.engine import DAILY_ADD
 from wuhai_iot.publishing import effect as fx
+from wuhai_iot.publishing import evaluation
 from wuhai_iot.registry.census import import_files
 from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
 from wuhai_iot.storage import db, figures
@@ -341,12 +342,32 @@ SELECT protocol, terminal_id, min(day), max(day) FROM (
 """
 
 
+RECOUNT_GAPS = """
+WITH days AS (
+  SELECT protocol, terminal_id, day, lag(day) OVER (PARTITION BY protocol, terminal_id ORDER BY day) AS previous
+  FROM terminal_days WHERE day >= :first AND day <= :last
+)
+SELECT protocol, terminal_id, max(julianday(day) - julianday(previous)) - 1 AS longest FROM days
+GROUP BY protocol, terminal_id HAVING longest >= 3
+"""
+
+
 def assert_runs_agree(path: Path) -> None:
-    """The terminals' runs of consecutive days with data (migration 0037) are the islands of their days."""
+    """The terminals' runs of consecutive days with data (migration 0037) are the islands of their days, and the
+    evaluation's long gaps read from them are those between the days themselves."""
     with sqlite3.connect(path) as conn:
-        expected = sorted(conn.execute(RECOUNT_RUNS).fetchall())
+        conn.row_factory = sqlite3.Row
+        expected = sorted(tuple(row) for row in conn.execute(RECOUNT_RUNS))
         assert len(expected) > 5  # (there were days, with gaps)
-        assert sorted(conn.execute("SELECT protocol, terminal_id, first_day, last_day FROM terminal_runs")) == expected
+        assert sorted(tuple(row) for row in conn.execute("SELECT protocol, terminal_id, first_day, last_day"
+                                                         " FROM terminal_runs")) == expected  # fmt: skip
+        window = {"first": "2026-11-04", "last": "2026-11-16"}
+        gaps = conn.execute("SELECT district, sum(terminals) FROM (" + evaluation._GAPS + ") GROUP BY 1", window).fetchall()
+        recounted = conn.execute(
+            "SELECT coalesce(e.district_code, s.district_code), count(*) FROM (" + RECOUNT_GAPS + ") g JOIN terminals t"
+            " USING (protocol, terminal_id) LEFT JOIN elevators e ON e.device_code = t.device_code"
+            " LEFT JOIN stations s ON s.station_code = t.station_code GROUP BY 1", window).fetchall()  # fmt: skip
+        assert dict(map(tuple, gaps)) == dict(map(tuple, recounted)) and recounted
 
 
 async def imported_city(tmp_path: Path) -> Path:

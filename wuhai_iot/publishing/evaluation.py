@@ -88,9 +88,11 @@ def _district_rows(values: dict[str, list[Any]], width: int) -> list[list[Any]]:
 
 
 async def evaluation(conn: aiosqlite.Connection, config: Config, phase_name: str, figures: list[dict[str, Any]], *,
-                     listeners: dict[str, Any] | None = None, now: datetime | None = None) -> Evaluation:  # fmt: skip
+                     counts: RegistryCounts, listeners: dict[str, Any] | None = None, now: datetime | None = None
+                     ) -> Evaluation:  # fmt: skip
     """The report of ``phase_name``; ``figures``: the rollout figures of every district (``web.queries.coverage``);
-    ``listeners``: the platform's, whose frame counters the data quality reports."""
+    ``counts``: the registry's, as last counted; ``listeners``: the platform's, whose frame counters the data
+    quality reports."""
     now = now or datetime.now(UTC)
     today = cst_today(now)
     plan = await load_plan(conn)
@@ -105,13 +107,13 @@ async def evaluation(conn: aiosqlite.Connection, config: Config, phase_name: str
     days = (phase.starts_on, until + timedelta(days=1))
     sections = [
         _coverage(figures, plan, phase, today),
-        await _data_quality(conn, phase, until, listeners or {}),
+        await _data_quality(conn, (phase.starts_on, until), listeners or {}, counts),
         await _alarms_and_rescues(conn, days, months, limit),
         await _maintenance(conn, months, config, limit),
         await _fills(conn, days),
-        await _vehicles(conn),
+        _vehicles(counts),
         await _incidents(conn, months, limit),
-        await _open_problems(conn, config, now),
+        await _open_problems(conn, config, counts),
     ]
     return Evaluation(phase, until, now, sections)
 
@@ -147,12 +149,16 @@ FROM terminals t LEFT JOIN terminal_sessions ts ON ts.protocol = t.protocol AND 
      LEFT JOIN elevators e ON e.device_code = t.device_code LEFT JOIN stations s ON s.station_code = t.station_code
 GROUP BY district
 """
+# Terminals whose longest gap between two days with data within [first, last] is LONG_GAP_DAYS or more, from
+# their runs of consecutive days (terminal_runs) cut to the window: a gap is the days between two runs.
 _GAPS = f"""
-WITH days AS (
-  SELECT protocol, terminal_id, day, lag(day) OVER (PARTITION BY protocol, terminal_id ORDER BY day) AS previous
-  FROM terminal_days WHERE day >= :first AND day <= :last
+WITH clipped AS (
+  SELECT protocol, terminal_id, max(first_day, :first) AS first_day, lag(min(last_day, :last))
+         OVER (PARTITION BY protocol, terminal_id ORDER BY first_day) AS previous_last
+  FROM terminal_runs WHERE last_day >= :first AND first_day <= :last
 ), gaps AS (
-  SELECT protocol, terminal_id, max(julianday(day) - julianday(previous)) - 1 AS longest FROM days GROUP BY protocol, terminal_id
+  SELECT protocol, terminal_id, max(julianday(first_day) - julianday(previous_last)) - 1 AS longest
+  FROM clipped GROUP BY protocol, terminal_id
 )
 SELECT coalesce(e.district_code, s.district_code) AS district, count(*) AS terminals
 FROM gaps g JOIN terminals t ON t.protocol = g.protocol AND t.terminal_id = g.terminal_id
@@ -165,16 +171,23 @@ WHERE abs(st.at - st.received_at) > {CLOCK_OFF_S} GROUP BY e.district_code
 """
 
 
-async def _data_quality(conn: aiosqlite.Connection, phase: Phase, until: date, listeners: dict[str, Any]) -> Section:
-    never = {row["district"]: row for row in await conn.execute_fetchall(_NEVER)}
-    gaps = {row["district"]: row["terminals"] for row in await conn.execute_fetchall(
-        _GAPS, {"first": phase.starts_on.isoformat(), "last": until.isoformat()})}  # fmt: skip
-    clocks = {row["district"]: row["lifts"] for row in await conn.execute_fetchall(_CLOCKS)}
-    values = {code: [int(never[code]["terminals"]) if code in never else 0,
-                     int(never[code]["never"] or 0) if code in never else 0, gaps.get(code, 0), clocks.get(code, 0)]
+async def _gaps(conn: aiosqlite.Connection, window: tuple[date, date]) -> dict[str, int]:
+    return {row["district"]: row["terminals"] for row in await conn.execute_fetchall(
+        _GAPS, {"first": window[0].isoformat(), "last": window[1].isoformat()})}  # fmt: skip
+
+
+def _counted_at(counts: RegistryCounts) -> str:
+    return f"统计于 {counts.taken_at.astimezone(CST):%Y-%m-%d %H:%M}（每 5 分钟统计一次）。"
+
+
+async def _data_quality(conn: aiosqlite.Connection, window: tuple[date, date], listeners: dict[str, Any],
+                        counts: RegistryCounts) -> Section:  # fmt: skip
+    gaps = counts.gaps[window] if window in counts.gaps else await _gaps(conn, window)
+    values = {code: [*counts.terminals.get(code, [0, 0]), gaps.get(code, 0), counts.clocks.get(code, 0)]
               for code in DISTRICTS}  # fmt: skip
     terminals = Table("终端数据质量", ["区县", "登记终端", "从未上报", f"中断≥{LONG_GAP_DAYS}天（本阶段）",
-                                  f"时钟偏差>{CLOCK_OFF_S // 60}分钟的电梯"], _district_rows(values, 4))  # fmt: skip
+                                  f"时钟偏差>{CLOCK_OFF_S // 60}分钟的电梯"], _district_rows(values, 4),
+                      note=_counted_at(counts))  # fmt: skip
     frame_rows = []
     for name, listener in sorted(listeners.items()):
         counters = listener.counters
@@ -270,17 +283,9 @@ FROM cylinders c JOIN vehicles v ON v.plate = c.vehicle_plate GROUP BY v.distric
 """
 
 
-async def _vehicles(conn: aiosqlite.Connection) -> Section:
-    vehicles = {row["district"]: row for row in await conn.execute_fetchall(_VEHICLES)}
-    cylinders = {row["district"]: row for row in await conn.execute_fetchall(_VEHICLE_CYLINDERS)}
-    values = {}
-    for code in DISTRICTS:
-        v, c = vehicles.get(code), cylinders.get(code)
-        values[code] = [int(v["vehicles"]) if v else 0, int(v["valid"] or 0) if v else 0,
-                        int(v["revoked"] or 0) if v else 0, int(v["missing"] or 0) if v else 0,
-                        int(c["cylinders"]) if c else 0, int(c["tagged"]) if c else 0]  # fmt: skip
+def _vehicles(counts: RegistryCounts) -> Section:
     table = Table("燃气车辆", ["区县", "车辆", "有效登记证", "登记证已注销", "无登记证", "车用气瓶", "已贴标签"],
-                  _district_rows(values, 6))  # fmt: skip
+                  _district_rows(counts.vehicles, 6), note=_counted_at(counts))  # fmt: skip
     return Section("车辆", "六、燃气车辆", [table])
 
 
@@ -326,23 +331,14 @@ FROM stations s WHERE s.status = 'active' ORDER BY s.station_code
 """
 
 
-async def _open_problems(conn: aiosqlite.Connection, config: Config, now: datetime) -> Section:
-    silent_before = (now - timedelta(hours=SILENT_AFTER_H)).timestamp()
-    silent_rows, silent_total = [], 0
-    async with conn.execute(_SILENT, (silent_before,)) as cursor:
-        async for row in cursor:
-            silent_total += 1
-            if len(silent_rows) < LIST_LIMIT:
-                last = row["last_frame_at"]
-                silent_rows.append([DISTRICTS.get(row["district"], "—"), row["protocol"], row["terminal_id"], row["place"],
-                                    None if last is None else datetime.fromtimestamp(last, CST).strftime("%Y-%m-%d %H:%M")])  # fmt: skip
+async def _open_problems(conn: aiosqlite.Connection, config: Config, counts: RegistryCounts) -> Section:
+    silent_total, silent_rows = counts.silent
     silent = Table(f"已安装但超过{SILENT_AFTER_H}小时无数据的终端（共 {silent_total} 个）",
                    ["区县", "协议", "终端", "位置", "最后数据"], silent_rows,
-                   note=f"仅列前 {LIST_LIMIT} 个。" if silent_total > LIST_LIMIT else "")  # fmt: skip
-    station_rows = [[DISTRICTS.get(row["district"], "—"), row["station_code"], row["name"], row["scales"] or 0, row["online"]]
-                    for row in await conn.execute_fetchall(_UNCONNECTED) if not row["scales"] or row["online"] < row["scales"]]  # fmt: skip
-    stations = Table(f"充装秤未全部联网的充装站（共 {len(station_rows)} 座）", ["区县", "站点代码", "名称", "充装秤", "在线"],
-                     station_rows[:LIST_LIMIT])  # fmt: skip
+                   note=(f"仅列前 {LIST_LIMIT} 个。" if silent_total > LIST_LIMIT else "") + _counted_at(counts))  # fmt: skip
+    station_total, station_rows = counts.stations
+    stations = Table(f"充装秤未全部联网的充装站（共 {station_total} 座）", ["区县", "站点代码", "名称", "充装秤", "在线"],
+                     station_rows, note=_counted_at(counts))  # fmt: skip
     rules = config.rules
     overdue = await lifts.list_lifts(conn, inspection_overdue=True, order="inspection", limit=LIST_LIMIT,
                                      maintenance_interval_days=rules.maintenance_interval_days,
@@ -355,6 +351,61 @@ async def _open_problems(conn: aiosqlite.Connection, config: Config, now: dateti
                         [[DISTRICTS.get(l.district_code, "—"), l.device_code, l.registry["address"], l.registry["next_inspection"]]
                          for l in overdue])  # fmt: skip
     return Section("待解决问题", "八、待解决问题", [silent, stations, inspections])
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryCounts:
+    """What the report counts over the whole registry — every terminal, lift state, vehicle, vehicle cylinder
+    and station — counted every few minutes by the days recorder (publishing/plugin.py) instead of on each
+    request, whose cost would grow with the city."""
+
+    taken_at: datetime
+    terminals: dict[str, list[int]]
+    """District → [terminals, never reported]."""
+    clocks: dict[str, int]
+    """District → lifts whose latest status was stamped more than CLOCK_OFF_S from its arrival."""
+    vehicles: dict[str, list[int]]
+    """District → [vehicles, certificate valid, revoked, missing, vehicle cylinders, tagged]."""
+    silent: tuple[int, list[list[Any]]]
+    """Terminals silent SILENT_AFTER_H hours: (how many, the first LIST_LIMIT rows)."""
+    stations: tuple[int, list[list[Any]]]
+    """Active stations with scales not all online: (how many, the first LIST_LIMIT rows)."""
+    gaps: dict[tuple[date, date], dict[str, int]]
+    """Window of a phase → district → terminals with a long gap in it."""
+
+
+def phase_windows(plan: Any, today: date) -> list[tuple[date, date]]:
+    """The window of each phase begun by ``today``: its dates, cut at today."""
+    return [(phase.starts_on, min(phase.ends_on, today)) for phase in plan.phases.values() if phase.starts_on <= today]
+
+
+async def count_registry(conn: aiosqlite.Connection, *, now: datetime | None = None) -> RegistryCounts:
+    """Count what ``RegistryCounts`` holds now (reads every terminal, lift state, vehicle and station)."""
+    now = now or datetime.now(UTC)
+    terminals = {row["district"]: [int(row["terminals"]), int(row["never"] or 0)]
+                 for row in await conn.execute_fetchall(_NEVER)}  # fmt: skip
+    clocks = {row["district"]: row["lifts"] for row in await conn.execute_fetchall(_CLOCKS)}
+    vehicles = {row["district"]: row for row in await conn.execute_fetchall(_VEHICLES)}
+    cylinders = {row["district"]: row for row in await conn.execute_fetchall(_VEHICLE_CYLINDERS)}
+    per_district = {}
+    for code in DISTRICTS:
+        v, c = vehicles.get(code), cylinders.get(code)
+        per_district[code] = [int(v["vehicles"]) if v else 0, int(v["valid"] or 0) if v else 0,
+                              int(v["revoked"] or 0) if v else 0, int(v["missing"] or 0) if v else 0,
+                              int(c["cylinders"]) if c else 0, int(c["tagged"]) if c else 0]  # fmt: skip
+    silent_before = (now - timedelta(hours=SILENT_AFTER_H)).timestamp()
+    silent_rows, silent_total = [], 0
+    for row in await conn.execute_fetchall(_SILENT, (silent_before,)):
+        silent_total += 1
+        if len(silent_rows) < LIST_LIMIT:
+            last = row["last_frame_at"]
+            silent_rows.append([DISTRICTS.get(row["district"], "—"), row["protocol"], row["terminal_id"], row["place"],
+                                None if last is None else datetime.fromtimestamp(last, CST).strftime("%Y-%m-%d %H:%M")])  # fmt: skip
+    station_rows = [[DISTRICTS.get(row["district"], "—"), row["station_code"], row["name"], row["scales"] or 0, row["online"]]
+                    for row in await conn.execute_fetchall(_UNCONNECTED) if not row["scales"] or row["online"] < row["scales"]]  # fmt: skip
+    gaps = {window: await _gaps(conn, window) for window in phase_windows(await load_plan(conn), cst_today(now))}
+    return RegistryCounts(now, terminals, clocks, per_district, (silent_total, silent_rows),
+                          (len(station_rows), station_rows[:LIST_LIMIT]), gaps)  # fmt: skip
 
 
 def as_rows(report: Evaluation) -> dict[str, Any]:

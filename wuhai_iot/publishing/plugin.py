@@ -1,5 +1,6 @@
-"""Publishing wired into the platform: the recorder of the terminals' days with data, and the installations'
-totals it counts after each recording (installations)."""
+"""Publishing wired into the platform: the recorder of the terminals' days with data, and what it counts over
+the whole registry after each recording: the installations' totals, the evaluation report's registry-wide
+figures."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import aiosqlite
 
 from wuhai_iot.clock import cst_today
 from wuhai_iot.plugins.hookspecs import hookimpl
+from wuhai_iot.publishing import evaluation
 from wuhai_iot.publishing import installations as installs
 from wuhai_iot.storage import db
 from wuhai_iot.tasks import supervised
@@ -30,6 +32,8 @@ class DaysRecorder:
 
     task: asyncio.Task[None] | None = None
     counted: installs.Counted | None = None
+    registry: evaluation.RegistryCounts | None = None
+    """The evaluation report's registry-wide counts, as last counted."""
     conn: aiosqlite.Connection | None = None
     """Its own read connection: counting reads every terminal, which would hold up the pages' reads."""
     counting: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -43,6 +47,7 @@ def platform_starting(platform: Platform) -> None:
 
 async def _recording(platform: Platform) -> None:
     await count_installations(platform)
+    await count_registry(platform)
     while True:
         await asyncio.sleep(installs.RECORD_INTERVAL_S)
         await record_days(platform)
@@ -77,6 +82,7 @@ async def record_days(platform: Platform, now: datetime | None = None) -> None:
     at a time, then count the installations' totals again."""
     await _record(platform, platform.state.get(DaysRecorder), now or datetime.now(UTC))
     await count_installations(platform)
+    await count_registry(platform)
 
 
 async def count_installations(platform: Platform) -> installs.Counted:
@@ -97,3 +103,22 @@ async def installation_counts(platform: Platform) -> installs.Counted:
     if counted is None or counted.today != cst_today():
         counted = await count_installations(platform)
     return counted
+
+
+async def count_registry(platform: Platform) -> evaluation.RegistryCounts:
+    """Count the evaluation report's registry-wide figures now (on the recorder's own connection)."""
+    recorder = platform.state.get(DaysRecorder)
+    async with recorder.counting:
+        if recorder.conn is None:
+            recorder.conn = await platform.open_database()
+        recorder.registry = await evaluation.count_registry(recorder.conn)
+        return recorder.registry
+
+
+async def registry_counts(platform: Platform) -> evaluation.RegistryCounts:
+    """The evaluation report's registry-wide figures as last counted (counted now when there are none yet, or
+    they were counted on an earlier day)."""
+    counts = platform.state.get(DaysRecorder).registry
+    if counts is None or cst_today(counts.taken_at) != cst_today():
+        counts = await count_registry(platform)
+    return counts

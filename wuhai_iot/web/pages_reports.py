@@ -19,7 +19,7 @@ from wuhai_iot.clock import cst_today
 from wuhai_iot.publishing import evaluation, workbook
 from wuhai_iot.publishing import installations as installs
 from wuhai_iot.publishing import plan as planning
-from wuhai_iot.publishing.plugin import installation_counts
+from wuhai_iot.publishing.plugin import count_registry, installation_counts, registry_counts
 from wuhai_iot.registry.districts import DISTRICTS
 from wuhai_iot.server import Platform
 from wuhai_iot.web import charts, queries
@@ -73,7 +73,9 @@ async def plan_save(request: web.Request) -> web.Response:
         statements = planning.plan_statements(user.name, phases, targets)
     except planning.PlanError as exc:
         return await _plan_page(request, error=str(exc), status=400)
-    await platform_of(request).writer.write(statements)
+    platform = platform_of(request)
+    await platform.writer.write(statements)
+    await count_registry(platform)  # (the evaluation's gaps are counted per phase window)
     raise web.HTTPFound("/plan?done=plan_saved")
 
 
@@ -88,7 +90,8 @@ async def _evaluation(request: web.Request) -> evaluation.Evaluation:
     conn = web_database(request)
     figures = await queries.coverage(conn, today=cst_today())
     try:
-        return await evaluation.evaluation(conn, platform.config, phase, figures, listeners=platform.listeners)
+        return await evaluation.evaluation(conn, platform.config, phase, figures, listeners=platform.listeners,
+                                           counts=await registry_counts(platform))
     except evaluation.PhaseNotRecorded:
         raise web.HTTPNotFound(text=f"建设计划中没有{planning.PHASE_LABELS[phase]}的日期，请先录入计划。") from None
     except evaluation.PhaseNotStarted:
