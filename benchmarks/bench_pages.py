@@ -287,6 +287,10 @@ def seed_terminal_days(conn: sqlite3.Connection, days: int, now: float) -> int:
     installation date sent valid data on each CST day from it (at most ``days`` back) until yesterday, but one
     in SILENT_EVERY, silent for the last ten days. Returns the rows written."""
     before = conn.execute("SELECT count(*) FROM terminal_days").fetchone()[0]
+    # The trigger that extends each terminal's run of days row by row waits; the runs are counted once after.
+    runs = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'terminal_days_runs_insert'").fetchone()
+    if runs:
+        conn.execute("DROP TRIGGER terminal_days_runs_insert")
     conn.execute(
         "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < :days)"
         " INSERT OR IGNORE INTO terminal_days (protocol, terminal_id, day)"
@@ -295,6 +299,13 @@ def seed_terminal_days(conn: sqlite3.Connection, days: int, now: float) -> int:
         f" AND NOT (t.rowid % {SILENT_EVERY} = 3 AND k.i <= 10) ORDER BY t.protocol, t.terminal_id, day",
         {"days": days, "now": now},
     )  # fmt: skip
+    if runs:
+        conn.execute("DELETE FROM terminal_runs")
+        conn.execute("INSERT INTO terminal_runs (protocol, terminal_id, first_day, last_day) SELECT protocol, terminal_id,"
+                     " min(day), max(day) FROM (SELECT protocol, terminal_id, day, julianday(day) - row_number() OVER"
+                     " (PARTITION BY protocol, terminal_id ORDER BY day) AS island FROM terminal_days)"
+                     " GROUP BY protocol, terminal_id, island")  # fmt: skip
+        conn.execute(runs[0])
     return conn.execute("SELECT count(*) FROM terminal_days").fetchone()[0] - before
 
 

@@ -390,7 +390,7 @@ CHANGES = textwrap.dedent('''
     def change(conn, rng, now):
         lifts = [r[0] for r in conn.execute("SELECT device_code FROM elevators ORDER BY random() LIMIT 3")]
         terminals = conn.execute("SELECT protocol, terminal_id FROM terminals ORDER BY random() LIMIT 2").fetchall()
-        what = rng.randrange(14)
+        what = rng.randrange(15)
         if what == 0:    # a terminal logs in, or its connection closes
             for protocol, terminal in terminals:
                 conn.execute("INSERT INTO terminal_sessions (protocol, terminal_id, online, connected_at)"
