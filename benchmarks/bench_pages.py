@@ -492,7 +492,8 @@ async def _measure(config: Config, lifts: int, args: argparse.Namespace
             await platform._runner.app[WEB_DB_KEY].set_progress_handler(count_steps, STEP_GRAIN)  # type: ignore[union-attr]
             results = {}
             for name, make in cases.items():
-                if args.cases and not any(part in name for part in args.cases.split(",")):
+                if (args.cases and not any(part in name for part in args.cases.split(","))) or (
+                        args.skip and any(part in name for part in args.skip.split(","))):
                     continue
                 try:
                     await timed(client, *make())  # warm up
@@ -577,4 +578,5 @@ if __name__ == "__main__":
                         help="seed the sizes into --data and stop (seeding can run niced, the measurement not)")
     parser.add_argument("--profile", metavar="NAME", help="cProfile the requests of the case whose name contains NAME")
     parser.add_argument("--cases", metavar="PARTS", help="only the cases whose name contains one of these (comma-separated)")
+    parser.add_argument("--skip", metavar="PARTS", help="not the cases whose name contains one of these (comma-separated)")
     run(main(parser.parse_args()))

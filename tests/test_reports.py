@@ -173,6 +173,9 @@ async def test_installations_are_accepted_after_seven_days_lapse_after_thirty_an
                 listing = list(csv.reader(io.StringIO((await answer.read()).decode("utf-8-sig"))))
             async with client.get(base_url(platform) + "/reports/installations.xlsx") as answer:
                 book = openpyxl.load_workbook(io.BytesIO(await answer.read()), read_only=True)
+            monkeypatch.setattr(pages_reports, "XLSX_TERMINALS", 3)  # (a workbook lists this many at most)
+            async with client.get(base_url(platform) + "/reports/installations.xlsx") as answer:
+                capped = openpyxl.load_workbook(io.BytesIO(await answer.read()), read_only=True)
     assert raw.execute("SELECT day FROM terminal_days WHERE terminal_id = '861234567890123' AND day = ?",
                        (today.isoformat(),)).fetchone() is not None  # fmt: skip
     raw.close()
@@ -190,6 +193,11 @@ async def test_installations_are_accepted_after_seven_days_lapse_after_thirty_an
     assert 'id="next-page"' not in second and "共 4 个" in page and "共 4 个" in second
     assert re.findall(r'<td class="mono">\S+ ([^<]+)</td>', filtered) == ["150301-2", "150301-3"]
     assert "共 2 个" in filtered and "乌海市甲安装公司" not in filtered
+    listed_in_book = [row for row in list(book["终端明细"].iter_rows(values_only=True))[2:] if row[0]]
+    assert [row[4] for row in listed_in_book] == [row[4] for row in listing[1:]]
+    capped_rows = [row for row in list(capped["终端明细"].iter_rows(values_only=True))[2:] if row[0]]
+    assert [row[4] for row in capped_rows[:3]] == [row[4] for row in listing[1:4]]
+    assert len(capped_rows) == 4 and "仅列前 3 个终端（共 4 个）" in capped_rows[3][0]
     summary = {(row[0], row[1]): list(row) for row in list(book["汇总"].iter_rows(values_only=True))[2:]}
     assert summary[("乌海市甲安装公司", "海勃湾区")][2:] == [1, 1, 0, 0, 1200]
     assert summary[("内蒙古乙工程公司", "海勃湾区")][2:] == [2, 0, 1, 1, 0]

@@ -1,12 +1,10 @@
 """Reports as .xlsx workbooks (XlsxWriter: a well-kept writer that streams large sheets), a sheet per
-section, figures written as numbers (a share as a number formatted as a percentage). A small report is
-built in memory; a list of every terminal is written row by row to a file (``StreamedBook``)."""
+section, figures written as numbers (a share as a number formatted as a percentage)."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import xlsxwriter
@@ -17,12 +15,9 @@ SHEET_NAME_MAX = 31
 
 
 class _Book:
-    def __init__(self, output: io.BytesIO | Path | None = None) -> None:
-        self.output = io.BytesIO() if output is None else output
-        options = ({"in_memory": True} if isinstance(self.output, io.BytesIO)
-                   else {"constant_memory": True, "tmpdir": str(self.output.parent)})  # fmt: skip
-        self.book = xlsxwriter.Workbook(self.output if isinstance(self.output, io.BytesIO) else str(self.output),
-                                        {**options, "strings_to_numbers": False})  # fmt: skip
+    def __init__(self) -> None:
+        self.output = io.BytesIO()
+        self.book = xlsxwriter.Workbook(self.output, {"in_memory": True, "strings_to_numbers": False})
         self.bold = self.book.add_format({"bold": True})
         self.title = self.book.add_format({"bold": True, "font_size": 14})
         self.header = self.book.add_format({"bold": True, "bg_color": "#E8EEF5", "border": 1, "text_wrap": True})
@@ -58,7 +53,7 @@ class _Book:
 
     def close(self) -> bytes:
         self.book.close()
-        return self.output.getvalue() if isinstance(self.output, io.BytesIO) else b""
+        return self.output.getvalue()
 
 
 def evaluation_workbook(report: Evaluation) -> bytes:
@@ -84,27 +79,14 @@ def evaluation_workbook(report: Evaluation) -> bytes:
     return book.close()
 
 
-class StreamedBook:
-    """A workbook written to ``path`` in XlsxWriter's constant-memory mode: each row goes to a temporary file
-    beside it as it is written (one row in memory), so sheets of any length cost the same memory. Sheets are
-    written one after the other, each top to bottom (``sheet``, then ``rows`` for it)."""
-
-    def __init__(self, path: Path) -> None:
-        self._book = _Book(path)
-        self._sheet: Any = None
-        self._row = 0
-
-    def sheet(self, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        self._sheet = self._book.book.add_worksheet(name[:SHEET_NAME_MAX])
-        self._sheet.set_column(0, len(columns), 16)
-        self._row = self._book.table(self._sheet, 0, Table(name, list(columns), [])) - 1
-        self.rows(rows)
-
-    def rows(self, rows: Iterable[Sequence[Any]]) -> None:
-        for values in rows:
+def table_workbook(sheets: Iterable[tuple[str, Sequence[str], Iterable[Sequence[Any]], set[int]]]) -> bytes:
+    """Sheets of (name, columns, rows, percent columns), rows written as they come."""
+    book = _Book()
+    for name, columns, rows, percent in sheets:
+        sheet = book.book.add_worksheet(name[:SHEET_NAME_MAX])
+        sheet.set_column(0, len(columns), 16)
+        book.table(sheet, 0, Table(name, list(columns), [], percent))
+        for row_number, values in enumerate(rows, start=2):
             for col, value in enumerate(values):
-                self._book.cell(self._sheet, self._row, col, value)
-            self._row += 1
-
-    def close(self) -> None:
-        self._book.close()
+                book.cell(sheet, row_number, col, value, col in percent)
+    return book.close()
