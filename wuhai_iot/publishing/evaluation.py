@@ -105,14 +105,15 @@ async def evaluation(conn: aiosqlite.Connection, config: Config, phase_name: str
     limit = config.rules.rescue_arrival_limit_min
     months = _months(phase.starts_on, until)
     days = (phase.starts_on, until + timedelta(days=1))
+    effect = await fx.monthly_effect(conn, months, limit_min=limit)  # (read once: sections 4 and 7 show it)
     sections = [
         _coverage(figures, plan, phase, today),
         await _data_quality(conn, (phase.starts_on, until), listeners or {}, counts),
         await _alarms_and_rescues(conn, days, months, limit),
-        await _maintenance(conn, months, config, limit),
+        await _maintenance(conn, months, config, effect),
         await _fills(conn, days),
         _vehicles(counts),
-        await _incidents(conn, months, limit),
+        await _incidents(conn, months, effect),
         await _open_problems(conn, config, counts),
     ]
     return Evaluation(phase, until, now, sections)
@@ -218,8 +219,7 @@ async def _alarms_and_rescues(conn: aiosqlite.Connection, days: tuple[date, date
     return Section("告警与救援", "三、告警与救援", [alarms, rescues])
 
 
-async def _maintenance(conn: aiosqlite.Connection, months: list[str], config: Config, limit: float) -> Section:
-    effect = await fx.monthly_effect(conn, months, limit_min=limit)
+async def _maintenance(conn: aiosqlite.Connection, months: list[str], config: Config, effect: fx.Effect) -> Section:
     rows = []
     for month in months:
         row: list[Any] = [month]
@@ -289,8 +289,7 @@ def _vehicles(counts: RegistryCounts) -> Section:
     return Section("车辆", "六、燃气车辆", [table])
 
 
-async def _incidents(conn: aiosqlite.Connection, months: list[str], limit: float) -> Section:
-    effect = await fx.monthly_effect(conn, months, limit_min=limit)
+async def _incidents(conn: aiosqlite.Connection, months: list[str], effect: fx.Effect) -> Section:
     # A district went live the month its first fitted lift with a known installation day was fitted.
     go_live = {district: min(day for day, _ in fitted if day)[:7]
                for district, fitted in (await fx.fitted_by_day(conn)).items() if any(day for day, _ in fitted)}
@@ -394,13 +393,12 @@ async def count_registry(conn: aiosqlite.Connection, *, now: datetime | None = N
                               int(v["revoked"] or 0) if v else 0, int(v["missing"] or 0) if v else 0,
                               int(c["cylinders"]) if c else 0, int(c["tagged"]) if c else 0]  # fmt: skip
     silent_before = (now - timedelta(hours=SILENT_AFTER_H)).timestamp()
-    silent_rows, silent_total = [], 0
-    for row in await conn.execute_fetchall(_SILENT, (silent_before,)):
-        silent_total += 1
-        if len(silent_rows) < LIST_LIMIT:
-            last = row["last_frame_at"]
-            silent_rows.append([DISTRICTS.get(row["district"], "—"), row["protocol"], row["terminal_id"], row["place"],
-                                None if last is None else datetime.fromtimestamp(last, CST).strftime("%Y-%m-%d %H:%M")])  # fmt: skip
+    silent_total = (await conn.execute_fetchall(f"SELECT count(*) FROM ({_SILENT})", (silent_before,)))[0][0]
+    silent_rows = []
+    for row in await conn.execute_fetchall(f"{_SILENT} LIMIT {LIST_LIMIT}", (silent_before,)):
+        last = row["last_frame_at"]
+        silent_rows.append([DISTRICTS.get(row["district"], "—"), row["protocol"], row["terminal_id"], row["place"],
+                            None if last is None else datetime.fromtimestamp(last, CST).strftime("%Y-%m-%d %H:%M")])  # fmt: skip
     station_rows = [[DISTRICTS.get(row["district"], "—"), row["station_code"], row["name"], row["scales"] or 0, row["online"]]
                     for row in await conn.execute_fetchall(_UNCONNECTED) if not row["scales"] or row["online"] < row["scales"]]  # fmt: skip
     gaps = {window: await _gaps(conn, window) for window in phase_windows(await load_plan(conn), cst_today(now))}

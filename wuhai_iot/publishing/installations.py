@@ -131,16 +131,25 @@ async def page_of_installations(
 ) -> list[Installation]:  # fmt: skip
     """Up to ``limit`` terminals judged, by installing unit and terminal, after ``after`` (keyset)."""
     where, params = ["1"], {"valid": rules.valid_days, "limit": limit}
-    if after is not None:
-        where.append(f"({_ORDER}) > (:after_installer, :after_protocol, :after_terminal)")
-        params |= {"after_installer": after[0], "after_protocol": after[1], "after_terminal": after[2]}
     if installer is not None:
         where.append("coalesce(t.installer, '') = :installer")
         params["installer"] = installer
     if district_code is not None:
         where.append(_DISTRICT)
         params["district"] = district_code
-    rows = await conn.execute_fetchall(f"{_JUDGED} WHERE {' AND '.join(where)} ORDER BY {_ORDER} LIMIT :limit", params)
+    conditions = " AND ".join(where)
+    if after is None:
+        sql = f"{_JUDGED} WHERE {conditions} ORDER BY {_ORDER} LIMIT :limit"
+    else:
+        # The rest of the last unit's terminals, then the units after it: each a seek on the index. (One
+        # comparison of the three as a row value is not: every page read the list from its start.)
+        params |= {"after_installer": after[0], "after_protocol": after[1], "after_terminal": after[2]}
+        sql = (f"SELECT * FROM ({_JUDGED} WHERE {conditions} AND coalesce(t.installer, '') = :after_installer"
+               " AND (t.protocol, t.terminal_id) > (:after_protocol, :after_terminal)"
+               " ORDER BY t.protocol, t.terminal_id LIMIT :limit)"
+               f" UNION ALL SELECT * FROM ({_JUDGED} WHERE {conditions} AND coalesce(t.installer, '') > :after_installer"
+               f" ORDER BY {_ORDER} LIMIT :limit) LIMIT :limit")  # fmt: skip
+    rows = await conn.execute_fetchall(sql, params)
     return [_judge(row, today, rules, subsidy) for row in rows]
 
 
