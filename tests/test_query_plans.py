@@ -159,3 +159,34 @@ async def test_register_and_login_read_the_registry_on_indexes_on_the_loops_thre
     scans = full_scans(str(config.database.path), traced)
     assert not scans, "full scans of growing tables:\n" + "\n".join(
         line for lines in scans.values() for line in sorted(lines))
+
+
+async def test_a_vehicle_with_a_track_today_is_shown_on_indexes(config: Config) -> None:
+    """The vehicle page and API of a vehicle that drove today: its track, and the licensed stations near it
+    (read on their latitude), on indexes. (The census examples' vehicle has no track: its page reads neither.)"""
+    from test_vehicle_pages import drive
+
+    await import_vehicle_scenario(config)
+    async with Platform(config) as running:
+        await drive(running)
+        await add_user(running, "admin1", "admin")
+        assert running._runner is not None
+        traced: list[str] = []
+        conn = running._runner.app[WEB_DB_KEY]
+        await conn.set_trace_callback(traced.append)
+        try:
+            async with browser() as client:
+                await login(client, running, "admin1")
+                async with client.get(base_url(running) + f"/vehicles?plate={BUS}") as answer:
+                    assert answer.status == 200 and "乌达区某加气站" in await answer.text()  # (a station drawn)
+            token = await token_for(running, "admin1")
+            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as api:
+                for path in (f"/api/v1/vehicles/{BUS}", f"/api/v1/vehicles/{BUS}/track"):
+                    async with api.get(base_url(running) + path) as answer:
+                        assert answer.status == 200, path
+        finally:
+            await conn.set_trace_callback(None)
+    assert any("FROM stations WHERE latitude BETWEEN" in statement for statement in traced)
+    scans = full_scans(str(config.database.path), traced)
+    assert not scans, "full scans of growing tables:\n" + "\n".join(
+        line for lines in scans.values() for line in sorted(lines))
