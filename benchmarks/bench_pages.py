@@ -552,7 +552,7 @@ async def main(args: argparse.Namespace) -> None:
     for name, ratio in ratios.items():
         print(f"   {name:<24} x{ratio:4.2f}   ({small[name][1]:.1f} -> {large[name][1]:.1f} ms)   p50"
               f" x{large[name][0] / small[name][0]:4.2f}   ({small[name][0]:.1f} -> {large[name][0]:.1f} ms)   steps"
-              f" x{large[name][2] / max(small[name][2], STEP_GRAIN):4.2f}")  # fmt: skip
+              f" x{max(large[name][2], STEP_GRAIN) / max(small[name][2], STEP_GRAIN):4.2f}")  # fmt: skip
     print(f"   resident memory with the platform, after every page: {small_rss[1] / 2**20:.0f} ->"
           f" {large_rss[1] / 2**20:.0f} MiB (x{large_rss[1] / small_rss[1]:.2f})")  # fmt: skip
     worst = max(ratios, key=ratios.__getitem__)
