@@ -69,10 +69,15 @@ async def platform_stopping(platform: Platform) -> None:
         log.warning("the terminals' days with data were not recorded at stop: %s", exc)
 
 
-async def _record(platform: Platform, recorder: DaysRecorder, now: datetime) -> None:
+async def _connection(platform: Platform, recorder: DaysRecorder) -> aiosqlite.Connection:
+    """The recorder's own read connection, opened on first use."""
     if recorder.conn is None:
         recorder.conn = await platform.open_database()
-    last = await db.fetch_one(recorder.conn, "SELECT max(rowid) FROM terminal_sessions")
+    return recorder.conn
+
+
+async def _record(platform: Platform, recorder: DaysRecorder, now: datetime) -> None:
+    last = await db.fetch_one(await _connection(platform, recorder), "SELECT max(rowid) FROM terminal_sessions")
     for statement in installs.record_days_statements(now, int(last[0] or 0) if last else 0):
         await platform.writer.write([statement])
 
@@ -89,9 +94,7 @@ async def count_installations(platform: Platform) -> installs.Counted:
     """Judge and count every terminal now (one grouped read, on the recorder's own connection)."""
     recorder = platform.state.get(DaysRecorder)
     async with recorder.counting:
-        if recorder.conn is None:
-            recorder.conn = await platform.open_database()
-        recorder.counted = await installs.count_installations(recorder.conn, today=cst_today(),
+        recorder.counted = await installs.count_installations(await _connection(platform, recorder), today=cst_today(),
                                                               rules=platform.config.acceptance)  # fmt: skip
         return recorder.counted
 
@@ -109,9 +112,7 @@ async def count_registry(platform: Platform) -> evaluation.RegistryCounts:
     """Count the evaluation report's registry-wide figures now (on the recorder's own connection)."""
     recorder = platform.state.get(DaysRecorder)
     async with recorder.counting:
-        if recorder.conn is None:
-            recorder.conn = await platform.open_database()
-        recorder.registry = await evaluation.count_registry(recorder.conn)
+        recorder.registry = await evaluation.count_registry(await _connection(platform, recorder))
         return recorder.registry
 
 
