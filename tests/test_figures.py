@@ -134,6 +134,14 @@ async def running(path: Path) -> tuple[dict, dict]:
                 lift.device_code for lift in every if (lift.maintenance_overdue or lift.inspection_overdue)
                 and district in (None, lift.district_code)]
             assert any(lift.maintenance_overdue for lift in overdue) or district
+            # Lifts with people inside (read on their own index) with another filter: the same lifts.
+            for flag in ("overdue", "maintenance_overdue", "inspection_due"):
+                trapped = await list_lifts(conn, trapped=True, district_code=district, **{flag: True}, **rules)
+                assert [lift.device_code for lift in trapped] == [
+                    lift.device_code for lift in every if lift.trapped and district in (None, lift.district_code)
+                    and (lift.maintenance_overdue or lift.inspection_overdue if flag == "overdue" else
+                         lift.maintenance_overdue if flag == "maintenance_overdue" else
+                         lift.inspection_overdue or lift.inspection_due_soon)], flag
         return lifts, registry
     finally:
         await conn.close()

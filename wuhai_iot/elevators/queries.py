@@ -71,7 +71,7 @@ SELECT e.*, {_FLAGS}, {", ".join(f"st.{name} AS state_{name}" for name in STATE_
        e.online_terminals > 0 AS online, (SELECT max(ts.last_frame_at) {_SESSIONS}) AS last_frame_at,
        CASE WHEN e.open_critical > 0 THEN 0 WHEN e.open_major > 0 THEN 1 WHEN e.open_alarms > 0 THEN 2 END AS worst,
        e.trapped_alarms AS trapped
-FROM elevators e LEFT JOIN elevator_state st ON st.device_code = e.device_code
+FROM elevators e{{indexed_by}} LEFT JOIN elevator_state st ON st.device_code = e.device_code
 """
 
 ORDERS: dict[str, tuple[str, ...]] = {
@@ -169,11 +169,12 @@ LIFT_SCOPE = ScopeColumns(district="e.district_code", company="e.maintenance_com
 
 
 def _flagged(where: list[str], params: dict[str, Any], today: date, maintenance_interval_days: int,
-             inspection_due_days: int) -> str:  # fmt: skip
+             inspection_due_days: int, indexed_by: str | None = None) -> str:  # fmt: skip
     """The lifts' SQL: ``where`` narrows the lifts (named parameters in ``params``, to
-    which the reference dates are added)."""
+    which the reference dates are added), read on the index ``indexed_by`` if given."""
     _reference_dates(params, today, maintenance_interval_days, inspection_due_days)
-    return _LIFTS + (" WHERE " + " AND ".join(where) if where else "")
+    sql = _LIFTS.format(indexed_by=f" INDEXED BY {indexed_by}" if indexed_by else "")
+    return sql + (" WHERE " + " AND ".join(where) if where else "")
 
 
 def _reference_dates(params: dict[str, Any], today: date, maintenance_interval_days: int,
@@ -259,7 +260,10 @@ async def list_lifts(
     if after is not None and order not in PAGED_ORDERS:
         raise ValueError(f"lifts in {order} order are not paged")
     params: dict[str, Any] = {}
-    where = _filters(params, in_code_order=order == "device_code", **filters)
+    # Lifts with people inside are a handful, on their own index: the other filters are checked on each of them (no
+    # flag's IN list, which reads every flagged lift; no district's flag index, which the planner may prefer).
+    trapped_only = bool(filters.get("trapped"))
+    where = _filters(params, in_code_order=order == "device_code" and not trapped_only, **filters)
     columns = ORDERS[order]
     if after is not None:
         keys = [after] if len(columns) == 1 else after.rsplit(CURSOR_SEPARATOR, 1)
@@ -268,7 +272,8 @@ async def list_lifts(
         where.append(f"({', '.join(columns)}) > ({', '.join(f':after{i}' for i in range(len(keys)))})")
         params |= {f"after{i}": key for i, key in enumerate(keys)}
     today = cst_today(now)
-    sql = _flagged(where, params, today, maintenance_interval_days, inspection_due_days)
+    sql = _flagged(where, params, today, maintenance_interval_days, inspection_due_days,
+                   indexed_by="elevators_trapped" if trapped_only else None)
     sql += f" ORDER BY {', '.join(columns)}" + ("" if limit is None else f" LIMIT {int(limit)}")
     rows = await conn.execute_fetchall(sql, params)
     names = rows[0].keys() if rows else None
@@ -310,7 +315,8 @@ async def count_lifts(
     if not flags or (list(counts) == ["lifts"] and len(flags) == 1 and flags <= _FLAG_FIGURES.keys()):
         scope = {name: given[name] for name in given.keys() & _SCOPE_FILTERS}
         found = await figures.lift_counts(conn, today=today, maintenance_interval_days=maintenance_interval_days,
-                                          inspection_due_days=inspection_due_days, **scope)  # fmt: skip
+                                          inspection_due_days=inspection_due_days,
+                                          counts=[*counts, *(_FLAG_FIGURES[flag] for flag in flags)], **scope)  # fmt: skip
         if not flags:
             return {code: {name: figures_of[name] for name in counts} for code, figures_of in found.items()}
         (flag,) = flags

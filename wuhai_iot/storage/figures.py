@@ -75,29 +75,27 @@ async def lift_counts(
     today: date,
     maintenance_interval_days: int,
     inspection_due_days: int,
+    counts: Sequence[str] = LIFT_COUNTS,
     district_code: str | None = None,
     maintenance_company: str | None = None,
 ) -> dict[str, dict[str, int]]:
-    """``LIFT_COUNTS`` per district code (a district without a lift in scope is left out)."""
+    """``LIFT_COUNTS`` per district code (a district without a lift in scope is left out): the counters, and of
+    the figures summed over days (overdue, due) only those in ``counts`` (each is a read of its own)."""
     scope = _scope(district_code, maintenance_company)
     found = await _plain(conn, _PLAIN, scope)
-    overdue = await _days(conn, "maintenance_ref", "<", (today - timedelta(days=maintenance_interval_days)).isoformat(),
-                                 scope)  # fmt: skip
-    inspection = await _days(conn, "next_inspection", "<", today.isoformat(), scope)
-    due = await _days(conn, "next_inspection", "<", (today + timedelta(days=inspection_due_days + 1)).isoformat(),
-                             scope)  # fmt: skip
-    counts = {}
+    summed = {name: await _days(conn, figure, "<", before.isoformat(), scope)
+              for name, (figure, before) in {
+                  "maintenance_overdue": ("maintenance_ref", today - timedelta(days=maintenance_interval_days)),
+                  "inspection_overdue": ("next_inspection", today),
+                  "inspection_due": ("next_inspection", today + timedelta(days=inspection_due_days + 1)),
+              }.items() if name in counts}  # fmt: skip
+    result = {}
     for code, figures in found.items():
         if not figures.get("lifts"):
             continue
-        counts[code] = {name: figures.get(name, 0) for name in LIFT_COUNTS} | {
-            "maintenance_overdue": overdue.get(code, 0),
-            "inspection_overdue": inspection.get(code, 0),
-            "inspection_due": due.get(code, 0),
-            "pilot": figures.get("pilot", 0),
-            "pilot_fitted": figures.get("pilot_fitted", 0),
-        }
-    return counts
+        result[code] = {name: figures.get(name, 0) for name in _PLAIN} | {
+            name: by_district.get(code, 0) for name, by_district in summed.items()}
+    return result
 
 
 async def registry_counts(conn: aiosqlite.Connection, *, today: date, fills_days: int = 30,
