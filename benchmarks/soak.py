@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import ctypes
-import ctypes.util
 import gc
 import os
 import sys
@@ -38,6 +36,7 @@ from pathlib import Path
 
 from support import census_database, fresh_config, header, rss_bytes, simulate
 
+from wuhai_iot.memory import give_back_free_memory
 from wuhai_iot.runner import run
 from wuhai_iot.server import Platform
 from wuhai_iot.simulator.census import CensusSize, read_census
@@ -97,14 +96,11 @@ def print_cyclic_garbage(top: int = 15) -> None:
 
 
 def print_allocator_free() -> None:
-    """How much of the resident memory is free memory the C allocator keeps (glibc's ``malloc_trim`` gives it
-    back to the system): the peaks of a run (a fleet logging in at once) stay resident that way."""
-    try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
-    except (OSError, AttributeError):
-        return  # not glibc
+    """How much of the resident memory is free memory the C allocator keeps (the platform gives it back after a
+    migration or an import, ``wuhai_iot.memory``): the peaks of a run (a fleet logging in at once) stay resident."""
     before = rss_bytes()
-    trim(0)
+    if give_back_free_memory() is None:
+        return  # not glibc
     print(f"   the allocator's free memory: RSS {before / 2**20:.0f} MiB, {rss_bytes() / 2**20:.0f} MiB once given back"
           " (malloc_trim)")  # fmt: skip
 

@@ -28,6 +28,7 @@ from typing import Any
 import aiosqlite
 
 from wuhai_iot.clock import add_years
+from wuhai_iot.memory import give_back_after
 from wuhai_iot.plugins.hookspecs import hookimpl
 from wuhai_iot.protocols.base import Binding
 from wuhai_iot.protocols.gasfill import MAX_SCALE
@@ -781,7 +782,9 @@ async def import_files(
         raise CensusError("unknown_kind", kind=kind, kinds=", ".join(KIND_ORDER))
     files = [(Path(p), kind or _kind_of_file(Path(p))) for p in paths]
     files.sort(key=lambda item: KIND_ORDER.index(item[1]))
-    return [await import_file(conn, path, file_kind, write) for path, file_kind in files]
+    reports = [await import_file(conn, path, file_kind, write) for path, file_kind in files]
+    await give_back_after("a census import")
+    return reports
 
 
 def exit_status(reports: Sequence[FileReport]) -> int:

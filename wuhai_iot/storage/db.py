@@ -20,6 +20,8 @@ from typing import Any
 
 import aiosqlite
 
+from wuhai_iot.memory import give_back_after
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -177,6 +179,8 @@ async def apply_migrations(
         except BaseException:
             await conn.execute("ROLLBACK")
             raise
+    if done:
+        await give_back_after(f"migrating to {done[-1]:04d}")
     return done
 
 
