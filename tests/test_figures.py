@@ -19,13 +19,14 @@ import pytest
 
 from wuhai_iot.alarms.kinds import SEVERITIES, alarm_kinds
 from wuhai_iot.alarms.queries import count_alarms
-from wuhai_iot.clock import cst_midnight
+from wuhai_iot.clock import cst_midnight, cst_today
 from wuhai_iot.elevators.queries import COUNTS, count_lifts, list_lifts
 from wuhai_iot.elevators.rescue import list_rescues
 from wuhai_iot.elevators.rules.engine import DAILY_ADD
 from wuhai_iot.publishing import effect as fx
 from wuhai_iot.publishing import evaluation
 from wuhai_iot.registry.census import import_files
+from wuhai_iot.server import Platform
 from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
 from wuhai_iot.storage import db, figures
 from wuhai_iot.web.queries import coverage, list_stations, monthly_figures
@@ -165,6 +166,19 @@ def assert_agree(path: Path, found: tuple[dict, dict]) -> None:
     assert _nonzero(found[1]) == _nonzero(registry)
     with sqlite3.connect(path) as conn:  # (a day counter back at zero is dropped: "before a day" reads live days only)
         assert conn.execute("SELECT count(*) FROM day_figures WHERE value = 0").fetchone() == (0,)
+        assert_folds_agree(conn)
+
+
+RECOUNT_FOLDED = """
+SELECT d.figure, d.district_code, d.company, sum(d.value) FROM day_figures d JOIN day_figure_folds f
+ON f.figure = d.figure AND d.day < f.before GROUP BY 1, 2, 3
+"""
+
+
+def assert_folds_agree(conn: sqlite3.Connection) -> None:
+    """The folded day sums (migration 0041) are the sums of their figures' days before the boundary."""
+    folded = {tuple(row[:3]): row[3] for row in conn.execute("SELECT * FROM day_figures_folded") if row[3]}
+    assert folded == {tuple(row[:3]): row[3] for row in conn.execute(RECOUNT_FOLDED) if row[3]}
 
 
 async def assert_alarms_agree(path: Path) -> None:
@@ -395,10 +409,12 @@ async def imported_city(tmp_path: Path) -> Path:
 CHANGES = textwrap.dedent('''
     import random, sqlite3, sys, time
 
+    FOLDS = __FOLDS__
+
     def change(conn, rng, now):
         lifts = [r[0] for r in conn.execute("SELECT device_code FROM elevators ORDER BY random() LIMIT 3")]
         terminals = conn.execute("SELECT protocol, terminal_id FROM terminals ORDER BY random() LIMIT 2").fetchall()
-        what = rng.randrange(15)
+        what = rng.randrange(16)
         if what == 0:    # a terminal logs in, or its connection closes
             for protocol, terminal in terminals:
                 conn.execute("INSERT INTO terminal_sessions (protocol, terminal_id, online, connected_at)"
@@ -534,6 +550,9 @@ CHANGES = textwrap.dedent('''
                 else:
                     conn.execute("DELETE FROM terminal_days WHERE protocol = ? AND terminal_id = ? AND day = ?",
                                  (protocol, terminal, day))
+        elif what == 14:  # a CST midnight: the platform folds the day sums up to the new day (never back)
+            for statement, params in rng.choice(FOLDS):
+                conn.execute(statement, params)
         else:            # a lift or a vehicle leaves the registry
             if rng.randrange(2):
                 conn.execute("DELETE FROM elevators WHERE device_code = ?", (lifts[2],))
@@ -555,7 +574,11 @@ CHANGES = textwrap.dedent('''
 
     if __name__ == "__main__":
         run(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
-''')
+''').replace("__FOLDS__", repr([figures.fold_statements(date.fromisoformat(day), INTERVAL) for day in (
+    "2025-11-01", "2025-11-20", "2026-06-01", "2026-10-15", "2026-11-10", "2026-11-20", "2026-11-29", "2026-12-10",
+    "2027-01-15")]))
+"""The mix of changes as a script; ``FOLDS``: the statements the platform folds the day sums with at a few
+midnights, from before the visits of the mix to after its inspections."""
 
 
 async def test_figures_agree_with_a_recount_after_an_import(tmp_path: Path) -> None:
@@ -563,6 +586,24 @@ async def test_figures_agree_with_a_recount_after_an_import(tmp_path: Path) -> N
     found = await running(path)
     assert sum(c["lifts"] for (d, company), c in found[0].items() if company == "") == SIZE.lifts
     assert_agree(path, found)
+    # Folded up to today as the platform does at start (the import left nothing folded): the same figures.
+    with sqlite3.connect(path) as conn:
+        for statement, params in figures.fold_statements(TODAY, INTERVAL):
+            conn.execute(statement, params)
+        assert conn.execute("SELECT count(*) FROM day_figures_folded WHERE value != 0").fetchone()[0] >= 3
+    folded = await running(path)
+    assert folded == found
+    assert_agree(path, folded)
+
+
+async def test_the_platform_folds_the_day_sums_up_to_today_when_it_starts(platform: Platform) -> None:
+    today = cst_today()
+    with sqlite3.connect(platform.config.database.path) as conn:
+        assert dict(conn.execute("SELECT figure, before FROM day_figure_folds")) == {
+            "maintenance_ref": (today - timedelta(days=platform.config.rules.maintenance_interval_days)).isoformat(),
+            "next_inspection": today.isoformat()}
+        assert conn.execute("SELECT count(*) FROM day_figures_folded WHERE value != 0").fetchone()[0]
+        assert_folds_agree(conn)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

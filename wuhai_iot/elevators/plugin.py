@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from wuhai_iot.alarms.book import AlarmBook, alarm_book
@@ -170,13 +170,22 @@ class Monitoring:
                 refreshed = asyncio.get_running_loop().time()
                 await self.refresh_registry()
 
+    def _folds(self, today: date) -> list[Statement]:
+        """The statements that fold the day sums up to ``today``'s boundaries (``figures.fold_statements``)."""
+        return figures.fold_statements(today, self.platform.config.rules.maintenance_interval_days)
+
+    async def fold_day_sums(self) -> None:
+        """Fold the day sums up to today: a sum of the days before a day then reads only the days between the
+        boundary and that day (the platform does it at start, then after every CST midnight)."""
+        await self.platform.writer.write(self._folds(cst_today()))
+
     async def _counting_online_week(self) -> None:
         """Count the lifts online ≥ 95 % of the last 7 days at start and after every CST midnight (the days
-        counted are all before today: the figure changes only then)."""
+        counted are all before today: the figure changes only then), and fold the day sums up to the new day."""
         while True:
             today = cst_today()
             counts = await figures.count_online_week(self.conn, today)
-            await self.platform.writer.write(figures.online_week_statements(today, counts))
+            await self.platform.writer.write(figures.online_week_statements(today, counts) + self._folds(today))
             next_midnight = cst_midnight(today + timedelta(days=1))
             await asyncio.sleep(max(1.0, (next_midnight - datetime.now(UTC)).total_seconds() + 1.0))
 
@@ -214,6 +223,7 @@ async def platform_starting(platform: Platform) -> None:
     maintenance = MaintenanceTracker(platform.config.rules, engine.registry)
     await maintenance.load(conn)
     running = Monitoring(platform, book, engine, rescue, maintenance, conn)
+    await running.fold_day_sums()  # (before the first page: a first start after migration 0041 folds every day)
     platform.ingest.consumers += [LatestState(), engine, rescue, maintenance]
     platform.ingest.clock_watchers.append(engine)
     interval = platform.config.rules.tick_interval_s

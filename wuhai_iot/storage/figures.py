@@ -4,16 +4,19 @@ The triggers of migration 0021 keep the counters up to date in the same transact
 moves them (a census import, a terminal going on or off line, an alarm raised or resolved, a maintenance
 visit, a fill), per district and, for lifts, per maintenance company (the narrowest scope a user has).
 Counters that depend on the date are kept per calendar day and summed over a range of days here: how many
-lifts are overdue is how many have their reference day before today minus the interval. A request's cost
-therefore grows with the number of districts and calendar days, never with the number of lifts or
-cylinders. ``tests/test_figures.py`` checks every figure against a full recount.
+lifts are overdue is how many have their reference day before today minus the interval. The days before a
+boundary that the platform moves forward every CST midnight are kept folded into one sum (migration 0041), so
+such a sum reads the days between the boundary and the day asked (at most the rules' intervals), never as many
+days as the overdue lifts go back. A request's cost therefore grows with the number of districts and
+companies, never with the number of lifts or cylinders. ``tests/test_figures.py`` checks every figure against
+a full recount.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import aiosqlite
 
@@ -54,19 +57,66 @@ async def _plain(conn: aiosqlite.Connection, names: Sequence[str], scope: tuple[
     return found
 
 
-async def _days(conn: aiosqlite.Connection, figure: str, compare: Literal["<", ">="], day: str,
-                scope: tuple[str, list[Any]]) -> dict[str, int]:  # fmt: skip
-    """Per district: the counter ``figure`` summed over the days before ``day`` (``<``; '' counts as long
-    ago) or over ``day`` and the days after it (``>=``)."""
-    if compare not in ("<", ">="):
-        raise ValueError(f"not a comparison of days: {compare!r}")
+async def _days_since(conn: aiosqlite.Connection, figure: str, day: str, scope: tuple[str, list[Any]]) -> dict[str, int]:
+    """Per district: the counter ``figure`` summed over ``day`` and the days after it (a window that ends today)."""
     where, params = scope
     rows = await conn.execute_fetchall(
-        f"SELECT district_code, sum(value) AS n FROM day_figures WHERE figure = ? AND day {compare} ? AND {where}"
+        f"SELECT district_code, sum(value) AS n FROM day_figures WHERE figure = ? AND day >= ? AND {where}"
         " GROUP BY district_code",
         [figure, day, *params],
     )
     return {row["district_code"]: row["n"] for row in rows}
+
+
+# One statement (one snapshot: the boundary may move between two): the days folded before the boundary (migration
+# 0041), plus the days from the boundary to :day when it is later, or less those from :day to it when earlier.
+_DAYS_BEFORE = """
+SELECT district_code, sum(value) AS n FROM (
+    SELECT district_code, value FROM day_figures_folded WHERE figure = :figure AND {where}
+    UNION ALL
+    SELECT d.district_code, CASE WHEN d.day < :day THEN d.value ELSE -d.value END
+    FROM day_figure_folds f JOIN day_figures d ON d.figure = f.figure
+        AND d.day >= min(f.before, :day) AND d.day < max(f.before, :day)
+    WHERE f.figure = :figure AND {where}
+) GROUP BY district_code
+"""
+
+
+async def _days_before(conn: aiosqlite.Connection, figure: str, day: str, *, district_code: str | None,
+                       maintenance_company: str | None) -> dict[str, int]:  # fmt: skip
+    """Per district: the counter ``figure`` (one of ``FOLDED``) summed over the days before ``day`` ('' counts as
+    long ago), in as many rows as there are days between ``day`` and the folds' boundary (today, once folded)."""
+    if figure not in FOLDED:
+        raise ValueError(f"the days of {figure!r} are not folded")
+    where = "company = :company" + ("" if district_code is None else " AND district_code = :district_code")
+    rows = await conn.execute_fetchall(_DAYS_BEFORE.format(where=where), {
+        "figure": figure, "day": day, "company": maintenance_company or "", "district_code": district_code})
+    return {row["district_code"]: row["n"] for row in rows if row["n"]}
+
+
+FOLDED = ("maintenance_ref", "next_inspection")
+"""The day figures summed before a day, whose earlier days are folded into one sum (migration 0041)."""
+
+
+def fold_statements(today: date, maintenance_interval_days: int) -> list[tuple[str, tuple[Any, ...]]]:
+    """The statements that move the folds' boundaries forward (never back) to where the pages sum the days before:
+    ``maintenance_ref`` to today less the interval (maintenance overdue), ``next_inspection`` to today
+    (inspection overdue; due soon reads the days up to ``inspection_due_days`` ahead). The days between the old
+    boundary and the new one are added to the folded sums in the same transaction."""
+    statements = []
+    for figure, day in (("maintenance_ref", today - timedelta(days=maintenance_interval_days)),
+                        ("next_inspection", today)):  # fmt: skip
+        statements += [
+            ("INSERT INTO day_figures_folded (figure, district_code, company, value)"
+             " SELECT d.figure, d.district_code, d.company, sum(d.value) FROM day_figure_folds f JOIN day_figures d"
+             " ON d.figure = f.figure AND d.day >= f.before AND d.day < ? WHERE f.figure = ?"
+             " GROUP BY d.district_code, d.company"
+             " ON CONFLICT (figure, district_code, company) DO UPDATE SET value = value + excluded.value",
+             (day.isoformat(), figure)),
+            ("UPDATE day_figure_folds SET before = ? WHERE figure = ? AND before < ?",
+             (day.isoformat(), figure, day.isoformat())),
+        ]  # fmt: skip
+    return statements
 
 
 async def lift_counts(
@@ -83,7 +133,8 @@ async def lift_counts(
     the figures summed over days (overdue, due) only those in ``counts`` (each is a read of its own)."""
     scope = _scope(district_code, maintenance_company)
     found = await _plain(conn, _PLAIN, scope)
-    summed = {name: await _days(conn, figure, "<", before.isoformat(), scope)
+    summed = {name: await _days_before(conn, figure, before.isoformat(), district_code=district_code,
+                                       maintenance_company=maintenance_company)
               for name, (figure, before) in {
                   "maintenance_overdue": ("maintenance_ref", today - timedelta(days=maintenance_interval_days)),
                   "inspection_overdue": ("next_inspection", today),
@@ -104,7 +155,7 @@ async def registry_counts(conn: aiosqlite.Connection, *, today: date, fills_days
     (tagged, and filled on one of the last ``fills_days`` CST days) per district code."""
     scope = _scope(district_code, None)
     found = await _plain(conn, REGISTRY_COUNTS, scope)
-    filled = await _days(conn, "cylinder_last_fill", ">=", (today - timedelta(days=fills_days)).isoformat(), scope)
+    filled = await _days_since(conn, "cylinder_last_fill", (today - timedelta(days=fills_days)).isoformat(), scope)
     return {code: {name: figures.get(name, 0) for name in REGISTRY_COUNTS} | {"cylinders_filled": filled.get(code, 0)}
             for code, figures in found.items()}  # fmt: skip
 
