@@ -6,8 +6,8 @@ Trapped-passenger incidents are the trapped alarms as the alarm lists scope them
 The monthly figures are running figures kept per district and CST day or month (storage/figures.py,
 migrations 0025, 0030, 0037): a year reads a few thousand rows at most, whatever the size of the city and of
 its history. Percentiles are nearest-rank: the p-th percentile of n sorted arrival times is the value at rank
-⌈p·n⌉ (the median: rank ⌈n/2⌉), each arrival time rounded up to a tenth of a minute (as they are counted).
-The rescue summary over a phase's days (``rescue_summary``) is counted on the rescues themselves.
+⌈p·n⌉ (the median: rank ⌈n/2⌉), each arrival time rounded up to a tenth of a minute (as they are counted),
+for a month or over a phase's whole months (``rescue_summary``).
 """
 
 from __future__ import annotations
@@ -84,25 +84,48 @@ Effect = dict[str, dict[str, MonthFigures]]
 """District code (CITY for the whole city) → month 'YYYY-MM' → figures."""
 
 
-# Percentiles per (month, district) and for the city ('') from the arrival times counted per tenth of a minute
-# (migration 0037): cumulative counts in the order of the times, and the first time whose count reaches a rank.
+# The arrival times of a window's rescues counted per (CST month, district, tenth of a minute) (migration 0037), in
+# the primary key's order: ranked here (a window function over them cost some 250 SQLite steps a row).
 _ARRIVALS = """
-WITH counted AS (
-  SELECT {period} AS month, district_code AS district, tenths, rescues FROM rescue_arrivals
-  WHERE month >= :first AND month <= :last AND district_code != ''
-), scoped AS (
-  SELECT * FROM counted UNION ALL SELECT month, '', tenths, sum(rescues) FROM counted GROUP BY month, tenths
-), ranked AS (
-  SELECT month, district, tenths, rescues,
-         sum(rescues) OVER (PARTITION BY month, district ORDER BY tenths) AS upto,
-         sum(rescues) OVER (PARTITION BY month, district) AS n
-  FROM scoped
-)
-SELECT month, district, max(n) AS arrived, sum(CASE WHEN tenths <= :limit_tenths THEN rescues ELSE 0 END) AS within_limit,
-       min(CASE WHEN upto >= (n + 1) / 2 THEN tenths END) AS median_tenths,
-       min(CASE WHEN upto >= (9 * n + 9) / 10 THEN tenths END) AS p90_tenths
-FROM ranked GROUP BY month, district
+SELECT month, district_code, tenths, rescues FROM rescue_arrivals
+WHERE month >= :first AND month <= :last AND district_code != ''
 """
+
+
+@dataclass(frozen=True, slots=True)
+class ArrivalTimes:
+    """Arrival times ranked: how many are within the limit, the median and the 90th percentile (minutes)."""
+
+    within_limit: int
+    median_min: float | None
+    p90_min: float | None
+
+
+def _ranked(counted: dict[int, int], limit_tenths: float) -> ArrivalTimes:
+    """Nearest-rank percentiles of arrival times counted per tenth of a minute (tenths → rescues)."""
+    n = sum(counted.values())
+    ranks = [(n + 1) // 2, (9 * n + 9) // 10]
+    found: list[float | None] = [None, None]
+    upto = 0
+    for tenths in sorted(counted):
+        upto += counted[tenths]
+        for i, rank in enumerate(ranks):
+            if found[i] is None and upto >= rank:
+                found[i] = tenths / 10
+    within = sum(rescues for tenths, rescues in counted.items() if tenths <= limit_tenths)
+    return ArrivalTimes(within, found[0], found[1])
+
+
+async def arrival_times(conn: aiosqlite.Connection, months: list[str], *, limit_min: float, by_month: bool
+                        ) -> dict[tuple[str, str], ArrivalTimes]:  # fmt: skip
+    """(month, or '' for the whole of ``months`` unless ``by_month``; district code, or CITY) → the arrival
+    times of the rescues raised then, ranked."""
+    counted: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for row in await conn.execute_fetchall(_ARRIVALS, {"first": months[0], "last": months[-1]}):
+        period = row["month"] if by_month else ""
+        for key in ((period, row["district_code"]), (period, CITY)):
+            counted[key][row["tenths"]] += row["rescues"]
+    return {key: _ranked(times, 10 * limit_min) for key, times in counted.items()}
 
 
 def _by_month(counted: dict[tuple[str, str, str], int]) -> dict[tuple[str, str, str], int]:
@@ -122,11 +145,21 @@ async def fitted_by_day(conn: aiosqlite.Connection) -> dict[str, list[tuple[str,
     return fitted
 
 
-async def monthly_effect(
-    conn: aiosqlite.Connection, months: list[str], *, limit_min: float, district_code: str | None = None
-) -> Effect:
+PARTS = frozenset({"trapped", "rescues", "visits", "refused", "fitted"})
+"""What ``monthly_effect`` counts: trapped incidents, rescues (with their arrival times), maintenance visits,
+fills refused, fitted lifts (with the incidents per 1,000 of them)."""
+_COUNTED = {"trapped": ("alarms:trapped", {"alarms:trapped": "trapped"}),
+            "rescues": ("rescues", {"rescues": "rescues", "rescues:arrived": "arrived"}),
+            "visits": ("visits", {"visits:verified": "visits_verified", "visits:flagged": "visits_flagged"})}  # fmt: skip
+"""Part → (the prefix of the figures read, figure → MonthFigures attribute). Trapped alarms are counted per
+severity ('alarms:trapped:critical'...); 'rescues' reads 'rescues:arrival_cmin' and 'rescues:late' too."""
+
+
+async def monthly_effect(conn: aiosqlite.Connection, months: list[str], *, limit_min: float,
+                         district_code: str | None = None, parts: frozenset[str] = PARTS) -> Effect:  # fmt: skip
     """The figures of ``months`` (consecutive 'YYYY-MM', oldest first) for every district and the city,
-    or for ``district_code`` only (then CITY holds that district's figures too)."""
+    or for ``district_code`` only (then CITY holds that district's figures too); only ``parts`` of them are
+    counted (the others stay 0 and None)."""
     first = date.fromisoformat(months[0] + "-01")
     until = (date.fromisoformat(months[-1] + "-01").replace(day=28) + timedelta(days=4)).replace(day=1)
     districts = [district_code] if district_code else list(DISTRICTS)
@@ -138,36 +171,37 @@ async def monthly_effect(
             return []
         return [effect[district][month], effect[CITY][month]]
 
-    for prefix, name in (("alarms:trapped", "trapped"), ("rescues", "rescues"), ("rescues:arrived", "arrived"),
-                         ("visits:verified", "visits_verified"), ("visits:flagged", "visits_flagged")):
+    for part in sorted(parts & _COUNTED.keys()):
+        prefix, names = _COUNTED[part]
         for (district, figure, month), n in _by_month(await figures.per_district_day(conn, prefix, first, until)).items():
-            if prefix.startswith("rescues") and figure != prefix:
-                continue  # ('rescues' reads 'rescues:…' too)
+            figure = prefix if part == "trapped" else figure
+            if figure in names:
+                for cell in cells(district, month):
+                    setattr(cell, names[figure], getattr(cell, names[figure]) + n)
+    if "refused" in parts:
+        for (district, figure, month), n in _by_month(await figures.per_district_day(conn, "fills_denied", first,
+                                                                                     until)).items():  # fmt: skip
+            group = GROUP_OF_REASON.get(int(figure.partition(":")[2]), "platform")
             for cell in cells(district, month):
-                setattr(cell, name, getattr(cell, name) + n)
-    for (district, figure, month), n in _by_month(await figures.per_district_day(conn, "fills_denied", first, until)).items():
-        group = GROUP_OF_REASON.get(int(figure.partition(":")[2]), "platform")
-        for cell in cells(district, month):
-            cell.refused[group] = cell.refused.get(group, 0) + n
-    for row in await conn.execute_fetchall(_ARRIVALS.replace("{period}", "month"), {
-            "first": months[0], "last": months[-1], "limit_tenths": 10 * limit_min}):  # fmt: skip
-        key = CITY if row["district"] == "" else row["district"]
-        if (key != CITY and key not in districts) or (key == CITY and district_code is not None):
-            continue  # the city's percentiles are not the district's
-        cell = effect[key][row["month"]]
-        cell.within_limit = int(row["within_limit"] or 0)
-        cell.median_min = None if row["median_tenths"] is None else row["median_tenths"] / 10
-        cell.p90_min = None if row["p90_tenths"] is None else row["p90_tenths"] / 10
-    if district_code is not None:
-        for month, cell in effect[CITY].items():
-            source = effect[district_code][month]
-            cell.within_limit, cell.median_min, cell.p90_min = source.within_limit, source.median_min, source.p90_min
-    fitted = await fitted_by_day(conn)
-    for key in districts:
+                cell.refused[group] = cell.refused.get(group, 0) + n
+    if "rescues" in parts:
+        for (month, key), times in (await arrival_times(conn, months, limit_min=limit_min, by_month=True)).items():
+            if (key != CITY and key not in districts) or (key == CITY and district_code is not None):
+                continue  # the city's percentiles are not the district's
+            cell = effect[key][month]
+            cell.within_limit, cell.median_min, cell.p90_min = times.within_limit, times.median_min, times.p90_min
+        if district_code is not None:
+            for month, cell in effect[CITY].items():
+                source = effect[district_code][month]
+                cell.within_limit, cell.median_min, cell.p90_min = (source.within_limit, source.median_min,
+                                                                    source.p90_min)  # fmt: skip
+    if "fitted" in parts:
+        fitted = await fitted_by_day(conn)
+        for key in districts:
+            for month in months:
+                effect[key][month].fitted = sum(n for day, n in fitted.get(key, []) if day[:7] <= month)
         for month in months:
-            effect[key][month].fitted = sum(n for day, n in fitted.get(key, []) if day[:7] <= month)
-    for month in months:
-        effect[CITY][month].fitted = sum(effect[key][month].fitted for key in districts)
+            effect[CITY][month].fitted = sum(effect[key][month].fitted for key in districts)
     return effect
 
 
@@ -226,12 +260,9 @@ async def rescue_summary(conn: aiosqlite.Connection, months: list[str], *, limit
         if district and figure in ("rescues", "rescues:arrived"):
             for key in (district, CITY):
                 counts[key][figure != "rescues"] += n
-    ranked = {row["district"]: row for row in await conn.execute_fetchall(_ARRIVALS.replace("{period}", "'all'"), {
-        "first": months[0], "last": months[-1], "limit_tenths": 10 * limit_min})}  # fmt: skip
+    ranked = await arrival_times(conn, months, limit_min=limit_min, by_month=False)
     summary = {}
     for key, (rescues, arrived) in counts.items():
-        row = ranked.get(key)
-        summary[key] = RescueSummary(rescues, arrived, int(row["within_limit"] or 0) if row else 0,
-                                     row["median_tenths"] / 10 if row and row["median_tenths"] is not None else None,
-                                     row["p90_tenths"] / 10 if row and row["p90_tenths"] is not None else None)  # fmt: skip
+        times = ranked.get(("", key), ArrivalTimes(0, None, None))
+        summary[key] = RescueSummary(rescues, arrived, times.within_limit, times.median_min, times.p90_min)
     return summary

@@ -105,7 +105,8 @@ async def evaluation(conn: aiosqlite.Connection, config: Config, phase_name: str
     limit = config.rules.rescue_arrival_limit_min
     months = _months(phase.starts_on, until)
     days = (phase.starts_on, until + timedelta(days=1))
-    effect = await fx.monthly_effect(conn, months, limit_min=limit)  # (read once: sections 4 and 7 show it)
+    # (Read once: sections 4 and 7 show it; the rescues are summed over the whole phase in section 3.)
+    effect = await fx.monthly_effect(conn, months, limit_min=limit, parts=frozenset({"trapped", "visits", "fitted"}))
     sections = [
         _coverage(figures, plan, phase, today),
         await _data_quality(conn, (phase.starts_on, until), listeners or {}, counts),
