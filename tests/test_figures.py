@@ -392,6 +392,43 @@ def assert_runs_agree(path: Path) -> None:
         assert dict(map(tuple, gaps)) == dict(map(tuple, recounted)) and recounted
 
 
+RECOUNT_MONTHS = """
+SELECT substr(day, 1, 7), figure, district_code, sum(value) FROM day_figures WHERE company = ''
+    AND (figure IN ('rescues', 'rescues:arrived', 'fills_permitted', 'fitted_on') OR figure GLOB 'alarms:*'
+         OR figure GLOB 'visits:*' OR figure GLOB 'fills_denied:*')
+GROUP BY 1, 2, 3 HAVING sum(value) != 0
+"""
+
+
+async def assert_months_agree(path: Path) -> None:
+    """The monthly figures (migration 0039) equal the daily ones summed per month, and the sums over a window of
+    days read from them (its whole months, and the days of the months at either end) equal the days' sums."""
+    with sqlite3.connect(path) as conn:
+        expected = sorted(conn.execute(RECOUNT_MONTHS).fetchall())
+        assert len({month for month, *_ in expected}) > 1  # (there were months to count)
+        assert sorted(conn.execute("SELECT month, figure, district_code, value FROM month_figures")) == expected
+        days = [date.fromisoformat(row[0]) for row in conn.execute(
+            "SELECT DISTINCT day FROM day_figures WHERE figure GLOB 'alarms:*' ORDER BY day")]  # fmt: skip
+    rng = random.Random(len(expected))
+    windows = [(days[0], days[-1] + timedelta(days=1)), (days[0].replace(day=1), days[-1] + timedelta(days=1))]
+    windows += [tuple(sorted(rng.sample(days, 2))) for _ in range(6)]
+    conn = await db.connect(path)
+    counted = 0
+    try:
+        for first, until in windows:
+            for prefix in ("alarms", "rescues", "visits", "fills_permitted", "fills_denied"):
+                summed: dict = {}
+                for (district, figure, _), n in (await figures.per_district_day(conn, prefix, first, until)).items():
+                    if figure not in ("rescues:arrival_cmin", "rescues:late"):  # (not kept per month)
+                        summed[(district, figure)] = summed.get((district, figure), 0) + n
+                windowed = await figures.per_district_window(conn, prefix, first, until)
+                assert windowed == {key: n for key, n in summed.items() if n}, (prefix, first, until)
+                counted += sum(windowed.values())
+    finally:
+        await conn.close()
+    assert counted  # (the windows held something to sum)
+
+
 async def imported_city(tmp_path: Path) -> Path:
     census = tmp_path / "census"
     write_census(generate_census(SIZE, today=TODAY), census)
@@ -618,6 +655,7 @@ async def test_figures_agree_with_a_recount_after_a_random_mix_of_changes(tmp_pa
     await assert_rescues_agree(path)
     assert_runs_agree(path)
     await assert_effect_agrees(path)
+    await assert_months_agree(path)
     # A census import on top (the same files again: every row updated) changes nothing but what it moves back.
     conn = await db.connect(path)
     try:
@@ -630,6 +668,7 @@ async def test_figures_agree_with_a_recount_after_a_random_mix_of_changes(tmp_pa
     await assert_rescues_agree(path)
     assert_runs_agree(path)
     await assert_effect_agrees(path)
+    await assert_months_agree(path)
 
 
 async def test_figures_agree_with_a_recount_after_sigkill(tmp_path: Path) -> None:
@@ -650,6 +689,7 @@ async def test_figures_agree_with_a_recount_after_sigkill(tmp_path: Path) -> Non
     await assert_rescues_agree(path)
     assert_runs_agree(path)
     await assert_effect_agrees(path)
+    await assert_months_agree(path)
 
 
 

@@ -4,7 +4,7 @@ rescue arrival times, maintenance visits verified and flagged, fills refused by 
 
 Trapped-passenger incidents are the trapped alarms as the alarm lists scope them (their lift's district).
 The monthly figures are running figures kept per district and CST day or month (storage/figures.py,
-migrations 0025, 0030, 0037): a year reads a few thousand rows at most, whatever the size of the city and of
+migrations 0025, 0030, 0037, 0039): a year reads a few hundred rows at most, whatever the size of the city and of
 its history. Percentiles are nearest-rank: the p-th percentile of n sorted arrival times is the value at rank
 ⌈p·n⌉ (the median: rank ⌈n/2⌉), each arrival time rounded up to a tenth of a minute (as they are counted),
 for a month or over a phase's whole months (``rescue_summary``).
@@ -128,23 +128,6 @@ async def arrival_times(conn: aiosqlite.Connection, months: list[str], *, limit_
     return {key: _ranked(times, 10 * limit_min) for key, times in counted.items()}
 
 
-def _by_month(counted: dict[tuple[str, str, str], int]) -> dict[tuple[str, str, str], int]:
-    """(district, figure, day) → n summed into (district, figure, 'YYYY-MM')."""
-    months: dict[tuple[str, str, str], int] = defaultdict(int)
-    for (district, figure, day), n in counted.items():
-        months[(district, figure, day[:7])] += n
-    return months
-
-
-async def fitted_by_day(conn: aiosqlite.Connection) -> dict[str, list[tuple[str, int]]]:
-    """District → (CST day its first terminal was installed, '' when unknown; lifts): the fitted lifts."""
-    fitted: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for (district, _, day), n in (await figures.per_district_day(conn, "fitted_on")).items():
-        if n:
-            fitted[district].append((day, n))
-    return fitted
-
-
 PARTS = frozenset({"trapped", "rescues", "visits", "refused", "fitted"})
 """What ``monthly_effect`` counts: trapped incidents, rescues (with their arrival times), maintenance visits,
 fills refused, fitted lifts (with the incidents per 1,000 of them)."""
@@ -160,8 +143,6 @@ async def monthly_effect(conn: aiosqlite.Connection, months: list[str], *, limit
     """The figures of ``months`` (consecutive 'YYYY-MM', oldest first) for every district and the city,
     or for ``district_code`` only (then CITY holds that district's figures too); only ``parts`` of them are
     counted (the others stay 0 and None)."""
-    first = date.fromisoformat(months[0] + "-01")
-    until = (date.fromisoformat(months[-1] + "-01").replace(day=28) + timedelta(days=4)).replace(day=1)
     districts = [district_code] if district_code else list(DISTRICTS)
     effect: Effect = {key: {m: MonthFigures() for m in months} for key in [CITY, *districts]}
 
@@ -173,14 +154,13 @@ async def monthly_effect(conn: aiosqlite.Connection, months: list[str], *, limit
 
     for part in sorted(parts & _COUNTED.keys()):
         prefix, names = _COUNTED[part]
-        for (district, figure, month), n in _by_month(await figures.per_district_day(conn, prefix, first, until)).items():
+        for (district, figure, month), n in (await figures.per_district_month(conn, prefix, months)).items():
             figure = prefix if part == "trapped" else figure
             if figure in names:
                 for cell in cells(district, month):
                     setattr(cell, names[figure], getattr(cell, names[figure]) + n)
     if "refused" in parts:
-        for (district, figure, month), n in _by_month(await figures.per_district_day(conn, "fills_denied", first,
-                                                                                     until)).items():  # fmt: skip
+        for (district, figure, month), n in (await figures.per_district_month(conn, "fills_denied", months)).items():
             group = GROUP_OF_REASON.get(int(figure.partition(":")[2]), "platform")
             for cell in cells(district, month):
                 cell.refused[group] = cell.refused.get(group, 0) + n
@@ -196,10 +176,10 @@ async def monthly_effect(conn: aiosqlite.Connection, months: list[str], *, limit
                 cell.within_limit, cell.median_min, cell.p90_min = (source.within_limit, source.median_min,
                                                                     source.p90_min)  # fmt: skip
     if "fitted" in parts:
-        fitted = await fitted_by_day(conn)
+        fitted = await figures.fitted_by_month(conn)
         for key in districts:
             for month in months:
-                effect[key][month].fitted = sum(n for day, n in fitted.get(key, []) if day[:7] <= month)
+                effect[key][month].fitted = sum(n for fitted_in, n in fitted.get(key, {}).items() if fitted_in <= month)
         for month in months:
             effect[CITY][month].fitted = sum(effect[key][month].fitted for key in districts)
     return effect
@@ -213,12 +193,15 @@ async def online_share(conn: aiosqlite.Connection, today: date, days: int = 30) 
     online: dict[str, float] = defaultdict(float)
     for (district, _, _), seconds in (await figures.per_district_day(conn, "online_s", window_from, today)).items():
         online[district] += seconds
+    # Lifts fitted before the window's month (or on an unknown day) by month, those fitted since by day.
+    before = await figures.fitted_by_month(conn, before=window_from.isoformat()[:7])
+    since = await figures.fitted_since(conn, window_from.replace(day=1))
     shares: dict[str, float | None] = {}
     totals = [0.0, 0.0]
-    for district, fitted in (await fitted_by_day(conn)).items():
-        possible = 0.0
-        for day, n in fitted:
-            counted_from = max(min(date.fromisoformat(day), today), window_from) if day else window_from
+    for district in sorted(before.keys() | since.keys()):
+        possible = float(sum(before.get(district, {}).values()) * days * 86400)
+        for day, n in since.get(district, {}).items():
+            counted_from = max(min(date.fromisoformat(day), today), window_from)
             possible += n * (today - counted_from).days * 86400
         shares[district] = min(1.0, online[district] / possible) if possible else None
         totals[0] += online[district]
@@ -253,10 +236,8 @@ async def rescue_summary(conn: aiosqlite.Connection, months: list[str], *, limit
                          ) -> dict[str, RescueSummary]:  # fmt: skip
     """Rescues raised in ``months`` (whole CST months, 'YYYY-MM', oldest first) per district and for the city
     (CITY), arrival times ranked as in the monthly figures."""
-    first = date.fromisoformat(months[0] + "-01")
-    until = (date.fromisoformat(months[-1] + "-01").replace(day=28) + timedelta(days=4)).replace(day=1)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for (district, figure, _), n in (await figures.per_district_day(conn, "rescues", first, until)).items():
+    for (district, figure, _), n in (await figures.per_district_month(conn, "rescues", months)).items():
         if district and figure in ("rescues", "rescues:arrived"):
             for key in (district, CITY):
                 counts[key][figure != "rescues"] += n

@@ -203,7 +203,8 @@ async def _data_quality(conn: aiosqlite.Connection, window: tuple[date, date], l
 async def _alarms_and_rescues(conn: aiosqlite.Connection, days: tuple[date, date], months: list[str],
                               limit: float) -> Section:  # fmt: skip
     kinds: dict[str, list[int]] = {}
-    for (_, kind, severity), n in (await running.alarms_per_day(conn, *days)).items():
+    for (_, figure), n in (await running.per_district_window(conn, "alarms", *days)).items():
+        _, kind, severity = figure.split(":")
         counts = kinds.setdefault(kind, [0, 0, 0])
         counts[("critical", "major", "minor").index(severity)] += n
     alarm_rows = [[label_of(kind), *counts, sum(counts)]
@@ -249,9 +250,9 @@ async def _maintenance(conn: aiosqlite.Connection, months: list[str], config: Co
 async def _fills(conn: aiosqlite.Connection, days: tuple[date, date]) -> Section:
     values: dict[str, list[int]] = {}
     per_reason: dict[int, dict[str, int]] = {}
-    for (district, _, _), n in (await running.per_district_day(conn, "fills_permitted", *days)).items():
+    for (district, _), n in (await running.per_district_window(conn, "fills_permitted", *days)).items():
         values.setdefault(district, [0, 0])[0] += n
-    for (district, figure, _), n in (await running.per_district_day(conn, "fills_denied", *days)).items():
+    for (district, figure), n in (await running.per_district_window(conn, "fills_denied", *days)).items():
         values.setdefault(district, [0, 0])[1] += n
         reason = per_reason.setdefault(int(figure.partition(":")[2]), {})
         reason[district] = reason.get(district, 0) + n
@@ -292,8 +293,8 @@ def _vehicles(counts: RegistryCounts) -> Section:
 
 async def _incidents(conn: aiosqlite.Connection, months: list[str], effect: fx.Effect) -> Section:
     # A district went live the month its first fitted lift with a known installation day was fitted.
-    go_live = {district: min(day for day, _ in fitted if day)[:7]
-               for district, fitted in (await fx.fitted_by_day(conn)).items() if any(day for day, _ in fitted)}
+    go_live = {district: min(month for month in fitted if month)
+               for district, fitted in (await running.fitted_by_month(conn)).items() if any(fitted.keys() - {""})}
     rows = []
     for month in months:
         row: list[Any] = [month]

@@ -263,3 +263,76 @@ async def alarms_per_day(conn: aiosqlite.Connection, first: date, until: date, *
         if n:
             counted[(day, kind, severity)] = int(n)
     return counted
+
+
+# --- per CST month: the evaluation report, the public page (migration 0039) ------------------------------------
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+async def per_district_month(conn: aiosqlite.Connection, prefix: str, months: Sequence[str]
+                             ) -> dict[tuple[str, str, str], int]:  # fmt: skip
+    """(district code, figure, month) → the counter of every district, for the figures named ``prefix`` or
+    starting with ``prefix:`` that are kept per month (alarms, rescues, visits, fill decisions, fitted lifts),
+    in ``months`` ('YYYY-MM'): a row per district, figure and month."""
+    if not months:
+        return {}
+    rows = await conn.execute_fetchall(
+        f"SELECT district_code, figure, month, value FROM month_figures WHERE month IN ({', '.join('?' * len(months))})"
+        " AND figure BETWEEN ? AND ?", [*months, prefix, prefix + ":\uffff"])  # fmt: skip
+    return {(row["district_code"], row["figure"], row["month"]): row["value"] for row in rows}
+
+
+# The days of a month that is not whole in a window: the district's and figure's days are sought from the month's
+# rows (a counter's days are read by its primary key; a range of figures would read every day they ever had).
+_DAYS_OF_MONTH = """
+SELECT d.district_code, d.figure, d.value FROM month_figures m JOIN day_figures d ON d.figure = m.figure
+    AND d.district_code = m.district_code AND d.company = '' AND d.day >= :first AND d.day < :until
+WHERE m.month = :month AND m.figure BETWEEN :prefix AND :prefix || ':￿'
+"""
+
+
+async def per_district_window(conn: aiosqlite.Connection, prefix: str, first: date, until: date
+                              ) -> dict[tuple[str, str], int]:  # fmt: skip
+    """(district code, figure) → the counter of every district summed from ``first`` to the day before
+    ``until``, for the figures ``per_district_month`` reads: the whole months in between from the months' rows,
+    the days of the months at either end that are not whole from the days' rows."""
+    months, parts, month = [], [], first.replace(day=1)
+    while month < until:
+        following = _next_month(month)
+        if first <= month and following <= until:
+            months.append(month.isoformat()[:7])
+        else:
+            parts.append((month.isoformat()[:7], max(first, month), min(until, following)))
+        month = following
+    summed: dict[tuple[str, str], int] = {}
+    for (district, figure, _), n in (await per_district_month(conn, prefix, months)).items():
+        summed[(district, figure)] = summed.get((district, figure), 0) + n
+    for month_of, part_first, part_until in parts:
+        for row in await conn.execute_fetchall(_DAYS_OF_MONTH, {"month": month_of, "prefix": prefix,
+                                                                "prefix_end": prefix + ":\uffff",
+                                                                "first": part_first.isoformat(),
+                                                                "until": part_until.isoformat()}):  # fmt: skip
+            key = (row["district_code"], row["figure"])
+            summed[key] = summed.get(key, 0) + row["value"]
+    return summed
+
+
+async def fitted_by_month(conn: aiosqlite.Connection, before: str = "\uffff") -> dict[str, dict[str, int]]:
+    """District code → CST month its lifts were fitted ('' when unknown) → how many, for the months before
+    ``before`` ('YYYY-MM')."""
+    fitted: dict[str, dict[str, int]] = {}
+    for row in await conn.execute_fetchall("SELECT district_code, month, value FROM month_figures"
+                                           " WHERE figure = 'fitted_on' AND month < ?", [before]):  # fmt: skip
+        fitted.setdefault(row["district_code"], {})[row["month"]] = row["value"]
+    return fitted
+
+
+async def fitted_since(conn: aiosqlite.Connection, first: date) -> dict[str, dict[str, int]]:
+    """District code → CST day its lifts were fitted → how many, for the days from ``first`` on."""
+    fitted: dict[str, dict[str, int]] = {}
+    for row in await conn.execute_fetchall("SELECT district_code, day, value FROM day_figures WHERE company = ''"
+                                           " AND figure = 'fitted_on' AND day >= ?", [first.isoformat()]):  # fmt: skip
+        fitted.setdefault(row["district_code"], {})[row["day"]] = row["value"]
+    return fitted
