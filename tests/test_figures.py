@@ -429,6 +429,66 @@ async def assert_months_agree(path: Path) -> None:
     assert counted  # (the windows held something to sum)
 
 
+def assert_arrival_minutes_agree(path: Path) -> None:
+    """The arrival times by the minute (migration 0042) equal their tenths (0037) counted ten at a time."""
+    with sqlite3.connect(path) as conn:
+        expected = sorted(conn.execute("SELECT month, district_code, tenths / 10, sum(rescues) FROM rescue_arrivals"
+                                       " GROUP BY 1, 2, 3 HAVING sum(rescues) != 0").fetchall())  # fmt: skip
+        assert sorted(conn.execute("SELECT * FROM rescue_arrival_minutes").fetchall()) == expected
+
+
+def _nearest_rank(tenths: list[int], per_ten: int) -> float | None:
+    """The arrival time (minutes) at rank ⌈n · per_ten / 10⌉ of ``tenths`` sorted."""
+    return sorted(tenths)[(len(tenths) * per_ten + 9) // 10 - 1] / 10 if tenths else None
+
+
+async def test_arrival_times_ranked_by_the_minute_equal_a_ranking_of_every_arrival(tmp_path: Path) -> None:
+    """Percentiles and arrivals within the limit read from the minutes and the tenths of only the minutes needed
+    (publishing/effect.py) equal those of every arrival ranked, whatever the limit, with times on either side of
+    it within one minute, below zero (an arrival entered before the alarm) and changed or taken away."""
+    path = await imported_city(tmp_path)
+    rng = random.Random(7)
+    now = _noon(TODAY).timestamp()
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        lifts = [row[0] for row in conn.execute("SELECT device_code FROM elevators ORDER BY device_code")]
+        conn.execute("BEGIN")
+        for rescue in range(1, 700):
+            arrival = rng.choice([round(rng.uniform(-1.5, 45), 2), round(rng.uniform(29.9, 30.2), 2),
+                                  round(rng.uniform(12.3, 12.7), 2), None])  # fmt: skip
+            raised = now - rng.randrange(80) * 86400
+            conn.execute("INSERT INTO rescues (alarm_id, device_code, raised_at, arrived_at, arrival_source,"
+                         " arrival_min, late) VALUES (?, ?, ?, ?, 'card', ?, 0)",
+                         (rescue, rng.choice(lifts), raised, arrival and raised + arrival * 60, arrival))
+        for rescue in rng.sample(range(1, 700), 150):
+            if rng.random() < 0.5:
+                conn.execute("DELETE FROM rescues WHERE alarm_id = ?", (rescue,))
+            else:
+                conn.execute("UPDATE rescues SET arrival_min = ? WHERE alarm_id = ?",
+                             (round(rng.uniform(0, 40), 2), rescue))
+        conn.execute("COMMIT")
+        arrivals = conn.execute("SELECT e.district_code, r.raised_at, r.arrival_min FROM rescues r JOIN elevators e ON"
+                                " e.device_code = r.device_code WHERE r.arrival_min IS NOT NULL").fetchall()
+    assert_arrival_minutes_agree(path)
+    months = fx.months_back(TODAY, 4)
+    conn = await db.connect(path)
+    try:
+        for limit in (30, 12.5, 30.05, 0):
+            for by_month in (True, False):
+                times: dict = {}
+                for district, raised, arrival in arrivals:
+                    period = _month(raised) if by_month else ""
+                    if _month(raised) in months:
+                        tenths = int((round(arrival * 100) + 9) / 10)  # (truncated, as SQLite divides)
+                        for key in ((period, district), (period, fx.CITY)):
+                            times.setdefault(key, []).append(tenths)
+                expected = {key: fx.ArrivalTimes(sum(t <= 10 * limit for t in found), _nearest_rank(found, 5),
+                                                 _nearest_rank(found, 9)) for key, found in times.items()}  # fmt: skip
+                found = await fx.arrival_times(conn, months, limit_min=limit, by_month=by_month)
+                assert found == expected, (limit, by_month)
+    finally:
+        await conn.close()
+
+
 async def imported_city(tmp_path: Path) -> Path:
     census = tmp_path / "census"
     write_census(generate_census(SIZE, today=TODAY), census)
@@ -656,6 +716,7 @@ async def test_figures_agree_with_a_recount_after_a_random_mix_of_changes(tmp_pa
     assert_runs_agree(path)
     await assert_effect_agrees(path)
     await assert_months_agree(path)
+    assert_arrival_minutes_agree(path)
     # A census import on top (the same files again: every row updated) changes nothing but what it moves back.
     conn = await db.connect(path)
     try:
@@ -669,6 +730,7 @@ async def test_figures_agree_with_a_recount_after_a_random_mix_of_changes(tmp_pa
     assert_runs_agree(path)
     await assert_effect_agrees(path)
     await assert_months_agree(path)
+    assert_arrival_minutes_agree(path)
 
 
 async def test_figures_agree_with_a_recount_after_sigkill(tmp_path: Path) -> None:
@@ -690,6 +752,7 @@ async def test_figures_agree_with_a_recount_after_sigkill(tmp_path: Path) -> Non
     assert_runs_agree(path)
     await assert_effect_agrees(path)
     await assert_months_agree(path)
+    assert_arrival_minutes_agree(path)
 
 
 

@@ -29,7 +29,7 @@ GROWING = {
     "elevator_state", "alarms", "alarm_samples", "rescues", "maintenance_visits", "lift_daily", "rule_state",
     "fill_decisions", "fills", "commands", "audit_log", "vehicle_positions", "track_points", "vehicle_daily",
     "station_daily_decisions", "station_daily_fills",
-    "terminal_days", "terminal_runs", "month_figures",
+    "terminal_days", "terminal_runs", "month_figures", "rescue_arrivals", "rescue_arrival_minutes",
 }
 """Tables whose size grows with the registry or its history (some exist only once their feature is there)."""
 EXCEPTIONS_ONLY = {"alarms_trapped_now"}

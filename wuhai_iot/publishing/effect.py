@@ -12,6 +12,7 @@ for a month or over a phase's whole months (``rescue_summary``).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -84,11 +85,17 @@ Effect = dict[str, dict[str, MonthFigures]]
 """District code (CITY for the whole city) → month 'YYYY-MM' → figures."""
 
 
-# The arrival times of a window's rescues counted per (CST month, district, tenth of a minute) (migration 0037), in
-# the primary key's order: ranked here (a window function over them cost some 250 SQLite steps a row).
-_ARRIVALS = """
-SELECT month, district_code, tenths, rescues FROM rescue_arrivals
+# The arrival times of a window's rescues, counted per (CST month, district) by the minute (migration 0042), then per
+# tenth of a minute (0037) within the minutes where a percentile or the arrival limit falls: a district's month
+# reads some 40 rows and a few tens more, whatever the number of its rescues (every tenth: some 320).
+_ARRIVAL_MINUTES = """
+SELECT month, district_code, minute, rescues FROM rescue_arrival_minutes
 WHERE month >= :first AND month <= :last AND district_code != ''
+"""
+_ARRIVAL_TENTHS = """
+SELECT a.month, a.district_code, a.tenths, a.rescues FROM json_each(:wanted) w JOIN rescue_arrivals a
+    ON a.month = json_extract(w.value, '$[0]') AND a.district_code = json_extract(w.value, '$[1]')
+    AND a.tenths >= json_extract(w.value, '$[2]') AND a.tenths <= json_extract(w.value, '$[3]')
 """
 
 
@@ -101,31 +108,93 @@ class ArrivalTimes:
     p90_min: float | None
 
 
-def _ranked(counted: dict[int, int], limit_tenths: float) -> ArrivalTimes:
-    """Nearest-rank percentiles of arrival times counted per tenth of a minute (tenths → rescues)."""
-    n = sum(counted.values())
-    ranks = [(n + 1) // 2, (9 * n + 9) // 10]
-    found: list[float | None] = [None, None]
-    upto = 0
-    for tenths in sorted(counted):
-        upto += counted[tenths]
-        for i, rank in enumerate(ranks):
-            if found[i] is None and upto >= rank:
-                found[i] = tenths / 10
-    within = sum(rescues for tenths, rescues in counted.items() if tenths <= limit_tenths)
-    return ArrivalTimes(within, found[0], found[1])
+def _tenths_of(minute: int) -> tuple[int, int]:
+    """The first and last tenth counted in a minute (SQLite's integer division truncates: minute 0 holds -9 to 9)."""
+    if minute > 0:
+        return 10 * minute, 10 * minute + 9
+    if minute < 0:
+        return 10 * minute - 9, 10 * minute
+    return -9, 9
+
+
+@dataclass(slots=True)
+class _Ranking:
+    """One set of arrival times (a district's or the city's, in a month or over the window) being ranked."""
+
+    cells: set[tuple[str, str]] = field(default_factory=set)
+    """The (month, district) whose times it holds."""
+    minutes: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    within_limit: int = 0
+    straddled: int | None = None
+    """The minute with tenths on either side of the limit."""
+    ranks: list[tuple[int, int]] = field(default_factory=list)
+    """Per percentile: the minute where its rank falls, and the rank within that minute."""
+
+    def place(self, limit_tenths: float) -> None:
+        n = sum(self.minutes.values())
+        upto = 0
+        for minute in sorted(self.minutes):
+            first, last = _tenths_of(minute)
+            if last <= limit_tenths:
+                self.within_limit += self.minutes[minute]
+            elif first <= limit_tenths:
+                self.straddled = minute
+            for rank in ((n + 1) // 2, (9 * n + 9) // 10)[len(self.ranks):]:
+                if upto + self.minutes[minute] < rank:
+                    break
+                self.ranks.append((minute, rank - upto))
+            upto += self.minutes[minute]
+
+    def ranked(self, tenths: dict[tuple[str, str, int], dict[int, int]], limit_tenths: float) -> ArrivalTimes:
+        """The times ranked, with the tenths of the minutes ``place`` found (by (month, district, minute))."""
+
+        def of_minute(minute: int) -> dict[int, int]:
+            counted: dict[int, int] = defaultdict(int)
+            for month, district in self.cells:
+                for tenth, rescues in tenths.get((month, district, minute), {}).items():
+                    counted[tenth] += rescues
+            return counted
+
+        within = self.within_limit
+        if self.straddled is not None:
+            within += sum(rescues for tenth, rescues in of_minute(self.straddled).items() if tenth <= limit_tenths)
+        found: list[float | None] = []
+        for minute, rank in self.ranks:
+            upto, counted = 0, of_minute(minute)
+            for tenth in sorted(counted):
+                upto += counted[tenth]
+                if upto >= rank:
+                    found.append(tenth / 10)
+                    break
+        found += [None] * (2 - len(found))
+        return ArrivalTimes(within, found[0], found[1])
 
 
 async def arrival_times(conn: aiosqlite.Connection, months: list[str], *, limit_min: float, by_month: bool
                         ) -> dict[tuple[str, str], ArrivalTimes]:  # fmt: skip
     """(month, or '' for the whole of ``months`` unless ``by_month``; district code, or CITY) → the arrival
     times of the rescues raised then, ranked."""
-    counted: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for row in await conn.execute_fetchall(_ARRIVALS, {"first": months[0], "last": months[-1]}):
-        period = row["month"] if by_month else ""
-        for key in ((period, row["district_code"]), (period, CITY)):
-            counted[key][row["tenths"]] += row["rescues"]
-    return {key: _ranked(times, 10 * limit_min) for key, times in counted.items()}
+    limit_tenths = 10 * limit_min
+    rankings: dict[tuple[str, str], _Ranking] = defaultdict(_Ranking)
+    counted_minutes: set[tuple[str, str, int]] = set()
+    for row in await conn.execute_fetchall(_ARRIVAL_MINUTES, {"first": months[0], "last": months[-1]}):
+        month, district, minute = row["month"], row["district_code"], row["minute"]
+        counted_minutes.add((month, district, minute))
+        for key in ((month if by_month else "", district), (month if by_month else "", CITY)):
+            rankings[key].cells.add((month, district))
+            rankings[key].minutes[minute] += row["rescues"]
+    wanted: set[tuple[str, str, int]] = set()
+    for ranking in rankings.values():
+        ranking.place(limit_tenths)
+        for minute in {ranking.straddled, *(minute for minute, _ in ranking.ranks)} - {None}:
+            wanted |= {(month, district, minute) for month, district in ranking.cells} & counted_minutes
+    tenths: dict[tuple[str, str, int], dict[int, int]] = defaultdict(dict)
+    if wanted:
+        ranges = [[month, district, *_tenths_of(minute)] for month, district, minute in sorted(wanted)]
+        for row in await conn.execute_fetchall(_ARRIVAL_TENTHS, {"wanted": json.dumps(ranges)}):
+            minute = int(row["tenths"] / 10)  # (truncated, as SQLite counts it)
+            tenths[(row["month"], row["district_code"], minute)][row["tenths"]] = row["rescues"]
+    return {key: ranking.ranked(tenths, limit_tenths) for key, ranking in rankings.items()}
 
 
 PARTS = frozenset({"trapped", "rescues", "visits", "refused", "fitted"})
