@@ -107,15 +107,19 @@ async def evaluation(conn: aiosqlite.Connection, config: Config, phase_name: str
     days = (phase.starts_on, until + timedelta(days=1))
     # (Read once: sections 4 and 7 show it; the rescues are summed over the whole phase in section 3.)
     effect = await fx.monthly_effect(conn, months, limit_min=limit, parts=frozenset({"trapped", "visits", "fitted"}))
+    rules = config.rules  # (the lifts are counted once: sections 4 and 8 show them)
+    counted = await lifts.count_lifts(conn, counts=["fitted", "maintenance_overdue", "inspection_overdue"],
+                                      maintenance_interval_days=rules.maintenance_interval_days,
+                                      inspection_due_days=rules.inspection_due_days)  # fmt: skip
     sections = [
         _coverage(figures, plan, phase, today),
         await _data_quality(conn, (phase.starts_on, until), listeners or {}, counts),
         await _alarms_and_rescues(conn, days, months, limit),
-        await _maintenance(conn, months, config, effect),
+        _maintenance(months, config, effect, counted),
         await _fills(conn, days),
         _vehicles(counts),
         await _incidents(conn, months, effect),
-        await _open_problems(conn, config, counts),
+        await _open_problems(conn, config, counts, counted),
     ]
     return Evaluation(phase, until, now, sections)
 
@@ -221,7 +225,7 @@ async def _alarms_and_rescues(conn: aiosqlite.Connection, days: tuple[date, date
     return Section("告警与救援", "三、告警与救援", [alarms, rescues])
 
 
-async def _maintenance(conn: aiosqlite.Connection, months: list[str], config: Config, effect: fx.Effect) -> Section:
+def _maintenance(months: list[str], config: Config, effect: fx.Effect, counted: dict[str, dict[str, int]]) -> Section:
     rows = []
     for month in months:
         row: list[Any] = [month]
@@ -237,9 +241,6 @@ async def _maintenance(conn: aiosqlite.Connection, months: list[str], config: Co
         percent.add(len(columns) - 1)
     trend = Table("维保记录（逐月，整月）", columns, rows, percent)
     rules = config.rules
-    counted = await lifts.count_lifts(conn, counts=["fitted", "maintenance_overdue"],
-                                      maintenance_interval_days=rules.maintenance_interval_days,
-                                      inspection_due_days=rules.inspection_due_days)  # fmt: skip
     values = {code: [c["fitted"] or 0, c["maintenance_overdue"] or 0] for code, c in counted.items()}
     overdue = Table(f"当前维保超期（超过{rules.maintenance_interval_days}天）", ["区县", "已装终端电梯", "维保超期"],
                     _district_rows(values, 2))  # fmt: skip
@@ -332,7 +333,8 @@ FROM stations s WHERE s.status = 'active' ORDER BY s.station_code
 """
 
 
-async def _open_problems(conn: aiosqlite.Connection, config: Config, counts: RegistryCounts) -> Section:
+async def _open_problems(conn: aiosqlite.Connection, config: Config, counts: RegistryCounts,
+                         counted: dict[str, dict[str, int]]) -> Section:  # fmt: skip
     silent_total, silent_rows = counts.silent
     silent = Table(f"已安装但超过{SILENT_AFTER_H}小时无数据的终端（共 {silent_total} 个）",
                    ["区县", "协议", "终端", "位置", "最后数据"], silent_rows,
@@ -344,9 +346,6 @@ async def _open_problems(conn: aiosqlite.Connection, config: Config, counts: Reg
     overdue = await lifts.list_lifts(conn, inspection_overdue=True, order="inspection", limit=LIST_LIMIT,
                                      maintenance_interval_days=rules.maintenance_interval_days,
                                      inspection_due_days=rules.inspection_due_days)  # fmt: skip
-    counted = await lifts.count_lifts(conn, counts=["inspection_overdue"],
-                                      maintenance_interval_days=rules.maintenance_interval_days,
-                                      inspection_due_days=rules.inspection_due_days)  # fmt: skip
     total = sum(c["inspection_overdue"] or 0 for c in counted.values())
     inspections = Table(f"定期检验超期的电梯（共 {total} 台）", ["区县", "设备代码", "地址", "下次检验日期"],
                         [[DISTRICTS.get(l.district_code, "—"), l.device_code, l.registry["address"], l.registry["next_inspection"]]
