@@ -4,16 +4,19 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import aiohttp
 import aiosqlite
+import jinja2
 import pytest
+from markupsafe import Markup
 from lift_support import LIFT, LiftTerminal
 from web_support import add_user, base_url, browser, login, session_csrf, signed_in
 
@@ -21,7 +24,7 @@ from wuhai_iot.clock import cst_today
 from wuhai_iot.server import Platform
 from wuhai_iot.storage import db
 from wuhai_iot.web import charts
-from wuhai_iot.web.templating import cst, duration
+from wuhai_iot.web.templating import cst, duration, environment
 
 USERS = {
     "admin1": ("admin", {}),
@@ -381,6 +384,27 @@ def test_display_filters() -> None:
     assert cst(1764376200) == "2025-11-29 08:30"  # 00:30 UTC
     assert cst(None) == "—"
     assert [duration(s) for s in (45, 720, 3900, 2 * 86400 + 7200)] == ["45秒", "12分", "1小时5分", "2天2小时"]
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+def test_pages_escape_what_they_write_as_jinja_does() -> None:
+    """The pages' own escaping of each value (templating.output_escape) writes what Jinja's escape would,
+    whatever the value; a Jinja whose compiled templates no longer call it fails here."""
+    source = (
+        "<p title=\"{{ v }}\">{{ v }}</p>{% set kept %}<i>{{ v }}</i>{% endset %}{{ kept }}"
+        "{% macro m(x) %}<b>{{ x }}</b>{% endmacro %}{{ m(v) }}{% autoescape false %}{{ v }}{% endautoescape %}"
+    )
+    ours = environment().from_string(source)
+    jinjas = jinja2.Environment(autoescape=True).from_string(source)
+    values = ["<script>alert('x') & \"y\"</script>", "乌海", "", Markup("<b>kept</b>"), 7, -12, 0, True, None,
+              1.5, _Level.HIGH, date(2026, 12, 3), ["<a>"], {"k": "<v>"}]  # fmt: skip
+    for value in values:
+        assert ours.render(v=value) == jinjas.render(v=value), value
+    assert "&lt;script&gt;alert(&#39;x&#39;) &amp; &#34;y&#34;&lt;/script&gt;" in ours.render(v=values[0])
+    assert "environment.output_escape(" in environment().compile(source, raw=True)
 
 
 def test_charts_are_plain_svg() -> None:
