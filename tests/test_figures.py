@@ -29,6 +29,7 @@ from wuhai_iot.registry.census import import_files
 from wuhai_iot.server import Platform
 from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
 from wuhai_iot.storage import db, figures
+from wuhai_iot.vehicles.queries import list_vehicles, total_vehicles
 from wuhai_iot.web.queries import coverage, list_stations, monthly_figures
 
 TODAY = date(2026, 11, 29)
@@ -63,6 +64,8 @@ UNION ALL SELECT s.district_code, 'stations_connected', sum(s.scales IS NOT NULL
     AND ts.online = 1)) FROM stations s GROUP BY 1
 UNION ALL SELECT district_code, 'vehicles', count(*) FROM vehicles GROUP BY 1
 UNION ALL SELECT district_code, 'vehicles_valid', sum(certificate_status = 'valid') FROM vehicles GROUP BY 1
+UNION ALL SELECT district_code, 'vehicles_no_certificate',
+    sum(coalesce(certificate_no, '') = '' OR certificate_status = 'revoked') FROM vehicles GROUP BY 1
 UNION ALL SELECT d, 'cylinders', count(*) FROM (SELECT coalesce(
     (SELECT v.district_code FROM vehicles v WHERE v.plate = c.vehicle_plate),
     (SELECT s.district_code FROM stations s WHERE s.station_code = c.owner_station)) AS d FROM cylinders c)
@@ -109,6 +112,13 @@ async def running(path: Path) -> tuple[dict, dict]:
             for district, counted in found.items():
                 lifts[(district, company or "")] = counted
         registry = await figures.registry_counts(conn, today=TODAY)
+        for district, counted in (await figures.plain_counts(conn, ["vehicles_no_certificate"])).items():
+            registry.setdefault(district, {}).update(counted)
+        # The vehicle list's total with its certificate filter is that figure: the list agrees, in every district.
+        for district in [None, *registry]:
+            listed = await list_vehicles(conn, certificate_invalid=True, district_code=district, limit=100_000)
+            total = await total_vehicles(conn, certificate_invalid=True, district_code=district)
+            assert total == (len(listed), False), district
         # count_lifts and coverage (what the dashboard and the rollout page call) read the same figures.
         from_pages = await count_lifts(conn, now=_noon(TODAY), maintenance_interval_days=INTERVAL,
                                        inspection_due_days=DUE_DAYS)
@@ -219,23 +229,34 @@ SELECT station_code, date(ended_at, 'unixepoch', '+8 hours') AS day, count(*), s
 """
 
 
+RECOUNT_STATION_FACTS = """
+SELECT s.station_code, (SELECT count(*) FROM terminals t WHERE t.protocol = 'gasfill' AND t.station_code = s.station_code),
+    (SELECT count(*) FROM alarms a WHERE a.station_code = s.station_code AND a.status != 'resolved'
+     AND a.merged_into IS NULL) FROM stations s
+"""
+
+
 async def assert_stations_agree(path: Path) -> None:
     """The stations' daily figures (migration 0036) equal a recount of the decisions and fills, and the
-    station list's figures of a day (what the page reads) equal that day's decisions and fills counted."""
+    station list's figures (what the page reads: a day's decisions and fills, the scales fitted and the open
+    alarms of migration 0040) equal those counted from the raw rows."""
     with sqlite3.connect(path) as conn:
         decisions = conn.execute(RECOUNT_STATION_DECISIONS).fetchall()
         fills = conn.execute(RECOUNT_STATION_FILLS).fetchall()
         assert decisions and fills  # (there were some to count)
         assert sorted(conn.execute("SELECT * FROM station_daily_decisions").fetchall()) == sorted(decisions)
         assert sorted(conn.execute("SELECT * FROM station_daily_fills").fetchall()) == sorted(fills)
+        facts = dict((code, tuple(rest)) for code, *rest in conn.execute(RECOUNT_STATION_FACTS))
+        assert any(installed for installed, _ in facts.values()) and any(alarms for _, alarms in facts.values())
     conn = await db.connect(path)
     try:
         for day in sorted({row[1] for row in decisions + fills})[-3:]:
-            listed = {s["station_code"]: (s["permitted"], s["denied"], s["fills"])
-                      for s in await list_stations(conn, day=date.fromisoformat(day))}  # fmt: skip
+            listed = {s["station_code"]: (s["permitted"], s["denied"], s["fills"], s["scales_installed"],
+                                          s["open_alarms"]) for s in await list_stations(conn, day=date.fromisoformat(day))}  # fmt: skip
             counted = {code: (sum(n for c, d, permit, _, n in decisions if (c, d, permit) == (code, day, 1)),
                               sum(n for c, d, permit, _, n in decisions if (c, d, permit) == (code, day, 0)),
-                              sum(n for c, d, n, *_ in fills if (c, d) == (code, day))) for code in listed}  # fmt: skip
+                              sum(n for c, d, n, *_ in fills if (c, d) == (code, day)), *facts[code])
+                       for code in listed}  # fmt: skip
             assert listed == counted, day
     finally:
         await conn.close()
@@ -533,17 +554,22 @@ CHANGES = textwrap.dedent('''
                          " (?, ?, ?, ?, ?, ?, ?, 'rule', 'rule', 'active', ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE"
                          " SET updated_at = excluded.updated_at, raised_at = excluded.raised_at,"
                          " merged_into = merged_into", (alarm, kind, severity, *subject, raised, raised, now, now))
-        elif what == 3:  # the doors open, staff resolve an alarm, or a flapping alarm absorbs one
-            choice = rng.randrange(3)
+        elif what == 3:  # the doors open, staff resolve an alarm, a flapping alarm absorbs one, or (by hand) one
+                         # is opened again and a station's alarm moved to another station
+            choice = rng.randrange(4)
             if choice == 0:
                 conn.execute("UPDATE alarms SET condition = 'cleared' WHERE id = (SELECT id FROM alarms"
                              " ORDER BY random() LIMIT 1)")
             elif choice == 1:
                 conn.execute("UPDATE alarms SET status = 'resolved' WHERE id = (SELECT id FROM alarms"
                              " ORDER BY random() LIMIT 1)")
-            else:
+            elif choice == 2:
                 conn.execute("UPDATE alarms SET merged_into = 1 WHERE id = (SELECT id FROM alarms WHERE id > 1"
                              " ORDER BY random() LIMIT 1)")
+            else:
+                conn.execute("UPDATE alarms SET status = 'raised', merged_into = NULL, station_code = CASE WHEN"
+                             " station_code IS NOT NULL THEN (SELECT station_code FROM stations ORDER BY random()"
+                             " LIMIT 1) END WHERE id = (SELECT id FROM alarms ORDER BY random() LIMIT 1)")
         elif what == 4:  # the retention prunes old alarms and visits (now and then: they are raised as often)
             if rng.randrange(3) == 0:
                 conn.execute("DELETE FROM alarms WHERE id = (SELECT id FROM alarms ORDER BY random() LIMIT 1)")
@@ -565,9 +591,9 @@ CHANGES = textwrap.dedent('''
                          " next_inspection = ? WHERE device_code = ?",
                          (rng.choice(["150302", "150303", "150304"]), rng.choice(["甲公司", "乙公司"]),
                           rng.randrange(2), f"2026-{rng.randrange(10, 13)}-{rng.randrange(10, 29)}", lifts[2]))
-        elif what == 8:  # a terminal is fitted, moved to another lift, or removed
+        elif what == 8:  # a terminal is fitted, moved to another lift or station, or removed
             protocol, terminal = terminals[0]
-            choice = rng.randrange(3)
+            choice = rng.randrange(4)
             if choice == 0:
                 conn.execute("INSERT OR IGNORE INTO terminals (protocol, terminal_id, device_code, installed_on,"
                              " updated_at) VALUES ('elink', ?, ?, ?, 'x')",
@@ -576,12 +602,25 @@ CHANGES = textwrap.dedent('''
                 conn.execute("UPDATE terminals SET device_code = ?, installed_on = ? WHERE protocol = ?"
                              " AND terminal_id = ? AND device_code IS NOT NULL",
                              (lifts[1], rng.choice([None, "2026-11-20"]), protocol, terminal))
-            else:
+            elif choice == 2:
                 conn.execute("DELETE FROM terminals WHERE protocol = ? AND terminal_id = ?", (protocol, terminal))
-        elif what == 9:  # a vehicle or a station moves district; a certificate is revoked
-            conn.execute("UPDATE vehicles SET district_code = ?, certificate_status = ? WHERE plate = (SELECT plate"
+            else:        # a station's scale fitted, or moved to another station (or one the registry does not know)
+                station = conn.execute("SELECT station_code FROM stations ORDER BY random() LIMIT 1").fetchone()[0]
+                station = rng.choice([station, station, 999])
+                if rng.randrange(2):
+                    conn.execute("INSERT OR IGNORE INTO terminals (protocol, terminal_id, station_code, scale,"
+                                 " updated_at) VALUES ('gasfill', ?, ?, 9, 'x')", (f"{station}-{rng.randrange(9, 40)}",
+                                                                                  station))
+                else:
+                    conn.execute("UPDATE terminals SET station_code = ? WHERE terminal_id = (SELECT terminal_id"
+                                 " FROM terminals WHERE protocol = 'gasfill' ORDER BY random() LIMIT 1)"
+                                 " AND protocol = 'gasfill'", (station,))
+        elif what == 9:  # a vehicle or a station moves district; a certificate is revoked, issued or taken away
+            conn.execute("UPDATE vehicles SET district_code = ?, certificate_status = ?,"
+                         " certificate_no = coalesce(?, certificate_no) WHERE plate = (SELECT plate"
                          " FROM vehicles ORDER BY random() LIMIT 1)",
-                         (rng.choice(["150302", "150303", "150304"]), rng.choice(["valid", "revoked", None])))
+                         (rng.choice(["150302", "150303", "150304"]), rng.choice(["valid", "revoked", None]),
+                          rng.choice([None, None, "", "TS-150300-7"])))
             conn.execute("UPDATE stations SET district_code = ?, scales = ? WHERE station_code = (SELECT station_code"
                          " FROM stations ORDER BY random() LIMIT 1)",
                          (rng.choice(["150302", "150303", "150304"]), rng.randrange(0, 3)))
@@ -650,11 +689,18 @@ CHANGES = textwrap.dedent('''
         elif what == 14:  # a CST midnight: the platform folds the day sums up to the new day (never back)
             for statement, params in rng.choice(FOLDS):
                 conn.execute(statement, params)
-        else:            # a lift or a vehicle leaves the registry
-            if rng.randrange(2):
+        else:            # a lift or a vehicle leaves the registry, or a station leaves it and comes back
+            choice = rng.randrange(5)
+            if choice < 2:
                 conn.execute("DELETE FROM elevators WHERE device_code = ?", (lifts[2],))
-            else:
+            elif choice < 4:
                 conn.execute("DELETE FROM vehicles WHERE plate = (SELECT plate FROM vehicles ORDER BY random() LIMIT 1)")
+            else:        # (its row as the census writes it: its scales and alarms are still there)
+                columns = ("station_code, name, district_code, address, licence_no, licence_expiry, media, scales,"
+                           " status, updated_at, latitude, longitude")
+                row = conn.execute(f"SELECT {columns} FROM stations ORDER BY random() LIMIT 1").fetchone()
+                conn.execute("DELETE FROM stations WHERE station_code = ?", (row[0],))
+                conn.execute(f"INSERT INTO stations ({columns}) VALUES ({', '.join('?' * len(row))})", row)
 
     def run(path, seed, steps):
         conn = sqlite3.connect(path, isolation_level=None)

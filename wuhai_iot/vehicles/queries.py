@@ -168,11 +168,13 @@ async def total_vehicles(
     cap: int = TOTAL_CAP,
 ) -> tuple[int, bool]:
     """How many vehicles ``list_vehicles`` lists with these filters, and whether there are more than that: the
-    running figure of the district or the city without a filter, else the matching vehicles counted up to
-    ``cap`` (as the lift list's total, ``elevators.queries.total_lifts``)."""
-    if not (alarm or offline or certificate_invalid):
-        counted = await figures.plain_counts(conn, ["vehicles"], district_code=district_code)
-        return sum(values.get("vehicles", 0) for values in counted.values()), False
+    running figure of the district or the city without a filter or with ``certificate_invalid`` alone
+    (migration 0040), else the matching vehicles counted up to ``cap`` (as the lift list's total,
+    ``elevators.queries.total_lifts``)."""
+    if not (alarm or offline):
+        figure = "vehicles_no_certificate" if certificate_invalid else "vehicles"
+        counted = await figures.plain_counts(conn, [figure], district_code=district_code)
+        return sum(values.get(figure, 0) for values in counted.values()), False
     params: list[Any] = []
     matching, _ = _matching(params, district_code=district_code, alarm=alarm, offline=offline,
                             certificate_invalid=certificate_invalid, after="",

@@ -29,20 +29,17 @@ STATION_SCOPE = ScopeColumns(district="s.district_code", station="s.station_code
 """The scope of rows joined to their station as ``s``."""
 
 
-# Today's figures are the stations' daily running figures (migration 0036), the scales online the running
-# fact of 0021: a few index look-ups a station.
+# Today's figures are the stations' daily running figures (migration 0036); the scales online, fitted and the
+# open alarms are running facts of the station's row (0021, 0040): three look-ups a station.
 _STATIONS = """
 SELECT s.station_code, s.name, s.district_code, s.licence_no, s.licence_expiry, s.media, s.status, s.scales,
-  s.online_scales AS scales_online,
-  (SELECT count(*) FROM terminals t WHERE t.protocol = 'gasfill' AND t.station_code = s.station_code) AS scales_installed,
+  s.online_scales AS scales_online, s.scales_installed, s.open_alarms,
   (SELECT coalesce(sum(d.decisions), 0) FROM station_daily_decisions d WHERE d.station_code = s.station_code
      AND d.day = :day AND d.permit = 1) AS permitted,
   (SELECT coalesce(sum(d.decisions), 0) FROM station_daily_decisions d WHERE d.station_code = s.station_code
      AND d.day = :day AND d.permit = 0) AS denied,
   coalesce((SELECT f.fills FROM station_daily_fills f WHERE f.station_code = s.station_code AND f.day = :day), 0)
-     AS fills,
-  (SELECT count(*) FROM alarms a WHERE a.station_code = s.station_code AND a.status != 'resolved'
-     AND a.merged_into IS NULL) AS open_alarms
+     AS fills
 FROM stations s
 """
 
