@@ -12,7 +12,7 @@ from typing import Any
 
 import aiosqlite
 
-from wuhai_iot.storage import figures
+from wuhai_iot.storage import db, figures
 
 TRACK_LIMIT = 2000
 """Most track points one answer holds (a day of 30-s reports while driving is about 1,500)."""
@@ -147,13 +147,11 @@ async def list_vehicles(
         f" ORDER BY {order} LIMIT ?",
         (*params, limit),
     )
-    vehicles = []
-    for row in rows:
-        item = dict(row)
-        item["certificate_valid"] = bool(row["certificate_no"]) and row["certificate_status"] != "revoked"
-        item["online"] = row["received_at"] is not None and row["received_at"] >= now_s - OFFLINE_AFTER_S
-        item["at"], item["received_at"] = _iso(row["at"]), _iso(row["received_at"])
-        vehicles.append(item)
+    vehicles = db.as_dicts(rows)  # type: ignore[arg-type]
+    for item in vehicles:
+        item["certificate_valid"] = bool(item["certificate_no"]) and item["certificate_status"] != "revoked"
+        item["online"] = item["received_at"] is not None and item["received_at"] >= now_s - OFFLINE_AFTER_S
+        item["at"], item["received_at"] = _iso(item["at"]), _iso(item["received_at"])
     return vehicles
 
 

@@ -16,7 +16,7 @@ import aiosqlite
 
 from wuhai_iot.clock import cst_date, cst_midnight, cst_today
 from wuhai_iot.registry.districts import DISTRICTS
-from wuhai_iot.storage import figures
+from wuhai_iot.storage import db, figures
 from wuhai_iot.storage.scope import ScopeColumns
 
 DAY_S = 86400
@@ -65,7 +65,7 @@ async def list_stations(
     rows = await conn.execute_fetchall(
         f"{_STATIONS} WHERE {' AND '.join(where)} ORDER BY s.station_code"
         + ("" if limit is None else f" LIMIT {int(limit)}"), params)  # fmt: skip
-    return [dict(row) for row in rows]
+    return db.as_dicts(rows)  # type: ignore[arg-type]
 
 
 async def count_stations(conn: aiosqlite.Connection, *, district_code: str | None = None,

@@ -8,6 +8,7 @@ is registered with the kind (``wuhai_iot.alarms.kinds``).
 from __future__ import annotations
 
 import functools
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -291,6 +292,29 @@ def output_escape(value: Any) -> str:
     return markupsafe.escape(value)
 
 
+class _PercentEncoded(dict[int, str]):
+    """Code point → its percent-encoded UTF-8 (as ``urllib.parse.quote`` with ``/`` safe writes it), filled
+    as characters are met; bounded."""
+
+    def __missing__(self, code: int) -> str:
+        encoded = urllib.parse.quote(chr(code), safe="/")
+        if len(self) < 65_536:
+            self[code] = encoded
+        return encoded
+
+
+_PERCENT_ENCODED = _PercentEncoded()
+
+
+def urlencode(value: Any) -> str:
+    """Jinja's ``urlencode`` filter, a string translated a character at a time from ``_PERCENT_ENCODED``
+    (the same text: percent-encoding encodes each character's bytes alone): Jinja's took ~2.7 µs for a plate
+    (蒙L·A0006), a third of a vehicle row of the list, this ~0.3. Other values (a dict, pairs) are Jinja's."""
+    if type(value) is str:
+        return value.translate(_PERCENT_ENCODED)
+    return jinja2.filters.do_urlencode(value)
+
+
 class _PageCodeGenerator(CodeGenerator):
     """Jinja's code generator, writing ``output_escape`` (above) around each value a template outputs where
     Jinja writes ``escape`` (autoescape on, known when compiling, no ``finalize``); the rest is Jinja's."""
@@ -336,6 +360,7 @@ def environment() -> jinja2.Environment:
         duration=duration,
         ago=ago,
         district_name=district_name,
+        urlencode=urlencode,
         hex=hex_bytes,
         percent=percent,
         size=size,
