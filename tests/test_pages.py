@@ -16,14 +16,18 @@ import aiohttp
 import aiosqlite
 import jinja2
 import pytest
-from markupsafe import Markup
+from conftest import import_census
 from lift_support import LIFT, LiftTerminal
+from markupsafe import Markup
 from web_support import add_user, base_url, browser, login, session_csrf, signed_in
 
 from wuhai_iot.clock import cst_today
+from wuhai_iot.config import Config
 from wuhai_iot.server import Platform
+from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
 from wuhai_iot.storage import db
 from wuhai_iot.web import charts
+from wuhai_iot.web.pages_filling import STATIONS_PER_PAGE
 from wuhai_iot.web.templating import cst, duration, environment
 
 USERS = {
@@ -451,3 +455,35 @@ async def test_stations_page_shows_its_total_and_refuses_a_bad_cursor(site: Plat
     status, later = await get(clients["admin1"], site, "/stations?after=150301")
     assert status == 200 and "/stations/150301" not in later
     assert (await get(clients["admin1"], site, "/stations?after=x"))[0] == 400
+
+
+async def test_station_list_pages_through_every_station_with_its_total(config: Config, tmp_path: Path) -> None:
+    """A city of more stations than a page holds: the pages (keyset by station code) list every station once,
+    in code order, each page saying the total; a district officer's pages hold their district's alone."""
+    census = tmp_path / "census"
+    write_census(generate_census(CensusSize(lifts=20, stations=2 * STATIONS_PER_PAGE + 7, cylinders=100,
+                                            vehicles=20, seed=3)), census)  # fmt: skip
+    await import_census(config.database.path, sorted(census.glob("*.csv")))
+    conn = await db.connect(config.database.path, migrate=False)
+    try:
+        rows = await conn.execute_fetchall("SELECT station_code, district_code FROM stations ORDER BY station_code")
+    finally:
+        await conn.close()
+    async with Platform(config) as running:
+        await add_user(running, "admin1", "admin")
+        await add_user(running, "wuda", "district", district="150304")
+        for name, codes in (("admin1", [code for code, _ in rows]),
+                            ("wuda", [code for code, district in rows if district == "150304"])):  # fmt: skip
+            async with browser() as client:
+                await login(client, running, name)
+                listed, url, pages = [], "/stations", 0
+                while url:
+                    async with client.get(base_url(running) + url) as answer:
+                        assert answer.status == 200, name
+                        html = await answer.text()
+                    pages += 1
+                    assert f"共 {len(codes)} 座" in html, name
+                    listed += [int(code) for code in re.findall(r'<td><a href="/stations/(\d+)">', html)]
+                    following = re.search(r'<a href="([^"]+)">下一页', html)
+                    url = following[1].replace("&amp;", "&") if following else ""
+                assert listed == codes and pages == max(1, -(-len(codes) // STATIONS_PER_PAGE)), name

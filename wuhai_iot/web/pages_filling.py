@@ -34,7 +34,10 @@ def _station_filters(request: web.Request) -> dict[str, object]:
     return filters
 
 
-STATIONS_PER_PAGE = 100
+STATIONS_PER_PAGE = 50
+"""Stations a page (as the rescue and visit lists, and the API's default): a row costs ~19 µs (its three day
+look-ups, 14 values written) on top of ~2.2 ms a page, so a page of 100 cost ×1.6 the page of a city of 31
+stations, a page of 50 ×1.2 (benchmarks/bench_pages.py, the two sizes)."""
 
 
 @requires(P.VIEW_STATIONS)
