@@ -15,6 +15,7 @@ import textwrap
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from wuhai_iot.alarms.kinds import SEVERITIES, alarm_kinds
@@ -136,6 +137,7 @@ async def running(path: Path) -> tuple[dict, dict]:
                 counted = await count_lifts(conn, counts=["lifts"], now=_noon(TODAY), maintenance_interval_days=INTERVAL,
                                             inspection_due_days=DUE_DAYS, **{flag: wanted})  # fmt: skip
                 assert {code: c["lifts"] for code, c in counted.items()} == listed, (flag, wanted)
+        await assert_overdue_lists_agree(conn, companies)
         # The overdue list (maintenance or inspection, read as the union of two index ranges) is every lift flagged.
         rules = {"now": _noon(TODAY), "maintenance_interval_days": INTERVAL, "inspection_due_days": DUE_DAYS}
         every = await list_lifts(conn, **rules)
@@ -158,6 +160,54 @@ async def running(path: Path) -> tuple[dict, dict]:
         await conn.close()
 
 
+async def assert_overdue_lists_agree(conn: aiosqlite.Connection, companies: list[str]) -> None:
+    """The overdue lists in device code order (read a page at a time from ``overdue_lifts`` when the day asked is
+    not after the fold boundaries, from every overdue lift's code when it is) are the lifts flagged, filtered by
+    hand: on days before, on and after the boundaries, in every scope, with another filter, page by page."""
+    boundaries = dict(await conn.execute_fetchall("SELECT figure, before FROM day_figure_folds"))
+    days = {TODAY - timedelta(days=3), TODAY, TODAY + timedelta(days=2)}
+    if boundaries["next_inspection"]:  # (the day of the boundaries themselves, the day after and the day before)
+        folded = date.fromisoformat(boundaries["next_inspection"])
+        days |= {folded, folded + timedelta(days=1), folded - timedelta(days=1)}
+    scopes = [{}, {"district_code": "150302"}, *({"maintenance_company": c} for c in companies[:2])]
+    for day in sorted(days):
+        rules = {"now": _noon(day), "maintenance_interval_days": INTERVAL, "inspection_due_days": DUE_DAYS}
+        every = await list_lifts(conn, **rules)
+        for flag, flagged in (("overdue", lambda lift: lift.maintenance_overdue or lift.inspection_overdue),
+                              ("maintenance_overdue", lambda lift: lift.maintenance_overdue),
+                              ("inspection_overdue", lambda lift: lift.inspection_overdue)):  # fmt: skip
+            for scope, other in [(scope, {}) for scope in scopes] + [({}, {"online": False}), ({}, {"search": "0"}),
+                                                                     ({}, {"inspection_overdue": True})]:
+                expected = [lift.device_code for lift in every if flagged(lift)
+                            and all(lift.registry[key] == value for key, value in scope.items())
+                            and (not other.get("inspection_overdue") or lift.inspection_overdue)
+                            and ("online" not in other or lift.online == other["online"])
+                            and ("search" not in other or "0" in lift.device_code + (lift.registry["registration_no"] or "")
+                                 + lift.registry["address"])]  # fmt: skip
+                listed, after = [], None
+                while True:  # pages of 7
+                    page = await list_lifts(conn, after=after, limit=7, **({flag: True} | other), **scope, **rules)
+                    listed += [lift.device_code for lift in page]
+                    if len(page) < 7:
+                        break
+                    after = page[-1].device_code
+                assert listed == expected, (day, flag, scope, other)
+
+
+def assert_overdue_lifts_agree(conn: sqlite3.Connection) -> None:
+    """``overdue_lifts`` (migration 0043) holds the lifts overdue as of the fold boundaries, by kind: a recount."""
+    (maintenance_before,), (inspection_before,) = (conn.execute(
+        "SELECT before FROM day_figure_folds WHERE figure = ?", (figure,)).fetchone() for figure in figures.FOLDED)
+    recounted = set()
+    for code, district, company, terminals, ref, next_inspection in conn.execute(
+            "SELECT device_code, district_code, maintenance_company, terminals, maintenance_ref, next_inspection"
+            " FROM elevators"):  # fmt: skip
+        kinds = {"maintenance"} if terminals > 0 and ref is not None and ref < maintenance_before else set()
+        kinds |= {"inspection"} if next_inspection < inspection_before else set()
+        recounted |= {(kind, code, district, company) for kind in kinds | ({"any"} if kinds else set())}
+    assert set(conn.execute("SELECT kind, device_code, district_code, company FROM overdue_lifts")) == recounted
+
+
 def _noon(day: date):  # noqa: ANN202 - a datetime
     from datetime import UTC, datetime
 
@@ -177,6 +227,7 @@ def assert_agree(path: Path, found: tuple[dict, dict]) -> None:
     with sqlite3.connect(path) as conn:  # (a day counter back at zero is dropped: "before a day" reads live days only)
         assert conn.execute("SELECT count(*) FROM day_figures WHERE value = 0").fetchone() == (0,)
         assert_folds_agree(conn)
+        assert_overdue_lifts_agree(conn)
 
 
 RECOUNT_FOLDED = """
@@ -528,6 +579,7 @@ CHANGES = textwrap.dedent('''
     import random, sqlite3, sys, time
 
     FOLDS = __FOLDS__
+    FOLDED = [0]  # the index in FOLDS of the last fold: the midnights walk forward through the mix
 
     def change(conn, rng, now):
         lifts = [r[0] for r in conn.execute("SELECT device_code FROM elevators ORDER BY random() LIMIT 3")]
@@ -577,7 +629,7 @@ CHANGES = textwrap.dedent('''
                              " ORDER BY random() LIMIT 1)")
         elif what == 5:  # a maintenance visit starts, ends, never ends, or is flagged (too short ...)
             visit = rng.randrange(1, 80)
-            started = now - rng.randrange(40) * 86400
+            started = now - rng.randrange(40) * 86400 + rng.choice([0, 365 * 86400])  # (a year on: before TODAY)
             ended = None if rng.randrange(4) == 0 else started + 3600
             flags = rng.choice(["", "", "short"])
             conn.execute("INSERT INTO maintenance_visits (id, device_code, card, started_at, ended_at, flags) VALUES"
@@ -687,7 +739,8 @@ CHANGES = textwrap.dedent('''
                     conn.execute("DELETE FROM terminal_days WHERE protocol = ? AND terminal_id = ? AND day = ?",
                                  (protocol, terminal, day))
         elif what == 14:  # a CST midnight: the platform folds the day sums up to the new day (never back)
-            for statement, params in rng.choice(FOLDS):
+            FOLDED[0] = min(len(FOLDS) - 1, FOLDED[0] + (rng.randrange(6) == 0))
+            for statement, params in FOLDS[FOLDED[0]] if rng.randrange(8) else rng.choice(FOLDS):
                 conn.execute(statement, params)
         else:            # a lift or a vehicle leaves the registry, or a station leaves it and comes back
             choice = rng.randrange(5)
@@ -721,7 +774,8 @@ CHANGES = textwrap.dedent('''
     "2025-11-01", "2025-11-20", "2026-06-01", "2026-10-15", "2026-11-10", "2026-11-20", "2026-11-29", "2026-12-10",
     "2027-01-15")]))
 """The mix of changes as a script; ``FOLDS``: the statements the platform folds the day sums with at a few
-midnights, from before the visits of the mix to after its inspections."""
+midnights, from before the visits of the mix to after its inspections, walked through forward (and now and then
+one at random: an earlier one changes nothing), so that visits, terminals and inspections cross the boundaries."""
 
 
 async def test_figures_agree_with_a_recount_after_an_import(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ GROWING = {
     "elevator_state", "alarms", "alarm_samples", "rescues", "maintenance_visits", "lift_daily", "rule_state",
     "fill_decisions", "fills", "commands", "audit_log", "vehicle_positions", "track_points", "vehicle_daily",
     "station_daily_decisions", "station_daily_fills",
-    "terminal_days", "terminal_runs", "month_figures", "rescue_arrivals", "rescue_arrival_minutes",
+    "terminal_days", "terminal_runs", "month_figures", "rescue_arrivals", "rescue_arrival_minutes", "overdue_lifts",
 }
 """Tables whose size grows with the registry or its history (some exist only once their feature is there)."""
 EXCEPTIONS_ONLY = {"alarms_trapped_now"}
@@ -37,13 +37,16 @@ EXCEPTIONS_ONLY = {"alarms_trapped_now"}
 all of one is no full scan."""
 
 PAGES = ["/", "/lifts", "/lifts?state=offline", "/lifts?state=offline&alarm=0", "/lifts?q=0044", "/lifts?overdue=1",
+         "/lifts?overdue=1&after=3110150302", "/lifts?overdue=maintenance&state=online",
          f"/lifts/{LIFT}", "/alarms", "/alarms?status=all",
          "/rescues", "/maintenance", "/inspections", "/stations", "/stations/150301", "/rollout",
          "/reports/monthly?month=2026-11", "/reports/monthly.csv?month=2026-11", "/reports/installations",
          "/reports/installations?district=150302&unit=x", "/reports/installations.csv", "/reports/installations.xlsx",
          "/reports/evaluation?phase=pilot", "/public", "/public.json", "/audit", "/cylinders?q=LPG-YSP35.5-0012345",
          "/vehicles?plate=蒙LT1234"]
-API = ["/api/v1/elevators", "/api/v1/elevators?maintenance_overdue=true", f"/api/v1/elevators/{LIFT}", "/api/v1/alarms",
+API = ["/api/v1/elevators", "/api/v1/elevators?maintenance_overdue=true",
+       "/api/v1/elevators?inspection_overdue=true&district=150302&after=3110150302",
+       "/api/v1/elevators?maintenance_overdue=true&inspection_overdue=false", f"/api/v1/elevators/{LIFT}", "/api/v1/alarms",
        "/api/v1/alarms?status=open", "/api/v1/maintenance/visits", "/api/v1/coverage", "/api/v1/stations",
        "/api/v1/stations?district=150304", "/api/v1/stations/150301", "/api/v1/rescues"]
 # (The vehicle list, the admin pages and answers about one object, kept apart from the lists above; the alarm

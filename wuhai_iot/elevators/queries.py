@@ -59,9 +59,17 @@ _FLAGGED_CODES = {
     "overdue": f"{_MAINTENANCE_OVERDUE_CODES} UNION ALL {_INSPECTION_OVERDUE_CODES}",
     "inspection_due": "SELECT device_code FROM elevators WHERE next_inspection <= :due_until",
 }  # fmt: skip
-"""The lifts with a flag as ranges of its indexes. A list asks for its flag as ``e.device_code IN (...)`` too:
-the planner then reads those index entries (the flagged lifts alone) in device code order, instead of every lift
-in that order until it has a page of flagged ones (every lift when none is flagged)."""
+"""The lifts with a flag as ranges of its indexes. A count (or a list in device code order on a day after the
+fold boundaries) asks for its flag as ``e.device_code IN (...)`` too: the planner then reads those index entries
+(the flagged lifts alone), instead of every lift. A list in device code order reads ``overdue_lifts`` instead
+(``_OVERDUE_KINDS``): a page of it, not every overdue lift."""
+
+_OVERDUE_KINDS = {"maintenance_overdue": "maintenance", "inspection_overdue": "inspection", "overdue": "any"}
+"""The overdue filters and their kind of ``overdue_lifts`` (migration 0043: the lifts overdue as of the fold
+boundaries, by kind and device code), which a list in device code order reads a page of, in order, joined to the
+lifts whose flags it re-checks for the day asked (exact when that day is not after the boundaries)."""
+_OVERDUE_SCOPE = ScopeColumns(district="o.district_code", company="o.company")
+_OVERDUE_ORDER = ("o.device_code",)
 
 # The lifts in scope with what is known of each. What used to be counted per lift and request (terminals,
 # online terminals, open alarms, the last completed visit) is kept on the lift's row by the triggers of
@@ -71,7 +79,7 @@ SELECT e.*, {_FLAGS}, {", ".join(f"st.{name} AS state_{name}" for name in STATE_
        e.online_terminals > 0 AS online, (SELECT max(ts.last_frame_at) {_SESSIONS}) AS last_frame_at,
        CASE WHEN e.open_critical > 0 THEN 0 WHEN e.open_major > 0 THEN 1 WHEN e.open_alarms > 0 THEN 2 END AS worst,
        e.trapped_alarms AS trapped
-FROM elevators e{{indexed_by}} LEFT JOIN elevator_state st ON st.device_code = e.device_code
+FROM {{lifts}} LEFT JOIN elevator_state st ON st.device_code = e.device_code
 """
 
 ORDERS: dict[str, tuple[str, ...]] = {
@@ -169,11 +177,15 @@ LIFT_SCOPE = ScopeColumns(district="e.district_code", company="e.maintenance_com
 
 
 def _flagged(where: list[str], params: dict[str, Any], today: date, maintenance_interval_days: int,
-             inspection_due_days: int, indexed_by: str | None = None) -> str:  # fmt: skip
+             inspection_due_days: int, indexed_by: str | None = None, overdue_first: bool = False) -> str:  # fmt: skip
     """The lifts' SQL: ``where`` narrows the lifts (named parameters in ``params``, to
-    which the reference dates are added), read on the index ``indexed_by`` if given."""
+    which the reference dates are added), read on the index ``indexed_by`` if given, or (``overdue_first``) each
+    joined to a row ``o`` of ``overdue_lifts`` read first."""
     _reference_dates(params, today, maintenance_interval_days, inspection_due_days)
-    sql = _LIFTS.format(indexed_by=f" INDEXED BY {indexed_by}" if indexed_by else "")
+    lifts = "elevators e" + (f" INDEXED BY {indexed_by}" if indexed_by else "")
+    if overdue_first:  # (CROSS JOIN: SQLite reads the tables in this order)
+        lifts = "overdue_lifts o CROSS JOIN elevators e ON e.device_code = o.device_code"
+    sql = _LIFTS.format(lifts=lifts)
     return sql + (" WHERE " + " AND ".join(where) if where else "")
 
 
@@ -263,21 +275,45 @@ async def list_lifts(
     # Lifts with people inside are a handful, on their own index: the other filters are checked on each of them (no
     # flag's IN list, which reads every flagged lift; no district's flag index, which the planner may prefer).
     trapped_only = bool(filters.get("trapped"))
-    where = _filters(params, in_code_order=order == "device_code" and not trapped_only, **filters)
+    today = cst_today(now)
+    in_code_order = order == "device_code" and not trapped_only
+    overdue_kind = await _overdue_kind(conn, filters, today, maintenance_interval_days) if in_code_order else None
+    where = _filters(params, in_code_order=in_code_order and overdue_kind is None, **filters)
     columns = ORDERS[order]
+    if overdue_kind is not None:
+        where.append("o.kind = :overdue_kind")
+        params["overdue_kind"] = overdue_kind
+        _OVERDUE_SCOPE.narrow(where, params, district_code=filters.get("district_code"),
+                              maintenance_company=filters.get("maintenance_company"))  # fmt: skip
+        columns = _OVERDUE_ORDER
     if after is not None:
         keys = [after] if len(columns) == 1 else after.rsplit(CURSOR_SEPARATOR, 1)
         if len(keys) != len(columns):
             raise ValueError("not a cursor of this list")
         where.append(f"({', '.join(columns)}) > ({', '.join(f':after{i}' for i in range(len(keys)))})")
         params |= {f"after{i}": key for i, key in enumerate(keys)}
-    today = cst_today(now)
     sql = _flagged(where, params, today, maintenance_interval_days, inspection_due_days,
-                   indexed_by="elevators_trapped" if trapped_only else None)
+                   indexed_by="elevators_trapped" if trapped_only else None, overdue_first=overdue_kind is not None)
     sql += f" ORDER BY {', '.join(columns)}" + ("" if limit is None else f" LIMIT {int(limit)}")
     rows = await conn.execute_fetchall(sql, params)
     names = rows[0].keys() if rows else None
     return [_view(row, today, names) for row in rows]
+
+
+async def _overdue_kind(conn: aiosqlite.Connection, filters: dict[str, Any], today: date,
+                        maintenance_interval_days: int) -> str | None:  # fmt: skip
+    """The kind of ``overdue_lifts`` a list in device code order reads for its overdue filter (the narrowest
+    asked), or None: no overdue filter asked, or the day asked is after a boundary the lifts were kept for (just
+    after a CST midnight, before the platform folds; never folded yet), when the list reads every overdue lift's
+    code (``_FLAGGED_CODES``) as before. A boundary only moves forward, so one read here still holds for the list."""
+    kind = next((kind for flag, kind in _OVERDUE_KINDS.items() if filters.get(flag)), None)
+    if kind is None:
+        return None
+    boundaries = dict(await conn.execute_fetchall("SELECT figure, before FROM day_figure_folds"))
+    asked = {"maintenance_ref": (today - timedelta(days=maintenance_interval_days)).isoformat(),
+             "next_inspection": today.isoformat()}  # fmt: skip
+    needed = {"maintenance": ("maintenance_ref",), "inspection": ("next_inspection",), "any": tuple(asked)}[kind]
+    return kind if all(asked[figure] <= boundaries[figure] for figure in needed) else None
 
 
 _COUNTS = {
