@@ -21,6 +21,7 @@ from wuhai_iot.config import Config
 from wuhai_iot.protocols import jt808
 from wuhai_iot.publishing.plugin import count_registry
 from wuhai_iot.server import Platform
+from wuhai_iot.storage import db
 from wuhai_iot.vehicles import registry
 from wuhai_iot.web.auth import WEB_DB_KEY
 
@@ -193,3 +194,31 @@ async def test_a_vehicle_with_a_track_today_is_shown_on_indexes(config: Config) 
     scans = full_scans(str(config.database.path), traced)
     assert not scans, "full scans of growing tables:\n" + "\n".join(
         line for lines in scans.values() for line in sorted(lines))
+
+
+async def test_every_trigger_statement_reads_on_indexes(config: Config) -> None:
+    """The statements the triggers run with every change they follow (the running figures and facts: a
+    terminal fitted, an alarm raised, a decision recorded ...) read and write on indexes: each statement of
+    each trigger and its WHEN condition, NEW and OLD values replaced by a constant, is explained, and a full
+    scan of a growing table fails the test."""
+    conn = await db.connect(config.database.path)
+    await conn.close()
+    explained, scans = 0, []
+    with sqlite3.connect(config.database.path) as plain:
+        for name, sql in plain.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"):
+            head, body = sql[: sql.upper().index("BEGIN")], sql[sql.upper().index("BEGIN") + 5 : sql.upper().rindex("END")]
+            when = re.search(r"\bON\s+\w+\s+(?:FOR\s+EACH\s+ROW\s+)?WHEN\b(.*)", head, re.IGNORECASE | re.DOTALL)
+            body = re.sub(r"\b(?:NEW|OLD)\.\w+", "'1'", (f"SELECT {when[1]};" if when else "") + body)
+            statement = ""
+            for line in body.splitlines(keepends=True):
+                statement += line
+                if not sqlite3.complete_statement(statement):
+                    continue
+                named = tables_named(statement)
+                for detail in (row[-1] for row in plain.execute("EXPLAIN QUERY PLAN " + statement)):
+                    words = detail.split()
+                    if words[:1] == ["SCAN"] and named.get(words[1], words[1]) in GROWING:
+                        scans.append(f"{name}: {detail}  ←  {' '.join(statement.split())[:160]}")
+                explained, statement = explained + 1, ""
+    assert explained > 100  # (every trigger's statements were read)
+    assert not scans, "full scans of growing tables:\n" + "\n".join(scans)
