@@ -199,8 +199,8 @@ async def test_a_vehicle_with_a_track_today_is_shown_on_indexes(config: Config) 
 async def test_every_trigger_statement_reads_on_indexes(config: Config) -> None:
     """The statements the triggers run with every change they follow (the running figures and facts: a
     terminal fitted, an alarm raised, a decision recorded ...) read and write on indexes: each statement of
-    each trigger and its WHEN condition, NEW and OLD values replaced by a constant, is explained, and a full
-    scan of a growing table fails the test."""
+    each trigger and its WHEN condition, NEW and OLD values replaced by a constant (and RAISE(...) by NULL), is
+    explained, and a full scan of a growing table fails the test."""
     conn = await db.connect(config.database.path)
     await conn.close()
     explained, scans = 0, []
@@ -209,6 +209,7 @@ async def test_every_trigger_statement_reads_on_indexes(config: Config) -> None:
             head, body = sql[: sql.upper().index("BEGIN")], sql[sql.upper().index("BEGIN") + 5 : sql.upper().rindex("END")]
             when = re.search(r"\bON\s+\w+\s+(?:FOR\s+EACH\s+ROW\s+)?WHEN\b(.*)", head, re.IGNORECASE | re.DOTALL)
             body = re.sub(r"\b(?:NEW|OLD)\.\w+", "'1'", (f"SELECT {when[1]};" if when else "") + body)
+            body = re.sub(r"\bRAISE\s*\((?:[^()']|'[^']*')*\)", "NULL", body, flags=re.IGNORECASE)  # (a trigger's alone)
             statement = ""
             for line in body.splitlines(keepends=True):
                 statement += line
