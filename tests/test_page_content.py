@@ -23,7 +23,7 @@ from wuhai_iot.server import Platform
 from wuhai_iot.web import charts, queries
 from wuhai_iot.web.errors import error_pages
 from wuhai_iot.web.pages import ALARMS_PER_PAGE
-from wuhai_iot.web.templating import readable_details
+from wuhai_iot.web.templating import readable_details, report_cells
 
 USERS = {
     "admin1": ("admin", {}),
@@ -194,6 +194,14 @@ def test_details_read_as_chinese() -> None:
                                    "gross_after_g": 28950, "kind": "overfill", "peer": "127.0.0.1", "gone": None}))  # fmt: skip
     assert pairs == {"持续多久告警": "40 秒", "恢复判定": "10 秒", "楼层": "1 层", "恢复原因": "轿厢内人员感应消失",
                      "充装后毛重": "28.95 kg", "告警类型": "超装", "来源地址": "127.0.0.1"}  # fmt: skip
+
+
+def test_report_cells_show_numbers_shares_and_blanks_and_escape_text() -> None:
+    """A report table's row (the evaluation report): numbers right-aligned, shares as percentages, other floats
+    to two decimals, None as a dash, text escaped."""
+    assert report_cells(["海勃湾区", 3, None, 0.25, 1.5, "<b>", 0.0], {3, 6}) == (
+        '<td>海勃湾区</td><td class="num">3</td><td>—</td><td class="num">25.0%</td><td class="num">1.50</td>'
+        '<td>&lt;b&gt;</td><td class="num">0.0%</td>')
 
 
 def test_every_deny_reason_has_a_short_chinese_name() -> None:

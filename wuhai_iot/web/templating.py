@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import urllib.parse
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
+from numbers import Number
 from typing import Any
 
 import jinja2
@@ -271,6 +273,24 @@ def percent(value: float | None, digits: int = 0) -> str:
     return "—" if value is None else f"{value * 100:.{digits}f}%"
 
 
+def report_cells(row: Sequence[Any], percent_columns: Collection[int]) -> markupsafe.Markup:
+    """A report table's row as its cells: numbers right-aligned, the shares of ``percent_columns`` as
+    percentages, other floats to two decimals, None as —. (Written cell by cell in the template, the
+    evaluation report's 1,700 cells were two thirds of the page's time.)"""
+    cells = []
+    for index, value in enumerate(row):
+        if value is None:
+            text = "—"
+        elif index in percent_columns:
+            text = percent(value, 1)
+        elif isinstance(value, float):
+            text = f"{value:.2f}"
+        else:
+            text = output_escape(value)
+        cells.append(f'<td class="num">{text}</td>' if isinstance(value, Number) else f"<td>{text}</td>")
+    return markupsafe.Markup("".join(cells))
+
+
 def _label(table: dict[Any, str]) -> Any:
     return lambda value: table.get(value, "—" if value is None else str(value))
 
@@ -363,6 +383,7 @@ def environment() -> jinja2.Environment:
         urlencode=urlencode,
         hex=hex_bytes,
         percent=percent,
+        report_cells=report_cells,
         size=size,
         severity=_label(SEVERITY_LABELS),
         alarm_kind=label_of,
