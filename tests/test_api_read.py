@@ -138,6 +138,7 @@ async def test_station_detail(api: Api) -> None:
         assert status == 200, (who, station)
     assert station["name"] == "乌海市某液化气充装站" and station["district"] == {"code": "150302", "name": "海勃湾区"}
     assert [s["terminal_id"] for s in station["scale_list"]] == ["150301-2"]
+    assert (station["scales_installed"], station["open_alarms"]) == (1, 0)
     assert station["denials_by_reason"] == []
     for who in ("wuda", "other_station", "police", "lifts_co"):
         assert (await api.get(who, "/api/v1/stations/150301"))[0] == 404
