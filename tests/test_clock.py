@@ -3,12 +3,12 @@ seconds and aware UTC moments round-trip."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wuhai_iot.clock import cst_date, cst_day_text, unix, utc
+from wuhai_iot.clock import cst_date, cst_day_text, first_of_next_month, unix, utc
 
 
 @given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
@@ -30,3 +30,9 @@ def test_stored_seconds_round_trip(moment: datetime) -> None:
 def test_none_stays_none() -> None:
     assert utc(None) is None and unix(None) is None
     assert utc(1764400005) == datetime(2025, 11, 29, 7, 6, 45, tzinfo=UTC)
+
+
+def test_the_first_of_the_next_month() -> None:
+    assert first_of_next_month(date(2026, 1, 31)) == date(2026, 2, 1)
+    assert first_of_next_month(date(2028, 2, 29)) == date(2028, 3, 1)
+    assert first_of_next_month(date(2026, 12, 1)) == date(2027, 1, 1)

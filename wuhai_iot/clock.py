@@ -68,3 +68,8 @@ def add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years)
     except ValueError:
         return day.replace(year=day.year + years, day=28)
+
+
+def first_of_next_month(day: date) -> date:
+    """The first day of the month after ``day``'s."""
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)

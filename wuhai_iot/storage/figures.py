@@ -20,6 +20,8 @@ from typing import Any
 
 import aiosqlite
 
+from wuhai_iot.clock import first_of_next_month
+
 LIFT_COUNTS = ("lifts", "fitted", "online", "open_alarms", "trapped", "maintenance_overdue", "inspection_overdue",
                "inspection_due")
 """What ``lift_counts`` counts per district: lifts, fitted with a terminal, online (fitted, a terminal online),
@@ -267,10 +269,6 @@ async def alarms_per_day(conn: aiosqlite.Connection, first: date, until: date, *
 
 # --- per CST month: the evaluation report, the public page (migration 0039) ------------------------------------
 
-def _next_month(day: date) -> date:
-    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-
-
 async def per_district_month(conn: aiosqlite.Connection, prefix: str, months: Sequence[str]
                              ) -> dict[tuple[str, str, str], int]:  # fmt: skip
     """(district code, figure, month) → the counter of every district, for the figures named ``prefix`` or
@@ -300,7 +298,7 @@ async def per_district_window(conn: aiosqlite.Connection, prefix: str, first: da
     the days of the months at either end that are not whole from the days' rows."""
     months, parts, month = [], [], first.replace(day=1)
     while month < until:
-        following = _next_month(month)
+        following = first_of_next_month(month)
         if first <= month and following <= until:
             months.append(month.isoformat()[:7])
         else:

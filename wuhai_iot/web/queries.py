@@ -14,7 +14,7 @@ from typing import Any
 
 import aiosqlite
 
-from wuhai_iot.clock import cst_date, cst_midnight, cst_today
+from wuhai_iot.clock import cst_date, cst_midnight, cst_today, first_of_next_month
 from wuhai_iot.registry.districts import DISTRICTS
 from wuhai_iot.storage import db, figures
 from wuhai_iot.storage.scope import ScopeColumns
@@ -181,7 +181,7 @@ async def monthly_figures(
 ) -> dict[str, Any]:
     """A month's figures per CST day and in total: alarms (by kind), online rate (whole days only), fills and denials,
     rescues (late ones, the mean arrival time). All are running figures kept per district and day."""
-    next_month = (first_day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    next_month = first_of_next_month(first_day)
     days = [first_day + timedelta(days=i) for i in range((next_month - first_day).days)]
     # Alarms, online seconds, fill decisions and rescues per day are running figures (migrations 0025, 0030,
     # 0037): a month reads a few hundred rows whatever the number of lifts, alarms, fills and rescues.
