@@ -19,6 +19,7 @@ from wuhai_iot.config import Config
 from wuhai_iot.server import Platform
 from wuhai_iot.simulator.census import CensusSize, generate_census, write_census
 from wuhai_iot.storage import db
+from wuhai_iot.vehicles.queries import LIST_LIMIT
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -148,7 +149,7 @@ async def test_vehicle_page_list_and_inspection_action(platform: Platform, datab
 
 
 async def test_vehicle_list_pages_through_every_vehicle_with_its_total(config: Config, tmp_path: Path) -> None:
-    """The list of a generated city's 260 vehicles: its pages (100 each, keyset by plate) hold every vehicle of
+    """The list of a generated city's 260 vehicles: its pages (LIST_LIMIT each, keyset by plate) hold every vehicle of
     the scope once, in plate order; the total says how many there are, for each filter and district; a
     district officer sees their district's alone."""
     census = tmp_path / "census"
@@ -191,7 +192,7 @@ async def test_vehicle_list_pages_through_every_vehicle_with_its_total(config: C
                     url = following[1].replace("&amp;", "&") if following else ""
                     assert ("第一页" in html) == (pages > 1)
                 assert listed == plates, (name, query)
-                assert pages == max(1, -(-len(plates) // 100)), (name, query)
+                assert pages == max(1, -(-len(plates) // LIST_LIMIT)), (name, query)
             # The API lists the same, a cursor at a time.
             token = await token_for(running, name)
             listed, cursor = [], None

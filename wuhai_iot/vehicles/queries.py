@@ -16,7 +16,8 @@ from wuhai_iot.storage import db, figures
 
 TRACK_LIMIT = 2000
 """Most track points one answer holds (a day of 30-s reports while driving is about 1,500)."""
-LIST_LIMIT = 100
+LIST_LIMIT = 50
+"""Vehicles a page of the list shows (as the station, rescue and visit lists and the API's default)."""
 OFFLINE_AFTER_S = 24 * 3600
 STATION_NEAR_DEG = 0.025
 """How far (degrees) from a track's box the stations drawn beside it may be (charts.track_map: 0.005 + 0.02)."""
