@@ -14,6 +14,7 @@ from test_pages import HIDDEN_PAGES, PAGES, ROLES, USERS, get
 from web_support import add_user, base_url, signed_in
 
 from wuhai_iot.server import Platform
+from wuhai_iot.web.auth import PAGES_CACHE_MIB, WEB_DB_KEY
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -124,3 +125,11 @@ async def test_rollout_and_monthly_report(site: Platform, clients: dict) -> None
         lines = (await answer.read()).decode("utf-8-sig").splitlines()
     assert lines[0] == "day,alarms,critical,trapped,online_rate,permitted,denied"
     assert len(lines) == 31 and lines[1].startswith("2026-11-01,")
+
+
+async def test_the_pages_connection_keeps_a_bounded_page_cache_of_its_own(site: Platform) -> None:
+    assert site._runner is not None
+    pages_cache = await (await site._runner.app[WEB_DB_KEY].execute("PRAGMA cache_size")).fetchone()
+    pipeline_cache = await (await site.reader.execute("PRAGMA cache_size")).fetchone()
+    assert pages_cache[0] == -PAGES_CACHE_MIB * 1024  # (negative: KiB)
+    assert pipeline_cache[0] == -2000  # (SQLite's default, 2 MiB: only the pages' connection reads that much)
