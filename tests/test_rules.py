@@ -469,6 +469,32 @@ async def test_retention_prunes_old_messages_in_steps(
     assert len(await list_alarms(database)) == 1
 
 
+async def test_retention_prunes_expired_records_table_by_table(platform: Platform, database: aiosqlite.Connection) -> None:
+    """Records older than ``records_years`` go in steps too, one table a step: an alarm's samples before the
+    alarm, then the alarms, the rescues and the visits; younger ones stay."""
+    now = datetime.now(UTC)
+    expired, kept = (now - timedelta(days=5 * 366)).timestamp(), (now - timedelta(days=30)).timestamp()
+    statements: list[tuple[str, tuple[Any, ...]]] = []
+    for alarm_id, raised in ((9001, expired), (9002, expired), (9003, kept)):
+        statements.append(("INSERT INTO alarms (id, kind, severity, device_code, sources, active_sources, condition,"
+                           " status, since, raised_at, updated_at, created_at) VALUES (?, 'trapped', 'critical', ?,"
+                           " '[]', '[]', 'cleared', 'resolved', ?, ?, ?, ?)", (alarm_id, LIFT, *[raised] * 4)))
+        statements += [("INSERT INTO alarm_samples (alarm_id, at, record) VALUES (?, ?, '{}')", (alarm_id, raised + n))
+                       for n in range(3)]  # fmt: skip
+        statements.append(("INSERT INTO rescues (alarm_id, device_code, raised_at) VALUES (?, ?, ?)",
+                           (alarm_id, LIFT, raised)))  # fmt: skip
+        statements.append(("INSERT INTO maintenance_visits (device_code, card, started_at) VALUES (?, 7, ?)",
+                           (LIFT, raised)))  # fmt: skip
+    await platform.writer.write(statements)
+    running = monitoring(platform)
+    platform.config.retention.prune_step_rows = 1000
+    assert [await running.prune_step() for _ in range(5)] == [2, 2, 2, 2, 0]  # samples (alarms), alarms, rescues, visits
+    left = {table: [row[0] for row in await database.execute_fetchall(f"SELECT {key} FROM {table} ORDER BY 1")]
+            for table, key in (("alarms", "id"), ("alarm_samples", "alarm_id"), ("rescues", "alarm_id"),
+                               ("maintenance_visits", "started_at"))}  # fmt: skip
+    assert left == {"alarms": [9003], "alarm_samples": [9003] * 3, "rescues": [9003], "maintenance_visits": [kept]}
+
+
 async def test_after_a_restart_terminals_get_time_to_reconnect(config: Config) -> None:
     config.rules.tick_interval_s = 0
     await import_census(config.database.path)

@@ -147,14 +147,15 @@ class Monitoring:
         for table, select, before in steps:
             # An alarm keeps at most CONTEXT_MAX_SAMPLES records: a step deletes those of a few alarms.
             limit = max(1, rows // CONTEXT_MAX_SAMPLES) if table == "alarm_samples" else rows
-            found = await (await self.conn.execute(select, (before, limit))).fetchall()
+            # The expired rows are chosen inside SQLite, counted here and deleted by the writer, never handed to
+            # Python one by one: a step of 2,000 ids read into a list and bound back into the DELETE kept the
+            # event loop waiting 2.5-5 ms every step while a backlog was pruned (after a restart).
+            found = (await self.conn.execute_fetchall(f"SELECT count(*) FROM ({select})", (before, limit)))[0][0]
             if not found:
                 continue
-            keys = [row[0] for row in found]
             column = "alarm_id" if table in ("alarm_samples", "rescues") else "id"
-            marks = ",".join("?" * len(keys))
-            await self.platform.writer.write([(f"DELETE FROM {table} WHERE {column} IN ({marks})", keys)])
-            deleted += len(keys)
+            await self.platform.writer.write([(f"DELETE FROM {table} WHERE {column} IN ({select})", (before, limit))])
+            deleted += found
             break
         if not deleted:
             day = cst_date(now - timedelta(days=round(365.25 * retention.records_years)))
