@@ -373,8 +373,8 @@ class QuietWatch(Rule):
 
 async def test_an_idle_lift_is_ticked_only_once_its_rules_can_act(config: Config) -> None:
     """The tick skips an idle lift until the time its idle-ticking rules give (Rule.idle_until): a city's
-    idle lifts cost a comparison each a second, not a call of each such rule; a record or a frame of the
-    lift makes the engine ask again."""
+    idle lifts are not visited at all until then, let alone a call of each such rule; a record or a frame of
+    the lift makes the engine ask again."""
     watch = QuietWatch()
 
     class WatchPlugin:
@@ -396,6 +396,8 @@ async def test_an_idle_lift_is_ticked_only_once_its_rules_can_act(config: Config
             lifts = len(monitoring(running).engine.lifts)
             for offset in (10, 20, 49, 51, 60):
                 await monitoring(running).advance(at(last + offset))
+                if offset == 10:  # after the first tick, no lift is even looked at before its rules can act
+                    assert monitoring(running).engine.due(at(last + 49)) == []
             mine = [round(now.timestamp() - last) for code, now in watch.ticked if code == LIFT]
             others = [code for code, _ in watch.ticked if code != LIFT]
             assert mine == [10, 51, 60], "asked again at 10 s (first tick), then from 50 s on"

@@ -10,7 +10,6 @@ the running pieces; ``advance(now)`` runs one tick at an explicit time.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -86,12 +85,14 @@ class Monitoring:
     async def advance(self, now: datetime | None = None) -> None:
         """Let time pass to ``now`` (platform clock), committed in order with the frames before it.
 
-        The lifts' rules tick in units of TICK_CHUNK lifts, so that the writer can yield to the event
-        loop between them: a tick of the whole city at once held it for tens of milliseconds."""
+        Only the lifts whose rules can do something now are visited (``RuleEngine.due``: those with something
+        going on, and the idle ones whose silence allowed has run out), in units of TICK_CHUNK lifts, so that
+        the writer can yield to the event loop between them: a tick of the whole city at once held it for tens
+        of milliseconds, and visiting 25,000 idle lifts a second cost the loop 7 ms a second."""
         at = now or datetime.now(UTC)
         writer = self.platform.writer
         units = [writer.submit(WriteUnit(on_new=lambda: self.tick(at)))]
-        codes = list(self.engine.lifts)
+        codes = self.engine.due(at)
         for start in range(0, len(codes), TICK_CHUNK):
             chunk = codes[start : start + TICK_CHUNK]
             units.append(writer.submit(WriteUnit(on_new=lambda chunk=chunk: self.engine.tick(at, chunk))))

@@ -24,6 +24,7 @@ daily figures and the records around alarms there.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import json
 import logging
 import math
@@ -68,7 +69,8 @@ class SubjectRuntime:
         """Each rule's state for this subject, in the engine's order of rules."""
         self.idle_until = -math.inf
         """While every state is empty: the platform time before which no idle-ticking rule can do anything
-        (``Rule.idle_until``); forgotten (-inf) when a record or a frame of the subject may have changed it."""
+        (``Rule.idle_until``); forgotten (-inf) when a record or a frame of the subject may have changed it
+        (``EventTimeEngine.forget_idle``)."""
 
 
 class EventTimeEngine:
@@ -90,6 +92,12 @@ class EventTimeEngine:
         self._index = {rule.name: index for index, rule in enumerate(self.rules)}
         self._rules_for: dict[type[ev.Event], list[tuple[int, Rule]]] = {}
         """Event class → the rules (and their index) whose ``on_event`` takes it."""
+        self._heeded: dict[str, None] = {}
+        """The subjects the next tick visits whatever their ``idle_until`` (``due``): new ones, those with
+        something going on, those whose idle time a record or a frame forgot (in the order they came)."""
+        self._sleeping: list[tuple[float, str]] = []
+        """Idle subjects by their ``idle_until`` (a heap; an entry whose subject's ``idle_until`` has moved
+        on since is dropped when it comes up)."""
         book.event_clocks[self.subject_prefix] = self.event_time_s
 
     # --- what a subclass says about its subjects ----------------------------------------------------
@@ -121,7 +129,14 @@ class EventTimeEngine:
             runtime = self.subjects[code] = self.runtime_class(
                 self.new_context(code), self.new_subject(code), len(self.rules)
             )
+            self._heeded[code] = None
         return runtime
+
+    def forget_idle(self, runtime: SubjectRuntime) -> None:
+        """A record or a frame of the subject may have moved what its idle rules wait for: the next tick
+        visits it and asks them again."""
+        runtime.idle_until = -math.inf
+        self._heeded[runtime.context.code] = None
 
     def event_time_s(self, subject_key: str, platform_s: float) -> float | None:
         """A subject's clock at platform time ``platform_s`` (the alarm book forgets cleared alarms by it)."""
@@ -149,7 +164,7 @@ class EventTimeEngine:
         if not code or not events:
             return []
         runtime = self.subjects.get(code) or self.runtime(code)
-        runtime.idle_until = -math.inf  # (the records move what its idle rules wait for)
+        self.forget_idle(runtime)  # (the records move what its idle rules wait for)
         context = runtime.context
         clock = context.clock
         if terminal.report_interval_s:
@@ -196,7 +211,7 @@ class EventTimeEngine:
         if not code:
             return False
         runtime = self.runtime(code)
-        runtime.idle_until = -math.inf
+        self.forget_idle(runtime)
         context = runtime.context
         if context.last_frame_at is None or received_at > context.last_frame_at:
             context.last_frame_at = received_at
@@ -245,16 +260,28 @@ class EventTimeEngine:
                 statements += self._call(runtime, rule, state, "on_time", at_s)
         return statements
 
+    def due(self, now: datetime) -> list[str]:
+        """The subjects a tick at ``now`` visits (``tick(now, codes)``): those with something going on and the
+        idle ones whose rules can act by now. The others, most of a city's lifts every second, are not looked
+        at: a tick's cost follows what happens, not the size of the registry."""
+        now_s = now.timestamp()
+        due, self._heeded = self._heeded, {}
+        sleeping = self._sleeping
+        while sleeping and sleeping[0][0] <= now_s:
+            code = heapq.heappop(sleeping)[1]
+            if self.subjects[code].idle_until <= now_s:  # (else an entry its subject's idle time has moved on from)
+                due[code] = None
+        return list(due)
+
     def tick(self, now: datetime, codes: Iterable[str] | None = None) -> list[Statement]:
-        """Let time pass to ``now`` (platform clock) for every subject, or for those of ``codes``: the
-        rules waiting on time see the subject's clock (``on_time``), then the platform's (``on_tick``)."""
+        """Let time pass to ``now`` (platform clock) for every subject, or for those of ``codes`` (``due``):
+        the rules waiting on time see the subject's clock (``on_time``), then the platform's (``on_tick``)."""
         statements: list[Statement] = []
         runtimes = self.subjects.values() if codes is None else (self.subjects[code] for code in codes)
         now_s = now.timestamp()
         # A subject with nothing going on (every state empty: most of a city's lifts, every second) meets
         # only the rules that tick when idle, found once here, not by walking all its rules, and only once
-        # one of them can do something (``Rule.idle_until``): a tick of the province's 100,000 idle lifts
-        # is then a comparison each, not a call of the offline rule each.
+        # one of them can do something (``Rule.idle_until``; until then it sleeps, see ``due``).
         idle = [(index, rule) for index, rule in enumerate(self.rules) if rule.ticks_when_idle]
         for runtime in runtimes:
             states = runtime.states
@@ -263,10 +290,15 @@ class EventTimeEngine:
                     continue
                 for index, rule in idle:
                     statements += self._call(runtime, rule, states[index], "on_tick", now)
-                if not any(states):
+                if any(states):
+                    self._heeded[runtime.context.code] = None
+                else:
                     runtime.idle_until = min((rule.idle_until(runtime.context) for _, rule in idle), default=math.inf)
+                    if runtime.idle_until != math.inf:
+                        heapq.heappush(self._sleeping, (runtime.idle_until, runtime.context.code))
                 continue
             runtime.idle_until = -math.inf
+            self._heeded[runtime.context.code] = None  # (visited again at the next tick while anything goes on)
             statements += self.advance(runtime, runtime.context.clock.now_s(now_s))
             for rule, state in zip(self.rules, states, strict=True):
                 if state or rule.ticks_when_idle:

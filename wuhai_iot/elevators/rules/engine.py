@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import operator
 from collections import deque
 from collections.abc import Sequence, Set
@@ -248,7 +247,7 @@ class RuleEngine(EventTimeEngine):
     def see_frame(self, device_code: str, at: datetime, report_interval_s: int | None) -> None:
         """A frame (a heartbeat too) was read from the lift's terminal at ``at`` (platform clock)."""
         runtime = self.runtime(device_code)
-        runtime.idle_until = -math.inf  # (its idle rules' deadlines move with the frame and the interval)
+        self.forget_idle(runtime)  # (its idle rules' deadlines move with the frame and the interval)
         lift = runtime.lift
         if lift.last_frame_at is None or at > lift.last_frame_at:
             lift.last_frame_at = at
