@@ -412,6 +412,25 @@ async def test_an_idle_lift_is_ticked_only_once_its_rules_can_act(config: Config
         get_plugin_manager().unregister(name="quiet-watch-rule")
 
 
+async def test_an_idle_lift_waits_for_the_tick_once_whatever_its_frames(config: Config) -> None:
+    """Each frame of a lift moves its offline deadline on; the tick's heap of idle lifts still holds one entry
+    for it (put back at its new deadline when the old one comes up), so what the tick keeps stays one entry a
+    lift however often the lifts report."""
+    config.rules.tick_interval_s = 0
+    await import_census(config.database.path)
+    async with Platform(config) as running:
+        engine = monitoring(running).engine
+        lift = await LiftTerminal.connect(running)
+        t0 = start_of_sequence()
+        for n in range(5):
+            await lift.status(t0 + 30 * n)
+            await monitoring(running).advance(datetime.now(UTC))
+        await lift.close()
+        entries = [code for _, code in engine._sleeping]
+        assert entries.count(LIFT) == 1
+        assert len(entries) == len(set(entries))
+
+
 async def test_webhook_notifier_retries_until_delivered(config: Config) -> None:
     received: list[dict[str, Any]] = []
     answers = iter([500])

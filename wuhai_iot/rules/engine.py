@@ -60,7 +60,7 @@ def _time_of(event: ev.Event) -> datetime:
 class SubjectRuntime:
     """The engine's memory of one subject: its context (with its event clock) and each rule's state."""
 
-    __slots__ = ("context", "subject", "states", "idle_until")
+    __slots__ = ("context", "subject", "states", "idle_until", "asleep_until")
 
     def __init__(self, context: SubjectContext, subject: Subject, rules: int) -> None:
         self.context = context
@@ -71,6 +71,8 @@ class SubjectRuntime:
         """While every state is empty: the platform time before which no idle-ticking rule can do anything
         (``Rule.idle_until``); forgotten (-inf) when a record or a frame of the subject may have changed it
         (``EventTimeEngine.forget_idle``)."""
+        self.asleep_until = math.inf
+        """The time of the subject's entry in the engine's heap of idle subjects (inf: none): one a subject."""
 
 
 class EventTimeEngine:
@@ -96,8 +98,8 @@ class EventTimeEngine:
         """The subjects the next tick visits whatever their ``idle_until`` (``due``): new ones, those with
         something going on, those whose idle time a record or a frame forgot (in the order they came)."""
         self._sleeping: list[tuple[float, str]] = []
-        """Idle subjects by their ``idle_until`` (a heap; an entry whose subject's ``idle_until`` has moved
-        on since is dropped when it comes up)."""
+        """Idle subjects by their ``idle_until``, a heap of one entry a subject (``asleep_until``): an entry
+        whose subject's idle time has moved on since is put back at that time when it comes up."""
         book.event_clocks[self.subject_prefix] = self.event_time_s
 
     # --- what a subclass says about its subjects ----------------------------------------------------
@@ -269,9 +271,20 @@ class EventTimeEngine:
         sleeping = self._sleeping
         while sleeping and sleeping[0][0] <= now_s:
             code = heapq.heappop(sleeping)[1]
-            if self.subjects[code].idle_until <= now_s:  # (else an entry its subject's idle time has moved on from)
+            runtime = self.subjects[code]
+            runtime.asleep_until = math.inf
+            if runtime.idle_until <= now_s:
                 due[code] = None
+            else:  # (its frames moved the time on since; heeded meanwhile if they made it forget)
+                self._sleep(runtime)
         return list(due)
+
+    def _sleep(self, runtime: SubjectRuntime) -> None:
+        """Keep the idle subject in the heap until its ``idle_until`` (one entry a subject: an earlier one
+        stands, and puts the subject back when it comes up)."""
+        if runtime.idle_until < runtime.asleep_until and runtime.idle_until != math.inf:
+            runtime.asleep_until = runtime.idle_until
+            heapq.heappush(self._sleeping, (runtime.idle_until, runtime.context.code))
 
     def tick(self, now: datetime, codes: Iterable[str] | None = None) -> list[Statement]:
         """Let time pass to ``now`` (platform clock) for every subject, or for those of ``codes`` (``due``):
@@ -294,8 +307,7 @@ class EventTimeEngine:
                     self._heeded[runtime.context.code] = None
                 else:
                     runtime.idle_until = min((rule.idle_until(runtime.context) for _, rule in idle), default=math.inf)
-                    if runtime.idle_until != math.inf:
-                        heapq.heappush(self._sleeping, (runtime.idle_until, runtime.context.code))
+                    self._sleep(runtime)
                 continue
             runtime.idle_until = -math.inf
             self._heeded[runtime.context.code] = None  # (visited again at the next tick while anything goes on)
