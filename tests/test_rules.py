@@ -490,7 +490,9 @@ async def test_retention_prunes_old_messages_in_steps(
     assert len(await list_alarms(database)) == 1
 
 
-async def test_retention_prunes_expired_records_table_by_table(platform: Platform, database: aiosqlite.Connection) -> None:
+async def test_retention_prunes_expired_records_table_by_table(
+    platform: Platform, database: aiosqlite.Connection
+) -> None:
     """Records older than ``records_years`` go in steps too, one table a step: an alarm's samples before the
     alarm, then the alarms, the rescues and the visits; younger ones stay."""
     now = datetime.now(UTC)
@@ -509,7 +511,8 @@ async def test_retention_prunes_expired_records_table_by_table(platform: Platfor
     await platform.writer.write(statements)
     running = monitoring(platform)
     platform.config.retention.prune_step_rows = 1000
-    assert [await running.prune_step() for _ in range(5)] == [2, 2, 2, 2, 0]  # samples (alarms), alarms, rescues, visits
+    # Samples (of two alarms), alarms, rescues, visits; then nothing.
+    assert [await running.prune_step() for _ in range(5)] == [2, 2, 2, 2, 0]
     left = {table: [row[0] for row in await database.execute_fetchall(f"SELECT {key} FROM {table} ORDER BY 1")]
             for table, key in (("alarms", "id"), ("alarm_samples", "alarm_id"), ("rescues", "alarm_id"),
                                ("maintenance_visits", "started_at"))}  # fmt: skip
