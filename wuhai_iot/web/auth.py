@@ -91,11 +91,12 @@ THROTTLE_MAX_KEYS = 10_000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 WEB_DB_KEY = web.AppKey("web_database", aiosqlite.Connection)
-PAGES_CACHE_MIB = 64
+PAGES_CACHE_MIB = 16
 """SQLite's page cache on the pages' connection (SQLite's default: 2 MiB). The pages read the upper levels of
 the same indexes and running figures over and over; at 25,000 lifts those no longer fit in 2 MiB, and every
 request read them again from the system's file cache (measured at 25,000 lifts: p50 of the lift pages 8-15 %
-lower with 64 MiB). Bounded: the cache never holds more."""
+lower with 64 MiB). 16 MiB did as well at both benchmark sizes and at the province (worst p95 40 ms, 42 with
+64 MiB) for 20 MiB less resident memory there. Bounded: the cache never holds more."""
 
 
 class Permission(enum.StrEnum):
