@@ -431,6 +431,26 @@ async def test_an_idle_lift_waits_for_the_tick_once_whatever_its_frames(config: 
         assert len(entries) == len(set(entries))
 
 
+async def test_a_lift_whose_deadline_came_earlier_still_has_one_entry(config: Config) -> None:
+    """A shorter report interval brings a lift's offline deadline earlier: it gets an earlier entry in the
+    tick's heap, and the later one, when it comes up, is found stale and dropped instead of putting the lift
+    back a second time."""
+    config.rules.tick_interval_s = 0
+    config.rules.offline_interval_factor = 3
+    config.rules.offline_min_s = 60
+    await import_census(config.database.path)
+    async with Platform(config) as running:
+        engine = monitoring(running).engine
+        t0 = datetime(2026, 1, 1, tzinfo=UTC)
+        engine.see_frame(LIFT, t0 + timedelta(seconds=5), 600)  # offline deadline t0 + 1805 s
+        for s in range(5, 2000, 10):  # a tick every 10 s, a frame every 30 s: the deadline 90 s after it
+            at = t0 + timedelta(seconds=s)
+            if s % 30 == 15:
+                engine.see_frame(LIFT, at, 30)
+            engine.tick(at, engine.due(at))
+        assert [code for _, code in engine._sleeping].count(LIFT) == 1
+
+
 async def test_webhook_notifier_retries_until_delivered(config: Config) -> None:
     received: list[dict[str, Any]] = []
     answers = iter([500])

@@ -98,8 +98,9 @@ class EventTimeEngine:
         """The subjects the next tick visits whatever their ``idle_until`` (``due``): new ones, those with
         something going on, those whose idle time a record or a frame forgot (in the order they came)."""
         self._sleeping: list[tuple[float, str]] = []
-        """Idle subjects by their ``idle_until``, a heap of one entry a subject (``asleep_until``): an entry
-        whose subject's idle time has moved on since is put back at that time when it comes up."""
+        """Idle subjects by their ``idle_until``, a heap of one live entry a subject (``asleep_until``): an
+        entry whose subject's idle time has moved on since is put back at that time when it comes up; one whose
+        subject was given an earlier entry since (its deadline came earlier) is dropped when it comes up."""
         book.event_clocks[self.subject_prefix] = self.event_time_s
 
     # --- what a subclass says about its subjects ----------------------------------------------------
@@ -270,8 +271,10 @@ class EventTimeEngine:
         due, self._heeded = self._heeded, {}
         sleeping = self._sleeping
         while sleeping and sleeping[0][0] <= now_s:
-            code = heapq.heappop(sleeping)[1]
+            at_s, code = heapq.heappop(sleeping)
             runtime = self.subjects[code]
+            if at_s != runtime.asleep_until:
+                continue  # (stale: the subject was given another entry since, which stands for it)
             runtime.asleep_until = math.inf
             if runtime.idle_until <= now_s:
                 due[code] = None
